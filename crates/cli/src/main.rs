@@ -1,0 +1,226 @@
+//! `convlens`: the ConvLens engine on the command line, for slides, scripts and tests.
+
+mod npy;
+
+use std::path::{Path, PathBuf};
+
+use clap::{Parser, Subcommand};
+use convlens_core::backend::{self, Backend};
+use convlens_core::burn::tensor::Device;
+use convlens_core::vis::grid::{self, ColorMap};
+use convlens_core::vis::layers;
+use convlens_core::{Net, NetSpec, Objective, weights};
+
+#[derive(Parser)]
+#[command(name = "convlens", version, about = "See inside a convolutional network: the ConvLens engine on the command line")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args)]
+struct ModelArgs {
+    /// Network spec (.json), or a .safetensors file that carries its spec.
+    #[arg(long)]
+    model: PathBuf,
+    /// Weights (.safetensors, PyTorch names and layouts). Default: a seeded random init.
+    #[arg(long)]
+    weights: Option<PathBuf>,
+    /// Seed of the random init when no weights are given.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// cpu (burn-flex) or gpu (burn-wgpu on Vulkan/Metal).
+    #[arg(long, default_value = "cpu")]
+    backend: String,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print the layers, their output shapes and parameter counts.
+    Info {
+        #[command(flatten)]
+        model: ModelArgs,
+    },
+    /// Write every layer's activation and gradient (and weights) as .npy and as PNG grids.
+    Probe {
+        #[command(flatten)]
+        model: ModelArgs,
+        /// Image: .npy (float32, CHW) or PNG/JPEG/BMP (scaled to [0,1], center-cropped to the input size).
+        #[arg(long)]
+        image: PathBuf,
+        /// Objective: class:K, neuron:LAYER:INDEX, channel:LAYER:C or loss:LABEL.
+        #[arg(long, default_value = "class:0")]
+        target: String,
+        /// Output directory.
+        #[arg(long)]
+        out: PathBuf,
+        /// Pixels per value in the PNG grids.
+        #[arg(long, default_value_t = 4)]
+        scale: usize,
+    },
+    /// Write the model's weights (e.g. a seeded init) as safetensors with the spec embedded.
+    Export {
+        #[command(flatten)]
+        model: ModelArgs,
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+type Result<T> = std::result::Result<T, String>;
+
+fn main() {
+    let cli = Cli::parse();
+    if let Err(e) = pollster::block_on(run(cli)) {
+        eprintln!("convlens: {e}");
+        std::process::exit(1);
+    }
+}
+
+async fn device(name: &str) -> Result<Device> {
+    match Backend::parse(name) {
+        Some(Backend::Cpu) => Ok(backend::cpu()),
+        Some(Backend::Gpu) => backend::gpu().await.map_err(|e| e.to_string()),
+        None => Err(format!("unknown backend '{name}'; expected cpu or gpu")),
+    }
+}
+
+fn read(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+}
+
+async fn load(m: &ModelArgs) -> Result<Net> {
+    let device = device(&m.backend).await?;
+    let model_bytes = read(&m.model)?;
+    let (spec_text, embedded_weights) = if m.model.extension().is_some_and(|e| e == "safetensors") {
+        let spec = weights::embedded_spec(&model_bytes)
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("{} has no embedded spec; pass the spec as --model and the file as --weights", m.model.display()))?;
+        (spec, Some(model_bytes))
+    } else {
+        (String::from_utf8(model_bytes).map_err(|_| format!("{} is not UTF-8 JSON", m.model.display()))?, None)
+    };
+    let weight_bytes = match &m.weights {
+        Some(p) => Some(read(p)?),
+        None => embedded_weights,
+    };
+    convlens_core::build(&spec_text, weight_bytes.as_deref(), m.seed, &device).map_err(|e| e.to_string())
+}
+
+/// Loads an image as the network's input: CHW floats.
+fn load_image(path: &Path, spec: &NetSpec) -> Result<Vec<f32>> {
+    let [d, h, w] = spec.input_shape();
+    if path.extension().is_some_and(|e| e == "npy") {
+        let (shape, data) = npy::read(&read(path)?).map_err(|e| format!("{}: {e}", path.display()))?;
+        if data.len() != d * h * w {
+            return Err(format!("{}: shape {shape:?}; the network's input is [{d}, {h}, {w}]", path.display()));
+        }
+        return Ok(data);
+    }
+    let img = image::open(path).map_err(|e| format!("cannot decode {}: {e}", path.display()))?;
+    let (iw, ih) = (img.width() as usize, img.height() as usize);
+    if iw < w || ih < h {
+        return Err(format!("{} is {iw}x{ih}; the network's input is {w}x{h}", path.display()));
+    }
+    let (ox, oy) = ((iw - w) / 2, (ih - h) / 2);
+    let mut out = vec![0f32; d * h * w];
+    match d {
+        1 => {
+            let g = img.to_luma8();
+            for y in 0..h {
+                for x in 0..w {
+                    out[y * w + x] = g.get_pixel((ox + x) as u32, (oy + y) as u32)[0] as f32 / 255.0;
+                }
+            }
+        }
+        3 => {
+            let rgb = img.to_rgb8();
+            for y in 0..h {
+                for x in 0..w {
+                    let p = rgb.get_pixel((ox + x) as u32, (oy + y) as u32);
+                    for c in 0..3 {
+                        out[c * h * w + y * w + x] = p[c] as f32 / 255.0;
+                    }
+                }
+            }
+        }
+        _ => return Err(format!("images can feed 1- or 3-channel inputs; this network's input has {d}; use .npy")),
+    }
+    Ok(out)
+}
+
+fn write_png(path: &Path, img: &grid::Image) -> Result<()> {
+    image::save_buffer(path, &img.rgb, img.width as u32, img.height as u32, image::ExtendedColorType::Rgb8)
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+fn as3(shape: &[usize]) -> [usize; 3] {
+    match shape {
+        [c, h, w] => [*c, *h, *w],
+        [o, i, h, w] => [o * i, *h, *w],
+        [n, m] => [1, *n, *m],
+        [n] => [1, 1, *n],
+        _ => [1, 1, shape.iter().product()],
+    }
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Info { model } => {
+            let net = load(&model).await?;
+            let s = &net.spec;
+            println!("{}: {} layers, {} parameters, {} classes", s.name, s.layers.len(), s.param_count(), s.classes());
+            println!("{:>3}  {:<10} {:<44} {:>14} {:>8}", "#", "name", "layer", "output (CxHxW)", "params");
+            for l in &s.layers {
+                let [c, h, w] = l.out_shape;
+                println!("{:>3}  {:<10} {:<44} {:>14} {:>8}", l.index, l.name, l.describe(), format!("{c}x{h}x{w}"), l.param_count());
+            }
+            Ok(())
+        }
+        Command::Export { model, out } => {
+            let net = load(&model).await?;
+            let w = net.read_weights().await.map_err(|e| e.to_string())?;
+            let bytes = weights::save(&net.spec, &w).map_err(|e| e.to_string())?;
+            std::fs::write(&out, bytes).map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+            println!("wrote {}", out.display());
+            Ok(())
+        }
+        Command::Probe { model, image, target, out, scale } => {
+            let net = load(&model).await?;
+            let objective = Objective::parse(&target).map_err(|e| e.to_string())?;
+            let input = load_image(&image, &net.spec)?;
+            let p = layers::probe(&net, &input, &objective).await.map_err(|e| e.to_string())?;
+            std::fs::create_dir_all(&out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
+            let mut summary = vec![];
+            for (l, lp) in net.spec.layers.iter().zip(&p.layers) {
+                let stem = format!("{}_{}", l.index, l.name);
+                let io = |e: std::io::Error| format!("cannot write into {}: {e}", out.display());
+                npy::write(&out.join(format!("{stem}_act.npy")), &lp.act.shape, &lp.act.data).map_err(io)?;
+                npy::write(&out.join(format!("{stem}_grad.npy")), &lp.grad.shape, &lp.grad.data).map_err(io)?;
+                let cols = (l.out_shape[0] as f64).sqrt().ceil() as usize;
+                write_png(&out.join(format!("{stem}_act.png")), &grid::tile(&lp.act.data, l.out_shape, cols, scale, 1, ColorMap::Gray))?;
+                write_png(&out.join(format!("{stem}_grad.png")), &grid::tile(&lp.grad.data, l.out_shape, cols, scale, 1, ColorMap::Diverging))?;
+                for w in &lp.weights {
+                    npy::write(&out.join(format!("{}.npy", w.name)), &w.value.shape, &w.value.data).map_err(io)?;
+                    npy::write(&out.join(format!("{}.grad.npy", w.name)), &w.grad.shape, &w.grad.data).map_err(io)?;
+                    if w.value.shape.len() == 4 {
+                        let s = &w.value.shape;
+                        let shape = as3(s);
+                        write_png(&out.join(format!("{}.png", w.name)), &grid::tile(&w.value.data, shape, s[1], scale * 2, 1, ColorMap::Gray))?;
+                    }
+                }
+                summary.push(serde_json::json!({
+                    "index": l.index, "name": l.name, "shape": l.out_shape,
+                    "act": [lp.act.min, lp.act.max], "grad": [lp.grad.min, lp.grad.max],
+                }));
+            }
+            let meta = serde_json::json!({
+                "objective": objective.describe(&net), "value": p.objective, "probs": p.probs, "layers": summary,
+            });
+            std::fs::write(out.join("probe.json"), serde_json::to_string_pretty(&meta).unwrap())
+                .map_err(|e| format!("cannot write probe.json: {e}"))?;
+            println!("{} = {}; wrote {} layers to {}", objective.describe(&net), p.objective, p.layers.len(), out.display());
+            Ok(())
+        }
+    }
+}

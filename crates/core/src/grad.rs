@@ -1,0 +1,183 @@
+//! Gradients of a scalar objective with respect to the input, every layer's output and every
+//! weight, computed one layer at a time: each step is a vector-Jacobian product from Burn's
+//! autodiff on that layer alone. Going layer by layer yields every intermediate gradient (Burn
+//! keeps only the gradients of leaves), and is where the ReLU rule of deconvnet and guided
+//! backpropagation will plug in.
+
+use burn::tensor::{Tensor, TensorData};
+
+use crate::net::{Net, ParamTensor};
+use crate::spec::LayerKind;
+use crate::Error;
+
+/// What to differentiate.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Objective {
+    /// A class score: the pre-softmax logit of that class.
+    Class(usize),
+    /// One unit of a layer's output, by its flat CHW index.
+    Neuron { layer: usize, index: usize },
+    /// The mean of one channel of a layer's output.
+    Channel { layer: usize, channel: usize },
+    /// Softmax cross-entropy of the class scores against a label.
+    Loss { label: usize },
+}
+
+impl Objective {
+    /// Parses `class:3`, `neuron:2:17`, `channel:1:4`, `loss:3`.
+    pub fn parse(s: &str) -> Result<Objective, Error> {
+        let parts: Vec<&str> = s.split(':').collect();
+        let num = |i: usize| -> Result<usize, Error> {
+            parts
+                .get(i)
+                .and_then(|p| p.parse().ok())
+                .ok_or_else(|| Error::Objective(format!("'{s}': expected class:K, neuron:LAYER:INDEX, channel:LAYER:C or loss:LABEL")))
+        };
+        match parts[0] {
+            "class" if parts.len() == 2 => Ok(Objective::Class(num(1)?)),
+            "loss" if parts.len() == 2 => Ok(Objective::Loss { label: num(1)? }),
+            "neuron" if parts.len() == 3 => Ok(Objective::Neuron { layer: num(1)?, index: num(2)? }),
+            "channel" if parts.len() == 3 => Ok(Objective::Channel { layer: num(1)?, channel: num(2)? }),
+            _ => Err(Error::Objective(format!("'{s}': expected class:K, neuron:LAYER:INDEX, channel:LAYER:C or loss:LABEL"))),
+        }
+    }
+
+    pub fn describe(&self, net: &Net) -> String {
+        let name = |i: usize| net.spec.layers.get(i).map(|l| l.name.as_str()).unwrap_or("?");
+        match self {
+            Objective::Class(k) => format!("score of class {k}"),
+            Objective::Neuron { layer, index } => format!("{} unit {index}", name(*layer)),
+            Objective::Channel { layer, channel } => format!("{} channel {channel} mean", name(*layer)),
+            Objective::Loss { label } => format!("cross-entropy loss, label {label}"),
+        }
+    }
+
+    /// The layer whose output the objective reads.
+    pub fn target_layer(&self, net: &Net) -> usize {
+        match self {
+            Objective::Class(_) | Objective::Loss { .. } => net.spec.score_layer(),
+            Objective::Neuron { layer, .. } | Objective::Channel { layer, .. } => *layer,
+        }
+    }
+
+    fn check(&self, net: &Net) -> Result<(), Error> {
+        let n = net.spec.layers.len();
+        let classes = net.spec.classes();
+        let bad = |m: String| Err(Error::Objective(m));
+        match self {
+            Objective::Class(k) | Objective::Loss { label: k } if *k >= classes => {
+                bad(format!("class {k} does not exist; the network has {classes} classes (0..{})", classes - 1))
+            }
+            Objective::Neuron { layer, .. } | Objective::Channel { layer, .. } if *layer >= n => {
+                bad(format!("layer {layer} does not exist; the network has layers 0..{}", n - 1))
+            }
+            Objective::Neuron { layer, index } => {
+                let size: usize = net.spec.layers[*layer].out_shape.iter().product();
+                if *index >= size { bad(format!("unit {index} does not exist; layer {layer} has {size} units")) } else { Ok(()) }
+            }
+            Objective::Channel { layer, channel } => {
+                let c = net.spec.layers[*layer].out_shape[0];
+                if *channel >= c { bad(format!("channel {channel} does not exist; layer {layer} has {c} channels")) } else { Ok(()) }
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// All the gradients of one objective, on the net's device (not yet read back).
+pub struct Gradients {
+    /// The objective's value (a 1-element tensor).
+    pub value: Tensor<1>,
+    /// d objective / d output of each layer; `outputs[0]` is the gradient with respect to the input.
+    pub outputs: Vec<Tensor<4>>,
+    /// d objective / d each parameter, flattened, per layer in [`crate::spec::Layer::params`] order.
+    pub params: Vec<Vec<Tensor<1>>>,
+}
+
+/// The gradient of one layer's output for the objective, and the objective's value.
+fn seed(net: &Net, objective: &Objective, out: &Tensor<4>) -> (Tensor<1>, Tensor<4>) {
+    let dims = out.dims();
+    let size = dims[1] * dims[2] * dims[3];
+    let device = &net.device;
+    let onehot = |i: usize| {
+        let mut v = vec![0f32; size];
+        v[i] = 1.0;
+        Tensor::<4>::from_data(TensorData::new(v, dims), device)
+    };
+    let flat: Tensor<1> = out.clone().flatten(0, 3);
+    match objective {
+        Objective::Class(i) | Objective::Neuron { index: i, .. } => {
+            (flat.slice(*i..*i + 1), onehot(*i))
+        }
+        Objective::Channel { channel, .. } => {
+            let hw = dims[2] * dims[3];
+            let mut v = vec![0f32; size];
+            v[channel * hw..(channel + 1) * hw].fill(1.0 / hw as f32);
+            let g = Tensor::<4>::from_data(TensorData::new(v, dims), device);
+            ((out.clone() * g.clone()).sum(), g)
+        }
+        Objective::Loss { label } => {
+            // loss = logsumexp(z) - z[label];  d loss / d z = softmax(z) - onehot(label).
+            let z: Tensor<2> = out.clone().flatten(1, 3);
+            let log_p = burn::tensor::activation::log_softmax(z.clone(), 1);
+            let value = log_p.flatten::<1>(0, 1).slice(*label..*label + 1).neg();
+            let p = burn::tensor::activation::softmax(z, 1).reshape(dims);
+            (value, p - onehot(*label))
+        }
+    }
+}
+
+/// Every gradient of `objective` for one image, given the outputs of [`Net::forward_all`].
+pub fn gradients(net: &Net, objective: &Objective, outputs: &[Tensor<4>]) -> Result<Gradients, Error> {
+    objective.check(net)?;
+    let n = net.spec.layers.len();
+    let target = objective.target_layer(net);
+    let (value, mut g) = seed(net, objective, &outputs[target]);
+
+    let mut out_grads: Vec<Option<Tensor<4>>> = vec![None; n];
+    let mut param_grads: Vec<Vec<Tensor<1>>> = vec![vec![]; n];
+
+    // Layers above the target: the objective does not depend on them, except the loss on the
+    // softmax output it is defined through (d(-log p_label)/dp = -1/p_label at the label).
+    for i in target + 1..n {
+        let zeros = outputs[i].zeros_like();
+        out_grads[i] = Some(match (objective, &net.spec.layers[i].kind) {
+            (Objective::Loss { label }, LayerKind::Softmax) => {
+                let p: Tensor<1> = outputs[i].clone().flatten(0, 3);
+                let pl = p.slice(*label..*label + 1).clamp_min(1e-30);
+                let dims = outputs[i].dims();
+                let mut mask = vec![0f32; dims[1] * dims[2] * dims[3]];
+                mask[*label] = -1.0;
+                let mask = Tensor::<1>::from_data(TensorData::new(mask, [mask_len(&dims)]), &net.device);
+                (mask / pl).reshape(dims)
+            }
+            _ => zeros,
+        });
+        param_grads[i] = net.params[i].iter().map(|p| p.flat().zeros_like()).collect();
+    }
+
+    // The target layer down to layer 1: one vector-Jacobian product each.
+    for i in (1..=target).rev() {
+        out_grads[i] = Some(g.clone());
+        let x = outputs[i - 1].clone().autodiff().require_grad();
+        let tracked: Vec<ParamTensor> = net.params[i].iter().map(ParamTensor::tracked).collect();
+        let y = net.forward_layer(i, &tracked, x.clone());
+        let grads = (y * g.clone().autodiff()).sum().backward();
+        param_grads[i] = tracked
+            .iter()
+            .map(|p| p.grad_flat(&grads).unwrap_or_else(|| p.flat().without_autodiff().zeros_like()))
+            .collect();
+        g = x.grad(&grads).unwrap_or_else(|| outputs[i - 1].zeros_like());
+    }
+    out_grads[0] = Some(g);
+
+    Ok(Gradients {
+        value,
+        outputs: out_grads.into_iter().map(|g| g.expect("every layer's gradient is set")).collect(),
+        params: param_grads,
+    })
+}
+
+fn mask_len(dims: &[usize; 4]) -> usize {
+    dims[1] * dims[2] * dims[3]
+}

@@ -1,0 +1,71 @@
+//! ConvLens's engine: a network spec, the network on Burn (CPU through burn-flex, GPU through
+//! burn-wgpu), gradients of any objective, weights in PyTorch's safetensors layout, and the
+//! visualization techniques in [`vis`], one file each. Backend-agnostic: the caller picks the
+//! [`burn::tensor::Device`]; the browser facade (crates/wasm) and the CLI (crates/cli) both sit
+//! on this crate.
+
+pub mod backend;
+pub mod grad;
+pub mod net;
+pub mod spec;
+pub mod vis;
+pub mod weights;
+
+pub use burn;
+pub use grad::Objective;
+pub use net::Net;
+pub use spec::NetSpec;
+
+use burn::tensor::Tensor;
+
+/// Every error the engine reports to a user, with a message meant for them.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Error {
+    Spec(spec::SpecError),
+    Weights(String),
+    Input(String),
+    Objective(String),
+    Backend(String),
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Error::Spec(e) => write!(f, "network spec: {e}"),
+            Error::Weights(m) => write!(f, "weights: {m}"),
+            Error::Input(m) => write!(f, "input: {m}"),
+            Error::Objective(m) => write!(f, "objective: {m}"),
+            Error::Backend(m) => write!(f, "backend: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<spec::SpecError> for Error {
+    fn from(e: spec::SpecError) -> Self {
+        Error::Spec(e)
+    }
+}
+
+/// Reads a tensor back to the host (asynchronously: WebGPU reads cannot block).
+pub async fn read<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>, Error> {
+    let data = t
+        .into_data_async()
+        .await
+        .map_err(|e| Error::Backend(format!("reading a tensor back failed: {e:?}")))?;
+    data.try_into_vec::<f32>()
+        .map_err(|e| Error::Backend(format!("unexpected tensor data: {e:?}")))
+}
+
+/// Builds a network from a spec and optional safetensors weights (or a seeded random init).
+pub fn build(spec_json: &str, weights: Option<&[u8]>, seed: u64, device: &burn::tensor::Device) -> Result<Net, Error> {
+    let spec = NetSpec::parse(spec_json)?;
+    Ok(match weights {
+        Some(bytes) => {
+            let w = weights::load(&spec, bytes)?;
+            Net::with_weights(spec, w, device)
+        }
+        None => Net::init(spec, seed, device),
+    })
+}

@@ -1,0 +1,265 @@
+//! A network built from a [`NetSpec`]: its parameters as Burn tensors on one [`Device`], and the
+//! forward pass of each layer on its own, so that every layer's output can be kept and every
+//! layer can be differentiated alone (see [`crate::grad`]).
+
+use burn::tensor::activation;
+use burn::tensor::module::{avg_pool2d, conv2d, max_pool2d};
+use burn::tensor::ops::{AvgPoolOptions, ConvOptions, MaxPoolOptions};
+use burn::tensor::{Device, Tensor, TensorData};
+
+use crate::spec::{Activation, Layer, LayerKind, NetSpec, ParamSpec, PoolMode};
+use crate::Error;
+
+/// One parameter tensor, stored flat-shaped as Burn needs it for its layer.
+#[derive(Clone, Debug)]
+pub enum ParamTensor {
+    D1(Tensor<1>),
+    D2(Tensor<2>),
+    D4(Tensor<4>),
+}
+
+impl ParamTensor {
+    fn from_vec(data: Vec<f32>, shape: &[usize], device: &Device) -> ParamTensor {
+        let td = TensorData::new(data, shape.to_vec());
+        match shape.len() {
+            1 => ParamTensor::D1(Tensor::from_data(td, device)),
+            2 => ParamTensor::D2(Tensor::from_data(td, device)),
+            4 => ParamTensor::D4(Tensor::from_data(td, device)),
+            n => unreachable!("parameters have rank 1, 2 or 4, not {n}"),
+        }
+    }
+
+    pub fn d1(&self) -> Tensor<1> {
+        match self {
+            ParamTensor::D1(t) => t.clone(),
+            _ => unreachable!("expected a rank-1 parameter"),
+        }
+    }
+    pub fn d2(&self) -> Tensor<2> {
+        match self {
+            ParamTensor::D2(t) => t.clone(),
+            _ => unreachable!("expected a rank-2 parameter"),
+        }
+    }
+    pub fn d4(&self) -> Tensor<4> {
+        match self {
+            ParamTensor::D4(t) => t.clone(),
+            _ => unreachable!("expected a rank-4 parameter"),
+        }
+    }
+
+    /// The same tensor with autodiff on and its gradient retained.
+    pub fn tracked(&self) -> ParamTensor {
+        match self {
+            ParamTensor::D1(t) => ParamTensor::D1(t.clone().autodiff().require_grad()),
+            ParamTensor::D2(t) => ParamTensor::D2(t.clone().autodiff().require_grad()),
+            ParamTensor::D4(t) => ParamTensor::D4(t.clone().autodiff().require_grad()),
+        }
+    }
+
+    /// Its gradient after a backward pass, flattened to rank 1 (on the inner device).
+    pub fn grad_flat(&self, grads: &burn::tensor::Gradients) -> Option<Tensor<1>> {
+        match self {
+            ParamTensor::D1(t) => t.grad(grads),
+            ParamTensor::D2(t) => t.grad(grads).map(|g| g.flatten(0, 1)),
+            ParamTensor::D4(t) => t.grad(grads).map(|g| g.flatten(0, 3)),
+        }
+    }
+
+    pub fn flat(&self) -> Tensor<1> {
+        match self {
+            ParamTensor::D1(t) => t.clone(),
+            ParamTensor::D2(t) => t.clone().flatten(0, 1),
+            ParamTensor::D4(t) => t.clone().flatten(0, 3),
+        }
+    }
+}
+
+/// The parameters of one layer, in the order of [`Layer::params`].
+pub type LayerParams = Vec<ParamTensor>;
+
+#[derive(Clone)]
+pub struct Net {
+    pub spec: NetSpec,
+    pub params: Vec<LayerParams>,
+    pub device: Device,
+}
+
+/// A small deterministic generator (SplitMix64), so that a seed gives the same initial weights
+/// on every backend and platform (CPU, WebGPU, native, wasm).
+struct SplitMix64(u64);
+
+impl SplitMix64 {
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn uniform(&mut self) -> f64 {
+        ((self.next_u64() >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+    }
+    fn normal(&mut self) -> f64 {
+        let (u, v) = (self.uniform(), self.uniform());
+        (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()
+    }
+}
+
+/// The initial value of one parameter: weights ~ N(0, 2/fan_in) (He) before a ReLU, N(0, 1/fan_in)
+/// otherwise, as ConvNetJS does; biases 0 (0.1 before a ReLU, as ConvNetJS); batchnorm 1/0/0/1.
+fn init_param(layer: &Layer, p: &ParamSpec, rng: &mut SplitMix64) -> Vec<f32> {
+    let n: usize = p.shape.iter().product();
+    let relu = layer.kind.activation() == Some(Activation::Relu);
+    match (&layer.kind, p.field) {
+        (LayerKind::BatchNorm { .. }, "weight" | "running_var") => vec![1.0; n],
+        (LayerKind::BatchNorm { .. }, _) => vec![0.0; n],
+        (_, "bias") => vec![if relu { 0.1 } else { 0.0 }; n],
+        (_, _) => {
+            let fan_in: usize = p.shape[1..].iter().product();
+            let std = ((if relu { 2.0 } else { 1.0 }) / fan_in as f64).sqrt();
+            (0..n).map(|_| (rng.normal() * std) as f32).collect()
+        }
+    }
+}
+
+fn apply_activation<const D: usize>(x: Tensor<D>, a: Option<Activation>) -> Tensor<D> {
+    match a {
+        None => x,
+        Some(Activation::Relu) => activation::relu(x),
+        Some(Activation::Sigmoid) => activation::sigmoid(x),
+        Some(Activation::Tanh) => activation::tanh(x),
+    }
+}
+
+impl Net {
+    /// A network with deterministic random weights from `seed`.
+    pub fn init(spec: NetSpec, seed: u64, device: &Device) -> Net {
+        let mut rng = SplitMix64(seed);
+        let params = spec
+            .layers
+            .iter()
+            .map(|l| {
+                l.params()
+                    .iter()
+                    .map(|p| ParamTensor::from_vec(init_param(l, p, &mut rng), &p.shape, device))
+                    .collect()
+            })
+            .collect();
+        Net { spec, params, device: device.clone() }
+    }
+
+    /// A network with the given weights, one `Vec<f32>` per entry of each layer's
+    /// [`Layer::params`], already checked for size.
+    pub fn with_weights(spec: NetSpec, weights: Vec<Vec<Vec<f32>>>, device: &Device) -> Net {
+        let params = spec
+            .layers
+            .iter()
+            .zip(weights)
+            .map(|(l, ws)| {
+                l.params()
+                    .iter()
+                    .zip(ws)
+                    .map(|(p, w)| ParamTensor::from_vec(w, &p.shape, device))
+                    .collect()
+            })
+            .collect();
+        Net { spec, params, device: device.clone() }
+    }
+
+    /// The same network on another device (weights copied through the host).
+    pub async fn to_device(&self, device: &Device) -> Result<Net, Error> {
+        let weights = self.read_weights().await?;
+        Ok(Net::with_weights(self.spec.clone(), weights, device))
+    }
+
+    /// Every parameter's values, per layer, in [`Layer::params`] order.
+    pub async fn read_weights(&self) -> Result<Vec<Vec<Vec<f32>>>, Error> {
+        let mut out = Vec::with_capacity(self.params.len());
+        for lp in &self.params {
+            let mut v = Vec::with_capacity(lp.len());
+            for p in lp {
+                v.push(crate::read(p.flat()).await?);
+            }
+            out.push(v);
+        }
+        Ok(out)
+    }
+
+    /// Turns a flat CHW image into a batch of one, checking its size.
+    pub fn input_tensor(&self, image: &[f32]) -> Result<Tensor<4>, Error> {
+        let [d, h, w] = self.spec.input_shape();
+        if image.len() != d * h * w {
+            return Err(Error::Input(format!(
+                "the image has {} values; the network's input is {d}x{h}x{w} (depth x height x width) = {} values",
+                image.len(),
+                d * h * w
+            )));
+        }
+        if let Some(i) = image.iter().position(|v| !v.is_finite()) {
+            return Err(Error::Input(format!("the image has a non-finite value ({}) at index {i}", image[i])));
+        }
+        Ok(Tensor::from_data(TensorData::new(image.to_vec(), [1, d, h, w]), &self.device))
+    }
+
+    /// Layer `index`'s forward pass on a batch, in inference mode (dropout off, batchnorm with
+    /// running statistics), with the given parameters (so that tracked copies can be passed).
+    pub fn forward_layer(&self, index: usize, params: &[ParamTensor], x: Tensor<4>) -> Tensor<4> {
+        let layer = &self.spec.layers[index];
+        let batch = x.dims()[0];
+        let [d, h, w] = layer.out_shape;
+        match &layer.kind {
+            LayerKind::Input | LayerKind::Dropout { .. } => x,
+            LayerKind::Conv { stride, pad, activation: a, .. } => {
+                let opts = ConvOptions::new([*stride, *stride], [*pad, *pad], [1, 1], 1);
+                let bias = params.get(1).map(ParamTensor::d1);
+                apply_activation(conv2d(x, params[0].d4(), bias, opts), *a)
+            }
+            LayerKind::Pool { size, stride, pad, mode } => match mode {
+                PoolMode::Max => max_pool2d(
+                    x,
+                    MaxPoolOptions::new([*size, *size]).with_stride([*stride, *stride]).with_padding([*pad, *pad]),
+                ),
+                PoolMode::Avg => avg_pool2d(
+                    x,
+                    AvgPoolOptions::new([*size, *size])
+                        .with_stride([*stride, *stride])
+                        .with_padding([*pad, *pad])
+                        .with_count_include_pad(false),
+                ),
+            },
+            LayerKind::Fc { activation: a, .. } => {
+                // PyTorch's flatten order (C, H, W) and y = x W^T + b.
+                let flat: Tensor<2> = x.flatten(1, 3);
+                let mut y = flat.matmul(params[0].d2().transpose());
+                if let Some(b) = params.get(1) {
+                    y = y + b.d1().unsqueeze_dim(0);
+                }
+                apply_activation(y, *a).reshape([batch, d, h, w])
+            }
+            LayerKind::Act(a) => apply_activation(x, Some(*a)),
+            LayerKind::Softmax => {
+                let flat: Tensor<2> = x.flatten(1, 3);
+                activation::softmax(flat, 1).reshape([batch, d, h, w])
+            }
+            LayerKind::BatchNorm { eps, .. } => {
+                let c = layer.in_shape[0];
+                let view = |t: Tensor<1>| t.reshape([1, c, 1, 1]);
+                let (g, b) = (view(params[0].d1()), view(params[1].d1()));
+                let (m, v) = (view(params[2].d1()), view(params[3].d1()));
+                (x - m) / (v + *eps).sqrt() * g + b
+            }
+        }
+    }
+
+    /// Every layer's output for a batch, input first.
+    pub fn forward_all(&self, x: Tensor<4>) -> Vec<Tensor<4>> {
+        let mut outs = Vec::with_capacity(self.spec.layers.len());
+        let mut cur = x;
+        for i in 0..self.spec.layers.len() {
+            cur = self.forward_layer(i, &self.params[i], cur);
+            outs.push(cur.clone());
+        }
+        outs
+    }
+}

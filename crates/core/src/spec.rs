@@ -1,0 +1,696 @@
+//! Network specification: a JSON list of layers in the spirit of ConvNetJS's `layer_defs`.
+//!
+//! ```json
+//! { "name": "mnist",
+//!   "layers": [
+//!     {"type": "input", "width": 24, "height": 24, "depth": 1},
+//!     {"type": "conv", "size": 5, "filters": 8, "pad": 2, "activation": "relu"},
+//!     {"type": "pool", "size": 2},
+//!     {"type": "fc", "units": 10},
+//!     {"type": "softmax"} ] }
+//! ```
+//!
+//! ConvNetJS's own field names are accepted too (`sx`, `out_sx`, `out_sy`, `out_depth`,
+//! `num_neurons`), so its `layer_defs` paste in.
+//!
+//! Every layer has an optional `name` (default: its type and a count, `conv1`, `conv2`, ...) and
+//! an optional `inputs` list naming the layers it reads. Today a net is a chain, so `inputs` may
+//! only name the previous layer; the field is there so that graphs with branches (residual `add`,
+//! `concat`) can be described later without breaking files written now.
+//!
+//! Validation parses the JSON by hand rather than through serde's derive so that each error names
+//! the layer's index, the field and what was expected.
+
+use serde_json::{Map, Value};
+use std::fmt;
+
+/// A shape of one example, channels first: `[depth, height, width]`.
+pub type Shape3 = [usize; 3];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activation {
+    Relu,
+    Sigmoid,
+    Tanh,
+}
+
+impl Activation {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Activation::Relu => "relu",
+            Activation::Sigmoid => "sigmoid",
+            Activation::Tanh => "tanh",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PoolMode {
+    Max,
+    Avg,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum LayerKind {
+    Input,
+    Conv {
+        size: usize,
+        filters: usize,
+        stride: usize,
+        pad: usize,
+        bias: bool,
+        activation: Option<Activation>,
+    },
+    Pool {
+        size: usize,
+        stride: usize,
+        pad: usize,
+        mode: PoolMode,
+    },
+    Fc {
+        units: usize,
+        bias: bool,
+        activation: Option<Activation>,
+    },
+    Act(Activation),
+    Softmax,
+    Dropout {
+        rate: f64,
+    },
+    BatchNorm {
+        eps: f64,
+        momentum: f64,
+    },
+}
+
+impl LayerKind {
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            LayerKind::Input => "input",
+            LayerKind::Conv { .. } => "conv",
+            LayerKind::Pool { .. } => "pool",
+            LayerKind::Fc { .. } => "fc",
+            LayerKind::Act(a) => a.as_str(),
+            LayerKind::Softmax => "softmax",
+            LayerKind::Dropout { .. } => "dropout",
+            LayerKind::BatchNorm { .. } => "batchnorm",
+        }
+    }
+
+    /// The activation fused into a conv or fc layer, or the activation layer's own.
+    pub fn activation(&self) -> Option<Activation> {
+        match self {
+            LayerKind::Conv { activation, .. } | LayerKind::Fc { activation, .. } => *activation,
+            LayerKind::Act(a) => Some(*a),
+            _ => None,
+        }
+    }
+}
+
+/// One validated layer: what it is, its name, and the shapes around it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Layer {
+    pub index: usize,
+    pub name: String,
+    pub kind: LayerKind,
+    pub in_shape: Shape3,
+    pub out_shape: Shape3,
+}
+
+/// A parameter tensor a layer owns, with its PyTorch name and layout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParamSpec {
+    /// Full name, `<layer>.<field>` (`conv1.weight`).
+    pub name: String,
+    /// Field alone (`weight`, `bias`, `running_mean`, `running_var`).
+    pub field: &'static str,
+    pub shape: Vec<usize>,
+    /// Learned by gradient descent (false for batchnorm's running statistics).
+    pub trainable: bool,
+}
+
+impl Layer {
+    /// The parameters of this layer in PyTorch's layout: conv weight (out, in, kh, kw), linear
+    /// weight (out, in), batchnorm weight/bias/running_mean/running_var (C).
+    pub fn params(&self) -> Vec<ParamSpec> {
+        let p = |field: &'static str, shape: Vec<usize>, trainable: bool| ParamSpec {
+            name: format!("{}.{}", self.name, field),
+            field,
+            shape,
+            trainable,
+        };
+        match &self.kind {
+            LayerKind::Conv {
+                size,
+                filters,
+                bias,
+                ..
+            } => {
+                let mut v = vec![p(
+                    "weight",
+                    vec![*filters, self.in_shape[0], *size, *size],
+                    true,
+                )];
+                if *bias {
+                    v.push(p("bias", vec![*filters], true));
+                }
+                v
+            }
+            LayerKind::Fc { units, bias, .. } => {
+                let fan_in = self.in_shape.iter().product();
+                let mut v = vec![p("weight", vec![*units, fan_in], true)];
+                if *bias {
+                    v.push(p("bias", vec![*units], true));
+                }
+                v
+            }
+            LayerKind::BatchNorm { .. } => {
+                let c = self.in_shape[0];
+                vec![
+                    p("weight", vec![c], true),
+                    p("bias", vec![c], true),
+                    p("running_mean", vec![c], false),
+                    p("running_var", vec![c], false),
+                ]
+            }
+            _ => vec![],
+        }
+    }
+
+    /// Number of trainable parameters.
+    pub fn param_count(&self) -> usize {
+        self.params()
+            .iter()
+            .filter(|p| p.trainable)
+            .map(|p| p.shape.iter().product::<usize>())
+            .sum()
+    }
+
+    /// A short human description, e.g. `conv 5x5, 8 filters, stride 1, pad 2, relu`.
+    pub fn describe(&self) -> String {
+        let act = |a: &Option<Activation>| a.map(|a| format!(", {}", a.as_str())).unwrap_or_default();
+        match &self.kind {
+            LayerKind::Input => format!(
+                "input {}x{}x{}",
+                self.out_shape[2], self.out_shape[1], self.out_shape[0]
+            ),
+            LayerKind::Conv {
+                size,
+                filters,
+                stride,
+                pad,
+                activation,
+                ..
+            } => format!(
+                "conv {size}x{size}, {filters} filters, stride {stride}, pad {pad}{}",
+                act(activation)
+            ),
+            LayerKind::Pool {
+                size,
+                stride,
+                pad,
+                mode,
+            } => format!(
+                "{} pool {size}x{size}, stride {stride}{}",
+                if *mode == PoolMode::Max { "max" } else { "avg" },
+                if *pad > 0 { format!(", pad {pad}") } else { String::new() }
+            ),
+            LayerKind::Fc {
+                units, activation, ..
+            } => format!("fc {units}{}", act(activation)),
+            LayerKind::Act(a) => a.as_str().to_string(),
+            LayerKind::Softmax => format!("softmax over {}", self.out_shape[0]),
+            LayerKind::Dropout { rate } => format!("dropout {rate}"),
+            LayerKind::BatchNorm { eps, .. } => format!("batchnorm, eps {eps}"),
+        }
+    }
+}
+
+/// A validated network.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NetSpec {
+    pub name: String,
+    pub layers: Vec<Layer>,
+    /// The JSON it came from, normalised (kept to write next to weights).
+    pub json: Value,
+}
+
+impl NetSpec {
+    pub fn input_shape(&self) -> Shape3 {
+        self.layers[0].out_shape
+    }
+
+    pub fn param_count(&self) -> usize {
+        self.layers.iter().map(Layer::param_count).sum()
+    }
+
+    /// Index of the last layer if it is a softmax.
+    pub fn softmax_index(&self) -> Option<usize> {
+        let last = self.layers.len() - 1;
+        (self.layers[last].kind == LayerKind::Softmax).then_some(last)
+    }
+
+    /// The layer whose output holds the class scores (the logits): the one before a final
+    /// softmax, else the last layer.
+    pub fn score_layer(&self) -> usize {
+        match self.softmax_index() {
+            Some(i) => i - 1,
+            None => self.layers.len() - 1,
+        }
+    }
+
+    /// Number of classes: the size of the score layer's output.
+    pub fn classes(&self) -> usize {
+        self.layers[self.score_layer()].out_shape.iter().product()
+    }
+
+    pub fn parse(text: &str) -> Result<NetSpec, SpecError> {
+        let value: Value = serde_json::from_str(text).map_err(|e| SpecError {
+            layer: None,
+            field: None,
+            message: format!("not valid JSON: {e}"),
+        })?;
+        NetSpec::from_value(&value)
+    }
+
+    pub fn from_value(value: &Value) -> Result<NetSpec, SpecError> {
+        validate(value)
+    }
+}
+
+/// A spec error: which layer (by index), which field, and what was expected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpecError {
+    pub layer: Option<(usize, String)>,
+    pub field: Option<String>,
+    pub message: String,
+}
+
+impl fmt::Display for SpecError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some((i, t)) = &self.layer {
+            if t.is_empty() {
+                write!(f, "layer {i}: ")?;
+            } else {
+                write!(f, "layer {i} ({t}): ")?;
+            }
+        }
+        if let Some(field) = &self.field {
+            write!(f, "field '{field}': ")?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for SpecError {}
+
+fn describe_value(v: &Value) -> String {
+    match v {
+        Value::String(s) => format!("\"{s}\""),
+        other => other.to_string(),
+    }
+}
+
+/// Reads one layer object, field by field, remembering which fields were read.
+struct Fields<'a> {
+    index: usize,
+    ty: String,
+    obj: &'a Map<String, Value>,
+    seen: Vec<&'static str>,
+}
+
+impl<'a> Fields<'a> {
+    fn err(&self, field: &str, message: impl Into<String>) -> SpecError {
+        SpecError {
+            layer: Some((self.index, self.ty.clone())),
+            field: Some(field.to_string()),
+            message: message.into(),
+        }
+    }
+
+    /// Looks a field up under its name or one of its aliases.
+    fn get(&mut self, names: &[&'static str]) -> Option<(&'static str, &'a Value)> {
+        let mut found = None;
+        for n in names {
+            self.seen.push(n);
+            if let Some(v) = self.obj.get(*n) {
+                if found.is_none() {
+                    found = Some((*n, v));
+                }
+            }
+        }
+        found
+    }
+
+    fn uint(&mut self, names: &[&'static str], default: Option<usize>, min: usize) -> Result<usize, SpecError> {
+        match self.get(names) {
+            None => default.ok_or_else(|| self.err(names[0], "missing; expected an integer")),
+            Some((n, v)) => {
+                let what = if min == 0 { "a non-negative integer" } else { "a positive integer" };
+                match v.as_u64() {
+                    Some(x) if (x as usize) >= min && x <= 1 << 24 => Ok(x as usize),
+                    _ => Err(self.err(n, format!("expected {what}, got {}", describe_value(v)))),
+                }
+            }
+        }
+    }
+
+    fn float(&mut self, name: &'static str, default: f64, lo: f64, hi: f64, hi_open: bool) -> Result<f64, SpecError> {
+        match self.get(&[name]) {
+            None => Ok(default),
+            Some((n, v)) => match v.as_f64() {
+                Some(x) if x >= lo && (x < hi || (!hi_open && x == hi)) => Ok(x),
+                _ => Err(self.err(
+                    n,
+                    format!(
+                        "expected a number in [{lo}, {hi}{}, got {}",
+                        if hi_open { ")" } else { "]" },
+                        describe_value(v)
+                    ),
+                )),
+            },
+        }
+    }
+
+    fn boolean(&mut self, name: &'static str, default: bool) -> Result<bool, SpecError> {
+        match self.get(&[name]) {
+            None => Ok(default),
+            Some((n, v)) => v
+                .as_bool()
+                .ok_or_else(|| self.err(n, format!("expected true or false, got {}", describe_value(v)))),
+        }
+    }
+
+    fn activation(&mut self) -> Result<Option<Activation>, SpecError> {
+        match self.get(&["activation"]) {
+            None | Some((_, Value::Null)) => Ok(None),
+            Some((n, v)) => match v.as_str() {
+                Some("relu") => Ok(Some(Activation::Relu)),
+                Some("sigmoid") => Ok(Some(Activation::Sigmoid)),
+                Some("tanh") => Ok(Some(Activation::Tanh)),
+                Some("none") | Some("linear") => Ok(None),
+                _ => Err(self.err(
+                    n,
+                    format!("expected one of \"relu\", \"sigmoid\", \"tanh\", \"none\", got {}", describe_value(v)),
+                )),
+            },
+        }
+    }
+
+    /// Fails on a field that no reader asked for (a typo such as `fitlers`).
+    fn finish(self, common: &[&str]) -> Result<(), SpecError> {
+        let mut keys: Vec<&String> = self.obj.keys().collect();
+        keys.sort();
+        for k in keys {
+            if !self.seen.contains(&k.as_str()) && !common.contains(&k.as_str()) {
+                let mut known: Vec<&str> = self.seen.iter().copied().filter(|s| !ALIASES.contains(s)).collect();
+                known.extend_from_slice(common);
+                return Err(self.err(k, format!("unknown field; expected one of: {}", known.join(", "))));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// ConvNetJS field names accepted as aliases (not listed in "expected one of").
+const ALIASES: &[&str] = &["sx", "out_sx", "out_sy", "out_depth", "num_neurons"];
+const COMMON: &[&str] = &["type", "name", "inputs"];
+const TYPES: &str = "input, conv, pool, fc, relu, sigmoid, tanh, softmax, dropout, batchnorm";
+
+fn validate(value: &Value) -> Result<NetSpec, SpecError> {
+    let top_err = |field: &str, message: String| SpecError {
+        layer: None,
+        field: Some(field.to_string()),
+        message,
+    };
+    let obj = value
+        .as_object()
+        .ok_or_else(|| SpecError { layer: None, field: None, message: "expected a JSON object with a 'layers' list".into() })?;
+    for k in obj.keys() {
+        if !["name", "layers", "classes", "format", "version"].contains(&k.as_str()) {
+            return Err(top_err(k, "unknown field; expected one of: name, layers, classes, format, version".into()));
+        }
+    }
+    let name = match obj.get("name") {
+        None => "net".to_string(),
+        Some(Value::String(s)) => s.clone(),
+        Some(v) => return Err(top_err("name", format!("expected a string, got {}", describe_value(v)))),
+    };
+    let list = match obj.get("layers") {
+        Some(Value::Array(a)) => a,
+        Some(v) => return Err(top_err("layers", format!("expected a list of layers, got {}", describe_value(v)))),
+        None => return Err(top_err("layers", "missing; expected a list of layers".into())),
+    };
+    if list.is_empty() {
+        return Err(top_err("layers", "expected at least an input layer and one more layer".into()));
+    }
+
+    let mut layers: Vec<Layer> = Vec::with_capacity(list.len());
+    let mut counts: std::collections::HashMap<&'static str, usize> = Default::default();
+    for (index, lv) in list.iter().enumerate() {
+        let lobj = lv.as_object().ok_or_else(|| SpecError {
+            layer: Some((index, String::new())),
+            field: None,
+            message: format!("expected a layer object, got {}", describe_value(lv)),
+        })?;
+        let ty = match lobj.get("type") {
+            Some(Value::String(s)) => s.clone(),
+            Some(v) => {
+                return Err(SpecError {
+                    layer: Some((index, String::new())),
+                    field: Some("type".into()),
+                    message: format!("expected one of {TYPES}, got {}", describe_value(v)),
+                })
+            }
+            None => {
+                return Err(SpecError {
+                    layer: Some((index, String::new())),
+                    field: Some("type".into()),
+                    message: format!("missing; expected one of {TYPES}"),
+                })
+            }
+        };
+        let mut f = Fields { index, ty: ty.clone(), obj: lobj, seen: vec![] };
+        if index == 0 && ty != "input" {
+            return Err(f.err("type", format!("the first layer must be \"input\", got \"{ty}\"")));
+        }
+        if index > 0 && ty == "input" {
+            return Err(f.err("type", "only the first layer may be \"input\""));
+        }
+        let in_shape = layers.last().map(|l| l.out_shape).unwrap_or([0, 0, 0]);
+        let flat = in_shape.iter().product::<usize>();
+        let (kind, out_shape) = match ty.as_str() {
+            "input" => {
+                let w = f.uint(&["width", "out_sx"], None, 1)?;
+                let h = f.uint(&["height", "out_sy"], None, 1)?;
+                let d = f.uint(&["depth", "out_depth"], None, 1)?;
+                (LayerKind::Input, [d, h, w])
+            }
+            "conv" => {
+                let size = f.uint(&["size", "sx"], None, 1)?;
+                let filters = f.uint(&["filters"], None, 1)?;
+                let stride = f.uint(&["stride"], Some(1), 1)?;
+                let pad = f.uint(&["pad"], Some(0), 0)?;
+                let bias = f.boolean("bias", true)?;
+                let activation = f.activation()?;
+                let (h, w) = (in_shape[1] + 2 * pad, in_shape[2] + 2 * pad);
+                if size > h || size > w {
+                    return Err(f.err(
+                        "size",
+                        format!(
+                            "the {size}x{size} kernel does not fit the {}x{} input (padded to {h}x{w}); expected at most {}",
+                            in_shape[1], in_shape[2], h.min(w)
+                        ),
+                    ));
+                }
+                let out = [filters, (h - size) / stride + 1, (w - size) / stride + 1];
+                (LayerKind::Conv { size, filters, stride, pad, bias, activation }, out)
+            }
+            "pool" => {
+                let size = f.uint(&["size", "sx"], None, 1)?;
+                let stride = f.uint(&["stride"], Some(size), 1)?;
+                let pad = f.uint(&["pad"], Some(0), 0)?;
+                let mode = match f.get(&["mode"]) {
+                    None => PoolMode::Max,
+                    Some((n, v)) => match v.as_str() {
+                        Some("max") => PoolMode::Max,
+                        Some("avg") | Some("average") => PoolMode::Avg,
+                        _ => return Err(f.err(n, format!("expected \"max\" or \"avg\", got {}", describe_value(v)))),
+                    },
+                };
+                if pad * 2 > size {
+                    return Err(f.err("pad", format!("expected at most half the pool size ({}), got {pad}", size / 2)));
+                }
+                let (h, w) = (in_shape[1] + 2 * pad, in_shape[2] + 2 * pad);
+                if size > h || size > w {
+                    return Err(f.err(
+                        "size",
+                        format!("the {size}x{size} window does not fit the {}x{} input; expected at most {}", in_shape[1], in_shape[2], h.min(w)),
+                    ));
+                }
+                let out = [in_shape[0], (h - size) / stride + 1, (w - size) / stride + 1];
+                (LayerKind::Pool { size, stride, pad, mode }, out)
+            }
+            "fc" => {
+                let units = f.uint(&["units", "num_neurons"], None, 1)?;
+                let bias = f.boolean("bias", true)?;
+                let activation = f.activation()?;
+                (LayerKind::Fc { units, bias, activation }, [units, 1, 1])
+            }
+            "relu" => (LayerKind::Act(Activation::Relu), in_shape),
+            "sigmoid" => (LayerKind::Act(Activation::Sigmoid), in_shape),
+            "tanh" => (LayerKind::Act(Activation::Tanh), in_shape),
+            "softmax" => {
+                // ConvNetJS's softmax carries `num_classes`; here it must match its input.
+                if let Some((n, v)) = f.get(&["num_classes"]) {
+                    if v.as_u64() != Some(flat as u64) {
+                        return Err(f.err(
+                            n,
+                            format!("expected {flat} (the size of the previous layer's output), got {}; add an fc layer with that many units before the softmax", describe_value(v)),
+                        ));
+                    }
+                }
+                (LayerKind::Softmax, [flat, 1, 1])
+            }
+            "dropout" => {
+                let rate = f.float("rate", 0.5, 0.0, 1.0, true)?;
+                (LayerKind::Dropout { rate }, in_shape)
+            }
+            "batchnorm" => {
+                let eps = f.float("eps", 1e-5, 1e-12, 1.0, false)?;
+                let momentum = f.float("momentum", 0.1, 0.0, 1.0, false)?;
+                (LayerKind::BatchNorm { eps, momentum }, in_shape)
+            }
+            other => return Err(f.err("type", format!("unknown layer type \"{other}\"; expected one of {TYPES}"))),
+        };
+
+        // Name: given, or type + count.
+        let type_name = kind.type_name();
+        let count = counts.entry(type_name).or_insert(0);
+        *count += 1;
+        let name = match lobj.get("name") {
+            None => {
+                if matches!(kind, LayerKind::Input) { "input".to_string() } else { format!("{type_name}{count}") }
+            }
+            Some(Value::String(s)) if valid_name(s) => s.clone(),
+            Some(v) => {
+                return Err(f.err(
+                    "name",
+                    format!("expected a name of letters, digits and '_' (not starting with a digit), got {}", describe_value(v)),
+                ))
+            }
+        };
+        if let Some(prev) = layers.iter().find(|l| l.name == name) {
+            return Err(f.err("name", format!("\"{name}\" is already the name of layer {}; names must be unique", prev.index)));
+        }
+        // Inputs: the previous layer only, for now.
+        if let Some(v) = lobj.get("inputs") {
+            let expected = layers.last().map(|l| l.name.clone());
+            let ok = match (v.as_array(), &expected) {
+                (Some(a), Some(prev)) => a.len() == 1 && a[0].as_str() == Some(prev.as_str()),
+                (Some(a), None) => a.is_empty(),
+                _ => false,
+            };
+            if !ok {
+                let want = match expected {
+                    Some(p) => format!("[\"{p}\"] (the previous layer; branching graphs are not supported yet)"),
+                    None => "[] (the input layer reads nothing)".to_string(),
+                };
+                return Err(f.err("inputs", format!("expected {want}, got {}", describe_value(v))));
+            }
+        }
+        if out_shape.iter().product::<usize>() > 1 << 26 {
+            return Err(f.err("type", format!("the output {out_shape:?} is too large (over 67M values)")));
+        }
+        f.finish(COMMON)?;
+        layers.push(Layer { index, name, kind, in_shape, out_shape });
+    }
+    if layers.len() < 2 {
+        return Err(top_err("layers", "expected at least an input layer and one more layer".into()));
+    }
+    Ok(NetSpec { name, layers, json: value.clone() })
+}
+
+fn valid_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && !s.starts_with(|c: char| c.is_ascii_digit())
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// The ConvNetJS MNIST network, ConvLens's built-in default.
+pub const MNIST_SPEC: &str = r#"{
+  "name": "mnist-convnetjs",
+  "layers": [
+    {"type": "input", "width": 24, "height": 24, "depth": 1},
+    {"type": "conv", "name": "conv1", "size": 5, "filters": 8, "stride": 1, "pad": 2, "activation": "relu"},
+    {"type": "pool", "name": "pool1", "size": 2, "stride": 2, "mode": "max"},
+    {"type": "conv", "name": "conv2", "size": 5, "filters": 16, "stride": 1, "pad": 2, "activation": "relu"},
+    {"type": "pool", "name": "pool2", "size": 3, "stride": 3, "mode": "max"},
+    {"type": "fc", "name": "fc1", "units": 10},
+    {"type": "softmax", "name": "softmax"}
+  ]
+}"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(json: &str) -> String {
+        NetSpec::parse(json).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn mnist_shapes_and_params() {
+        let s = NetSpec::parse(MNIST_SPEC).unwrap();
+        let shapes: Vec<_> = s.layers.iter().map(|l| l.out_shape).collect();
+        assert_eq!(shapes, vec![[1, 24, 24], [8, 24, 24], [8, 12, 12], [16, 12, 12], [16, 4, 4], [10, 1, 1], [10, 1, 1]]);
+        let params: Vec<_> = s.layers.iter().map(|l| l.param_count()).collect();
+        assert_eq!(params, vec![0, 208, 0, 3216, 0, 2570, 0]);
+        assert_eq!(s.param_count(), 5994);
+        assert_eq!(s.classes(), 10);
+        assert_eq!(s.score_layer(), 5);
+        assert_eq!(s.layers[1].describe(), "conv 5x5, 8 filters, stride 1, pad 2, relu");
+    }
+
+    #[test]
+    fn convnetjs_aliases() {
+        let s = NetSpec::parse(
+            r#"{"layers":[{"type":"input","out_sx":28,"out_sy":28,"out_depth":1},
+            {"type":"conv","sx":5,"filters":4},{"type":"fc","num_neurons":3,"activation":"tanh"},{"type":"softmax","num_classes":3}]}"#,
+        )
+        .unwrap();
+        assert_eq!(s.layers[1].out_shape, [4, 24, 24]);
+        assert_eq!(s.layers[1].name, "conv1");
+        assert_eq!(s.layers[2].params()[0].shape, vec![3, 4 * 24 * 24]);
+    }
+
+    #[test]
+    fn exact_messages() {
+        let base = |layer: &str| format!(r#"{{"layers":[{{"type":"input","width":8,"height":8,"depth":1}},{layer}]}}"#);
+        assert_eq!(err(&base(r#"{"type":"conv","size":3,"filters":-3}"#)), "layer 1 (conv): field 'filters': expected a positive integer, got -3");
+        assert_eq!(err(&base(r#"{"type":"conv","size":3}"#)), "layer 1 (conv): field 'filters': missing; expected an integer");
+        assert_eq!(err(&base(r#"{"type":"conv","size":9,"filters":2}"#)), "layer 1 (conv): field 'size': the 9x9 kernel does not fit the 8x8 input (padded to 8x8); expected at most 8");
+        assert_eq!(
+            err(&base(r#"{"type":"conv","size":3,"fitlers":2}"#)),
+            "layer 1 (conv): field 'filters': missing; expected an integer"
+        );
+        assert_eq!(
+            err(&base(r#"{"type":"conv","size":3,"filters":2,"fitlers":2}"#)),
+            "layer 1 (conv): field 'fitlers': unknown field; expected one of: size, filters, stride, pad, bias, activation, type, name, inputs"
+        );
+        assert_eq!(err(&base(r#"{"type":"conv","size":3,"filters":2,"activation":"rleu"}"#)), "layer 1 (conv): field 'activation': expected one of \"relu\", \"sigmoid\", \"tanh\", \"none\", got \"rleu\"");
+        assert_eq!(err(&base(r#"{"type":"convolution"}"#)), "layer 1 (convolution): field 'type': unknown layer type \"convolution\"; expected one of input, conv, pool, fc, relu, sigmoid, tanh, softmax, dropout, batchnorm");
+        assert_eq!(err(&base(r#"{"type":"pool","size":2,"mode":"min"}"#)), "layer 1 (pool): field 'mode': expected \"max\" or \"avg\", got \"min\"");
+        assert_eq!(err(&base(r#"{"type":"dropout","rate":1}"#)), "layer 1 (dropout): field 'rate': expected a number in [0, 1), got 1");
+        assert_eq!(err(&base(r#"{"type":"fc","units":2,"inputs":["x"]}"#)), "layer 1 (fc): field 'inputs': expected [\"input\"] (the previous layer; branching graphs are not supported yet), got [\"x\"]");
+        assert_eq!(err(&base(r#"{"type":"fc","units":2,"name":"input"}"#)), "layer 1 (fc): field 'name': \"input\" is already the name of layer 0; names must be unique");
+        assert_eq!(err(&base(r#"{"type":"softmax","num_classes":10}"#)), "layer 1 (softmax): field 'num_classes': expected 64 (the size of the previous layer's output), got 10; add an fc layer with that many units before the softmax");
+        assert_eq!(err(&base(r#"7"#)), "layer 1: expected a layer object, got 7");
+        assert_eq!(err(r#"{"layers":[{"type":"conv","size":3,"filters":1}]}"#), "layer 0 (conv): field 'type': the first layer must be \"input\", got \"conv\"");
+        assert_eq!(err(r#"{"layers":[{"type":"input","width":0,"height":8,"depth":1}]}"#), "layer 0 (input): field 'width': expected a positive integer, got 0");
+        assert_eq!(err(r#"{"layers":[]}"#), "field 'layers': expected at least an input layer and one more layer");
+        assert_eq!(err(r#"{"layer":[]}"#), "field 'layer': unknown field; expected one of: name, layers, classes, format, version");
+        assert!(err("{").starts_with("not valid JSON: EOF while parsing"));
+    }
+}

@@ -1,0 +1,6 @@
+//! The visualization techniques, one file each. Each takes a [`crate::Net`] and returns plain
+//! numbers (`Vec<f32>` with shapes) for a front end to draw; [`grid`] turns them into images for
+//! the CLI.
+
+pub mod grid;
+pub mod layers;

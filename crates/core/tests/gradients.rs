@@ -1,0 +1,213 @@
+//! Every layer type's gradients against central finite differences, for the input, every layer's
+//! output and every weight; and for every kind of objective.
+
+use convlens_core::burn::tensor::Device;
+use convlens_core::grad::{self, Objective};
+use convlens_core::spec::NetSpec;
+use convlens_core::vis::layers;
+use convlens_core::{Net, read};
+
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> f32 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        ((self.0 >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+    }
+}
+
+fn device() -> Device {
+    convlens_core::backend::cpu()
+}
+
+/// A net with random weights (batchnorm's running variance kept positive).
+fn random_net(spec: &str, seed: u64) -> Net {
+    let spec = NetSpec::parse(spec).unwrap();
+    let mut rng = Rng(seed);
+    let w = spec
+        .layers
+        .iter()
+        .map(|l| {
+            l.params()
+                .iter()
+                .map(|p| {
+                    let n: usize = p.shape.iter().product();
+                    (0..n)
+                        .map(|_| if p.field == "running_var" { 0.5 + rng.next().abs() } else { rng.next() * 0.5 })
+                        .collect()
+                })
+                .collect()
+        })
+        .collect();
+    Net::with_weights(spec, w, &device())
+}
+
+fn objective_value(net: &Net, image: &[f32], obj: &Objective) -> f64 {
+    let outs = net.forward_all(net.input_tensor(image).unwrap());
+    let g = grad::gradients(net, obj, &outs).unwrap();
+    pollster::block_on(read(g.value)).unwrap()[0] as f64
+}
+
+fn sample(n: usize, k: usize) -> Vec<usize> {
+    if n <= k { (0..n).collect() } else { (0..k).map(|i| i * n / k + (i * 7) % (n / k).max(1)).collect() }
+}
+
+fn assert_close(what: &str, analytic: f64, numeric: f64, scale: f64) {
+    let tol = 2e-2 * scale.max(1e-3) + 1e-4;
+    assert!(
+        (analytic - numeric).abs() <= tol,
+        "{what}: autodiff {analytic:.6} vs finite difference {numeric:.6} (tolerance {tol:.2e})"
+    );
+}
+
+/// Checks d objective / d input, d objective / d every weight, and d objective / d each layer's
+/// output (by perturbing that layer's output and running the layers above it).
+fn check(spec: &str, obj: Objective, seed: u64) {
+    let net = random_net(spec, seed);
+    let [d, h, w] = net.spec.input_shape();
+    let mut rng = Rng(seed + 1);
+    let image: Vec<f32> = (0..d * h * w).map(|_| rng.next()).collect();
+    let p = pollster::block_on(layers::probe(&net, &image, &obj)).unwrap();
+    let f0 = objective_value(&net, &image, &obj);
+    assert!((f0 - p.objective as f64).abs() < 1e-4 * f0.abs().max(1.0), "objective value");
+    let eps = 1e-2f32;
+
+    // Input.
+    let g = &p.layers[0].grad;
+    let scale = g.data.iter().fold(0f64, |m, v| m.max(v.abs() as f64));
+    for i in sample(image.len(), 12) {
+        let (mut a, mut b) = (image.clone(), image.clone());
+        a[i] += eps;
+        b[i] -= eps;
+        let num = (objective_value(&net, &a, &obj) - objective_value(&net, &b, &obj)) / (2.0 * eps as f64);
+        assert_close(&format!("{obj:?}: d/d input[{i}]"), g.data[i] as f64, num, scale);
+    }
+
+    // Weights.
+    for (li, lp) in p.layers.iter().enumerate() {
+        for (wi, wp) in lp.weights.iter().enumerate() {
+            let scale = wp.grad.data.iter().fold(0f64, |m, v| m.max(v.abs() as f64));
+            let values = pollster::block_on(net.read_weights()).unwrap();
+            for i in sample(wp.value.data.len(), 8) {
+                let mut eval = |delta: f32| {
+                    let mut v = values.clone();
+                    v[li][wi][i] += delta;
+                    let n2 = Net::with_weights(net.spec.clone(), v, &device());
+                    objective_value(&n2, &image, &obj)
+                };
+                let num = (eval(eps) - eval(-eps)) / (2.0 * eps as f64);
+                assert_close(&format!("{obj:?}: d/d {}[{i}]", wp.name), wp.grad.data[i] as f64, num, scale);
+            }
+        }
+    }
+
+    // Each layer's output: perturb it and run only the layers above.
+    let x = net.input_tensor(&image).unwrap();
+    let outs = net.forward_all(x);
+    for li in 1..net.spec.layers.len() {
+        let out = pollster::block_on(read(outs[li].clone())).unwrap();
+        let g = &p.layers[li].grad;
+        let scale = g.data.iter().fold(0f64, |m, v| m.max(v.abs() as f64));
+        let dims = outs[li].dims();
+        for i in sample(out.len(), 6) {
+            let mut eval = |delta: f32| {
+                let mut v = out.clone();
+                v[i] += delta;
+                let mut cur = convlens_core::burn::tensor::Tensor::<4>::from_data(
+                    convlens_core::burn::tensor::TensorData::new(v, dims),
+                    &device(),
+                );
+                let mut all = outs[..=li].to_vec();
+                all[li] = cur.clone();
+                for k in li + 1..net.spec.layers.len() {
+                    cur = net.forward_layer(k, &net.params[k], cur);
+                    all.push(cur.clone());
+                }
+                let g = grad::gradients(&net, &obj, &all).unwrap();
+                pollster::block_on(read(g.value)).unwrap()[0] as f64
+            };
+            let num = (eval(eps) - eval(-eps)) / (2.0 * eps as f64);
+            assert_close(&format!("{obj:?}: d/d layer {li} output[{i}]"), g.data[i] as f64, num, scale);
+        }
+    }
+}
+
+const CONV_NET: &str = r#"{"layers":[
+  {"type":"input","width":9,"height":9,"depth":2},
+  {"type":"conv","size":3,"filters":3,"pad":1,"activation":"relu"},
+  {"type":"pool","size":2,"stride":2,"mode":"max"},
+  {"type":"conv","size":2,"filters":4,"stride":2,"pad":1,"activation":"tanh"},
+  {"type":"pool","size":2,"stride":1,"mode":"avg"},
+  {"type":"fc","units":5,"activation":"sigmoid"},
+  {"type":"fc","units":4},
+  {"type":"softmax"}]}"#;
+
+const ELEMENTWISE_NET: &str = r#"{"layers":[
+  {"type":"input","width":4,"height":4,"depth":3},
+  {"type":"batchnorm"},
+  {"type":"relu"},
+  {"type":"conv","size":3,"filters":2,"pad":1,"bias":false},
+  {"type":"sigmoid"},
+  {"type":"dropout","rate":0.3},
+  {"type":"tanh"},
+  {"type":"fc","units":3,"activation":"relu"},
+  {"type":"fc","units":3}]}"#;
+
+#[test]
+fn conv_pool_fc_softmax_class_score() {
+    check(CONV_NET, Objective::Class(2), 11);
+}
+
+#[test]
+fn conv_pool_fc_softmax_loss() {
+    check(CONV_NET, Objective::Loss { label: 1 }, 12);
+}
+
+#[test]
+fn hidden_neuron_and_channel() {
+    check(CONV_NET, Objective::Neuron { layer: 3, index: 5 }, 13);
+    check(CONV_NET, Objective::Channel { layer: 2, channel: 1 }, 14);
+}
+
+#[test]
+fn batchnorm_relu_sigmoid_dropout_tanh() {
+    check(ELEMENTWISE_NET, Objective::Class(0), 15);
+    check(ELEMENTWISE_NET, Objective::Loss { label: 2 }, 16);
+}
+
+#[test]
+fn gradients_above_the_objective_are_zero_and_loss_is_cross_entropy() {
+    let net = random_net(CONV_NET, 3);
+    let image = vec![0.3f32; 2 * 81];
+    let p = pollster::block_on(layers::probe(&net, &image, &Objective::Neuron { layer: 2, index: 0 })).unwrap();
+    for l in &p.layers[3..] {
+        assert!(l.grad.data.iter().all(|&v| v == 0.0));
+        for w in &l.weights {
+            assert!(w.grad.data.iter().all(|&v| v == 0.0));
+        }
+    }
+    let p = pollster::block_on(layers::probe(&net, &image, &Objective::Loss { label: 3 })).unwrap();
+    let probs = p.probs.unwrap();
+    assert!((probs.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+    assert!((p.objective + probs[3].ln()).abs() < 1e-4, "loss = -ln p[label]");
+}
+
+#[test]
+fn bad_objectives_and_inputs_are_errors() {
+    let net = random_net(CONV_NET, 3);
+    let image = vec![0.0f32; 2 * 81];
+    let err = |o: Objective| pollster::block_on(layers::probe(&net, &image, &o)).unwrap_err().to_string();
+    assert_eq!(err(Objective::Class(4)), "objective: class 4 does not exist; the network has 4 classes (0..3)");
+    assert_eq!(err(Objective::Neuron { layer: 9, index: 0 }), "objective: layer 9 does not exist; the network has layers 0..7");
+    assert_eq!(err(Objective::Neuron { layer: 1, index: 243 }), "objective: unit 243 does not exist; layer 1 has 243 units");
+    assert_eq!(err(Objective::Channel { layer: 1, channel: 3 }), "objective: channel 3 does not exist; layer 1 has 3 channels");
+    let e = pollster::block_on(layers::probe(&net, &[0.0; 5], &Objective::Class(0))).unwrap_err().to_string();
+    assert_eq!(e, "input: the image has 5 values; the network's input is 2x9x9 (depth x height x width) = 162 values");
+    let mut nan = image.clone();
+    nan[7] = f32::NAN;
+    let e = pollster::block_on(layers::probe(&net, &nan, &Objective::Class(0))).unwrap_err().to_string();
+    assert_eq!(e, "input: the image has a non-finite value (NaN) at index 7");
+    assert_eq!(Objective::parse("neuron:2:17").unwrap(), Objective::Neuron { layer: 2, index: 17 });
+    assert!(Objective::parse("class").is_err());
+}

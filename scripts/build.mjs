@@ -1,0 +1,146 @@
+// Builds ConvLens: the wasm engine into www/pkg/ (and, separately, the native CLI used by the tests).
+// Idempotent: each step is skipped when its output is already up to date.  `node scripts/build.mjs`
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { delimiter, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { gzipSync } from 'node:zlib';
+
+export const ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)));
+const CARGO_BIN = join(homedir(), '.cargo', 'bin');
+const ENV = { ...process.env, PATH: [process.env.PATH, CARGO_BIN].filter(Boolean).join(delimiter) };
+const PKG = join(ROOT, 'www', 'pkg');
+
+/** The cargo target directory: $CARGO_TARGET_DIR (relative to the repo root) or ./target. */
+export function targetDir() {
+  return resolve(ROOT, process.env.CARGO_TARGET_DIR || 'target');
+}
+
+/** Path of the native CLI binary built by buildCli(). */
+export function cliPath() {
+  return join(targetDir(), 'release', process.platform === 'win32' ? 'convlens.exe' : 'convlens');
+}
+
+/** Runs a command with inherited stdio; rejects on a non-zero exit. */
+export function run(cmd, args, opts = {}) {
+  console.log(`$ ${[cmd, ...args].join(' ')}`);
+  return new Promise((ok, fail) => {
+    const child = spawn(cmd, args, { cwd: ROOT, env: ENV, stdio: 'inherit', ...opts });
+    child.on('error', fail);
+    child.on('exit', (code, signal) => {
+      if (code === 0) ok();
+      else fail(new Error(`${cmd} ${args[0] ?? ''} failed (${signal ?? `exit ${code}`})`));
+    });
+  });
+}
+
+/** Runs a command and returns its stdout, or null if it cannot run or fails. */
+function capture(cmd, args) {
+  const r = spawnSync(cmd, args, { cwd: ROOT, env: ENV, encoding: 'utf8' });
+  return r.status === 0 ? r.stdout : null;
+}
+
+/** Runs fn, printing how long the step took. */
+export async function step(name, fn) {
+  const t0 = performance.now();
+  console.log(`\n== ${name}`);
+  const out = await fn();
+  console.log(`== ${name}: ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  return out;
+}
+
+async function ensureWasmTarget() {
+  const installed = capture('rustup', ['target', 'list', '--installed']) ?? '';
+  if (installed.split('\n').some((l) => l.trim() === 'wasm32-unknown-unknown')) {
+    console.log('wasm32-unknown-unknown already installed');
+  } else {
+    await run('rustup', ['target', 'add', 'wasm32-unknown-unknown']);
+  }
+}
+
+/** The exact wasm-bindgen version pinned in Cargo.lock. */
+export function lockedWasmBindgenVersion() {
+  const lock = readFileSync(join(ROOT, 'Cargo.lock'), 'utf8');
+  for (const block of lock.split('[[package]]')) {
+    if (/^\s*name = "wasm-bindgen"\s*$/m.test(block)) {
+      const m = block.match(/^\s*version = "([^"]+)"\s*$/m);
+      if (m) return m[1];
+    }
+  }
+  throw new Error('Cargo.lock has no wasm-bindgen package (is crates/wasm a workspace member?)');
+}
+
+/** The wasm-bindgen binary (PATH, then ~/.cargo/bin) and the version it reports, or null. */
+export function findWasmBindgen() {
+  for (const bin of ['wasm-bindgen', join(CARGO_BIN, 'wasm-bindgen')]) {
+    const out = capture(bin, ['--version']);
+    const m = out?.match(/wasm-bindgen\s+(\S+)/);
+    if (m) return { bin, version: m[1] };
+  }
+  return null;
+}
+
+async function ensureWasmBindgen() {
+  const want = lockedWasmBindgenVersion();
+  let found = findWasmBindgen();
+  if (found?.version === want) {
+    console.log(`wasm-bindgen ${want} found (${found.bin})`);
+    return found.bin;
+  }
+  console.log(`need wasm-bindgen ${want}, found ${found ? `${found.version} (${found.bin})` : 'none'}`);
+  // No --locked: it fails against this registry.
+  await run('cargo', ['install', 'wasm-bindgen-cli', '--version', want]);
+  found = findWasmBindgen();
+  if (found?.version !== want) throw new Error(`wasm-bindgen ${want} still not found after cargo install`);
+  return found.bin;
+}
+
+const mtime = (p) => (existsSync(p) ? statSync(p).mtimeMs : -Infinity);
+
+async function buildWasm(bindgen) {
+  await run('cargo', ['build', '-p', 'convlens-wasm', '--target', 'wasm32-unknown-unknown', '--profile', 'wasm']);
+  const input = join(targetDir(), 'wasm32-unknown-unknown', 'wasm', 'convlens_wasm.wasm');
+  const output = join(PKG, 'convlens_wasm_bg.wasm');
+  if (mtime(output) > mtime(input) && existsSync(join(PKG, 'convlens_wasm.js'))) {
+    console.log('www/pkg is up to date');
+  } else {
+    await run(bindgen, ['--target', 'web', '--out-dir', PKG, input]);
+  }
+  const bytes = readFileSync(output);
+  const mib = (n) => `${(n / 1048576).toFixed(2)} MiB`;
+  console.log(`www/pkg/convlens_wasm_bg.wasm: ${mib(bytes.length)}, gzipped ${mib(gzipSync(bytes, { level: 9 }).length)}`);
+}
+
+/** Installs node_modules (playwright-core, for the e2e tests) if missing. */
+export async function ensureNodeModules() {
+  await step('npm install', async () => {
+    if (existsSync(join(ROOT, 'node_modules', 'playwright-core'))) console.log('node_modules present');
+    else await run('npm', ['install', '--no-audit', '--no-fund'], { shell: process.platform === 'win32' });
+  });
+}
+
+/** Builds the native CLI (target/release/convlens), used by the tests. */
+export async function buildCli() {
+  await step('cargo build --release -p convlens-cli', () => run('cargo', ['build', '--release', '-p', 'convlens-cli']));
+  return cliPath();
+}
+
+/** Builds the wasm engine into www/pkg/. */
+export async function build() {
+  const t0 = performance.now();
+  await step('rust target wasm32-unknown-unknown', ensureWasmTarget);
+  const bindgen = await step('wasm-bindgen CLI', ensureWasmBindgen);
+  await step('wasm engine -> www/pkg', () => buildWasm(bindgen));
+  console.log(`\nbuild done in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+}
+
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  try {
+    await build();
+    await ensureNodeModules();
+  } catch (e) {
+    console.error(`\nbuild failed: ${e.message}`);
+    process.exit(1);
+  }
+}

@@ -1,0 +1,39 @@
+// Minimal reader for NumPy .npy files (v1, v2, v3) holding little-endian float32 (or float64) arrays.
+import { readFileSync } from 'node:fs';
+
+/** Parses an .npy buffer: { shape: number[], data: Float32Array }. */
+export function parseNpy(buf) {
+  if (buf.toString('latin1', 0, 6) !== '\x93NUMPY') throw new Error('not an .npy file (bad magic)');
+  const major = buf[6];
+  const headerLen = major === 1 ? buf.readUInt16LE(8) : buf.readUInt32LE(8);
+  const start = major === 1 ? 10 : 12;
+  const header = buf.toString(major === 3 ? 'utf8' : 'latin1', start, start + headerLen);
+  const descr = header.match(/'descr':\s*'([^']+)'/)?.[1];
+  const fortran = header.match(/'fortran_order':\s*(True|False)/)?.[1];
+  const shapeText = header.match(/'shape':\s*\(([^)]*)\)/)?.[1];
+  if (!descr || !fortran || shapeText === undefined) throw new Error(`bad .npy header: ${header}`);
+  if (fortran === 'True') throw new Error('fortran_order .npy files are not supported');
+  const shape = shapeText.split(',').map((s) => s.trim()).filter(Boolean).map(Number);
+  const count = shape.reduce((a, b) => a * b, 1);
+  const offset = start + headerLen;
+  const bytes = buf.subarray(offset);
+  let data;
+  if (descr === '<f4') {
+    data = new Float32Array(count);
+    for (let i = 0; i < count; i++) data[i] = bytes.readFloatLE(i * 4);
+  } else if (descr === '<f8') {
+    data = Float32Array.from({ length: count }, (_, i) => bytes.readDoubleLE(i * 8));
+  } else {
+    throw new Error(`unsupported .npy dtype ${descr} (want <f4)`);
+  }
+  if (bytes.length < count * (descr === '<f4' ? 4 : 8)) throw new Error('.npy file is truncated');
+  return { shape, dtype: descr, data };
+}
+
+export function readNpy(path) {
+  try {
+    return parseNpy(readFileSync(path));
+  } catch (e) {
+    throw new Error(`${path}: ${e.message}`);
+  }
+}

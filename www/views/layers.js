@@ -1,0 +1,159 @@
+// One panel per layer: info, activations, gradients of the objective, weights and weight gradients.
+import { absMax, cssColor, divergingMap, drawPlane, drawRGB, drawTiles, grayMap, makeCanvas, pixelAt, tileLayout, zoomFor } from './draw.js';
+import { countText, el, fmt, shapeText } from './dom.js';
+import { weightViews } from './weights.js';
+
+/** Channel images of a [C, H, W] output. Clicks: a pixel -> neuron objective, a title -> channel objective. */
+function channelGrid(layer, onObjective) {
+  const [c, h, w] = layer.shape;
+  const z = zoomFor(w, h, c > 12 ? 40 : 56);
+  const clickable = layer.index > 0;
+  const tiles = Array.from({ length: c }, (_, ch) => {
+    const canvas = makeCanvas(w, h, z);
+    const title = el('button.tile-title', { text: String(ch), type: 'button', disabled: !clickable });
+    if (clickable) {
+      title.classList.add('clickable');
+      title.title = `channel ${ch}: click to use its mean as the objective`;
+      title.onclick = () => onObjective({ kind: 'channel', layer: layer.index, channel: ch });
+      canvas.classList.add('clickable');
+      canvas.title = 'click a pixel to use that neuron as the objective';
+      canvas.onclick = (e) => {
+        const { x, y } = pixelAt(canvas, e);
+        onObjective({ kind: 'neuron', layer: layer.index, index: ch * h * w + y * w + x });
+      };
+    }
+    return { canvas, node: el('div.tile', {}, canvas, title) };
+  });
+  const rgb = layer.index === 0 && c === 3 ? makeCanvas(w, h, z) : null;
+  const node = el('div.tiles', {}, rgb && el('div.tile', {}, rgb, el('span.tile-title', { text: 'rgb' })), ...tiles.map((t) => t.node));
+  return {
+    node,
+    draw(data, { map, rgbMap }) {
+      tiles.forEach((t, ch) => drawPlane(t.canvas, data, ch * h * w, map));
+      if (rgb) drawRGB(rgb, data, 0, rgbMap);
+    },
+    select(obj) {
+      const hit = obj?.layer === layer.index ? (obj.kind === 'channel' ? obj.channel : obj.kind === 'neuron' ? Math.floor(obj.index / (h * w)) : -1) : -1;
+      tiles.forEach((t, ch) => t.node.classList.toggle('selected', ch === hit));
+    },
+  };
+}
+
+/** A [n, 1, 1] output as a row (or wrapped rows) of cells. Clicks -> neuron objective (class on the output). */
+function cellRow(layer, onObjective, asClass) {
+  const n = layer.shape[0];
+  const cols = Math.min(n, 50);
+  const layout = tileLayout(1, 1, Math.ceil(n / cols), cols, { gap: 0 });
+  const z = Math.max(3, Math.min(16, Math.floor(480 / cols)));
+  const canvas = makeCanvas(layout.width, layout.height, z);
+  canvas.classList.add('clickable', 'frame');
+  canvas.onclick = (e) => {
+    const { x, y } = pixelAt(canvas, e);
+    const i = y * cols + x;
+    if (i < n) onObjective(asClass ? { kind: 'class', index: i } : { kind: 'neuron', layer: layer.index, index: i });
+  };
+  return {
+    node: canvas,
+    draw: (data, { map }) => drawTiles(canvas, data, layout, map),
+    select(obj) {
+      canvas.classList.toggle('selected', (asClass && obj?.kind === 'class') || obj?.layer === layer.index);
+    },
+  };
+}
+
+/**
+ * Class cells of the output layer: label, a swatch (a bar for probabilities, else the colour map) and the
+ * value. Click -> class objective.
+ */
+function classCells(layer, onObjective, { probs }) {
+  const n = layer.shape[0];
+  const cells = Array.from({ length: n }, (_, i) => {
+    const bar = probs ? el('span.bar') : null;
+    const swatch = el('span.swatch', {}, bar);
+    const value = el('span.pct');
+    const node = el('button.cls', {
+      type: 'button', 'data-class': i, title: `class ${i}: click to use its score as the objective`,
+      onclick: () => onObjective({ kind: 'class', index: i }),
+    }, el('span.label', { text: String(i) }), swatch, value);
+    return { node, swatch, bar, value };
+  });
+  return {
+    node: el('div.classes', {}, ...cells.map((c) => c.node)),
+    draw(data, { map, predicted }) {
+      cells.forEach((c, i) => {
+        if (c.bar) c.bar.style.height = `${Math.max(0, Math.min(1, data[i])) * 100}%`;
+        else c.swatch.style.background = cssColor(map, data[i]);
+        c.value.textContent = probs ? `${(data[i] * 100).toFixed(1)}%` : fmt(data[i]);
+        c.node.classList.toggle('predicted', i === predicted);
+      });
+    },
+    select(obj) {
+      cells.forEach((c, i) => c.node.classList.toggle('selected', obj?.kind === 'class' && obj.index === i));
+    },
+  };
+}
+
+function viewRow(label, content) {
+  return el('div.view-row', {}, el('span.view-label', { text: label }), content);
+}
+
+function layerPanel(layer, summary, onObjective) {
+  const [, h, w] = layer.shape;
+  const isOutput = layer.index === summary.layers.length - 1;
+  const isClasses = isOutput && summary.classes > 0 && h * w === 1;
+  const makeView = (kind) => {
+    if (isClasses) return classCells(layer, onObjective, { probs: kind === 'act' && layer.type === 'softmax' });
+    if (h * w === 1) return cellRow(layer, onObjective, false);
+    return channelGrid(layer, onObjective);
+  };
+  const act = makeView('act');
+  const grad = makeView('grad');
+  const firstConv = summary.layers.find((l) => l.type === 'conv')?.index === layer.index;
+  const prevShape = summary.layers[layer.index - 1]?.shape;
+  const weights = layer.weights?.length ? weightViews(layer.weights, { filters: firstConv, prevShape }) : null;
+
+  const actStats = el('div');
+  const gradStats = el('div');
+  const info = el('div.layer-info', {},
+    el('h3', {}, el('span.idx', { text: `#${layer.index}` }), layer.name, el('span.type', { text: layer.type })),
+    el('div.desc', { text: layer.desc }),
+    el('div', { text: `output ${shapeText(layer.shape)}` }),
+    el('div', { text: `${countText(layer.params)} params` }),
+    actStats, gradStats);
+  const views = el('div.layer-views', {},
+    viewRow('Activations', act.node),
+    viewRow('Gradients', grad.node),
+    weights && viewRow('Weights', weights.weightsNode),
+    weights && viewRow('Weight grads', weights.gradsNode));
+  const node = el('article.layer-panel', { 'data-layer': layer.index, 'data-type': layer.type }, info, views);
+
+  return {
+    node,
+    update(lp, { objective, predicted }) {
+      const actMap = grayMap(lp.actMin, lp.actMax);
+      const s = absMax(lp.gradMin, lp.gradMax);
+      act.draw(lp.act, { map: actMap, rgbMap: actMap, predicted });
+      grad.draw(lp.grad, { map: divergingMap(s), rgbMap: grayMap(-s, s), predicted });
+      act.select(objective);
+      grad.select(objective);
+      weights?.update(lp.weights);
+      actStats.textContent = `act min ${fmt(lp.actMin)} max ${fmt(lp.actMax)}`;
+      gradStats.textContent = `grad min ${fmt(lp.gradMin)} max ${fmt(lp.gradMax)}`;
+    },
+  };
+}
+
+/** The layer panels. build(summary) on every load; update(probe, {objective, predicted, seq}) per probe. */
+export function createLayersView(root, { onObjective }) {
+  let panels = [];
+  return {
+    build(summary) {
+      panels = summary.layers.map((layer) => layerPanel(layer, summary, onObjective));
+      root.replaceChildren(...panels.map((p) => p.node));
+    },
+    update(probe, ctx) {
+      probe.layers.forEach((lp, i) => panels[i]?.update(lp, ctx));
+      root.dataset.probe = String(ctx.seq ?? '');
+    },
+  };
+}

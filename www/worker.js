@@ -1,0 +1,83 @@
+// The engine's Web Worker: owns the wasm Engine and answers { id, cmd, args } requests (docs/ENGINE_API.md).
+let wasm = null;
+let engine = null;
+
+const loaded = (async () => {
+  try {
+    wasm = await import('./pkg/convlens_wasm.js');
+  } catch (e) {
+    throw new Error(`cannot load the wasm engine (www/pkg/convlens_wasm.js); run \`npm run build\` first. (${e.message || e})`);
+  }
+  await wasm.default();
+  wasm.installPanicHook((message) => postMessage({ type: 'panic', message: String(message) }));
+})();
+loaded.catch(() => {}); // reported to each request instead
+
+/** A Float32Array that owns its whole buffer (copied if it is a view into something larger). */
+function owned(a) {
+  return a.byteOffset === 0 && a.byteLength === a.buffer.byteLength ? a : a.slice();
+}
+
+/** Makes every Float32Array of a probe own its buffer and returns the buffers to transfer. */
+function probeTransfers(probe) {
+  const list = [];
+  const take = (obj, key) => {
+    if (obj[key] instanceof Float32Array) list.push((obj[key] = owned(obj[key])).buffer);
+  };
+  take(probe, 'probs');
+  for (const layer of probe.layers) {
+    take(layer, 'act');
+    take(layer, 'grad');
+    for (const w of layer.weights ?? []) {
+      take(w, 'data');
+      take(w, 'grad');
+    }
+  }
+  return [...new Set(list)];
+}
+
+function needEngine() {
+  if (!engine) throw new Error('engine not initialized (send init first)');
+  return engine;
+}
+
+const commands = {
+  async init({ backend = 'auto' }) {
+    const webgpu = Boolean(await wasm.webgpuAvailable());
+    const want = backend === 'auto' ? (webgpu ? 'webgpu' : 'cpu') : backend;
+    const next = await wasm.Engine.create(want);
+    engine?.free?.();
+    engine = next;
+    return { result: { backend: engine.backend(), webgpu } };
+  },
+  load({ spec, weights = null, seed = 0 }) {
+    const text = typeof spec === 'string' ? spec : JSON.stringify(spec);
+    return { result: needEngine().load(text, weights, seed) };
+  },
+  async probe({ input, objective }) {
+    const data = input instanceof Float32Array ? input : Float32Array.from(input);
+    const result = await needEngine().probe(data, objective);
+    return { result, transfer: probeTransfers(result) };
+  },
+  exportWeights() {
+    const bytes = needEngine().exportWeights();
+    const own = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength ? bytes : bytes.slice();
+    return { result: own, transfer: [own.buffer] };
+  },
+  debugPanic() {
+    needEngine().debugPanic();
+    return { result: null };
+  },
+};
+
+self.onmessage = async ({ data: { id, cmd, args } }) => {
+  try {
+    await loaded;
+    const handler = Object.hasOwn(commands, cmd) ? commands[cmd] : null;
+    if (!handler) throw new Error(`unknown command '${cmd}'`);
+    const { result, transfer = [] } = await handler(args ?? {});
+    postMessage({ id, ok: true, result }, transfer);
+  } catch (e) {
+    postMessage({ id, ok: false, error: e?.message || String(e) });
+  }
+};
