@@ -65,16 +65,16 @@ function cellRow(layer, onObjective, asClass) {
  * Class cells of the output layer: label, a swatch (a bar for probabilities, else the colour map) and the
  * value. Click -> class objective.
  */
-function classCells(layer, onObjective, { probs }) {
+function classCells(layer, onObjective, { probs, names }) {
   const n = layer.shape[0];
   const cells = Array.from({ length: n }, (_, i) => {
     const bar = probs ? el('span.bar') : null;
     const swatch = el('span.swatch', {}, bar);
     const value = el('span.pct');
     const node = el('button.cls', {
-      type: 'button', 'data-class': i, title: `class ${i}: click to use its score as the objective`,
+      type: 'button', 'data-class': i, title: `class ${names?.[i] ?? i}: click to use its score as the objective`,
       onclick: () => onObjective({ kind: 'class', index: i }),
-    }, el('span.label', { text: String(i) }), swatch, value);
+    }, el('span.label', { text: names?.[i] ?? String(i) }), swatch, value);
     return { node, swatch, bar, value };
   });
   return {
@@ -102,7 +102,7 @@ function layerPanel(layer, summary, onObjective) {
   const isOutput = layer.index === summary.layers.length - 1;
   const isClasses = isOutput && summary.classes > 0 && h * w === 1;
   const makeView = (kind) => {
-    if (isClasses) return classCells(layer, onObjective, { probs: kind === 'act' && layer.type === 'softmax' });
+    if (isClasses) return classCells(layer, onObjective, { probs: kind === 'act' && layer.type === 'softmax', names: summary.classNames });
     if (h * w === 1) return cellRow(layer, onObjective, false);
     return channelGrid(layer, onObjective);
   };

@@ -231,6 +231,8 @@ impl Layer {
 pub struct NetSpec {
     pub name: String,
     pub layers: Vec<Layer>,
+    /// Optional names of the classes (top-level `classes`), one per score.
+    pub class_names: Option<Vec<String>>,
     /// The JSON it came from, normalised (kept to write next to weights).
     pub json: Value,
 }
@@ -608,7 +610,16 @@ fn validate(value: &Value) -> Result<NetSpec, SpecError> {
     if layers.len() < 2 {
         return Err(top_err("layers", "expected at least an input layer and one more layer".into()));
     }
-    Ok(NetSpec { name, layers, json: value.clone() })
+    let mut spec = NetSpec { name, layers, class_names: None, json: value.clone() };
+    if let Some(v) = obj.get("classes") {
+        let n = spec.classes();
+        let names: Option<Vec<String>> = v.as_array().and_then(|a| a.iter().map(|x| x.as_str().map(String::from)).collect());
+        match names {
+            Some(names) if names.len() == n => spec.class_names = Some(names),
+            _ => return Err(top_err("classes", format!("expected a list of {n} class names (one per output of layer {}), got {}", spec.score_layer(), describe_value(v)))),
+        }
+    }
+    Ok(spec)
 }
 
 fn valid_name(s: &str) -> bool {
@@ -690,6 +701,10 @@ mod tests {
         assert_eq!(err(r#"{"layers":[{"type":"conv","size":3,"filters":1}]}"#), "layer 0 (conv): field 'type': the first layer must be \"input\", got \"conv\"");
         assert_eq!(err(r#"{"layers":[{"type":"input","width":0,"height":8,"depth":1}]}"#), "layer 0 (input): field 'width': expected a positive integer, got 0");
         assert_eq!(err(r#"{"layers":[]}"#), "field 'layers': expected at least an input layer and one more layer");
+        assert_eq!(
+            err(r#"{"classes":["a"],"layers":[{"type":"input","width":1,"height":1,"depth":1},{"type":"fc","units":2}]}"#),
+            "field 'classes': expected a list of 2 class names (one per output of layer 1), got [\"a\"]"
+        );
         assert_eq!(err(r#"{"layer":[]}"#), "field 'layer': unknown field; expected one of: name, layers, classes, format, version");
         assert!(err("{").starts_with("not valid JSON: EOF while parsing"));
     }

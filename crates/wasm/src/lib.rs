@@ -105,6 +105,8 @@ struct Summary {
     name: String,
     input: InputInfo,
     classes: usize,
+    #[serde(rename = "classNames")]
+    class_names: Vec<String>,
     params: usize,
     layers: Vec<LayerInfo>,
 }
@@ -212,6 +214,7 @@ impl Engine {
             name: s.name.clone(),
             input: InputInfo { depth: s.input_shape()[0], height: s.input_shape()[1], width: s.input_shape()[2] },
             classes: s.classes(),
+            class_names: s.class_names.clone().unwrap_or_else(|| (0..s.classes()).map(|i| i.to_string()).collect()),
             params: s.param_count(),
             layers: s
                 .layers
