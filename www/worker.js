@@ -59,8 +59,8 @@ const commands = {
     const result = await needEngine().probe(data, objective);
     return { result, transfer: probeTransfers(result) };
   },
-  exportWeights() {
-    const bytes = needEngine().exportWeights();
+  async exportWeights() {
+    const bytes = await needEngine().exportWeights();
     const own = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength ? bytes : bytes.slice();
     return { result: own, transfer: [own.buffer] };
   },

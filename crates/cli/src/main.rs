@@ -1,5 +1,6 @@
 //! `convlens`: the ConvLens engine on the command line, for slides, scripts and tests.
 
+mod mnist;
 mod npy;
 
 use std::path::{Path, PathBuf};
@@ -57,6 +58,28 @@ enum Command {
         /// Pixels per value in the PNG grids.
         #[arg(long, default_value_t = 4)]
         scale: usize,
+    },
+    /// Train a 24x24x1 network on MNIST (random 24x24 crops of the 28x28 digits, as ConvNetJS does)
+    /// with SGD + momentum, report test accuracy on the 3,000 test images (center crops), and write
+    /// the weights as safetensors.
+    Train {
+        #[command(flatten)]
+        model: ModelArgs,
+        /// Data directory with mnist/ (default: $CONVLENS_DATA_DIR).
+        #[arg(long)]
+        data: Option<PathBuf>,
+        #[arg(long, default_value_t = 1.0)]
+        epochs: f64,
+        #[arg(long, default_value_t = 20)]
+        batch: usize,
+        #[arg(long, default_value_t = 0.01)]
+        lr: f64,
+        #[arg(long, default_value_t = 0.9)]
+        momentum: f64,
+        #[arg(long, default_value_t = 0.001)]
+        l2: f64,
+        #[arg(long)]
+        out: PathBuf,
     },
     /// Write the model's weights (e.g. a seeded init) as safetensors with the spec embedded.
     Export {
@@ -175,6 +198,60 @@ async fn run(cli: Cli) -> Result<()> {
                 let [c, h, w] = l.out_shape;
                 println!("{:>3}  {:<10} {:<44} {:>14} {:>8}", l.index, l.name, l.describe(), format!("{c}x{h}x{w}"), l.param_count());
             }
+            Ok(())
+        }
+        Command::Train { model, data, epochs, batch, lr, momentum, l2, out } => {
+            use convlens_core::train;
+            let dir = data
+                .or_else(|| std::env::var_os("CONVLENS_DATA_DIR").map(PathBuf::from))
+                .ok_or("no data directory: pass --data or set CONVLENS_DATA_DIR")?;
+            let mut net = load(&model).await?;
+            if net.spec.input_shape() != [1, 24, 24] {
+                return Err("train expects a 24x24x1 input (MNIST crops)".into());
+            }
+            let train_set = mnist::load(&dir, 0..20)?;
+            let test_set = mnist::load(&dir, 20..21)?;
+            let mut opt = train::Sgd::new(&net, train::SgdConfig { learning_rate: lr, momentum, l2 });
+            let steps = (epochs * train_set.len() as f64 / batch as f64).ceil() as usize;
+            let mut rng = model.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+            let mut next = move || {
+                rng ^= rng << 13;
+                rng ^= rng >> 7;
+                rng ^= rng << 17;
+                rng
+            };
+            let t0 = std::time::Instant::now();
+            let mut avg = None::<f32>;
+            let mut images = Vec::with_capacity(batch * 576);
+            for s in 0..steps {
+                images.clear();
+                let mut labels = Vec::with_capacity(batch);
+                for _ in 0..batch {
+                    let i = (next() % train_set.len() as u64) as usize;
+                    let r = next();
+                    train_set.crop(i, (r % 5) as usize, ((r >> 8) % 5) as usize, &mut images);
+                    labels.push(train_set.labels[i]);
+                }
+                let loss = train::step(&mut net, &mut opt, &images, &labels).await.map_err(|e| e.to_string())?;
+                avg = Some(avg.map_or(loss, |a| 0.99 * a + 0.01 * loss));
+                if (s + 1) % 500 == 0 || s + 1 == steps {
+                    println!("step {}/{steps}: loss {:.4} ({:.0} examples/s)", s + 1, avg.unwrap(), ((s + 1) * batch) as f64 / t0.elapsed().as_secs_f64());
+                }
+            }
+            let mut correct = 0;
+            for chunk in (0..test_set.len()).collect::<Vec<_>>().chunks(500) {
+                images.clear();
+                for &i in chunk {
+                    test_set.crop(i, 2, 2, &mut images);
+                }
+                let pred = train::predict(&net, &images, chunk.len()).await.map_err(|e| e.to_string())?;
+                correct += chunk.iter().zip(pred).filter(|&(&i, p)| test_set.labels[i] == p).count();
+            }
+            println!("test accuracy: {:.2}% ({correct}/{}) after {steps} steps in {:.1} s", 100.0 * correct as f64 / test_set.len() as f64, test_set.len(), t0.elapsed().as_secs_f64());
+            let w = net.read_weights().await.map_err(|e| e.to_string())?;
+            let bytes = weights::save(&net.spec, &w).map_err(|e| e.to_string())?;
+            std::fs::write(&out, bytes).map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+            println!("wrote {}", out.display());
             Ok(())
         }
         Command::Export { model, out } => {

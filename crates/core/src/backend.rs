@@ -32,12 +32,14 @@ pub fn cpu() -> Device {
 }
 
 /// The GPU device, initialised (asynchronously, as the browser requires).
-#[cfg(any(feature = "webgpu", feature = "vulkan"))]
+#[cfg(any(feature = "webgpu", feature = "wgpu"))]
 pub async fn gpu() -> Result<Device, crate::Error> {
     let opts = Device::wgpu_options();
     #[cfg(all(target_family = "wasm", feature = "webgpu"))]
     let opts = opts.graphics_api(burn::tensor::wgpu::WgpuBackend::WebGpu);
-    #[cfg(all(not(target_family = "wasm"), feature = "vulkan"))]
+    // Natively: Vulkan, with WGSL shaders translated by naga (as in the browser). Burn's SPIR-V
+    // compiler (its `vulkan` feature) crashes Mesa 22's lavapipe, the driver CI runs on.
+    #[cfg(all(not(target_family = "wasm"), feature = "wgpu"))]
     let opts = opts.graphics_api(burn::tensor::wgpu::WgpuBackend::Vulkan);
     opts.init_async()
         .await

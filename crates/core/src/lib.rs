@@ -8,6 +8,7 @@ pub mod backend;
 pub mod grad;
 pub mod net;
 pub mod spec;
+pub mod train;
 pub mod vis;
 pub mod weights;
 

@@ -66,6 +66,15 @@ impl ParamTensor {
         }
     }
 
+    /// The same shape, new values (given flat).
+    pub fn with_flat(&self, flat: Tensor<1>) -> ParamTensor {
+        match self {
+            ParamTensor::D1(_) => ParamTensor::D1(flat),
+            ParamTensor::D2(t) => ParamTensor::D2(flat.reshape(t.dims())),
+            ParamTensor::D4(t) => ParamTensor::D4(flat.reshape(t.dims())),
+        }
+    }
+
     pub fn flat(&self) -> Tensor<1> {
         match self {
             ParamTensor::D1(t) => t.clone(),

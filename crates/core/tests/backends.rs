@@ -1,6 +1,6 @@
 //! The CPU backend (burn-flex) and the GPU backend (burn-wgpu, natively on Vulkan: Mesa's lavapipe
 //! where there is no GPU) give the same numbers for the same weights and input.
-#![cfg(feature = "vulkan")]
+#![cfg(feature = "wgpu")]
 
 use convlens_core::spec::{MNIST_SPEC, NetSpec};
 use convlens_core::vis::layers;

@@ -90,7 +90,7 @@ fn check(spec: &str, obj: Objective, seed: u64) {
             let scale = wp.grad.data.iter().fold(0f64, |m, v| m.max(v.abs() as f64));
             let values = pollster::block_on(net.read_weights()).unwrap();
             for i in sample(wp.value.data.len(), 8) {
-                let mut eval = |delta: f32| {
+                let eval = |delta: f32| {
                     let mut v = values.clone();
                     v[li][wi][i] += delta;
                     let n2 = Net::with_weights(net.spec.clone(), v, &device());
@@ -111,7 +111,7 @@ fn check(spec: &str, obj: Objective, seed: u64) {
         let scale = g.data.iter().fold(0f64, |m, v| m.max(v.abs() as f64));
         let dims = outs[li].dims();
         for i in sample(out.len(), 6) {
-            let mut eval = |delta: f32| {
+            let eval = |delta: f32| {
                 let mut v = out.clone();
                 v[i] += delta;
                 let mut cur = convlens_core::burn::tensor::Tensor::<4>::from_data(
