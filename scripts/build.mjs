@@ -123,7 +123,7 @@ export async function ensureNodeModules() {
 
 /** Builds the native CLI (target/release/convlens), used by the tests. */
 export async function buildCli() {
-  await step('cargo build --release -p convlens-cli', () => run('cargo', ['build', '--release', '-p', 'convlens-cli']));
+  await step('cargo build --release --workspace (the convlens CLI)', () => run('cargo', ['build', '--release', '--workspace']));
   return cliPath();
 }
 

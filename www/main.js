@@ -13,6 +13,9 @@ const NAMES = { webgpu: 'WebGPU', cpu: 'CPU' };
 const state = {
   backend: null, webgpu: false, busy: false,
   spec: '', seed: 7, summary: null,
+  // The built-in spec's trained weights (www/nets/mnist.safetensors, trained by `convlens train`);
+  // any other spec starts from a seeded random init.
+  defaultSpec: '', defaultWeights: null, trained: false,
   samples: [], sample: 0, input: null,
   objective: null, autoObjective: true, predicted: null,
   probe: null, seq: 0, probeMs: null,
@@ -35,8 +38,9 @@ function report(what, e) {
 
 function setStatus() {
   const ms = state.probeMs === null ? '' : ` · probe ${state.probeMs.toFixed(1)} ms`;
+  const weights = state.trained ? 'trained weights' : `random weights (seed ${state.seed})`;
   $('status').textContent = state.summary
-    ? `${state.summary.name} · ${state.summary.params.toLocaleString('en-US')} params${ms}`
+    ? `${state.summary.name} · ${state.summary.params.toLocaleString('en-US')} params · ${weights}${ms}`
     : 'starting engine…';
 }
 
@@ -113,16 +117,22 @@ function setSummary(summary) {
   setStatus();
 }
 
+/** Trained weights for the built-in spec, else null (a random init from the seed). */
+function weightsFor(text) {
+  return state.defaultWeights && text.trim() === state.defaultSpec.trim() ? state.defaultWeights.slice() : null;
+}
+
 async function applySpec({ text, seed }) {
   let summary;
+  const weights = weightsFor(text);
   try {
-    summary = await client.load(text, null, seed);
+    summary = await client.load(text, weights, seed);
   } catch (e) {
     report('Network not changed', e);
     return;
   }
   banner.clear();
-  Object.assign(state, { spec: text, seed, autoObjective: true, objective: null });
+  Object.assign(state, { spec: text, seed, trained: weights !== null, autoObjective: true, objective: null });
   setSummary(summary);
   await refresh().catch(() => {});
 }
@@ -181,11 +191,13 @@ async function start() {
     banner.show(`Unknown backend '${want}' in the URL (use cpu or webgpu); picking one automatically.`);
     want = 'auto';
   }
-  const [specText, samples] = await Promise.all([
+  const [specText, samples, weights] = await Promise.all([
     fetch(new URL('./nets/mnist.json', import.meta.url)).then((r) => r.text()),
     loadSamples(new URL('./assets/mnist-samples.json', import.meta.url)),
+    fetch(new URL('./nets/mnist.safetensors', import.meta.url))
+      .then((r) => (r.ok ? r.arrayBuffer() : null)).then((b) => b && new Uint8Array(b)).catch(() => null),
   ]);
-  state.spec = specText;
+  Object.assign(state, { spec: specText, defaultSpec: specText, defaultWeights: weights });
   state.samples = samples;
   specView.set(specText, state.seed);
   samplesView = createSamplesView($('samples'), samples, {
@@ -193,7 +205,15 @@ async function start() {
   });
   samplesView.select(state.sample);
   setEngine(await initEngine(want));
-  setSummary(await client.load(specText, null, state.seed));
+  let summary;
+  try {
+    summary = await client.load(specText, weightsFor(specText), state.seed);
+    state.trained = weights !== null;
+  } catch (e) {
+    report('The trained weights could not be loaded; using a random init', e);
+    summary = await client.load(specText, null, state.seed);
+  }
+  setSummary(summary);
   await refresh();
 }
 

@@ -37,6 +37,7 @@ function heatmapFigure(shape, prevShape) {
   const fit = Math.min(MAX_W / layout.width, MAX_H / layout.height);
   const z = fit >= 1 ? clamp(Math.floor(fit), 1, 12) : fit; // very large tensors are shown shrunk
   const canvas = makeCanvas(layout.width, layout.height, z);
+  canvas.classList.add('frame'); // zero gradients are white: the frame shows the extent
   return { node: canvas, note, draw: (data, map) => drawTiles(canvas, data, layout, map) };
 }
 

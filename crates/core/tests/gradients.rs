@@ -102,15 +102,29 @@ fn check(spec: &str, obj: Objective, seed: u64) {
         }
     }
 
-    // Each layer's output: perturb it and run only the layers above.
+    // Each layer's output: perturb it and run only the layers above. ReLU and max-pool make some
+    // points non-differentiable (a zero that becomes a window's max when nudged up); there the
+    // one-sided differences disagree, and such points are skipped. The softmax layer is checked
+    // separately for the loss (it is defined through the logits, d/dp = -1/p at the label).
     let x = net.input_tensor(&image).unwrap();
     let outs = net.forward_all(x);
+    let mut checked = 0;
+    let mut skipped = 0;
     for li in 1..net.spec.layers.len() {
+        if matches!(obj, Objective::Loss { .. }) && net.spec.softmax_index() == Some(li) {
+            let Objective::Loss { label } = obj else { unreachable!() };
+            let probs = p.probs.as_ref().unwrap();
+            for (k, g) in p.layers[li].grad.data.iter().enumerate() {
+                let want = if k == label { -1.0 / probs[k] } else { 0.0 };
+                assert!((g - want).abs() <= 1e-3 * want.abs().max(1.0), "d loss / d p[{k}] = {g}, want {want}");
+            }
+            continue;
+        }
         let out = pollster::block_on(read(outs[li].clone())).unwrap();
         let g = &p.layers[li].grad;
         let scale = g.data.iter().fold(0f64, |m, v| m.max(v.abs() as f64));
         let dims = outs[li].dims();
-        for i in sample(out.len(), 6) {
+        for i in sample(out.len(), 8) {
             let eval = |delta: f32| {
                 let mut v = out.clone();
                 v[i] += delta;
@@ -127,10 +141,17 @@ fn check(spec: &str, obj: Objective, seed: u64) {
                 let g = grad::gradients(&net, &obj, &all).unwrap();
                 pollster::block_on(read(g.value)).unwrap()[0] as f64
             };
-            let num = (eval(eps) - eval(-eps)) / (2.0 * eps as f64);
-            assert_close(&format!("{obj:?}: d/d layer {li} output[{i}]"), g.data[i] as f64, num, scale);
+            let (fp, fm) = (eval(eps), eval(-eps));
+            let (up, down) = ((fp - f0) / eps as f64, (f0 - fm) / eps as f64);
+            if (up - down).abs() > 0.05 * up.abs().max(down.abs()) + 1e-3 * scale.max(1e-3) {
+                skipped += 1;
+                continue;
+            }
+            checked += 1;
+            assert_close(&format!("{obj:?}: d/d layer {li} output[{i}]"), g.data[i] as f64, (up + down) / 2.0, scale);
         }
     }
+    assert!(checked >= 3 * skipped, "too many non-differentiable points: {checked} checked, {skipped} skipped");
 }
 
 const CONV_NET: &str = r#"{"layers":[
