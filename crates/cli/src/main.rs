@@ -58,6 +58,9 @@ enum Command {
         /// Pixels per value in the PNG grids.
         #[arg(long, default_value_t = 4)]
         scale: usize,
+        /// Also time the probe this many times and print the median (a benchmark).
+        #[arg(long, default_value_t = 0)]
+        repeat: usize,
     },
     /// Train a 24x24x1 network on MNIST (random 24x24 crops of the 28x28 digits, as ConvNetJS does)
     /// with SGD + momentum, report test accuracy on the 3,000 test images (center crops), and write
@@ -262,10 +265,21 @@ async fn run(cli: Cli) -> Result<()> {
             println!("wrote {}", out.display());
             Ok(())
         }
-        Command::Probe { model, image, target, out, scale } => {
+        Command::Probe { model, image, target, out, scale, repeat } => {
             let net = load(&model).await?;
             let objective = Objective::parse(&target).map_err(|e| e.to_string())?;
             let input = load_image(&image, &net.spec)?;
+            if repeat > 0 {
+                let mut times = vec![];
+                for _ in 0..repeat + 2 {
+                    let t0 = std::time::Instant::now();
+                    layers::probe(&net, &input, &objective).await.map_err(|e| e.to_string())?;
+                    times.push(t0.elapsed().as_secs_f64() * 1e3);
+                }
+                let mut t = times[2..].to_vec();
+                t.sort_by(f64::total_cmp);
+                println!("probe: median {:.2} ms over {repeat} runs ({} backend)", t[t.len() / 2], model.backend);
+            }
             let p = layers::probe(&net, &input, &objective).await.map_err(|e| e.to_string())?;
             std::fs::create_dir_all(&out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
             let mut summary = vec![];

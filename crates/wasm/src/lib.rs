@@ -20,6 +20,23 @@ thread_local! {
     static GPU_DEVICE: RefCell<Option<Device>> = const { RefCell::new(None) };
 }
 
+#[cfg(target_family = "wasm")]
+unsafe extern "C" {
+    /// Static constructors (cubecl registers its IR through `inventory`), synthesized by wasm-ld.
+    fn __wasm_call_ctors();
+}
+
+/// Runs the static constructors once, when the module starts. Without this explicit call wasm-ld
+/// wraps every export in a call to `__wasm_call_ctors`, which re-ran all constructors on every
+/// call from JS and made a probe about 100 times slower.
+#[wasm_bindgen(start)]
+fn start() {
+    #[cfg(target_family = "wasm")]
+    unsafe {
+        __wasm_call_ctors()
+    }
+}
+
 /// Reports a Rust panic to `callback(message)` (and to the console). The wasm instance cannot be
 /// used after a panic: the page must start a new worker.
 #[wasm_bindgen(js_name = installPanicHook)]

@@ -2,6 +2,8 @@
 //! layer's output, and every layer's weights and weight gradients, read back to the host.
 
 use crate::grad::{self, Objective};
+use burn::tensor::Tensor;
+
 use crate::{read, Error, Net};
 
 /// A tensor read back, with its shape and range.
@@ -53,22 +55,42 @@ pub async fn probe(net: &Net, image: &[f32], objective: &Objective) -> Result<Pr
     let x = net.input_tensor(image)?;
     let outputs = net.forward_all(x);
     let grads = grad::gradients(net, objective, &outputs)?;
-    let objective_value = read(grads.value).await?[0];
 
-    let mut layers = Vec::with_capacity(outputs.len());
-    for (i, ((out, g), pg)) in outputs.into_iter().zip(grads.outputs).zip(grads.params).enumerate() {
-        let layer = &net.spec.layers[i];
-        let shape = layer.out_shape.to_vec();
-        let act = Values::new(shape.clone(), read(out).await?);
-        let grad = Values::new(shape, read(g).await?);
-        let mut weights = vec![];
-        for ((spec, p), g) in layer.params().into_iter().zip(&net.params[i]).zip(pg) {
-            weights.push(WeightProbe {
-                name: spec.name,
-                value: Values::new(spec.shape.clone(), read(p.flat()).await?),
-                grad: Values::new(spec.shape, read(g).await?),
-            });
+    // Everything goes back to the host in one read: each read is a round trip (an async map on
+    // WebGPU, a turn of the event loop in the browser), and a probe has dozens of tensors.
+    let mut parts: Vec<Tensor<1>> = vec![grads.value];
+    for (((out, g), pg), params) in outputs.into_iter().zip(grads.outputs).zip(grads.params).zip(&net.params) {
+        parts.push(out.flatten(0, 3));
+        parts.push(g.flatten(0, 3));
+        for (p, g) in params.iter().zip(pg) {
+            parts.push(p.flat());
+            parts.push(g);
         }
+    }
+    let all = read(Tensor::cat(parts, 0)).await?;
+    let mut rest = all.as_slice();
+    let mut take = |n: usize| {
+        let (head, tail) = rest.split_at(n);
+        rest = tail;
+        head.to_vec()
+    };
+
+    let objective_value = take(1)[0];
+    let mut layers = Vec::with_capacity(net.spec.layers.len());
+    for layer in &net.spec.layers {
+        let shape = layer.out_shape.to_vec();
+        let n = shape.iter().product();
+        let act = Values::new(shape.clone(), take(n));
+        let grad = Values::new(shape, take(n));
+        let weights = layer
+            .params()
+            .into_iter()
+            .map(|spec| {
+                let n = spec.shape.iter().product();
+                let value = Values::new(spec.shape.clone(), take(n));
+                WeightProbe { name: spec.name, value, grad: Values::new(spec.shape, take(n)) }
+            })
+            .collect();
         layers.push(LayerProbe { act, grad, weights });
     }
     let probs = net.spec.softmax_index().map(|i| layers[i].act.data.clone());
