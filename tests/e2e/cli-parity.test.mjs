@@ -10,23 +10,27 @@ import { readNpy } from './npy.mjs';
 
 const MODEL = 'www/nets/mnist.json';
 const IMAGE = 'tests/fixtures/digit.npy';
-const SEED = 7;
-const TARGET = { kind: 'class', index: 3 };
+// Two cases: a seeded random init with a class score, and the trained weights with the loss.
+const CASES = [
+  { name: 'seed 7, class 3', seed: 7, weights: null, target: { kind: 'class', index: 3 }, cli: ['--seed', '7', '--target', 'class:3'] },
+  { name: 'trained weights, loss of label 3', seed: 0, weights: 'www/nets/mnist.safetensors', target: { kind: 'loss', label: 3 },
+    cli: ['--weights', 'www/nets/mnist.safetensors', '--target', 'loss:3'] },
+];
 
 let server;
 let browser;
-let outDir;
-let reference; // [{ index, name, act, grad }] from the CLI, by layer index
+const outDirs = [];
 
-before(async () => {
+/** Runs the CLI's probe; returns [{ index, name, act, grad }] by layer index. */
+function cliReference(extra) {
   const cli = join(targetDir(), 'release', process.platform === 'win32' ? 'convlens.exe' : 'convlens');
-  assert.ok(existsSync(cli), `${cli} missing: build it with \`cargo build --release -p convlens-cli\``);
-  outDir = mkdtempSync(join(tmpdir(), 'convlens-parity-'));
-  const args = ['probe', '--model', MODEL, '--seed', String(SEED), '--image', IMAGE, '--target', `class:${TARGET.index}`, '--out', outDir];
+  assert.ok(existsSync(cli), `${cli} missing: build it with \`cargo build --release --workspace\``);
+  const outDir = mkdtempSync(join(tmpdir(), 'convlens-parity-'));
+  outDirs.push(outDir);
+  const args = ['probe', '--model', MODEL, '--image', IMAGE, ...extra, '--out', outDir];
   const run = spawnSync(cli, args, { cwd: ROOT, encoding: 'utf8' });
   assert.equal(run.status, 0, `convlens ${args.join(' ')} failed:\n${run.stdout}\n${run.stderr}`);
-
-  reference = [];
+  const reference = [];
   for (const file of readdirSync(outDir)) {
     const m = file.match(/^(\d+)_(.+)_(act|grad)\.npy$/);
     if (!m) continue;
@@ -34,6 +38,11 @@ before(async () => {
     reference[index] ??= { index, name: m[2] };
     reference[index][m[3]] = readNpy(join(outDir, file));
   }
+  return reference;
+}
+
+before(async () => {
+  for (const c of CASES) c.reference = cliReference(c.cli);
   server = await serveRoot();
   browser = await launch({ webgpu: true });
 });
@@ -41,7 +50,7 @@ before(async () => {
 after(async () => {
   await browser?.close();
   await server?.close();
-  if (outDir) rmSync(outDir, { recursive: true, force: true });
+  for (const d of outDirs) rmSync(d, { recursive: true, force: true });
 });
 
 function compare(what, got, ref) {
@@ -62,22 +71,24 @@ function compare(what, got, ref) {
   assert.ok(maxDiff <= tol, `${what}: max |diff| ${maxDiff} > ${tol} at flat index ${at} (page ${got.data[at]}, cli ${ref.data[at]})`);
 }
 
-for (const backend of BACKENDS) {
-  test(`page on ${backend} matches the native CLI`, { timeout: 180_000 }, async () => {
+for (const backend of BACKENDS) for (const c of CASES) {
+  test(`page on ${backend} matches the native CLI (${c.name})`, { timeout: 180_000 }, async () => {
+    const { seed, weights, target, reference } = c; // reference is filled in by before()
     const page = await openPage(browser, server.url, `?backend=${backend}`);
     try {
       const spec = readFileSync(join(ROOT, MODEL), 'utf8');
       const input = Array.from(readNpy(join(ROOT, IMAGE)).data);
-      const result = await page.evaluate(async ({ spec, input, seed, target }) => {
+      const result = await page.evaluate(async ({ spec, input, seed, target, weights }) => {
         const { client } = window.convlens;
-        const summary = await client.load(spec, null, seed);
+        const bytes = weights ? new Uint8Array(await (await fetch(`/${weights}`)).arrayBuffer()) : null;
+        const summary = await client.load(spec, bytes, seed);
         const probe = await client.probe(Float32Array.from(input), target);
         return {
           backend: client.info.backend,
           names: summary.layers.map((l) => l.name),
           layers: probe.layers.map((l) => ({ shape: l.shape, act: Array.from(l.act), grad: Array.from(l.grad) })),
         };
-      }, { spec, input, seed: SEED, target: TARGET });
+      }, { spec, input, seed, target, weights });
 
       assert.equal(result.backend, backend);
       assert.equal(reference.length, result.layers.length, 'the CLI wrote one act/grad pair per layer');
