@@ -1,0 +1,32 @@
+// A browser without WebGPU: the page falls back to the CPU, says so, and disables the switch.
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { launch, openPage, serveRoot } from './browser.mjs';
+
+let server;
+let browser;
+before(async () => {
+  server = await serveRoot();
+  browser = await launch({ webgpu: false });
+});
+after(async () => {
+  await browser?.close();
+  await server?.close();
+});
+
+test('without a WebGPU adapter the page runs on the CPU and the switch explains why', { timeout: 120_000 }, async () => {
+  const page = await openPage(browser, server.url, '');
+  try {
+    assert.equal(await page.textContent('#backend-badge'), 'CPU');
+    assert.equal(await page.evaluate(() => window.convlens.state.webgpu), false);
+    const button = await page.$('#backend-switch');
+    assert.equal(await button.isDisabled(), true);
+    assert.match(await button.getAttribute('title'), /WebGPU is unavailable/);
+    const probs = await page.evaluate(() => Array.from(window.convlens.state.probe.probs));
+    assert.ok(Math.abs(probs.reduce((a, b) => a + b, 0) - 1) < 1e-4, 'softmax sums to 1');
+    assert.equal(await page.evaluate(() => window.convlens.state.trained), true, 'the default net has trained weights');
+    assert.equal(probs.indexOf(Math.max(...probs)), await page.evaluate(() => window.convlens.state.samples[0].label), 'the trained net classifies the first sample');
+  } finally {
+    await page.close();
+  }
+});
