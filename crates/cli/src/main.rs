@@ -81,6 +81,9 @@ enum Command {
         momentum: f64,
         #[arg(long, default_value_t = 0.001)]
         l2: f64,
+        /// Learning-rate schedule: constant, or cosine (from --lr down to 0 over the run).
+        #[arg(long, default_value = "constant")]
+        schedule: String,
         #[arg(long)]
         out: PathBuf,
     },
@@ -203,7 +206,10 @@ async fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::Train { model, data, epochs, batch, lr, momentum, l2, out } => {
+        Command::Train { model, data, epochs, batch, lr, momentum, l2, schedule, out } => {
+            if schedule != "constant" && schedule != "cosine" {
+                return Err(format!("unknown schedule '{schedule}'; expected constant or cosine"));
+            }
             use convlens_core::train;
             let dir = data
                 .or_else(|| std::env::var_os("CONVLENS_DATA_DIR").map(PathBuf::from))
@@ -227,6 +233,9 @@ async fn run(cli: Cli) -> Result<()> {
             let mut avg = None::<f32>;
             let mut images = Vec::with_capacity(batch * 576);
             for s in 0..steps {
+                if schedule == "cosine" {
+                    opt.config.learning_rate = lr * 0.5 * (1.0 + (std::f64::consts::PI * s as f64 / steps as f64).cos());
+                }
                 images.clear();
                 let mut labels = Vec::with_capacity(batch);
                 for _ in 0..batch {
