@@ -97,6 +97,11 @@ export class EngineClient extends EventTarget {
     return this.request('probe', { input, objective });
   }
 
+  /** The network spec stored in a ConvLens safetensors file (throws if corrupt or absent). */
+  embeddedSpec(bytes) {
+    return this.request('embeddedSpec', { bytes });
+  }
+
   exportWeights() {
     return this.request('exportWeights', {});
   }

@@ -6,6 +6,7 @@ import { createLayersView } from './views/layers.js';
 import { createObjectiveView } from './views/objective.js';
 import { createSamplesView, loadSamples, sampleToInput } from './views/samples.js';
 import { createSpecView } from './views/spec.js';
+import { createFilesView } from './views/files.js';
 
 const $ = (id) => document.getElementById(id);
 const NAMES = { webgpu: 'WebGPU', cpu: 'CPU' };
@@ -29,6 +30,7 @@ const objectiveView = createObjectiveView($('objective'), {
 });
 const layersView = createLayersView($('layers'), { onObjective: setObjective });
 const specView = createSpecView($('spec'), { onApply: applySpec });
+createFilesView($('files'), { onSave: saveModel, onOpen: openModel });
 let samplesView = null;
 
 function report(what, e) {
@@ -38,7 +40,7 @@ function report(what, e) {
 
 function setStatus() {
   const ms = state.probeMs === null ? '' : ` · probe ${state.probeMs.toFixed(1)} ms`;
-  const weights = state.trained ? 'trained weights' : `random weights (seed ${state.seed})`;
+  const weights = state.weightsFrom ?? (state.trained ? 'trained weights' : `random weights (seed ${state.seed})`);
   $('status').textContent = state.summary
     ? `${state.summary.name} · ${state.summary.params.toLocaleString('en-US')} params · ${weights}${ms}`
     : 'starting engine…';
@@ -132,7 +134,36 @@ async function applySpec({ text, seed }) {
     return;
   }
   banner.clear();
-  Object.assign(state, { spec: text, seed, trained: weights !== null, autoObjective: true, objective: null });
+  Object.assign(state, { spec: text, seed, trained: weights !== null, weightsFrom: null, autoObjective: true, objective: null });
+  setSummary(summary);
+  await refresh().catch(() => {});
+}
+
+async function saveModel() {
+  return { bytes: await client.exportWeights(), name: state.summary?.name ?? 'convlens-model' };
+}
+
+/** A spec as the Network box shows it: one layer per line. */
+function formatSpec(text) {
+  const { layers, ...rest } = JSON.parse(text);
+  const head = Object.entries(rest).map(([k, v]) => `${JSON.stringify(k)}: ${JSON.stringify(v)}`).join(', ');
+  return `{ ${head}${head ? ',' : ''}\n  "layers": [\n${layers.map((l) => `    ${JSON.stringify(l)}`).join(',\n')}\n  ] }\n`;
+}
+
+/** Opens a model file (spec + weights); on any error the current network stays. */
+async function openModel(fileName, bytes) {
+  let summary;
+  let spec;
+  try {
+    spec = await client.embeddedSpec(bytes);
+    summary = await client.load(spec, bytes, state.seed);
+  } catch (e) {
+    report(`Could not open ${fileName}; the network was not changed`, e);
+    return;
+  }
+  banner.clear();
+  Object.assign(state, { spec, trained: false, weightsFrom: `weights from ${fileName}`, autoObjective: true, objective: null });
+  specView.set(formatSpec(spec), state.seed);
   setSummary(summary);
   await refresh().catch(() => {});
 }

@@ -80,6 +80,16 @@ pub async fn webgpu_available() -> bool {
     probe().await.unwrap_or(false)
 }
 
+/// The network spec stored in a safetensors file written by ConvLens (`convlens export`, the
+/// page's download), so that one file opens a whole model. Throws if the file is corrupt or
+/// carries no spec.
+#[wasm_bindgen(js_name = embeddedSpec)]
+pub fn embedded_spec(bytes: &[u8]) -> Result<String, JsValue> {
+    convlens_core::weights::embedded_spec(bytes)
+        .map_err(js_err)?
+        .ok_or_else(|| js_err("weights: this safetensors file carries no network spec; paste the spec into the Network box and load the weights with it"))
+}
+
 fn js_err(e: impl std::fmt::Display) -> JsValue {
     JsError::new(&e.to_string()).into()
 }
