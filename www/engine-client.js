@@ -97,6 +97,11 @@ export class EngineClient extends EventTarget {
     return this.request('probe', { input, objective });
   }
 
+  /** SGD over N examples (images: Float32Array of N*C*H*W, labels: Uint32Array); resolves to the mean loss. */
+  train(images, labels, config) {
+    return this.request('train', { images, labels, config });
+  }
+
   /** The network spec stored in a ConvLens safetensors file (throws if corrupt or absent). */
   embeddedSpec(bytes) {
     return this.request('embeddedSpec', { bytes });

@@ -65,6 +65,9 @@ const commands = {
     const own = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength ? bytes : bytes.slice();
     return { result: own, transfer: [own.buffer] };
   },
+  async train({ images, labels, config }) {
+    return { result: await needEngine().train(images, labels, config) };
+  },
   embeddedSpec({ bytes }) {
     return { result: wasm.embeddedSpec(bytes) };
   },

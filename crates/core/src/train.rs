@@ -71,25 +71,37 @@ pub async fn step(net: &mut Net, opt: &mut Sgd, images: &[f32], labels: &[usize]
     let z = scores(net, x.autodiff(), &tracked);
     let loss = (log_softmax(z, 1) * y.autodiff()).sum().neg() / n;
     let grads = loss.backward();
-    let value = read(loss.without_autodiff()).await?[0];
-    if !value.is_finite() {
-        return Err(Error::Input(format!(
-            "the loss became {value}: training diverged (lower the learning rate; the weights were not changed)"
-        )));
-    }
     let c = opt.config;
+    // The updated parameters and velocities, not yet committed.
+    let mut updates = vec![];
+    let mut sumsq = loss.clone().without_autodiff() * 0.0;
     for (li, layer) in tracked.iter().enumerate() {
         for (pi, p) in layer.iter().enumerate() {
             let Some(g) = p.grad_flat(&grads) else { continue };
             let w = net.params[li][pi].flat();
             let g = g + w.clone() * c.l2;
-            let v = match opt.velocity[li][pi].take() {
-                Some(v) => v * c.momentum - g * c.learning_rate,
+            let v = match &opt.velocity[li][pi] {
+                Some(v) => v.clone() * c.momentum - g * c.learning_rate,
                 None => g * (-c.learning_rate),
             };
-            net.params[li][pi] = net.params[li][pi].with_flat(w + v.clone());
-            opt.velocity[li][pi] = Some(v);
+            let w = w + v.clone();
+            sumsq = sumsq + w.clone().powf_scalar(2.0).sum();
+            updates.push((li, pi, w, v));
         }
+    }
+    // One read for the loss and a finiteness check of the new weights.
+    let both = read(Tensor::cat(vec![loss.without_autodiff(), sumsq], 0)).await?;
+    let (value, norm) = (both[0], both[1]);
+    if !value.is_finite() || !norm.is_finite() {
+        return Err(Error::Input(format!(
+            "the {} became {}: training diverged (lower the learning rate; the weights were not changed)",
+            if value.is_finite() { "weights" } else { "loss" },
+            if value.is_finite() { norm } else { value }
+        )));
+    }
+    for (li, pi, w, v) in updates {
+        net.params[li][pi] = net.params[li][pi].with_flat(w);
+        opt.velocity[li][pi] = Some(v);
     }
     Ok(value)
 }

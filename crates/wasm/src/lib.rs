@@ -9,6 +9,7 @@ use std::rc::Rc;
 use convlens_core::backend::{self, Backend};
 use convlens_core::burn::tensor::Device;
 use convlens_core::vis::layers::{self, Values};
+use convlens_core::train::{self, Sgd, SgdConfig};
 use convlens_core::{Net, Objective};
 use js_sys::{Array, Float32Array, Object, Promise, Reflect, Uint8Array};
 use serde::{Deserialize, Serialize};
@@ -99,6 +100,19 @@ pub struct Engine {
     backend: Backend,
     device: Device,
     net: Rc<RefCell<Option<Net>>>,
+    /// The optimizer's state (momentum), reset when a network is loaded.
+    sgd: Rc<RefCell<Option<Sgd>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TrainConfig {
+    batch_size: usize,
+    learning_rate: f64,
+    #[serde(default)]
+    momentum: f64,
+    #[serde(default)]
+    l2: f64,
 }
 
 #[derive(Serialize)]
@@ -224,7 +238,7 @@ impl Engine {
                 }
             }
         };
-        Ok(Engine { backend: which, device, net: Rc::new(RefCell::new(None)) })
+        Ok(Engine { backend: which, device, net: Rc::new(RefCell::new(None)), sgd: Rc::new(RefCell::new(None)) })
     }
 
     /// 'webgpu' or 'cpu'.
@@ -264,6 +278,7 @@ impl Engine {
         };
         let js = serde_wasm_bindgen::to_value(&summary).map_err(js_err)?;
         *self.net.borrow_mut() = Some(net);
+        *self.sgd.borrow_mut() = None;
         Ok(js)
     }
 
@@ -289,6 +304,50 @@ impl Engine {
             let net = net.borrow().clone().ok_or_else(|| js_err("no network is loaded"))?;
             let p = layers::probe(&net, &input, &objective.into()).await.map_err(js_err)?;
             Ok(probe_js(&p).into())
+        })
+    }
+
+    /// SGD over the given examples (`images`: N images, CHW each; `labels`: N classes) in
+    /// minibatches of `config.batchSize` with `{learningRate, momentum, l2}`; resolves to the mean
+    /// loss. The momentum persists between calls until the next `load`. On an error (a diverging
+    /// learning rate, a bad label) the weights stay as they were before the failing step.
+    pub fn train(&self, images: Vec<f32>, labels: Vec<u32>, config: JsValue) -> Promise {
+        let (net, sgd) = (self.net.clone(), self.sgd.clone());
+        future_to_promise(async move {
+            let config: TrainConfig = serde_wasm_bindgen::from_value(config)
+                .map_err(|e| js_err(format!("train: {e}; expected {{batchSize, learningRate, momentum, l2}}")))?;
+            if config.batch_size == 0 || !(config.learning_rate.is_finite() && config.learning_rate > 0.0) {
+                return Err(js_err("train: batchSize must be positive and learningRate a positive number"));
+            }
+            let mut model = net.borrow().clone().ok_or_else(|| js_err("no network is loaded"))?;
+            let cfg = SgdConfig { learning_rate: config.learning_rate, momentum: config.momentum, l2: config.l2 };
+            let mut opt = sgd.borrow_mut().take().unwrap_or_else(|| Sgd::new(&model, cfg));
+            opt.config = cfg;
+            let per = model.spec.input_shape().iter().product::<usize>();
+            let labels: Vec<usize> = labels.into_iter().map(|l| l as usize).collect();
+            let (mut total, mut steps) = (0.0f64, 0usize);
+            let mut result = Ok(());
+            for (k, chunk) in labels.chunks(config.batch_size).enumerate() {
+                let start = k * config.batch_size * per;
+                let imgs = images.get(start..start + chunk.len() * per).ok_or_else(|| {
+                    js_err(format!("train: {} labels need {} image values, got {}", labels.len(), labels.len() * per, images.len()))
+                })?;
+                match train::step(&mut model, &mut opt, imgs, chunk).await {
+                    Ok(loss) => {
+                        total += loss as f64;
+                        steps += 1;
+                    }
+                    Err(e) => {
+                        result = Err(js_err(e));
+                        break;
+                    }
+                }
+            }
+            // Keep the steps that succeeded (each failing step changes nothing).
+            *net.borrow_mut() = Some(model);
+            *sgd.borrow_mut() = Some(opt);
+            result?;
+            Ok(JsValue::from_f64(total / steps.max(1) as f64))
         })
     }
 
