@@ -7,6 +7,15 @@ import { build } from './build.mjs';
 import { launch, openPage, serveRoot } from '../tests/e2e/browser.mjs';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 15);
+// The ConvNetJS MNIST demo's layer_defs (the same architecture as www/nets/mnist.json).
+const CONVNETJS_MNIST = [
+  { type: 'input', out_sx: 24, out_sy: 24, out_depth: 1 },
+  { type: 'conv', sx: 5, filters: 8, stride: 1, pad: 2, activation: 'relu' },
+  { type: 'pool', sx: 2, stride: 2 },
+  { type: 'conv', sx: 5, filters: 16, stride: 1, pad: 2, activation: 'relu' },
+  { type: 'pool', sx: 3, stride: 3 },
+  { type: 'softmax', num_classes: 10 },
+];
 const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)]; };
 
 await build();
@@ -44,17 +53,10 @@ try {
     }, TRAIN_N);
     if (backend === 'cpu') {
       await page.addScriptTag({ url: '/node_modules/convnetjs/build/convnet.js' });
-      results['ConvNetJS 0.3.0'] = await page.evaluate(async (runs) => {
+      results['ConvNetJS 0.3.0'] = await page.evaluate(async ({ runs, layers }) => {
         const c = window.convnetjs;
         const net = new c.Net();
-        net.makeLayers([
-          { type: 'input', out_sx: 24, out_sy: 24, out_depth: 1 },
-          { type: 'conv', sx: 5, filters: 8, stride: 1, pad: 2, activation: 'relu' },
-          { type: 'pool', sx: 2, stride: 2 },
-          { type: 'conv', sx: 5, filters: 16, stride: 1, pad: 2, activation: 'relu' },
-          { type: 'pool', sx: 3, stride: 3 },
-          { type: 'softmax', num_classes: 10 },
-        ]);
+        net.makeLayers(layers);
         const x = new c.Vol(24, 24, 1, 0.0);
         for (let i = 0; i < x.w.length; i++) x.w[i] = Math.random();
         const times = [];
@@ -65,18 +67,11 @@ try {
           if (i >= 20) times.push(performance.now() - t0);
         }
         return times;
-      }, RUNS);
-      training['ConvNetJS 0.3.0'] = await page.evaluate(async (n) => {
+      }, { runs: RUNS, layers: CONVNETJS_MNIST });
+      training['ConvNetJS 0.3.0'] = await page.evaluate(async ({ n, layers }) => {
         const c = window.convnetjs;
         const net = new c.Net();
-        net.makeLayers([
-          { type: 'input', out_sx: 24, out_sy: 24, out_depth: 1 },
-          { type: 'conv', sx: 5, filters: 8, stride: 1, pad: 2, activation: 'relu' },
-          { type: 'pool', sx: 2, stride: 2 },
-          { type: 'conv', sx: 5, filters: 16, stride: 1, pad: 2, activation: 'relu' },
-          { type: 'pool', sx: 3, stride: 3 },
-          { type: 'softmax', num_classes: 10 },
-        ]);
+        net.makeLayers(layers);
         const trainer = new c.Trainer(net, { method: 'sgd', learning_rate: 0.001, momentum: 0.9, batch_size: 20, l2_decay: 0.001 });
         const x = new c.Vol(24, 24, 1, 0.0);
         const rates = [];
@@ -89,7 +84,7 @@ try {
           rates.push(n / ((performance.now() - t0) / 1000));
         }
         return rates;
-      }, TRAIN_N);
+      }, { n: TRAIN_N, layers: CONVNETJS_MNIST });
     }
     await page.close();
   }

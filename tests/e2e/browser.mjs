@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { after, before } from 'node:test';
 import { chromium } from 'playwright-core';
 import { serve } from '../../scripts/serve.mjs';
 
@@ -29,6 +30,23 @@ export async function launch({ webgpu = true } = {}) {
     args: [...BASE_ARGS, ...(webgpu ? WEBGPU_ARGS : ['--disable-gpu'])],
     timeout: 60_000,
   });
+}
+
+/**
+ * Registers hooks that serve the repository and launch chromium before the file's tests and
+ * close both after them; returns `{ server, browser }`, filled in by the time tests run.
+ */
+export function useBrowser({ webgpu = true } = {}) {
+  const ctx = { server: null, browser: null };
+  before(async () => {
+    ctx.server = await serveRoot();
+    ctx.browser = await launch({ webgpu });
+  });
+  after(async () => {
+    await ctx.browser?.close();
+    await ctx.server?.close();
+  });
+  return ctx;
 }
 
 /** Serves the repository root on a free port: { url, close() }. */

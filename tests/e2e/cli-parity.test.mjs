@@ -5,7 +5,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { BACKENDS, launch, openPage, ROOT, serveRoot, targetDir } from './browser.mjs';
+import { BACKENDS, openPage, ROOT, targetDir, useBrowser } from './browser.mjs';
 import { readNpy } from './npy.mjs';
 
 const MODEL = 'www/nets/mnist.json';
@@ -17,8 +17,7 @@ const CASES = [
     cli: ['--weights', 'www/nets/mnist.safetensors', '--target', 'loss:3'] },
 ];
 
-let server;
-let browser;
+const ctx = useBrowser({ webgpu: true });
 const outDirs = [];
 
 /** Runs the CLI's probe; returns [{ index, name, act, grad }] by layer index. */
@@ -43,13 +42,9 @@ function cliReference(extra) {
 
 before(async () => {
   for (const c of CASES) c.reference = cliReference(c.cli);
-  server = await serveRoot();
-  browser = await launch({ webgpu: true });
 });
 
 after(async () => {
-  await browser?.close();
-  await server?.close();
   for (const d of outDirs) rmSync(d, { recursive: true, force: true });
 });
 
@@ -74,7 +69,7 @@ function compare(what, got, ref) {
 for (const backend of BACKENDS) for (const c of CASES) {
   test(`page on ${backend} matches the native CLI (${c.name})`, { timeout: 180_000 }, async () => {
     const { seed, weights, target, reference } = c; // reference is filled in by before()
-    const page = await openPage(browser, server.url, `?backend=${backend}`);
+    const page = await openPage(ctx.browser, ctx.server.url, `?backend=${backend}`);
     try {
       const spec = readFileSync(join(ROOT, MODEL), 'utf8');
       const input = Array.from(readNpy(join(ROOT, IMAGE)).data);

@@ -1,19 +1,10 @@
 // Bad specs give their exact message in the page and the network stays; the backend switch keeps
 // the numbers the same.
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
-import { launch, openPage, serveRoot } from './browser.mjs';
+import { test } from 'node:test';
+import { openPage, useBrowser } from './browser.mjs';
 
-let server;
-let browser;
-before(async () => {
-  server = await serveRoot();
-  browser = await launch({ webgpu: true });
-});
-after(async () => {
-  await browser?.close();
-  await server?.close();
-});
+const ctx = useBrowser({ webgpu: true });
 
 const bannerText = (page) => page.$eval('#banner', (b) => (b.hidden ? null : b.textContent.trim()));
 
@@ -26,7 +17,7 @@ async function applySpec(page, text) {
 }
 
 test('malformed specs: exact message in the page, previous network kept', { timeout: 120_000 }, async () => {
-  const page = await openPage(browser, server.url, '?backend=cpu');
+  const page = await openPage(ctx.browser, ctx.server.url, '?backend=cpu');
   try {
     const original = await page.evaluate(() => window.convlens.state.spec);
     const panels = await page.$$eval('.layer-panel', (p) => p.length);
@@ -55,7 +46,7 @@ test('malformed specs: exact message in the page, previous network kept', { time
 });
 
 test('switching CPU -> WebGPU keeps the numbers', { timeout: 180_000 }, async () => {
-  const page = await openPage(browser, server.url, '?backend=cpu');
+  const page = await openPage(ctx.browser, ctx.server.url, '?backend=cpu');
   try {
     const snapshot = () => page.evaluate(() => {
       const p = window.convlens.state.probe;

@@ -1,21 +1,12 @@
 // A browser without WebGPU: the page falls back to the CPU, says so, and disables the switch.
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
-import { launch, openPage, serveRoot } from './browser.mjs';
+import { test } from 'node:test';
+import { openPage, useBrowser } from './browser.mjs';
 
-let server;
-let browser;
-before(async () => {
-  server = await serveRoot();
-  browser = await launch({ webgpu: false });
-});
-after(async () => {
-  await browser?.close();
-  await server?.close();
-});
+const ctx = useBrowser({ webgpu: false });
 
 test('without a WebGPU adapter the page runs on the CPU and the switch explains why', { timeout: 120_000 }, async () => {
-  const page = await openPage(browser, server.url, '');
+  const page = await openPage(ctx.browser, ctx.server.url, '');
   try {
     assert.equal(await page.textContent('#backend-badge'), 'CPU');
     assert.equal(await page.evaluate(() => window.convlens.state.webgpu), false);

@@ -1,20 +1,10 @@
 // The page loads on each backend, shows one panel per layer, and redraws gradients when the objective changes.
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
-import { BACKENDS, launch, openPage, screenshotPath, serveRoot } from './browser.mjs';
+import { test } from 'node:test';
+import { BACKENDS, openPage, screenshotPath, useBrowser } from './browser.mjs';
 
 const NAMES = { cpu: 'CPU', webgpu: 'WebGPU' };
-let server;
-let browser;
-
-before(async () => {
-  server = await serveRoot();
-  browser = await launch({ webgpu: true });
-});
-after(async () => {
-  await browser?.close();
-  await server?.close();
-});
+const ctx = useBrowser({ webgpu: true });
 
 /** Data URLs of every gradient canvas, to see whether the gradients were redrawn. */
 const gradientPixels = (page) => page.$$eval('.layer-panel .view-row:nth-child(2) canvas', (cs) => cs.map((c) => c.toDataURL()).join());
@@ -22,7 +12,7 @@ const bannerText = (page) => page.$eval('#banner', (b) => (b.hidden ? null : b.t
 
 for (const backend of BACKENDS) {
   test(`page on ${backend}`, { timeout: 180_000 }, async () => {
-    const page = await openPage(browser, server.url, `?backend=${backend}`);
+    const page = await openPage(ctx.browser, ctx.server.url, `?backend=${backend}`);
     try {
       assert.equal(await bannerText(page), null, 'no error banner');
       assert.equal(await page.textContent('#backend-badge'), NAMES[backend]);

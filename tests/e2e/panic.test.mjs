@@ -1,23 +1,13 @@
 // A Rust panic in the engine is shown on the page, and the worker restarts by itself with the same net.
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
-import { BACKENDS, launch, openPage, serveRoot } from './browser.mjs';
+import { test } from 'node:test';
+import { BACKENDS, openPage, useBrowser } from './browser.mjs';
 
-let server;
-let browser;
-
-before(async () => {
-  server = await serveRoot();
-  browser = await launch({ webgpu: true });
-});
-after(async () => {
-  await browser?.close();
-  await server?.close();
-});
+const ctx = useBrowser({ webgpu: true });
 
 for (const backend of BACKENDS) {
   test(`panic and automatic restart on ${backend}`, { timeout: 180_000 }, async () => {
-    const page = await openPage(browser, server.url, `?backend=${backend}`);
+    const page = await openPage(ctx.browser, ctx.server.url, `?backend=${backend}`);
     try {
       const error = await page.evaluate(() => {
         const { client } = window.convlens;

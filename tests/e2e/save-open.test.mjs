@@ -5,19 +5,14 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { launch, openPage, serveRoot } from './browser.mjs';
+import { openPage, useBrowser } from './browser.mjs';
 
-let server;
-let browser;
+const ctx = useBrowser({ webgpu: false });
 let dir;
 before(async () => {
-  server = await serveRoot();
-  browser = await launch({ webgpu: false });
   dir = mkdtempSync(join(tmpdir(), 'convlens-files-'));
 });
 after(async () => {
-  await browser?.close();
-  await server?.close();
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -31,7 +26,7 @@ async function open(page, file) {
 }
 
 test('download, change the net, open the download: the same net and numbers', { timeout: 120_000 }, async () => {
-  const page = await openPage(browser, server.url, '?backend=cpu');
+  const page = await openPage(ctx.browser, ctx.server.url, '?backend=cpu');
   try {
     const before = await snapshot(page);
     const [download] = await Promise.all([page.waitForEvent('download'), page.click('#model-save')]);

@@ -1,22 +1,13 @@
 // Training in the worker: the loss falls on the sample digits; a diverging learning rate is an
 // error in the page's hands, and the engine keeps working.
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
-import { launch, openPage, serveRoot } from './browser.mjs';
+import { test } from 'node:test';
+import { openPage, useBrowser } from './browser.mjs';
 
-let server;
-let browser;
-before(async () => {
-  server = await serveRoot();
-  browser = await launch({ webgpu: false });
-});
-after(async () => {
-  await browser?.close();
-  await server?.close();
-});
+const ctx = useBrowser({ webgpu: false });
 
 test('SGD in the worker lowers the loss; divergence is reported', { timeout: 120_000 }, async () => {
-  const page = await openPage(browser, server.url, '?backend=cpu');
+  const page = await openPage(ctx.browser, ctx.server.url, '?backend=cpu');
   try {
     const r = await page.evaluate(async () => {
       const { client, state } = window.convlens;
