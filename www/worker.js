@@ -48,7 +48,6 @@ const commands = {
     const next = await wasm.Engine.create(want);
     engine?.free?.();
     engine = next;
-    self.engine = engine; // for debugging from the console and for benchmarks
     return { result: { backend: engine.backend(), webgpu } };
   },
   load({ spec, weights = null, seed = 0 }) {

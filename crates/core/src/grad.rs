@@ -140,18 +140,18 @@ pub fn gradients(net: &Net, objective: &Objective, outputs: &[Tensor<4>]) -> Res
     // Layers above the target: the objective does not depend on them, except the loss on the
     // softmax output it is defined through (d(-log p_label)/dp = -1/p_label at the label).
     for i in target + 1..n {
-        let zeros = outputs[i].zeros_like();
         out_grads[i] = Some(match (objective, &net.spec.layers[i].kind) {
             (Objective::Loss { label }, LayerKind::Softmax) => {
                 let p: Tensor<1> = outputs[i].clone().flatten(0, 3);
                 let pl = p.slice(*label..*label + 1).clamp_min(1e-30);
                 let dims = outputs[i].dims();
-                let mut mask = vec![0f32; dims[1] * dims[2] * dims[3]];
+                let size = dims[1] * dims[2] * dims[3];
+                let mut mask = vec![0f32; size];
                 mask[*label] = -1.0;
-                let mask = Tensor::<1>::from_data(TensorData::new(mask, [mask_len(&dims)]), &net.device);
+                let mask = Tensor::<1>::from_data(TensorData::new(mask, [size]), &net.device);
                 (mask / pl).reshape(dims)
             }
-            _ => zeros,
+            _ => outputs[i].zeros_like(),
         });
         param_grads[i] = net.params[i].iter().map(|p| p.flat().zeros_like()).collect();
     }
@@ -176,8 +176,4 @@ pub fn gradients(net: &Net, objective: &Objective, outputs: &[Tensor<4>]) -> Res
         outputs: out_grads.into_iter().map(|g| g.expect("every layer's gradient is set")).collect(),
         params: param_grads,
     })
-}
-
-fn mask_len(dims: &[usize; 4]) -> usize {
-    dims[1] * dims[2] * dims[3]
 }

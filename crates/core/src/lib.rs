@@ -59,6 +59,25 @@ pub async fn read<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>, Error> {
         .map_err(|e| Error::Backend(format!("unexpected tensor data: {e:?}")))
 }
 
+/// Reads several tensors back in one round trip (concatenated on the device, split on the
+/// host): each read is an async map on WebGPU and a turn of the event loop in the browser.
+pub async fn read_all(parts: Vec<Tensor<1>>) -> Result<Vec<Vec<f32>>, Error> {
+    if parts.is_empty() {
+        return Ok(vec![]);
+    }
+    let lens: Vec<usize> = parts.iter().map(|t| t.dims()[0]).collect();
+    let all = read(Tensor::cat(parts, 0)).await?;
+    let mut rest = all.as_slice();
+    Ok(lens
+        .into_iter()
+        .map(|n| {
+            let (head, tail) = rest.split_at(n);
+            rest = tail;
+            head.to_vec()
+        })
+        .collect())
+}
+
 /// Builds a network from a spec and optional safetensors weights (or a seeded random init).
 pub fn build(spec_json: &str, weights: Option<&[u8]>, seed: u64, device: &burn::tensor::Device) -> Result<Net, Error> {
     let spec = NetSpec::parse(spec_json)?;

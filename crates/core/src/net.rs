@@ -182,17 +182,11 @@ impl Net {
         Ok(Net::with_weights(self.spec.clone(), weights, device))
     }
 
-    /// Every parameter's values, per layer, in [`Layer::params`] order.
+    /// Every parameter's values, per layer, in [`Layer::params`] order (one read-back).
     pub async fn read_weights(&self) -> Result<Vec<Vec<Vec<f32>>>, Error> {
-        let mut out = Vec::with_capacity(self.params.len());
-        for lp in &self.params {
-            let mut v = Vec::with_capacity(lp.len());
-            for p in lp {
-                v.push(crate::read(p.flat()).await?);
-            }
-            out.push(v);
-        }
-        Ok(out)
+        let flat = self.params.iter().flatten().map(ParamTensor::flat).collect();
+        let mut values = crate::read_all(flat).await?.into_iter();
+        Ok(self.params.iter().map(|lp| values.by_ref().take(lp.len()).collect()).collect())
     }
 
     /// Turns a flat CHW image into a batch of one, checking its size.

@@ -74,7 +74,7 @@ pub async fn step(net: &mut Net, opt: &mut Sgd, images: &[f32], labels: &[usize]
     let c = opt.config;
     // The updated parameters and velocities, not yet committed.
     let mut updates = vec![];
-    let mut sumsq = loss.clone().without_autodiff() * 0.0;
+    let mut sumsq = Tensor::<1>::zeros([1], &net.device);
     for (li, layer) in tracked.iter().enumerate() {
         for (pi, p) in layer.iter().enumerate() {
             let Some(g) = p.grad_flat(&grads) else { continue };

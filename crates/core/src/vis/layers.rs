@@ -1,10 +1,10 @@
 //! The layer view: every layer's activations, the gradient of an objective with respect to every
 //! layer's output, and every layer's weights and weight gradients, read back to the host.
 
-use crate::grad::{self, Objective};
 use burn::tensor::Tensor;
 
-use crate::{read, Error, Net};
+use crate::grad::{self, Objective};
+use crate::{read_all, Error, Net};
 
 /// A tensor read back, with its shape and range.
 #[derive(Debug, Clone, PartialEq)]
@@ -56,8 +56,7 @@ pub async fn probe(net: &Net, image: &[f32], objective: &Objective) -> Result<Pr
     let outputs = net.forward_all(x);
     let grads = grad::gradients(net, objective, &outputs)?;
 
-    // Everything goes back to the host in one read: each read is a round trip (an async map on
-    // WebGPU, a turn of the event loop in the browser), and a probe has dozens of tensors.
+    // Everything goes back to the host in one read (a probe has dozens of tensors).
     let mut parts: Vec<Tensor<1>> = vec![grads.value];
     for (((out, g), pg), params) in outputs.into_iter().zip(grads.outputs).zip(grads.params).zip(&net.params) {
         parts.push(out.flatten(0, 3));
@@ -67,28 +66,21 @@ pub async fn probe(net: &Net, image: &[f32], objective: &Objective) -> Result<Pr
             parts.push(g);
         }
     }
-    let all = read(Tensor::cat(parts, 0)).await?;
-    let mut rest = all.as_slice();
-    let mut take = |n: usize| {
-        let (head, tail) = rest.split_at(n);
-        rest = tail;
-        head.to_vec()
-    };
+    let mut values = read_all(parts).await?.into_iter();
+    let mut take = || values.next().expect("one value per tensor read");
 
-    let objective_value = take(1)[0];
+    let objective_value = take()[0];
     let mut layers = Vec::with_capacity(net.spec.layers.len());
     for layer in &net.spec.layers {
         let shape = layer.out_shape.to_vec();
-        let n = shape.iter().product();
-        let act = Values::new(shape.clone(), take(n));
-        let grad = Values::new(shape, take(n));
+        let act = Values::new(shape.clone(), take());
+        let grad = Values::new(shape, take());
         let weights = layer
             .params()
             .into_iter()
             .map(|spec| {
-                let n = spec.shape.iter().product();
-                let value = Values::new(spec.shape.clone(), take(n));
-                WeightProbe { name: spec.name, value, grad: Values::new(spec.shape, take(n)) }
+                let value = Values::new(spec.shape.clone(), take());
+                WeightProbe { name: spec.name, value, grad: Values::new(spec.shape, take()) }
             })
             .collect();
         layers.push(LayerProbe { act, grad, weights });
