@@ -1,6 +1,5 @@
 //! `convlens`: the ConvLens engine on the command line, for slides, scripts and tests.
 
-mod mnist;
 mod npy;
 
 use std::path::{Path, PathBuf};
@@ -62,23 +61,31 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         repeat: usize,
     },
-    /// Train a 24x24x1 network on MNIST (random 24x24 crops of the 28x28 digits, as ConvNetJS does)
-    /// with SGD + momentum, report test accuracy on the 3,000 test images (center crops), and write
-    /// the weights as safetensors.
+    /// Train a network on a dataset (random crops, shifts and flips as ConvNetJS augments; test
+    /// images centre-cropped), report its test accuracy, and write the weights as safetensors.
     Train {
         #[command(flatten)]
         model: ModelArgs,
-        /// Data directory with mnist/ (default: $CONVLENS_DATA_DIR).
+        /// mnist (60,000 + 3,000 test), cifar10 (4,000 + 1,000 test) or mnist5k (the built-in
+        /// 4,500 + 500 held out).
+        #[arg(long, default_value = "mnist")]
+        dataset: String,
+        /// Data directory with mnist/ and cifar10/ (default: $CONVLENS_DATA_DIR; www/data for mnist5k).
         #[arg(long)]
         data: Option<PathBuf>,
         #[arg(long, default_value_t = 1.0)]
         epochs: f64,
+        /// sgd, momentum, nesterov, adagrad, adadelta or adam.
+        #[arg(long, default_value = "momentum")]
+        trainer: String,
         #[arg(long, default_value_t = 20)]
         batch: usize,
         #[arg(long, default_value_t = 0.01)]
         lr: f64,
         #[arg(long, default_value_t = 0.9)]
         momentum: f64,
+        #[arg(long, default_value_t = 0.0)]
+        l1: f64,
         #[arg(long, default_value_t = 0.001)]
         l2: f64,
         /// Learning-rate schedule: constant, or cosine (from --lr down to 0 over the run).
@@ -206,58 +213,69 @@ async fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::Train { model, data, epochs, batch, lr, momentum, l2, schedule, out } => {
+        Command::Train { model, dataset, data, epochs, trainer, batch, lr, momentum, l1, l2, schedule, out } => {
+            use convlens_core::{data, train};
             if schedule != "constant" && schedule != "cosine" {
                 return Err(format!("unknown schedule '{schedule}'; expected constant or cosine"));
             }
-            use convlens_core::train;
-            let dir = data
-                .or_else(|| std::env::var_os("CONVLENS_DATA_DIR").map(PathBuf::from))
-                .ok_or("no data directory: pass --data or set CONVLENS_DATA_DIR")?;
-            let mut net = load(&model).await?;
-            if net.spec.input_shape() != [1, 24, 24] {
-                return Err("train expects a 24x24x1 input (MNIST crops)".into());
-            }
-            let train_set = mnist::load(&dir, 0..20)?;
-            let test_set = mnist::load(&dir, 20..21)?;
-            let mut opt = train::Sgd::new(&net, train::SgdConfig { learning_rate: lr, momentum, l2 });
-            let steps = (epochs * train_set.len() as f64 / batch as f64).ceil() as usize;
-            let mut rng = model.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-            let mut next = move || {
-                rng ^= rng << 13;
-                rng ^= rng >> 7;
-                rng ^= rng << 17;
-                rng
+            let layout = data::layout(&dataset, None).map_err(|e| e.to_string())?;
+            let dir = match data {
+                Some(d) => d,
+                None if dataset == "mnist5k" => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../www/data"),
+                None => std::env::var_os("CONVLENS_DATA_DIR")
+                    .map(PathBuf::from)
+                    .ok_or("no data directory: pass --data or set CONVLENS_DATA_DIR")?,
             };
+            let (train_set, test_set) = layout
+                .load(|f| std::fs::read(dir.join(f)).map_err(|e| convlens_core::Error::Data(format!("cannot read {}: {e}", dir.join(f).display()))))
+                .map_err(|e| e.to_string())?;
+            let mut net = load(&model).await?;
+            let input = net.spec.input_shape();
+            train_set.check_input(input).map_err(|e| e.to_string())?;
+            let config = train::TrainConfig {
+                method: train::Method::parse(&trainer).map_err(|e| e.to_string())?,
+                learning_rate: lr,
+                momentum,
+                batch_size: batch,
+                l1,
+                l2,
+                ..Default::default()
+            };
+            config.validate().map_err(|e| e.to_string())?;
+            let mut opt = train::Optimizer::new(&net, config);
+            let mut sampler = data::Sampler::new(train_set.len(), model.seed);
+            let steps = (epochs * train_set.len() as f64 / batch as f64).ceil() as usize;
+            println!("training {} on {} ({} train, {} test images) for {steps} steps of {batch}", net.spec.name, dataset, train_set.len(), test_set.len());
             let t0 = std::time::Instant::now();
+            let clock = || t0.elapsed().as_secs_f64() * 1e3;
             let mut avg = None::<f32>;
-            let mut images = Vec::with_capacity(batch * 576);
-            for s in 0..steps {
+            let mut s = 0;
+            while s < steps {
+                let k = 50.min(steps - s);
+                let mut batches = Vec::with_capacity(k);
+                for _ in 0..k {
+                    let idx = sampler.next(batch);
+                    batches.push(train_set.batch(&idx, input, Some(&mut sampler.rng)));
+                }
                 if schedule == "cosine" {
-                    opt.config.learning_rate = lr * 0.5 * (1.0 + (std::f64::consts::PI * s as f64 / steps as f64).cos());
+                    // The rate moves once per chunk of 50 steps.
+                    let c = opt.config();
+                    opt.set_config(train::TrainConfig { learning_rate: lr * 0.5 * (1.0 + (std::f64::consts::PI * s as f64 / steps as f64).cos()), ..c });
                 }
-                images.clear();
-                let mut labels = Vec::with_capacity(batch);
-                for _ in 0..batch {
-                    let i = (next() % train_set.len() as u64) as usize;
-                    let r = next();
-                    train_set.crop(i, (r % 5) as usize, ((r >> 8) % 5) as usize, &mut images);
-                    labels.push(train_set.labels[i]);
+                let stats = train::train_chunk(&mut net, &mut opt, batches, &clock).await.map_err(|e| e.to_string())?;
+                for l in stats.losses {
+                    avg = Some(avg.map_or(l, |a| 0.99 * a + 0.01 * l));
                 }
-                let loss = train::step(&mut net, &mut opt, &images, &labels).await.map_err(|e| e.to_string())?;
-                avg = Some(avg.map_or(loss, |a| 0.99 * a + 0.01 * loss));
-                if (s + 1) % 500 == 0 || s + 1 == steps {
-                    println!("step {}/{steps}: loss {:.4} ({:.0} examples/s)", s + 1, avg.unwrap(), ((s + 1) * batch) as f64 / t0.elapsed().as_secs_f64());
+                s += k;
+                if s % 500 < k || s == steps {
+                    println!("step {s}/{steps}: loss {:.4} ({:.0} examples/s)", avg.unwrap(), (s * batch) as f64 / t0.elapsed().as_secs_f64());
                 }
             }
             let mut correct = 0;
             for chunk in (0..test_set.len()).collect::<Vec<_>>().chunks(500) {
-                images.clear();
-                for &i in chunk {
-                    test_set.crop(i, 2, 2, &mut images);
-                }
+                let (images, labels) = test_set.batch(chunk, input, None);
                 let pred = train::predict(&net, &images, chunk.len()).await.map_err(|e| e.to_string())?;
-                correct += chunk.iter().zip(pred).filter(|&(&i, p)| test_set.labels[i] == p).count();
+                correct += labels.iter().zip(pred).filter(|&(&l, p)| l == p).count();
             }
             println!("test accuracy: {:.2}% ({correct}/{}) after {steps} steps in {:.1} s", 100.0 * correct as f64 / test_set.len() as f64, test_set.len(), t0.elapsed().as_secs_f64());
             let w = net.read_weights().await.map_err(|e| e.to_string())?;

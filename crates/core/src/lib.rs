@@ -5,8 +5,10 @@
 //! on this crate.
 
 pub mod backend;
+pub mod data;
 pub mod grad;
 pub mod net;
+pub mod rng;
 pub mod spec;
 pub mod train;
 pub mod vis;
@@ -27,6 +29,7 @@ pub enum Error {
     Input(String),
     Objective(String),
     Backend(String),
+    Data(String),
 }
 
 impl std::fmt::Display for Error {
@@ -37,6 +40,17 @@ impl std::fmt::Display for Error {
             Error::Input(m) => write!(f, "input: {m}"),
             Error::Objective(m) => write!(f, "objective: {m}"),
             Error::Backend(m) => write!(f, "backend: {m}"),
+            Error::Data(m) => write!(f, "data: {m}"),
+        }
+    }
+}
+
+impl Error {
+    /// The message without its "data: "-style prefix.
+    pub fn message(&self) -> String {
+        match self {
+            Error::Spec(e) => e.to_string(),
+            Error::Weights(m) | Error::Input(m) | Error::Objective(m) | Error::Backend(m) | Error::Data(m) => m.clone(),
         }
     }
 }

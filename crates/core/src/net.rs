@@ -8,6 +8,7 @@ use burn::tensor::ops::{AvgPoolOptions, ConvOptions, MaxPoolOptions};
 use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::spec::{Activation, Layer, LayerKind, NetSpec, ParamSpec, PoolMode};
+use crate::rng::SplitMix64;
 use crate::Error;
 
 /// One parameter tensor, stored flat-shaped as Burn needs it for its layer.
@@ -92,27 +93,6 @@ pub struct Net {
     pub spec: NetSpec,
     pub params: Vec<LayerParams>,
     pub device: Device,
-}
-
-/// A small deterministic generator (SplitMix64), so that a seed gives the same initial weights
-/// on every backend and platform (CPU, WebGPU, native, wasm).
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn uniform(&mut self) -> f64 {
-        ((self.next_u64() >> 11) as f64 + 0.5) / (1u64 << 53) as f64
-    }
-    fn normal(&mut self) -> f64 {
-        let (u, v) = (self.uniform(), self.uniform());
-        (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()
-    }
 }
 
 /// The initial value of one parameter: weights ~ N(0, 2/fan_in) (He) before a ReLU, N(0, 1/fan_in)

@@ -1,35 +1,232 @@
-//! Training: minibatch SGD with momentum and L2 weight decay on the softmax cross-entropy of the
-//! class scores, through Burn's autodiff over the whole network. (The browser's live training
-//! view and ConvNetJS's other trainers build on this.)
+//! Training: minibatch gradient descent on the softmax cross-entropy of the class scores, through
+//! Burn's autodiff over the whole network, with ConvNetJS's six trainers (SGD, momentum, Nesterov,
+//! Adagrad, Adadelta, Adam) and L1/L2 weight decay. Steps run in chunks with one read-back per
+//! chunk (one sync on WebGPU); a chunk whose loss or weights stop being finite is undone as a whole.
 
-use burn::tensor::activation::log_softmax;
+use burn::tensor::activation::{log_softmax, softmax};
 use burn::tensor::{Tensor, TensorData};
 
 use crate::net::{Net, ParamTensor};
-use crate::{read, Error};
+use crate::spec::LayerKind;
+use crate::{read, read_all, Error};
 
-#[derive(Debug, Clone, Copy)]
-pub struct SgdConfig {
-    pub learning_rate: f64,
-    pub momentum: f64,
-    pub l2: f64,
+/// The update rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Sgd,
+    Momentum,
+    Nesterov,
+    Adagrad,
+    Adadelta,
+    Adam,
 }
 
-impl Default for SgdConfig {
-    /// ConvNetJS's MNIST demo uses batch 20 and L2 0.001; SGD lr 0.01 with momentum 0.9.
-    fn default() -> Self {
-        SgdConfig { learning_rate: 0.01, momentum: 0.9, l2: 0.001 }
+impl Method {
+    pub const ALL: [Method; 6] =
+        [Method::Sgd, Method::Momentum, Method::Nesterov, Method::Adagrad, Method::Adadelta, Method::Adam];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Sgd => "sgd",
+            Method::Momentum => "momentum",
+            Method::Nesterov => "nesterov",
+            Method::Adagrad => "adagrad",
+            Method::Adadelta => "adadelta",
+            Method::Adam => "adam",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Method, Error> {
+        Method::ALL.into_iter().find(|m| m.as_str() == s).ok_or_else(|| {
+            Error::Input(format!("unknown trainer '{s}'; expected sgd, momentum, nesterov, adagrad, adadelta or adam"))
+        })
+    }
+
+    /// The epsilon ConvNetJS's demos use: 1e-6 for Adadelta, 1e-8 otherwise.
+    pub fn default_eps(self) -> f64 {
+        if self == Method::Adadelta { 1e-6 } else { 1e-8 }
     }
 }
 
-pub struct Sgd {
-    pub config: SgdConfig,
-    velocity: Vec<Vec<Option<Tensor<1>>>>,
+/// Trainer settings; all of them may change between steps.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TrainConfig {
+    pub method: Method,
+    /// Unused by Adadelta.
+    pub learning_rate: f64,
+    /// Momentum and Nesterov.
+    pub momentum: f64,
+    pub batch_size: usize,
+    /// Weight decay on conv and fc weights (not biases or batchnorm), added to the batch-mean
+    /// gradient as PyTorch does: `g += l2 * w + l1 * sign(w)`.
+    pub l1: f64,
+    pub l2: f64,
+    /// Adam.
+    pub beta1: f64,
+    pub beta2: f64,
+    /// Adadelta's decay.
+    pub rho: f64,
+    /// None: [`Method::default_eps`].
+    pub eps: Option<f64>,
 }
 
-impl Sgd {
-    pub fn new(net: &Net, config: SgdConfig) -> Sgd {
-        Sgd { config, velocity: net.params.iter().map(|l| vec![None; l.len()]).collect() }
+impl Default for TrainConfig {
+    /// ConvNetJS's MNIST demo: batch 20, L2 0.001; here SGD lr 0.01 with momentum 0.9.
+    fn default() -> Self {
+        TrainConfig {
+            method: Method::Momentum,
+            learning_rate: 0.01,
+            momentum: 0.9,
+            batch_size: 20,
+            l1: 0.0,
+            l2: 0.001,
+            beta1: 0.9,
+            beta2: 0.999,
+            rho: 0.95,
+            eps: None,
+        }
+    }
+}
+
+impl TrainConfig {
+    /// Checks the ranges, with a message naming the setting.
+    pub fn validate(&self) -> Result<(), Error> {
+        let bad = |what: &str, v: f64, want: &str| Err(Error::Input(format!("trainer: {what} is {v}; it must be {want}")));
+        let finite_pos = |v: f64| v.is_finite() && v > 0.0;
+        if self.batch_size == 0 || self.batch_size > 4096 {
+            return bad("the batch size", self.batch_size as f64, "between 1 and 4096");
+        }
+        if self.method != Method::Adadelta && !finite_pos(self.learning_rate) {
+            return bad("the learning rate", self.learning_rate, "a positive number");
+        }
+        if !(0.0..1.0).contains(&self.momentum) {
+            return bad("the momentum", self.momentum, "at least 0 and below 1");
+        }
+        if !(self.l1.is_finite() && self.l1 >= 0.0) {
+            return bad("L1 decay", self.l1, "0 or more");
+        }
+        if !(self.l2.is_finite() && self.l2 >= 0.0) {
+            return bad("L2 decay", self.l2, "0 or more");
+        }
+        for (what, v) in [("beta1", self.beta1), ("beta2", self.beta2), ("rho", self.rho)] {
+            if !(0.0..1.0).contains(&v) {
+                return bad(what, v, "at least 0 and below 1");
+            }
+        }
+        if let Some(e) = self.eps {
+            if !finite_pos(e) {
+                return bad("epsilon", e, "a positive number");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Per-parameter optimizer state: velocity / squared-gradient sums / Adam's moments.
+#[derive(Clone, Default)]
+struct Slots {
+    a: Option<Tensor<1>>,
+    b: Option<Tensor<1>>,
+}
+
+#[derive(Clone)]
+pub struct Optimizer {
+    config: TrainConfig,
+    slots: Vec<Vec<Slots>>,
+    /// Steps taken (Adam's bias correction).
+    pub steps: u64,
+    /// Whether each parameter gets weight decay.
+    decay: Vec<Vec<bool>>,
+}
+
+impl Optimizer {
+    pub fn new(net: &Net, config: TrainConfig) -> Optimizer {
+        let decay = net
+            .spec
+            .layers
+            .iter()
+            .map(|l| {
+                l.params()
+                    .iter()
+                    .map(|p| matches!(l.kind, LayerKind::Conv { .. } | LayerKind::Fc { .. }) && p.field == "weight")
+                    .collect()
+            })
+            .collect();
+        Optimizer {
+            config,
+            slots: net.params.iter().map(|l| vec![Slots::default(); l.len()]).collect(),
+            steps: 0,
+            decay,
+        }
+    }
+
+    pub fn config(&self) -> TrainConfig {
+        self.config
+    }
+
+    /// New settings; switching the method starts its state afresh.
+    pub fn set_config(&mut self, config: TrainConfig) {
+        if config.method != self.config.method {
+            self.slots.iter_mut().flatten().for_each(|s| *s = Slots::default());
+            self.steps = 0;
+        }
+        self.config = config;
+    }
+
+    /// The update of one parameter `w` with gradient `g`: the new value (state updated in place).
+    fn update(&mut self, li: usize, pi: usize, w: Tensor<1>, g: Tensor<1>) -> Tensor<1> {
+        let c = self.config;
+        let mut g = g;
+        if self.decay[li][pi] {
+            if c.l2 > 0.0 {
+                g = g + w.clone() * c.l2;
+            }
+            if c.l1 > 0.0 {
+                g = g + w.clone().sign() * c.l1;
+            }
+        }
+        let eps = c.eps.unwrap_or(c.method.default_eps());
+        let s = &mut self.slots[li][pi];
+        let zeros = || w.zeros_like();
+        let dx = match c.method {
+            Method::Sgd => g * (-c.learning_rate),
+            Method::Momentum => {
+                let v = s.a.take().unwrap_or_else(zeros) * c.momentum - g * c.learning_rate;
+                s.a = Some(v.clone());
+                v
+            }
+            Method::Nesterov => {
+                // ConvNetJS's form: v' = mu v + lr g; dx = mu v - (1 + mu) v'.
+                let v = s.a.take().unwrap_or_else(zeros);
+                let v2 = v.clone() * c.momentum + g * c.learning_rate;
+                s.a = Some(v2.clone());
+                v * c.momentum - v2 * (1.0 + c.momentum)
+            }
+            Method::Adagrad => {
+                let gsum = s.a.take().unwrap_or_else(zeros) + g.clone().powi_scalar(2);
+                s.a = Some(gsum.clone());
+                g * (-c.learning_rate) / (gsum + eps).sqrt()
+            }
+            Method::Adadelta => {
+                let gsum = s.a.take().unwrap_or_else(zeros) * c.rho + g.clone().powi_scalar(2) * (1.0 - c.rho);
+                let xsum = s.b.take().unwrap_or_else(zeros);
+                let dx = ((xsum.clone() + eps) / (gsum.clone() + eps)).sqrt() * g.neg();
+                s.b = Some(xsum * c.rho + dx.clone().powi_scalar(2) * (1.0 - c.rho));
+                s.a = Some(gsum);
+                dx
+            }
+            Method::Adam => {
+                let t = (self.steps + 1) as i32;
+                let m = s.a.take().unwrap_or_else(zeros) * c.beta1 + g.clone() * (1.0 - c.beta1);
+                let v = s.b.take().unwrap_or_else(zeros) * c.beta2 + g.powi_scalar(2) * (1.0 - c.beta2);
+                let mhat = m.clone() / (1.0 - c.beta1.powi(t));
+                let vhat = v.clone() / (1.0 - c.beta2.powi(t));
+                s.a = Some(m);
+                s.b = Some(v);
+                mhat * (-c.learning_rate) / (vhat.sqrt() + eps)
+            }
+        };
+        w + dx
     }
 }
 
@@ -62,57 +259,119 @@ pub fn scores(net: &Net, x: Tensor<4>, params: &[Vec<ParamTensor>]) -> Tensor<2>
     cur.flatten(1, 3)
 }
 
-/// One SGD step on a batch; returns the mean cross-entropy loss before the step.
-pub async fn step(net: &mut Net, opt: &mut Sgd, images: &[f32], labels: &[usize]) -> Result<f32, Error> {
-    let (x, y) = batch_tensors(net, images, labels)?;
-    let n = labels.len() as f64;
-    let tracked: Vec<Vec<ParamTensor>> =
-        net.params.iter().map(|l| l.iter().map(ParamTensor::tracked).collect()).collect();
-    let z = scores(net, x.autodiff(), &tracked);
-    let loss = (log_softmax(z, 1) * y.autodiff()).sum().neg() / n;
-    let grads = loss.backward();
-    let c = opt.config;
-    // The updated parameters and velocities, not yet committed.
-    let mut updates = vec![];
-    let mut sumsq = Tensor::<1>::zeros([1], &net.device);
-    for (li, layer) in tracked.iter().enumerate() {
-        for (pi, p) in layer.iter().enumerate() {
-            let Some(g) = p.grad_flat(&grads) else { continue };
-            let w = net.params[li][pi].flat();
-            let g = g + w.clone() * c.l2;
-            let v = match &opt.velocity[li][pi] {
-                Some(v) => v.clone() * c.momentum - g * c.learning_rate,
-                None => g * (-c.learning_rate),
-            };
-            let w = w + v.clone();
-            sumsq = sumsq + w.clone().powf_scalar(2.0).sum();
-            updates.push((li, pi, w, v));
+/// What a chunk of training steps did.
+#[derive(Debug, Clone, Default)]
+pub struct ChunkStats {
+    /// Mean cross-entropy of each step's batch, before its update.
+    pub losses: Vec<f32>,
+    /// Correctly classified examples of each step's batch, before its update.
+    pub correct: Vec<u32>,
+    pub examples: usize,
+    /// Wall time of the forward passes (with the loss), and of the backward passes with the updates.
+    /// On WebGPU work is queued, so only their sum with `sync_ms` is meaningful.
+    pub forward_ms: f64,
+    pub backward_ms: f64,
+    /// The time waiting for the chunk's one read-back.
+    pub sync_ms: f64,
+}
+
+/// Runs one step per batch, committing each update, and reads the losses and scores back once at
+/// the end. If any loss or the new weights are not finite, the net and optimizer are restored to
+/// where they were before the chunk and an error explains. `clock` gives milliseconds.
+pub async fn train_chunk(
+    net: &mut Net,
+    opt: &mut Optimizer,
+    batches: Vec<(Vec<f32>, Vec<usize>)>,
+    clock: &dyn Fn() -> f64,
+) -> Result<ChunkStats, Error> {
+    opt.config.validate()?;
+    let snapshot = (net.params.clone(), opt.clone());
+    let mut stats = ChunkStats::default();
+    let mut losses = vec![];
+    let mut all_scores = vec![];
+    let mut labels_all = vec![];
+    let inputs = batches
+        .iter()
+        .map(|(x, y)| batch_tensors(net, x, y))
+        .collect::<Result<Vec<_>, _>>()?;
+    for ((x, y), (_, labels)) in inputs.into_iter().zip(&batches) {
+        let t0 = clock();
+        let n = labels.len() as f64;
+        let tracked: Vec<Vec<ParamTensor>> =
+            net.params.iter().map(|l| l.iter().map(ParamTensor::tracked).collect()).collect();
+        let z = scores(net, x.autodiff(), &tracked);
+        let loss = (log_softmax(z.clone(), 1) * y.autodiff()).sum().neg() / n;
+        let t1 = clock();
+        let grads = loss.backward();
+        for (li, layer) in tracked.iter().enumerate() {
+            for (pi, p) in layer.iter().enumerate() {
+                let Some(g) = p.grad_flat(&grads) else { continue };
+                let w = opt.update(li, pi, net.params[li][pi].flat(), g);
+                net.params[li][pi] = net.params[li][pi].with_flat(w);
+            }
         }
+        opt.steps += 1;
+        stats.forward_ms += t1 - t0;
+        stats.backward_ms += clock() - t1;
+        losses.push(loss.without_autodiff());
+        all_scores.push(z.without_autodiff().flatten::<1>(0, 1));
+        labels_all.push(labels);
+        stats.examples += labels.len();
     }
-    // One read for the loss and a finiteness check of the new weights.
-    let both = read(Tensor::cat(vec![loss.without_autodiff(), sumsq], 0)).await?;
-    let (value, norm) = (both[0], both[1]);
-    if !value.is_finite() || !norm.is_finite() {
+    let t2 = clock();
+    let sumsq = net.params.iter().flatten().fold(Tensor::<1>::zeros([1], &net.device), |acc, p| {
+        acc + p.flat().powi_scalar(2).sum()
+    });
+    let parts = vec![Tensor::cat(losses, 0), Tensor::cat(all_scores, 0), sumsq];
+    let read = read_all(parts).await;
+    stats.sync_ms = clock() - t2;
+    let undo = |net: &mut Net, opt: &mut Optimizer| {
+        net.params = snapshot.0.clone();
+        *opt = snapshot.1.clone();
+    };
+    let values = match read {
+        Ok(v) => v,
+        Err(e) => {
+            undo(net, opt);
+            return Err(e);
+        }
+    };
+    let (loss_v, scores_v, norm) = (&values[0], &values[1], values[2][0]);
+    if let Some(bad) = loss_v.iter().find(|v| !v.is_finite()).copied().or((!norm.is_finite()).then_some(norm)) {
+        undo(net, opt);
+        let what = if loss_v.iter().all(|v| v.is_finite()) { "weights" } else { "loss" };
         return Err(Error::Input(format!(
-            "the {} became {}: training diverged (lower the learning rate; the weights were not changed)",
-            if value.is_finite() { "weights" } else { "loss" },
-            if value.is_finite() { norm } else { value }
+            "the {what} became {bad}: training diverged (lower the learning rate; the weights were not changed)"
         )));
     }
-    for (li, pi, w, v) in updates {
-        net.params[li][pi] = net.params[li][pi].with_flat(w);
-        opt.velocity[li][pi] = Some(v);
+    let k = net.spec.classes();
+    let mut rows = scores_v.chunks(k);
+    for labels in labels_all {
+        let correct = labels.iter().filter(|&&l| rows.next().is_some_and(|r| argmax(r) == l)).count();
+        stats.correct.push(correct as u32);
     }
-    Ok(value)
+    stats.losses = loss_v.clone();
+    Ok(stats)
+}
+
+/// One step on one batch; returns the mean cross-entropy loss before the step.
+pub async fn step(net: &mut Net, opt: &mut Optimizer, images: &[f32], labels: &[usize]) -> Result<f32, Error> {
+    let stats = train_chunk(net, opt, vec![(images.to_vec(), labels.to_vec())], &|| 0.0).await?;
+    Ok(stats.losses[0])
+}
+
+pub fn argmax(v: &[f32]) -> usize {
+    v.iter().enumerate().fold(0, |b, (i, &s)| if s > v[b] { i } else { b })
+}
+
+/// Class probabilities (softmax of the scores) for a batch of `n` images, n x classes.
+pub async fn probabilities(net: &Net, images: &[f32], n: usize) -> Result<Vec<f32>, Error> {
+    let (x, _) = batch_tensors(net, images, &vec![0; n])?;
+    read(softmax(scores(net, x, &net.params), 1).flatten::<1>(0, 1)).await
 }
 
 /// Predicted classes for a batch.
 pub async fn predict(net: &Net, images: &[f32], n: usize) -> Result<Vec<usize>, Error> {
-    let (x, _) = batch_tensors(net, images, &vec![0; n])?;
-    let z = scores(net, x, &net.params);
-    let v = read(z.flatten::<1>(0, 1)).await?;
-    let k = net.spec.classes();
-    Ok(v.chunks(k)
-        .map(|r| r.iter().enumerate().fold(0, |b, (i, &s)| if s > r[b] { i } else { b }))
-        .collect())
+    let p = probabilities(net, images, n).await?;
+    Ok(p.chunks(net.spec.classes()).map(argmax).collect())
 }

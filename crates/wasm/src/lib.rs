@@ -9,9 +9,10 @@ use std::rc::Rc;
 use convlens_core::backend::{self, Backend};
 use convlens_core::burn::tensor::Device;
 use convlens_core::vis::layers::{self, Values};
-use convlens_core::train::{self, Sgd, SgdConfig};
+use convlens_core::data::{self, Dataset, Sampler};
+use convlens_core::train::{self, Method, Optimizer, TrainConfig};
 use convlens_core::{Net, Objective};
-use js_sys::{Array, Float32Array, Object, Promise, Reflect, Uint8Array};
+use js_sys::{Array, Float32Array, Object, Promise, Reflect, Uint32Array, Uint8Array};
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
@@ -95,24 +96,184 @@ fn js_err(e: impl std::fmt::Display) -> JsValue {
     JsError::new(&e.to_string()).into()
 }
 
+/// The trainer settings as JS sees them.
+fn trainer_js(c: &TrainConfig) -> Object {
+    let o = Object::new();
+    set(&o, "method", c.method.as_str());
+    set(&o, "learningRate", c.learning_rate);
+    set(&o, "momentum", c.momentum);
+    set(&o, "batchSize", c.batch_size as u32);
+    set(&o, "l1", c.l1);
+    set(&o, "l2", c.l2);
+    set(&o, "beta1", c.beta1);
+    set(&o, "beta2", c.beta2);
+    set(&o, "rho", c.rho);
+    set(&o, "eps", c.eps.unwrap_or(c.method.default_eps()));
+    o
+}
+
+/// The optimizer for this net with these settings (its state kept from the last call).
+fn take_optimizer(session: &Rc<RefCell<Session>>, net: &Net, cfg: TrainConfig) -> Optimizer {
+    let mut opt = session.borrow_mut().opt.take().unwrap_or_else(|| Optimizer::new(net, cfg));
+    opt.set_config(cfg);
+    opt
+}
+
+fn split_of<'a>(s: &'a Session, split: &str) -> Result<&'a Dataset, JsValue> {
+    match split {
+        "train" => s.train.as_ref(),
+        "test" => s.test.as_ref(),
+        other => return Err(js_err(format!("unknown split '{other}'; expected train or test"))),
+    }
+    .ok_or_else(|| js_err("no dataset is loaded"))
+}
+
+/// Layer `layer`'s output for a batch of inputs, flat.
+async fn forward_to(net: &Net, inputs: &[f32], layer: usize) -> Result<Vec<f32>, convlens_core::Error> {
+    let [d, h, w] = net.spec.input_shape();
+    let per = d * h * w;
+    if inputs.is_empty() || inputs.len() % per != 0 {
+        return Err(convlens_core::Error::Input(format!("{} values are not a whole number of {d}x{h}x{w} inputs", inputs.len())));
+    }
+    if layer >= net.spec.layers.len() {
+        return Err(convlens_core::Error::Input(format!("there is no layer {layer}; the network has {}", net.spec.layers.len())));
+    }
+    if let Some(i) = inputs.iter().position(|v| !v.is_finite()) {
+        return Err(convlens_core::Error::Input(format!("the input has a non-finite value ({}) at index {i}", inputs[i])));
+    }
+    let n = inputs.len() / per;
+    let mut x = convlens_core::burn::tensor::Tensor::<4>::from_data(
+        convlens_core::burn::tensor::TensorData::new(inputs.to_vec(), [n, d, h, w]),
+        &net.device,
+    );
+    for i in 1..=layer {
+        x = net.forward_layer(i, &net.params[i], x);
+    }
+    convlens_core::read(x.flatten::<1>(0, 3)).await
+}
+
+/// The files a dataset needs, relative to the data directory (`mnist`, `cifar10`) or to
+/// `www/data` (`mnist5k`, built in).
+#[wasm_bindgen(js_name = datasetFiles)]
+pub fn dataset_files(name: &str, max_train_sheets: Option<u32>) -> Result<Array, JsValue> {
+    let l = data::layout(name, max_train_sheets.map(|k| k as usize)).map_err(js_err)?;
+    Ok(l.files().into_iter().map(JsValue::from).collect())
+}
+
+/// A 2-D toy dataset of ConvNetJS's classify2d demo ('circle', 'spiral', 'xor', 'clusters'):
+/// `{points: Float32Array (x, y, ...), labels: Uint8Array}`.
+#[wasm_bindgen(js_name = toyPoints)]
+pub fn toy_points(kind: &str, seed: f64) -> Result<JsValue, JsValue> {
+    let d = data::toy(kind, seed as u64).map_err(js_err)?;
+    let out = Object::new();
+    let pts: Vec<f32> = (0..d.len()).flat_map(|i| d.image(i)).collect();
+    set(&out, "points", Float32Array::from(pts.as_slice()));
+    set(&out, "labels", Uint8Array::from(d.labels.as_slice()));
+    Ok(out.into())
+}
+
 #[wasm_bindgen]
 pub struct Engine {
     backend: Backend,
     device: Device,
     net: Rc<RefCell<Option<Net>>>,
-    /// The optimizer's state (momentum), reset when a network is loaded.
-    sgd: Rc<RefCell<Option<Sgd>>>,
+    /// Datasets, the trainer and its state.
+    session: Rc<RefCell<Session>>,
 }
 
-#[derive(Deserialize)]
+/// The training side of the engine: datasets, trainer settings, the optimizer's state (reset when
+/// a network is loaded or the method changes), the data order.
+#[derive(Default)]
+struct Session {
+    name: String,
+    train: Option<Dataset>,
+    test: Option<Dataset>,
+    sampler: Option<Sampler>,
+    config: TrainConfig,
+    opt: Option<Optimizer>,
+    /// Examples trained on since the network was loaded.
+    examples: u64,
+}
+
+/// The trainer settings as JS gives them; missing fields keep their current values.
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct TrainConfigJs {
+    method: Option<String>,
+    learning_rate: Option<f64>,
+    momentum: Option<f64>,
+    batch_size: Option<usize>,
+    l1: Option<f64>,
+    l2: Option<f64>,
+    beta1: Option<f64>,
+    beta2: Option<f64>,
+    rho: Option<f64>,
+    eps: Option<f64>,
+}
+
+impl TrainConfigJs {
+    fn apply(self, c: TrainConfig) -> Result<TrainConfig, JsValue> {
+        let method = match self.method {
+            Some(m) => Method::parse(&m).map_err(js_err)?,
+            None => c.method,
+        };
+        let out = TrainConfig {
+            method,
+            learning_rate: self.learning_rate.unwrap_or(c.learning_rate),
+            momentum: self.momentum.unwrap_or(c.momentum),
+            batch_size: self.batch_size.unwrap_or(c.batch_size),
+            l1: self.l1.unwrap_or(c.l1),
+            l2: self.l2.unwrap_or(c.l2),
+            beta1: self.beta1.unwrap_or(c.beta1),
+            beta2: self.beta2.unwrap_or(c.beta2),
+            rho: self.rho.unwrap_or(c.rho),
+            eps: self.eps.or(c.eps),
+        };
+        out.validate().map_err(js_err)?;
+        Ok(out)
+    }
+}
+
+fn parse_config(value: JsValue, current: TrainConfig) -> Result<TrainConfig, JsValue> {
+    if value.is_undefined() || value.is_null() {
+        return Ok(current);
+    }
+    let js: TrainConfigJs = serde_wasm_bindgen::from_value(value).map_err(|e| {
+        js_err(format!("trainer: {e}; expected {{method, learningRate, momentum, batchSize, l1, l2, beta1, beta2, rho, eps}}"))
+    })?;
+    js.apply(current)
+}
+
+/// Milliseconds from `performance.now()` (the worker's clock).
+fn now() -> f64 {
+    Reflect::get(&js_sys::global(), &"performance".into())
+        .ok()
+        .and_then(|p| {
+            let f: js_sys::Function = Reflect::get(&p, &"now".into()).ok()?.dyn_into().ok()?;
+            f.call0(&p).ok()?.as_f64()
+        })
+        .unwrap_or_else(js_sys::Date::now)
+}
+
+#[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-struct TrainConfig {
-    batch_size: usize,
-    learning_rate: f64,
-    #[serde(default)]
-    momentum: f64,
-    #[serde(default)]
-    l2: f64,
+struct DatasetInfo {
+    name: String,
+    shape: [usize; 3],
+    classes: Vec<String>,
+    train: usize,
+    test: usize,
+}
+
+fn dataset_info(s: &Session) -> DatasetInfo {
+    let t = s.train.as_ref();
+    DatasetInfo {
+        name: s.name.clone(),
+        shape: t.map(|d| d.shape).unwrap_or_default(),
+        classes: t.map(|d| d.classes.clone()).unwrap_or_default(),
+        train: t.map_or(0, Dataset::len),
+        test: s.test.as_ref().map_or(0, Dataset::len),
+    }
 }
 
 #[derive(Serialize)]
@@ -238,7 +399,7 @@ impl Engine {
                 }
             }
         };
-        Ok(Engine { backend: which, device, net: Rc::new(RefCell::new(None)), sgd: Rc::new(RefCell::new(None)) })
+        Ok(Engine { backend: which, device, net: Rc::new(RefCell::new(None)), session: Rc::new(RefCell::new(Session::default())) })
     }
 
     /// 'webgpu' or 'cpu'.
@@ -278,7 +439,9 @@ impl Engine {
         };
         let js = serde_wasm_bindgen::to_value(&summary).map_err(js_err)?;
         *self.net.borrow_mut() = Some(net);
-        *self.sgd.borrow_mut() = None;
+        let mut session = self.session.borrow_mut();
+        session.opt = None;
+        session.examples = 0;
         Ok(js)
     }
 
@@ -307,47 +470,236 @@ impl Engine {
         })
     }
 
-    /// SGD over the given examples (`images`: N images, CHW each; `labels`: N classes) in
-    /// minibatches of `config.batchSize` with `{learningRate, momentum, l2}`; resolves to the mean
-    /// loss. The momentum persists between calls until the next `load`. On an error (a diverging
-    /// learning rate, a bad label) the weights stay as they were before the failing step.
+    /// Trains on the given examples (`images`: N images, CHW each; `labels`: N classes) in
+    /// minibatches, with the trainer settings updated by `config` (see `setTrainer`); resolves to the
+    /// mean loss. The optimizer's state persists until the next `load`. On an error (a diverging
+    /// learning rate, a bad label) the weights stay as they were before the call.
     pub fn train(&self, images: Vec<f32>, labels: Vec<u32>, config: JsValue) -> Promise {
-        let (net, sgd) = (self.net.clone(), self.sgd.clone());
+        let (net, session) = (self.net.clone(), self.session.clone());
         future_to_promise(async move {
-            let config: TrainConfig = serde_wasm_bindgen::from_value(config)
-                .map_err(|e| js_err(format!("train: {e}; expected {{batchSize, learningRate, momentum, l2}}")))?;
-            if config.batch_size == 0 || !(config.learning_rate.is_finite() && config.learning_rate > 0.0) {
-                return Err(js_err("train: batchSize must be positive and learningRate a positive number"));
-            }
+            let cfg = parse_config(config, session.borrow().config)?;
             let mut model = net.borrow().clone().ok_or_else(|| js_err("no network is loaded"))?;
-            let cfg = SgdConfig { learning_rate: config.learning_rate, momentum: config.momentum, l2: config.l2 };
-            let mut opt = sgd.borrow_mut().take().unwrap_or_else(|| Sgd::new(&model, cfg));
-            opt.config = cfg;
             let per = model.spec.input_shape().iter().product::<usize>();
-            let labels: Vec<usize> = labels.into_iter().map(|l| l as usize).collect();
-            let (mut total, mut steps) = (0.0f64, 0usize);
-            let mut result = Ok(());
-            for (k, chunk) in labels.chunks(config.batch_size).enumerate() {
-                let start = k * config.batch_size * per;
-                let imgs = images.get(start..start + chunk.len() * per).ok_or_else(|| {
-                    js_err(format!("train: {} labels need {} image values, got {}", labels.len(), labels.len() * per, images.len()))
-                })?;
-                match train::step(&mut model, &mut opt, imgs, chunk).await {
-                    Ok(loss) => {
-                        total += loss as f64;
-                        steps += 1;
-                    }
-                    Err(e) => {
-                        result = Err(js_err(e));
-                        break;
-                    }
-                }
+            if images.len() != labels.len() * per {
+                return Err(js_err(format!("train: {} labels need {} image values, got {}", labels.len(), labels.len() * per, images.len())));
             }
-            // Keep the steps that succeeded (each failing step changes nothing).
+            let batches: Vec<(Vec<f32>, Vec<usize>)> = labels
+                .chunks(cfg.batch_size)
+                .enumerate()
+                .map(|(k, chunk)| {
+                    let start = k * cfg.batch_size * per;
+                    (images[start..start + chunk.len() * per].to_vec(), chunk.iter().map(|&l| l as usize).collect())
+                })
+                .collect();
+            let mut opt = take_optimizer(&session, &model, cfg);
+            let result = train::train_chunk(&mut model, &mut opt, batches, &now).await;
+            let mut s = session.borrow_mut();
+            s.config = cfg;
+            s.opt = Some(opt);
+            let stats = result.map_err(js_err)?;
+            s.examples += stats.examples as u64;
             *net.borrow_mut() = Some(model);
-            *sgd.borrow_mut() = Some(opt);
-            result?;
-            Ok(JsValue::from_f64(total / steps.max(1) as f64))
+            Ok(JsValue::from_f64(stats.losses.iter().map(|&l| l as f64).sum::<f64>() / stats.losses.len().max(1) as f64))
+        })
+    }
+
+    /// Changes trainer settings (any of `{method, learningRate, momentum, batchSize, l1, l2, beta1,
+    /// beta2, rho, eps}`; the others stay). Switching the method starts its state afresh. Returns
+    /// the full settings.
+    #[wasm_bindgen(js_name = setTrainer)]
+    pub fn set_trainer(&self, config: JsValue) -> Result<JsValue, JsValue> {
+        let mut s = self.session.borrow_mut();
+        let cfg = parse_config(config, s.config)?;
+        s.config = cfg;
+        if let Some(opt) = s.opt.as_mut() {
+            opt.set_config(cfg);
+        }
+        Ok(trainer_js(&cfg).into())
+    }
+
+    /// Decodes a dataset from its files (`files`: an object from each path that `datasetFiles`
+    /// lists to its bytes) and makes it the training data. Throws with the file and the problem if
+    /// one is missing or corrupt; the previous dataset then stays.
+    #[wasm_bindgen(js_name = loadDataset)]
+    pub fn load_dataset(&self, name: &str, files: &Object, max_train_sheets: Option<u32>) -> Result<JsValue, JsValue> {
+        let layout = data::layout(name, max_train_sheets.map(|k| k as usize)).map_err(js_err)?;
+        let (train_set, test_set) = layout
+            .load(|f| {
+                let v = Reflect::get(files, &f.into()).unwrap_or(JsValue::UNDEFINED);
+                if v.is_undefined() || v.is_null() {
+                    return Err(convlens_core::Error::Data(format!("the file {f} was not given")));
+                }
+                Ok(Uint8Array::new(&v).to_vec())
+            })
+            .map_err(js_err)?;
+        self.set_data(name, train_set, test_set)
+    }
+
+    /// 2-D points as the dataset (`points`: x0, y0, x1, y1, ...; `labels`: one class each), for
+    /// both training and testing.
+    #[wasm_bindgen(js_name = loadPoints)]
+    pub fn load_points(&self, points: Vec<f32>, labels: Vec<u8>) -> Result<JsValue, JsValue> {
+        if points.len() != 2 * labels.len() || labels.is_empty() {
+            return Err(js_err(format!("data: {} labels need {} coordinates, got {}", labels.len(), 2 * labels.len(), points.len())));
+        }
+        if points.iter().any(|v| !v.is_finite()) {
+            return Err(js_err("data: a point has a non-finite coordinate"));
+        }
+        let pts: Vec<(f32, f32, u8)> = points.chunks(2).zip(&labels).map(|(p, &l)| (p[0], p[1], l)).collect();
+        let d = data::points(&pts);
+        self.set_data("points", d.clone(), d)
+    }
+
+    fn set_data(&self, name: &str, train_set: Dataset, test_set: Dataset) -> Result<JsValue, JsValue> {
+        let mut s = self.session.borrow_mut();
+        let seed = s.sampler.as_ref().map_or(1, |x| x.rng.0);
+        s.sampler = Some(Sampler::new(train_set.len(), seed));
+        s.name = name.to_string();
+        s.train = Some(train_set);
+        s.test = Some(test_set);
+        serde_wasm_bindgen::to_value(&dataset_info(&s)).map_err(js_err)
+    }
+
+    /// Runs `steps` training steps on the loaded dataset (random augmented minibatches, a new
+    /// shuffle each epoch), then reads back once. Resolves to `{losses, correct, examples,
+    /// batchSize, forwardMs, backwardMs, syncMs, epoch, totalExamples}`. On an error nothing of
+    /// the chunk is kept.
+    #[wasm_bindgen(js_name = trainSteps)]
+    pub fn train_steps(&self, steps: u32) -> Promise {
+        let (net, session) = (self.net.clone(), self.session.clone());
+        future_to_promise(async move {
+            let mut model = net.borrow().clone().ok_or_else(|| js_err("no network is loaded"))?;
+            let (batches, cfg) = {
+                let mut s = session.borrow_mut();
+                let cfg = s.config;
+                let Session { train: Some(train_set), sampler: Some(sampler), .. } = &mut *s else {
+                    return Err(js_err("no dataset is loaded"));
+                };
+                let input = model.spec.input_shape();
+                train_set.check_input(input).map_err(js_err)?;
+                if let Some(&bad) = train_set.labels.iter().find(|&&l| l as usize >= model.spec.classes()) {
+                    return Err(js_err(format!(
+                        "data: the dataset has class {bad} but the network has {} classes",
+                        model.spec.classes()
+                    )));
+                }
+                let batches: Vec<_> = (0..steps.max(1))
+                    .map(|_| {
+                        let idx = sampler.next(cfg.batch_size);
+                        train_set.batch(&idx, input, Some(&mut sampler.rng))
+                    })
+                    .collect();
+                (batches, cfg)
+            };
+            let mut opt = take_optimizer(&session, &model, cfg);
+            let result = train::train_chunk(&mut model, &mut opt, batches, &now).await;
+            let mut s = session.borrow_mut();
+            s.opt = Some(opt);
+            let stats = result.map_err(js_err)?;
+            s.examples += stats.examples as u64;
+            *net.borrow_mut() = Some(model);
+            let out = Object::new();
+            set(&out, "losses", Float32Array::from(stats.losses.as_slice()));
+            set(&out, "correct", Uint32Array::from(stats.correct.as_slice()));
+            set(&out, "examples", stats.examples as u32);
+            set(&out, "batchSize", cfg.batch_size as u32);
+            set(&out, "forwardMs", stats.forward_ms);
+            set(&out, "backwardMs", stats.backward_ms);
+            set(&out, "syncMs", stats.sync_ms);
+            set(&out, "epoch", s.sampler.as_ref().map_or(0, |x| x.epoch) as u32);
+            set(&out, "totalExamples", s.examples as f64);
+            Ok(out.into())
+        })
+    }
+
+    /// Class probabilities of `count` images of a split ('train' or 'test') from `start`
+    /// (centre crops): `{probs: Float32Array(count x classes), labels: Uint8Array}`.
+    pub fn evaluate(&self, split: String, start: u32, count: u32) -> Promise {
+        let (net, session) = (self.net.clone(), self.session.clone());
+        future_to_promise(async move {
+            let model = net.borrow().clone().ok_or_else(|| js_err("no network is loaded"))?;
+            let (images, labels) = {
+                let s = session.borrow();
+                let d = split_of(&s, &split)?;
+                d.check_input(model.spec.input_shape()).map_err(js_err)?;
+                let (a, b) = (start as usize, (start as usize + count as usize).min(d.len()));
+                if a >= b {
+                    return Err(js_err(format!("evaluate: no images at {start}.. of the {} {split} images", d.len())));
+                }
+                let idx: Vec<usize> = (a..b).collect();
+                let (x, _) = d.batch(&idx, model.spec.input_shape(), None);
+                (x, d.labels[a..b].to_vec())
+            };
+            let probs = train::probabilities(&model, &images, labels.len()).await.map_err(js_err)?;
+            let out = Object::new();
+            set(&out, "probs", Float32Array::from(probs.as_slice()));
+            set(&out, "labels", Uint8Array::from(labels.as_slice()));
+            Ok(out.into())
+        })
+    }
+
+    /// One image of a split as the network takes it (centre crop, CHW floats).
+    pub fn example(&self, split: &str, index: u32) -> Result<Float32Array, JsValue> {
+        let net = self.net.borrow();
+        let model = net.as_ref().ok_or_else(|| js_err("no network is loaded"))?;
+        let s = self.session.borrow();
+        let d = split_of(&s, split)?;
+        d.check_input(model.spec.input_shape()).map_err(js_err)?;
+        if index as usize >= d.len() {
+            return Err(js_err(format!("there is no {split} image {index} (the split has {})", d.len())));
+        }
+        let mut out = vec![];
+        d.example(index as usize, model.spec.input_shape(), None, &mut out);
+        Ok(Float32Array::from(out.as_slice()))
+    }
+
+    /// Whole images of a split, for drawing: `{shape: [c, h, w], data: Float32Array (CHW each),
+    /// labels: Uint8Array}`.
+    pub fn images(&self, split: &str, start: u32, count: u32) -> Result<JsValue, JsValue> {
+        let s = self.session.borrow();
+        let d = split_of(&s, split)?;
+        let (a, b) = (start as usize, (start as usize + count as usize).min(d.len()));
+        let data: Vec<f32> = (a..b.max(a)).flat_map(|i| d.image(i)).collect();
+        let out = Object::new();
+        set(&out, "shape", shape_js(&d.shape));
+        set(&out, "data", Float32Array::from(data.as_slice()));
+        set(&out, "labels", Uint8Array::from(&d.labels[a..b.max(a)]));
+        Ok(out.into())
+    }
+
+    /// The output of layer `layer` for N inputs (`inputs`: N images, CHW each), N x its size, in
+    /// one pass: the 2-D demo's decision regions (the last layer over a grid) and warped grid (a
+    /// hidden layer).
+    #[wasm_bindgen(js_name = forwardBatch)]
+    pub fn forward_batch(&self, inputs: Vec<f32>, layer: u32) -> Promise {
+        let net = self.net.clone();
+        future_to_promise(async move {
+            let model = net.borrow().clone().ok_or_else(|| js_err("no network is loaded"))?;
+            let out = forward_to(&model, &inputs, layer as usize).await.map_err(js_err)?;
+            Ok(Float32Array::from(out.as_slice()).into())
+        })
+    }
+
+    /// One image's class probabilities (the last layer's output), read back to JS.
+    pub fn forward(&self, input: Vec<f32>) -> Promise {
+        let net = self.net.clone();
+        future_to_promise(async move {
+            let model = net.borrow().clone().ok_or_else(|| js_err("no network is loaded"))?;
+            let last = model.spec.layers.len() - 1;
+            let out = forward_to(&model, &input, last).await.map_err(js_err)?;
+            Ok(Float32Array::from(out.as_slice()).into())
+        })
+    }
+
+    /// Every layer's output for one image (forward only), in one read-back.
+    pub fn activations(&self, input: Vec<f32>) -> Promise {
+        let net = self.net.clone();
+        future_to_promise(async move {
+            let model = net.borrow().clone().ok_or_else(|| js_err("no network is loaded"))?;
+            let x = model.input_tensor(&input).map_err(js_err)?;
+            let outs = model.forward_all(x).into_iter().map(|t| t.flatten::<1>(0, 3)).collect();
+            let values = convlens_core::read_all(outs).await.map_err(js_err)?;
+            Ok(values.iter().map(|v| JsValue::from(Float32Array::from(v.as_slice()))).collect::<Array>().into())
         })
     }
 
