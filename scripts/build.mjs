@@ -1,7 +1,7 @@
 // Builds ConvLens: the wasm engine into www/pkg/ (and, separately, the native CLI used by the tests).
 // Idempotent: each step is skipped when its output is already up to date.  `node scripts/build.mjs`
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { delimiter, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -113,12 +113,20 @@ async function buildWasm(bindgen) {
   console.log(`www/pkg/convlens_wasm_bg.wasm: ${mib(bytes.length)}, gzipped ${mib(gzipSync(bytes, { level: 9 }).length)}`);
 }
 
-/** Installs node_modules (playwright-core, for the e2e tests) if missing. */
+/** Installs node_modules (uPlot for the page, playwright-core for the e2e tests) if missing. */
 export async function ensureNodeModules() {
   await step('npm install', async () => {
-    if (existsSync(join(ROOT, 'node_modules', 'playwright-core'))) console.log('node_modules present');
+    if (['playwright-core', 'uplot'].every((m) => existsSync(join(ROOT, 'node_modules', m)))) console.log('node_modules present');
     else await run('npm', ['install', '--no-audit', '--no-fund'], { shell: process.platform === 'win32' });
   });
+}
+
+/** Copies the npm packages the page imports (uPlot) into www/vendor/ (generated, git-ignored). */
+function copyVendor() {
+  const vendor = join(ROOT, 'www', 'vendor');
+  mkdirSync(vendor, { recursive: true });
+  for (const f of ['uPlot.esm.js', 'uPlot.min.css']) copyFileSync(join(ROOT, 'node_modules', 'uplot', 'dist', f), join(vendor, f));
+  console.log('uPlot 1.6 -> www/vendor/');
 }
 
 /** Builds the native CLI (target/release/convlens), used by the tests. */
@@ -133,6 +141,8 @@ export async function build() {
   await step('rust target wasm32-unknown-unknown', ensureWasmTarget);
   const bindgen = await step('wasm-bindgen CLI', ensureWasmBindgen);
   await step('wasm engine -> www/pkg', () => buildWasm(bindgen));
+  await ensureNodeModules();
+  await step('front-end packages -> www/vendor', copyVendor);
   console.log(`\nbuild done in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
 }
 

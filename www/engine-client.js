@@ -13,6 +13,8 @@ export class EngineClient extends EventTarget {
   lastLoad = null;
   /** The Summary returned by the last successful load. */
   summary = null;
+  /** The last dataset loaded, re-sent after a restart. */
+  lastData = null;
 
   constructor() {
     super();
@@ -45,6 +47,10 @@ export class EngineClient extends EventTarget {
   #onMessage(msg) {
     if (msg?.type === 'panic') {
       this.#onPanic(msg.message);
+      return;
+    }
+    if (msg?.type === 'progress') {
+      this.dispatchEvent(new CustomEvent('progress', { detail: msg }));
       return;
     }
     const entry = this.#pending.get(msg?.id);
@@ -102,6 +108,64 @@ export class EngineClient extends EventTarget {
     return this.request('train', { images, labels, config });
   }
 
+  /** Changes any trainer settings ({method, learningRate, momentum, batchSize, l1, l2, ...}); resolves to all of them. */
+  setTrainer(config) {
+    return this.request('setTrainer', { config });
+  }
+
+  /** Fetches and decodes a dataset ('mnist5k', 'mnist', 'cifar10') from the URL `base`; 'progress' events meanwhile. */
+  async loadDataset(name, base, maxTrainSheets = undefined) {
+    const info = await this.request('loadDataset', { name, base: String(base), maxTrainSheets });
+    this.lastData = { kind: 'dataset', name, base: String(base), maxTrainSheets };
+    return info;
+  }
+
+  /** 2-D points (Float32Array x,y,...; Uint8Array labels) as the dataset. */
+  async loadPoints(points, labels) {
+    const info = await this.request('loadPoints', { points, labels });
+    this.lastData = { kind: 'points', points, labels };
+    return info;
+  }
+
+  toyPoints(kind, seed = 1) {
+    return this.request('toyPoints', { kind, seed });
+  }
+
+  /** Trains `steps` minibatches of the loaded dataset; resolves to the chunk's stats. */
+  trainSteps(steps) {
+    return this.request('trainSteps', { steps });
+  }
+
+  /** Class probabilities of test/train images [start, start+count): {probs, labels}. */
+  evaluate(split, start, count) {
+    return this.request('evaluate', { split, start, count });
+  }
+
+  /** A dataset image as the net's input (centre crop). */
+  example(split, index) {
+    return this.request('example', { split, index });
+  }
+
+  /** Whole dataset images for drawing: {shape, data, labels}. */
+  images(split, start, count) {
+    return this.request('images', { split, start, count });
+  }
+
+  /** One image's class probabilities. */
+  forward(input) {
+    return this.request('forward', { input });
+  }
+
+  /** Layer `layer`'s output for a batch of inputs (flat). */
+  forwardBatch(inputs, layer) {
+    return this.request('forwardBatch', { inputs, layer });
+  }
+
+  /** Every layer's output for one image (forward only). */
+  activations(input) {
+    return this.request('activations', { input });
+  }
+
   /** The network spec stored in a ConvLens safetensors file (throws if corrupt or absent). */
   embeddedSpec(bytes) {
     return this.request('embeddedSpec', { bytes });
@@ -126,6 +190,10 @@ export class EngineClient extends EventTarget {
         this.summary = await this.#send('load', load);
         this.lastLoad = load;
       }
+      // The dataset lives in the worker too: load it again (a failure here is not fatal).
+      const d = this.lastData;
+      if (d?.kind === 'dataset') await this.#send('loadDataset', d).catch(() => {});
+      if (d?.kind === 'points') await this.#send('loadPoints', d).catch(() => {});
       return this.info;
     };
     const job = previous.catch(() => {}).then(run);

@@ -1,37 +1,62 @@
-// Page wiring: state, the engine client and the views.
+// Page wiring for the image classifier: state, the engine client, the training loop and the views.
 import { EngineClient } from './engine-client.js';
+import { DEFAULT_PRESET, PRESETS, fetchPreset } from './presets.js';
+import * as store from './store.js';
+import { TrainingLoop } from './training.js';
 import { createBackendView } from './views/backend.js';
 import { createBanner } from './views/banner.js';
+import { el } from './views/dom.js';
+import { createDrawInput, fitToInput } from './views/draw-input.js';
+import { drawImage, makeCanvas } from './views/draw.js';
+import { createFilesView } from './views/files.js';
 import { createLayersView } from './views/layers.js';
 import { createObjectiveView } from './views/objective.js';
-import { createSamplesView, loadSamples, sampleToInput } from './views/samples.js';
 import { createSpecView } from './views/spec.js';
-import { createFilesView } from './views/files.js';
+import { createTestGrid } from './views/testgrid.js';
+import { DATASETS, createTrainPanel } from './views/train-panel.js';
 
 const $ = (id) => document.getElementById(id);
 const NAMES = { webgpu: 'WebGPU', cpu: 'CPU' };
+const GRID = 40; // test images in the grid
+const VIEW_EVERY_MS = 300; // layer views refresh while training
+const GRID_EVERY_MS = 1000;
+const AUTOSAVE_EVERY_MS = 20_000;
+const AUTOSAVE_KEY = 'image';
 
 const state = {
   backend: null, webgpu: false, busy: false,
-  spec: '', seed: 7, summary: null,
-  // The built-in spec's trained weights (www/nets/mnist.safetensors, trained by `convlens train`);
-  // any other spec starts from a seeded random init.
-  defaultSpec: '', defaultWeights: null, trained: false,
-  samples: [], sample: 0, input: null,
+  spec: '', seed: 7, summary: null, preset: null,
+  trained: false, weightsFrom: null,
+  dataset: null, // {name, shape, classes, train, test}
+  input: null, inputName: '', inputLabel: null, testIndex: 0, custom: null,
   objective: null, autoObjective: true, predicted: null,
   probe: null, seq: 0, probeMs: null,
+  trainer: null,
 };
 
 const client = new EngineClient();
 const banner = createBanner($('banner'));
+const loop = new TrainingLoop(client, { between: betweenChunks });
 const backendView = createBackendView($('backend'), { onSwitch: switchBackend });
 const objectiveView = createObjectiveView($('objective'), {
   onReset: () => { state.autoObjective = true; refresh().catch(() => {}); },
 });
 const layersView = createLayersView($('layers'), { onObjective: setObjective });
-const specView = createSpecView($('spec'), { onApply: applySpec });
+const specView = createSpecView($('spec'), { onApply: applySpec, onPreset: choosePreset, presets: PRESETS });
 createFilesView($('files'), { onSave: saveModel, onOpen: openModel });
-let samplesView = null;
+const testGrid = createTestGrid($('testgrid'), { onSelect: (i) => selectTest(i).catch((e) => report('Input', e)) });
+const drawInput = createDrawInput($('draw'), {
+  onInput: (img) => selectCustom(img).catch((e) => report('Input', e)),
+  onError: (e) => report('Upload', e),
+});
+const panel = createTrainPanel($('train'), {
+  onRun: () => loop.start(),
+  onPause: () => loop.pause(),
+  onStep: () => loop.step(),
+  onReset: resetWeights,
+  onDataset: (name) => setDataset(name).catch(() => {}),
+  onTrainer: setTrainer,
+});
 
 function report(what, e) {
   console.error(what, e);
@@ -46,12 +71,15 @@ function setStatus() {
     : 'starting engine…';
 }
 
-function predictedClass(probe) {
-  if (!state.summary?.classes) return null;
-  const v = probe.probs ?? probe.layers.at(-1).act;
+function argmax(v) {
   let best = 0;
   for (let i = 1; i < v.length; i++) if (v[i] > v[best]) best = i;
   return best;
+}
+
+function predictedClass(probe) {
+  if (!state.summary?.classes) return null;
+  return argmax(probe.probs ?? probe.layers.at(-1).act);
 }
 
 function defaultObjective() {
@@ -75,6 +103,7 @@ async function probeAndDraw() {
   Object.assign(state, { probe, objective, predicted, probeMs: performance.now() - t0, seq: state.seq + 1 });
   layersView.update(probe, state);
   objectiveView.update(state);
+  drawInputInfo();
   setStatus();
 }
 
@@ -106,37 +135,223 @@ function setObjective(objective) {
   refresh().catch(() => {});
 }
 
-function selectSample(index) {
-  state.sample = index;
-  state.input = state.summary ? sampleToInput(state.samples[index], state.summary.input) : null;
-  samplesView?.select(index);
+// ---- input ----
+
+function drawInputInfo() {
+  const s = state.summary;
+  const box = $('input-info');
+  if (!s || !state.input) {
+    box.replaceChildren();
+    return;
+  }
+  const shape = [s.input.depth, s.input.height, s.input.width];
+  const canvas = makeCanvas(shape[2], shape[1], Math.max(1, Math.floor(96 / shape[1])));
+  drawImage(canvas, state.input, 0, shape);
+  const names = s.classNames;
+  const truth = state.inputLabel === null ? '' : ` · label ${names[state.inputLabel]}`;
+  const pred = state.predicted === null ? '' : ` · predicted ${names[state.predicted]}`;
+  box.replaceChildren(canvas, el('div.input-text', { text: `${state.inputName}${truth}${pred}` }));
 }
+
+/** Test image `i` of the dataset becomes the input. */
+async function selectTest(i) {
+  if (!state.dataset || !state.summary) return;
+  state.custom = null;
+  state.testIndex = i;
+  state.input = await client.example('test', i);
+  state.inputName = `test image ${i}`;
+  state.inputLabel = state.testLabels?.[i] ?? null;
+  testGrid.select(i);
+  await refresh().catch(() => {});
+}
+
+/** A drawn or uploaded image becomes the input. */
+async function selectCustom(img) {
+  if (!state.summary) return;
+  state.custom = img;
+  state.input = fitToInput(img.data, img.shape, state.summary.input);
+  state.inputName = img.name;
+  state.inputLabel = null;
+  testGrid.select(-1);
+  await refresh().catch(() => {});
+}
+
+/** The current input again, for a new network (its input shape may differ). */
+async function reselectInput() {
+  const s = state.summary;
+  if (state.custom) return selectCustom(state.custom);
+  if (datasetFits()) return selectTest(Math.min(state.testIndex, state.dataset.test - 1));
+  state.input = new Float32Array(s.input.depth * s.input.height * s.input.width).fill(0);
+  state.inputName = 'blank input (draw or upload one)';
+  state.inputLabel = null;
+  return refresh().catch(() => {});
+}
+
+// ---- datasets and training ----
+
+function datasetFits() {
+  const d = state.dataset;
+  const s = state.summary;
+  return Boolean(d && s && d.shape[0] === s.input.depth && d.shape[1] >= s.input.height && d.shape[2] >= s.input.width
+    && d.classes.length <= s.classes);
+}
+
+function updateTrainable() {
+  const ok = datasetFits();
+  const d = state.dataset;
+  const s = state.summary;
+  panel.setRunning(loop.running, ok);
+  if (!d) panel.setNote('No dataset loaded.');
+  else if (!ok) {
+    panel.setNote(`This network's input (${s.input.depth}x${s.input.height}x${s.input.width}, ${s.classes} classes) does not fit `
+      + `${DATASETS[d.name] ?? d.name} (${d.shape.join('x')} images, ${d.classes.length} classes): pick another dataset or edit the input layer.`);
+  } else panel.setNote('');
+}
+
+/** Where a dataset's files are: the built-in one beside the page, the others in the data directory. */
+function datasetBase(name) {
+  return name === 'mnist5k' ? new URL('./data/', import.meta.url) : new URL('data/', location.href);
+}
+
+async function setDataset(name) {
+  await loop.pause();
+  panel.setDataset(name);
+  panel.setNote(`Loading ${DATASETS[name]}…`);
+  let info;
+  try {
+    info = await client.loadDataset(name, datasetBase(name));
+  } catch (e) {
+    const hint = name === 'mnist5k' ? '' : '\nThe data directory is served at data/: run `npm run download-data`, or start the server with CONVLENS_DATA_DIR set.';
+    report(`Could not load ${DATASETS[name]}`, `${e.message ?? e}${hint}`);
+    if (state.dataset) panel.setDataset(state.dataset.name);
+    updateTrainable();
+    throw e;
+  }
+  state.dataset = info;
+  drawInput.setShape(info.shape);
+  loop.reset();
+  loop.setTestSize(info.test);
+  const images = await client.images('test', 0, GRID);
+  state.testLabels = images.labels;
+  testGrid.setImages(images, info.classes);
+  state.testIndex = 0;
+  updateTrainable();
+  await updateGrid();
+  if (!state.custom) await reselectInput();
+  panel.update(loop.stats);
+}
+
+async function updateGrid() {
+  if (!datasetFits()) return;
+  const { probs } = await client.evaluate('test', 0, Math.min(GRID, state.dataset.test));
+  testGrid.update(probs);
+}
+
+async function setTrainer(config) {
+  try {
+    state.trainer = await client.setTrainer(config);
+  } catch (e) {
+    report('Trainer settings not changed', e);
+  }
+  panel.setTrainer(state.trainer);
+  scheduleAutosave();
+}
+
+let lastView = 0;
+let lastGrid = 0;
+let lastSave = 0;
+/** Between training chunks: refresh the views now and then. */
+async function betweenChunks(single) {
+  const now = performance.now();
+  if (single || now - lastView > VIEW_EVERY_MS) {
+    lastView = now;
+    if (state.dataset && !state.custom) state.input ??= await client.example('test', state.testIndex);
+    await refresh().catch(() => {});
+  }
+  if (single || now - lastGrid > GRID_EVERY_MS) {
+    lastGrid = now;
+    await updateGrid().catch(() => {});
+  }
+  if (now - lastSave > AUTOSAVE_EVERY_MS) {
+    lastSave = now;
+    await autosave();
+  }
+  state.trained = true;
+  state.weightsFrom = `trained here: ${loop.stats.examples.toLocaleString('en-US')} examples`;
+}
+
+loop.addEventListener('stats', () => panel.update(loop.stats));
+loop.addEventListener('state', () => {
+  panel.setRunning(loop.running, datasetFits());
+  if (!loop.running) {
+    autosave();
+    refresh().catch(() => {});
+    updateGrid().catch(() => {});
+  }
+});
+loop.addEventListener('error', (e) => report('Training stopped', e.detail.error));
+
+// ---- networks ----
 
 function setSummary(summary) {
   state.summary = summary;
   layersView.build(summary);
-  selectSample(state.sample);
   setStatus();
 }
 
-/** Trained weights for the built-in spec, else null (a random init from the seed). */
-function weightsFor(text) {
-  return state.defaultWeights && text.trim() === state.defaultSpec.trim() ? state.defaultWeights.slice() : null;
-}
-
-async function applySpec({ text, seed }) {
+/** Loads a net; on error the current one stays and the message points into the spec box. */
+async function loadNet({ text, weights, seed, preset = null, weightsFrom = null }) {
+  await loop.pause();
   let summary;
-  const weights = weightsFor(text);
   try {
     summary = await client.load(text, weights, seed);
   } catch (e) {
+    specView.showError(e.message);
     report('Network not changed', e);
-    return;
+    return false;
   }
   banner.clear();
-  Object.assign(state, { spec: text, seed, trained: weights !== null, weightsFrom: null, autoObjective: true, objective: null });
+  specView.showError(null);
+  Object.assign(state, { spec: text, seed, preset, trained: weights !== null, weightsFrom, autoObjective: true, objective: null });
   setSummary(summary);
-  await refresh().catch(() => {});
+  loop.reset();
+  loop.setTestSize(state.dataset?.test ?? 0);
+  panel.update(loop.stats);
+  state.trainer = await client.setTrainer(state.trainer ?? {});
+  panel.setTrainer(state.trainer);
+  updateTrainable();
+  await reselectInput();
+  await updateGrid().catch(() => {});
+  scheduleAutosave();
+  return true;
+}
+
+async function applySpec({ text, seed }) {
+  await loadNet({ text, weights: null, seed });
+}
+
+async function choosePreset(name) {
+  if (name === 'toy2d') {
+    location.href = new URL('2d.html', location.href).href;
+    return;
+  }
+  if (!name) return;
+  let p;
+  try {
+    p = await fetchPreset(name);
+  } catch (e) {
+    report('Preset', e);
+    return;
+  }
+  specView.set(p.specText, state.seed, name);
+  state.trainer = await client.setTrainer(p.trainer).catch(() => state.trainer);
+  const ok = await loadNet({ text: p.specText, weights: p.weightBytes, seed: state.seed, preset: name,
+    weightsFrom: p.weightBytes ? `${p.label.split('·')[1]?.trim() ?? 'trained weights'}` : null });
+  if (ok && state.dataset?.name !== p.dataset) await setDataset(p.dataset).catch(() => {});
+}
+
+async function resetWeights() {
+  await loadNet({ text: state.spec, weights: null, seed: specView.seed(), preset: null });
 }
 
 async function saveModel() {
@@ -152,21 +367,40 @@ function formatSpec(text) {
 
 /** Opens a model file (spec + weights); on any error the current network stays. */
 async function openModel(fileName, bytes) {
-  let summary;
   let spec;
   try {
     spec = await client.embeddedSpec(bytes);
-    summary = await client.load(spec, bytes, state.seed);
   } catch (e) {
     report(`Could not open ${fileName}; the network was not changed`, e);
     return;
   }
-  banner.clear();
-  Object.assign(state, { spec, trained: false, weightsFrom: `weights from ${fileName}`, autoObjective: true, objective: null });
-  specView.set(formatSpec(spec), state.seed);
-  setSummary(summary);
-  await refresh().catch(() => {});
+  const ok = await loadNet({ text: spec, weights: bytes, seed: state.seed, weightsFrom: `weights from ${fileName}` });
+  if (ok) specView.set(formatSpec(spec), state.seed);
 }
+
+// ---- autosave ----
+
+let saveTimer = null;
+function scheduleAutosave() {
+  clearTimeout(saveTimer);
+  saveTimer = setTimeout(() => autosave(), 500);
+}
+
+async function autosave() {
+  if (!state.summary || !window.indexedDB) return;
+  try {
+    const weights = await client.exportWeights();
+    await store.save(AUTOSAVE_KEY, {
+      spec: state.spec, weights, seed: state.seed, preset: state.preset, dataset: state.dataset?.name ?? null,
+      trainer: state.trainer, weightsFrom: state.weightsFrom, examples: loop.stats.examples,
+    });
+    state.savedAt = Date.now();
+  } catch (e) {
+    console.warn('autosave failed', e);
+  }
+}
+
+// ---- engine ----
 
 function setEngine(info) {
   state.backend = info.backend;
@@ -175,6 +409,7 @@ function setEngine(info) {
 }
 
 async function switchBackend(target) {
+  await loop.pause();
   const previous = state.backend;
   state.busy = true;
   backendView.update(state);
@@ -190,20 +425,24 @@ async function switchBackend(target) {
     state.busy = false;
     backendView.update(state);
   }
+  if (state.trainer) await client.setTrainer(state.trainer).catch(() => {});
   await refresh().catch(() => {});
 }
 
 let panicMessage = null;
 client.addEventListener('panic', (e) => {
+  loop.running = false;
   panicMessage = e.detail.message;
   banner.show(`The engine panicked; restarting it…\n${panicMessage}`);
 });
-client.addEventListener('restarted', (e) => {
+client.addEventListener('restarted', async (e) => {
   if (panicMessage !== null) banner.show(`The engine panicked and was restarted with the same network:\n${panicMessage}`);
   panicMessage = null;
   setEngine(e.detail);
+  if (state.trainer) await client.setTrainer(state.trainer).catch(() => {});
   refresh().catch(() => {});
 });
+client.addEventListener('progress', (e) => panel.setNote(`${e.detail.what}: ${e.detail.done}/${e.detail.total} files`));
 client.addEventListener('error', (e) => report('Engine error', e.detail.error));
 
 async function initEngine(want) {
@@ -217,37 +456,35 @@ async function initEngine(want) {
 }
 
 async function start() {
-  let want = new URLSearchParams(location.search).get('backend') ?? 'auto';
+  const params = new URLSearchParams(location.search);
+  let want = params.get('backend') ?? 'auto';
   if (!['auto', 'cpu', 'webgpu'].includes(want)) {
     banner.show(`Unknown backend '${want}' in the URL (use cpu or webgpu); picking one automatically.`);
     want = 'auto';
   }
-  const [specText, samples, weights] = await Promise.all([
-    fetch(new URL('./nets/mnist.json', import.meta.url)).then((r) => r.text()),
-    loadSamples(new URL('./assets/mnist-samples.json', import.meta.url)),
-    fetch(new URL('./nets/mnist.safetensors', import.meta.url))
-      .then((r) => (r.ok ? r.arrayBuffer() : null)).then((b) => b && new Uint8Array(b)).catch(() => null),
-  ]);
-  Object.assign(state, { spec: specText, defaultSpec: specText, defaultWeights: weights });
-  state.samples = samples;
-  specView.set(specText, state.seed);
-  samplesView = createSamplesView($('samples'), samples, {
-    onSelect: (i) => { selectSample(i); refresh().catch(() => {}); },
-  });
-  samplesView.select(state.sample);
+  const presetName = PRESETS[params.get('preset')] ? params.get('preset') : DEFAULT_PRESET;
+  const saved = params.has('fresh') || params.has('preset') ? undefined : await store.load(AUTOSAVE_KEY);
   setEngine(await initEngine(want));
-  let summary;
-  try {
-    summary = await client.load(specText, weightsFor(specText), state.seed);
-    state.trained = weights !== null;
-  } catch (e) {
-    report('The trained weights could not be loaded; using a random init', e);
-    summary = await client.load(specText, null, state.seed);
+  if (saved) {
+    state.trainer = saved.trainer;
+    const ok = await loadNet({ text: saved.spec, weights: saved.weights, seed: saved.seed, preset: saved.preset,
+      weightsFrom: `${saved.weightsFrom ?? 'weights'} (restored from your last visit)` });
+    if (ok) {
+      specView.set(formatSpec(saved.spec), saved.seed, saved.preset ?? '');
+      await setDataset(saved.dataset ?? PRESETS[saved.preset]?.dataset ?? 'mnist5k').catch(() => {});
+      state.restored = true;
+      return;
+    }
   }
-  setSummary(summary);
-  await refresh();
+  const p = await fetchPreset(presetName);
+  state.trainer = p.trainer;
+  specView.set(p.specText, state.seed, presetName);
+  const ok = await loadNet({ text: p.specText, weights: p.weightBytes, seed: state.seed, preset: presetName,
+    weightsFrom: p.weightBytes ? p.label.split('·')[1].trim() : null });
+  if (!ok) await loadNet({ text: p.specText, weights: null, seed: state.seed, preset: presetName });
+  await setDataset(p.dataset).catch(() => {});
 }
 
 const ready = start();
 ready.catch((e) => report('ConvLens failed to start', e));
-window.convlens = { client, state, ready, refresh };
+window.convlens = { client, state, ready, refresh, loop, setDataset, choosePreset };

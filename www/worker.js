@@ -67,6 +67,57 @@ const commands = {
   async train({ images, labels, config }) {
     return { result: await needEngine().train(images, labels, config) };
   },
+  setTrainer({ config }) {
+    return { result: needEngine().setTrainer(config) };
+  },
+  /** Fetches a dataset's files from `base` (a URL) and decodes them in the engine. */
+  async loadDataset({ name, base, maxTrainSheets }) {
+    const files = wasm.datasetFiles(name, maxTrainSheets);
+    const bytes = {};
+    let done = 0;
+    await Promise.all(files.map(async (f) => {
+      const url = new URL(f, base);
+      const res = await fetch(url).catch((e) => { throw new Error(`cannot fetch ${url}: ${e.message}`); });
+      if (!res.ok) throw new Error(`cannot fetch ${url}: HTTP ${res.status}`);
+      bytes[f] = new Uint8Array(await res.arrayBuffer());
+      postMessage({ type: 'progress', what: `loading ${name}`, done: ++done, total: files.length });
+    }));
+    return { result: needEngine().loadDataset(name, bytes, maxTrainSheets) };
+  },
+  loadPoints({ points, labels }) {
+    return { result: needEngine().loadPoints(points, labels) };
+  },
+  toyPoints({ kind, seed }) {
+    return { result: wasm.toyPoints(kind, seed) };
+  },
+  async trainSteps({ steps }) {
+    const result = await needEngine().trainSteps(steps);
+    return { result, transfer: [result.losses.buffer, result.correct.buffer] };
+  },
+  async evaluate({ split, start, count }) {
+    const result = await needEngine().evaluate(split, start, count);
+    return { result, transfer: [result.probs.buffer, result.labels.buffer] };
+  },
+  example({ split, index }) {
+    const result = needEngine().example(split, index);
+    return { result, transfer: [result.buffer] };
+  },
+  images({ split, start, count }) {
+    const result = needEngine().images(split, start, count);
+    return { result, transfer: [result.data.buffer, result.labels.buffer] };
+  },
+  async forward({ input }) {
+    const result = await needEngine().forward(input);
+    return { result, transfer: [result.buffer] };
+  },
+  async forwardBatch({ inputs, layer }) {
+    const result = await needEngine().forwardBatch(inputs, layer);
+    return { result, transfer: [result.buffer] };
+  },
+  async activations({ input }) {
+    const result = await needEngine().activations(input);
+    return { result, transfer: result.map((a) => a.buffer) };
+  },
   embeddedSpec({ bytes }) {
     return { result: wasm.embeddedSpec(bytes) };
   },

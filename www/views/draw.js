@@ -114,3 +114,16 @@ export function pixelAt(canvas, event) {
   const y = Math.floor(((event.clientY - r.top) / r.height) * canvas.height);
   return { x: Math.max(0, Math.min(canvas.width - 1, x)), y: Math.max(0, Math.min(canvas.height - 1, y)) };
 }
+
+/** Draws a CHW image with values in [0, 1]: gray if it has one channel, RGB if three. */
+export function drawImage(canvas, data, offset, [c, h, w]) {
+  const ctx = canvas.getContext('2d');
+  const img = ctx.createImageData(w, h);
+  const plane = h * w;
+  for (let p = 0; p < plane; p++) {
+    const i = p * 4;
+    for (let k = 0; k < 3; k++) img.data[i + k] = 255 * data[offset + (c === 3 ? k : 0) * plane + p];
+    img.data[i + 3] = 255;
+  }
+  ctx.putImageData(img, 0, 0);
+}
