@@ -263,9 +263,10 @@ async function drawWarp() {
   const s = state.summary;
   const l = s.layers[state.warpLayer];
   const ctx = warp.getContext('2d');
-  ctx.fillStyle = '#fff';
-  ctx.fillRect(0, 0, SIZE, SIZE);
-  if (!l) return;
+  if (!l) {
+    ctx.clearRect(0, 0, SIZE, SIZE);
+    return;
+  }
   const lines = [];
   for (let a = 0; a < LINES; a++) {
     const u = -VIEW + (2 * VIEW * a) / (LINES - 1);
@@ -292,6 +293,8 @@ async function drawWarp() {
   const c1 = (lo1 + hi1) / 2;
   const toX = (x) => SIZE / 2 + ((x - c0) / span) * SIZE;
   const toY = (y) => SIZE / 2 - ((y - c1) / span) * SIZE;
+  ctx.fillStyle = '#fff';
+  ctx.fillRect(0, 0, SIZE, SIZE);
   ctx.lineWidth = 1;
   for (let line = 0; line < 2 * LINES; line++) {
     ctx.strokeStyle = line % 2 ? '#8c8c8c80' : '#50505080';

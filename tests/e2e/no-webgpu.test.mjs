@@ -16,7 +16,7 @@ test('without a WebGPU adapter the page runs on the CPU and the switch explains 
     const probs = await page.evaluate(() => Array.from(window.convlens.state.probe.probs));
     assert.ok(Math.abs(probs.reduce((a, b) => a + b, 0) - 1) < 1e-4, 'softmax sums to 1');
     assert.equal(await page.evaluate(() => window.convlens.state.trained), true, 'the default net has trained weights');
-    assert.equal(probs.indexOf(Math.max(...probs)), await page.evaluate(() => window.convlens.state.samples[0].label), 'the trained net classifies the first sample');
+    assert.equal(probs.indexOf(Math.max(...probs)), await page.evaluate(() => window.convlens.state.inputLabel), 'the trained net classifies the first test image');
   } finally {
     await page.close();
   }

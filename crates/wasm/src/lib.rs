@@ -552,8 +552,8 @@ impl Engine {
 
     fn set_data(&self, name: &str, train_set: Dataset, test_set: Dataset) -> Result<JsValue, JsValue> {
         let mut s = self.session.borrow_mut();
-        let seed = s.sampler.as_ref().map_or(1, |x| x.rng.0);
-        s.sampler = Some(Sampler::new(train_set.len(), seed));
+        // The same data order on every load: a run can be repeated exactly.
+        s.sampler = Some(Sampler::new(train_set.len(), 1));
         s.name = name.to_string();
         s.train = Some(train_set);
         s.test = Some(test_set);
