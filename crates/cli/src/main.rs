@@ -91,6 +91,9 @@ enum Command {
         /// Learning-rate schedule: constant, or cosine (from --lr down to 0 over the run).
         #[arg(long, default_value = "constant")]
         schedule: String,
+        /// Train through Burn's autodiff even on the CPU (instead of the fused CPU path).
+        #[arg(long)]
+        burn: bool,
         #[arg(long)]
         out: PathBuf,
     },
@@ -213,7 +216,7 @@ async fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::Train { model, dataset, data, epochs, trainer, batch, lr, momentum, l1, l2, schedule, out } => {
+        Command::Train { model, dataset, data, epochs, trainer, batch, lr, momentum, l1, l2, schedule, burn, out } => {
             use convlens_core::{data, train};
             if schedule != "constant" && schedule != "cosine" {
                 return Err(format!("unknown schedule '{schedule}'; expected constant or cosine"));
@@ -243,9 +246,15 @@ async fn run(cli: Cli) -> Result<()> {
             };
             config.validate().map_err(|e| e.to_string())?;
             let mut opt = train::Optimizer::new(&net, config);
+            let mut fused = if !burn && model.backend == "cpu" && convlens_core::cpu_train::supported(&net.spec) {
+                let w = net.read_weights().await.map_err(|e| e.to_string())?;
+                Some(convlens_core::cpu_train::CpuTrainer::new(&net, w, config))
+            } else {
+                None
+            };
             let mut sampler = data::Sampler::new(train_set.len(), model.seed);
             let steps = (epochs * train_set.len() as f64 / batch as f64).ceil() as usize;
-            println!("training {} on {} ({} train, {} test images) for {steps} steps of {batch}", net.spec.name, dataset, train_set.len(), test_set.len());
+            println!("training {} on {} ({} train, {} test images) for {steps} steps of {batch} ({})", net.spec.name, dataset, train_set.len(), test_set.len(), if fused.is_some() { "fused CPU path" } else { "Burn autodiff" });
             let t0 = std::time::Instant::now();
             let clock = || t0.elapsed().as_secs_f64() * 1e3;
             let mut avg = None::<f32>;
@@ -259,10 +268,17 @@ async fn run(cli: Cli) -> Result<()> {
                 }
                 if schedule == "cosine" {
                     // The rate moves once per chunk of 50 steps.
-                    let c = opt.config();
-                    opt.set_config(train::TrainConfig { learning_rate: lr * 0.5 * (1.0 + (std::f64::consts::PI * s as f64 / steps as f64).cos()), ..c });
+                    let c = train::TrainConfig { learning_rate: lr * 0.5 * (1.0 + (std::f64::consts::PI * s as f64 / steps as f64).cos()), ..config };
+                    opt.set_config(c);
+                    if let Some(f) = fused.as_mut() {
+                        f.set_config(c);
+                    }
                 }
-                let stats = train::train_chunk(&mut net, &mut opt, batches, &clock).await.map_err(|e| e.to_string())?;
+                let stats = match fused.as_mut() {
+                    Some(f) => f.train_chunk(&batches, &clock),
+                    None => train::train_chunk(&mut net, &mut opt, batches, &clock).await,
+                }
+                .map_err(|e| e.to_string())?;
                 for l in stats.losses {
                     avg = Some(avg.map_or(l, |a| 0.99 * a + 0.01 * l));
                 }
@@ -270,6 +286,9 @@ async fn run(cli: Cli) -> Result<()> {
                 if s % 500 < k || s == steps {
                     println!("step {s}/{steps}: loss {:.4} ({:.0} examples/s)", avg.unwrap(), (s * batch) as f64 / t0.elapsed().as_secs_f64());
                 }
+            }
+            if let Some(f) = &fused {
+                net = f.to_net(&net);
             }
             let mut correct = 0;
             for chunk in (0..test_set.len()).collect::<Vec<_>>().chunks(500) {

@@ -9,6 +9,7 @@ use std::rc::Rc;
 use convlens_core::backend::{self, Backend};
 use convlens_core::burn::tensor::Device;
 use convlens_core::vis::layers::{self, Values};
+use convlens_core::cpu_train::{self, CpuTrainer};
 use convlens_core::data::{self, Dataset, Sampler};
 use convlens_core::train::{self, Method, Optimizer, TrainConfig};
 use convlens_core::{Net, Objective};
@@ -112,6 +113,36 @@ fn trainer_js(c: &TrainConfig) -> Object {
     o
 }
 
+/// Runs a chunk of steps on `model`: on the CPU backend through the fused CPU path when the net
+/// allows it (its weights and optimizer state persist in the session), else through Burn's
+/// autodiff. On an error nothing of the chunk is kept.
+async fn run_chunk(
+    session: &Rc<RefCell<Session>>,
+    model: &mut Net,
+    cfg: TrainConfig,
+    batches: Vec<(Vec<f32>, Vec<usize>)>,
+    fused_ok: bool,
+) -> Result<train::ChunkStats, JsValue> {
+    if fused_ok && cpu_train::supported(&model.spec) {
+        let existing = session.borrow_mut().fused.take();
+        let mut fused = match existing {
+            Some(f) => f,
+            None => CpuTrainer::new(model, model.read_weights().await.map_err(js_err)?, cfg),
+        };
+        fused.set_config(cfg);
+        let result = fused.train_chunk(&batches, &now);
+        if result.is_ok() {
+            *model = fused.to_net(model);
+        }
+        session.borrow_mut().fused = Some(fused);
+        return result.map_err(js_err);
+    }
+    let mut opt = take_optimizer(session, model, cfg);
+    let result = train::train_chunk(model, &mut opt, batches, &now).await;
+    session.borrow_mut().opt = Some(opt);
+    result.map_err(js_err)
+}
+
 /// The optimizer for this net with these settings (its state kept from the last call).
 fn take_optimizer(session: &Rc<RefCell<Session>>, net: &Net, cfg: TrainConfig) -> Optimizer {
     let mut opt = session.borrow_mut().opt.take().unwrap_or_else(|| Optimizer::new(net, cfg));
@@ -126,6 +157,38 @@ fn split_of<'a>(s: &'a Session, split: &str) -> Result<&'a Dataset, JsValue> {
         other => return Err(js_err(format!("unknown split '{other}'; expected train or test"))),
     }
     .ok_or_else(|| js_err("no dataset is loaded"))
+}
+
+/// Layer `layer`'s output for a batch of inputs, flat: on the CPU through the fused path (its
+/// host copy of the weights is the current one: loads reset it, training updates both), else Burn.
+async fn infer(
+    session: &Rc<RefCell<Session>>,
+    net: &Net,
+    inputs: &[f32],
+    layer: usize,
+    fused_ok: bool,
+) -> Result<Vec<f32>, convlens_core::Error> {
+    if !(fused_ok && cpu_train::supported(&net.spec) && layer <= net.spec.score_layer() + 1 && layer < net.spec.layers.len()) {
+        return forward_to(net, inputs, layer).await;
+    }
+    let per: usize = net.spec.input_shape().iter().product();
+    if inputs.is_empty() || inputs.len() % per != 0 {
+        return forward_to(net, inputs, layer).await; // for its message
+    }
+    if let Some(i) = inputs.iter().position(|v| !v.is_finite()) {
+        return Err(convlens_core::Error::Input(format!("the input has a non-finite value ({}) at index {i}", inputs[i])));
+    }
+    let existing = session.borrow_mut().fused.take();
+    let mut fused = match existing {
+        Some(f) => f,
+        None => {
+            let cfg = session.borrow().config;
+            CpuTrainer::new(net, net.read_weights().await?, cfg)
+        }
+    };
+    let out = fused.layer_output(inputs, inputs.len() / per, layer);
+    session.borrow_mut().fused = Some(fused);
+    out
 }
 
 /// Layer `layer`'s output for a batch of inputs, flat.
@@ -191,6 +254,8 @@ struct Session {
     sampler: Option<Sampler>,
     config: TrainConfig,
     opt: Option<Optimizer>,
+    /// The fused CPU path's state (weights, optimizer), while it trains the current net.
+    fused: Option<CpuTrainer>,
     /// Examples trained on since the network was loaded.
     examples: u64,
 }
@@ -441,6 +506,7 @@ impl Engine {
         *self.net.borrow_mut() = Some(net);
         let mut session = self.session.borrow_mut();
         session.opt = None;
+        session.fused = None;
         session.examples = 0;
         Ok(js)
     }
@@ -476,6 +542,7 @@ impl Engine {
     /// learning rate, a bad label) the weights stay as they were before the call.
     pub fn train(&self, images: Vec<f32>, labels: Vec<u32>, config: JsValue) -> Promise {
         let (net, session) = (self.net.clone(), self.session.clone());
+        let fused_ok = self.backend == Backend::Cpu;
         future_to_promise(async move {
             let cfg = parse_config(config, session.borrow().config)?;
             let mut model = net.borrow().clone().ok_or_else(|| js_err("no network is loaded"))?;
@@ -491,13 +558,9 @@ impl Engine {
                     (images[start..start + chunk.len() * per].to_vec(), chunk.iter().map(|&l| l as usize).collect())
                 })
                 .collect();
-            let mut opt = take_optimizer(&session, &model, cfg);
-            let result = train::train_chunk(&mut model, &mut opt, batches, &now).await;
-            let mut s = session.borrow_mut();
-            s.config = cfg;
-            s.opt = Some(opt);
-            let stats = result.map_err(js_err)?;
-            s.examples += stats.examples as u64;
+            session.borrow_mut().config = cfg;
+            let stats = run_chunk(&session, &mut model, cfg, batches, fused_ok).await?;
+            session.borrow_mut().examples += stats.examples as u64;
             *net.borrow_mut() = Some(model);
             Ok(JsValue::from_f64(stats.losses.iter().map(|&l| l as f64).sum::<f64>() / stats.losses.len().max(1) as f64))
         })
@@ -513,6 +576,9 @@ impl Engine {
         s.config = cfg;
         if let Some(opt) = s.opt.as_mut() {
             opt.set_config(cfg);
+        }
+        if let Some(f) = s.fused.as_mut() {
+            f.set_config(cfg);
         }
         Ok(trainer_js(&cfg).into())
     }
@@ -567,6 +633,7 @@ impl Engine {
     #[wasm_bindgen(js_name = trainSteps)]
     pub fn train_steps(&self, steps: u32) -> Promise {
         let (net, session) = (self.net.clone(), self.session.clone());
+        let fused_ok = self.backend == Backend::Cpu;
         future_to_promise(async move {
             let mut model = net.borrow().clone().ok_or_else(|| js_err("no network is loaded"))?;
             let (batches, cfg) = {
@@ -591,11 +658,8 @@ impl Engine {
                     .collect();
                 (batches, cfg)
             };
-            let mut opt = take_optimizer(&session, &model, cfg);
-            let result = train::train_chunk(&mut model, &mut opt, batches, &now).await;
+            let stats = run_chunk(&session, &mut model, cfg, batches, fused_ok).await?;
             let mut s = session.borrow_mut();
-            s.opt = Some(opt);
-            let stats = result.map_err(js_err)?;
             s.examples += stats.examples as u64;
             *net.borrow_mut() = Some(model);
             let out = Object::new();
@@ -616,6 +680,7 @@ impl Engine {
     /// (centre crops): `{probs: Float32Array(count x classes), labels: Uint8Array}`.
     pub fn evaluate(&self, split: String, start: u32, count: u32) -> Promise {
         let (net, session) = (self.net.clone(), self.session.clone());
+        let fused_ok = self.backend == Backend::Cpu;
         future_to_promise(async move {
             let model = net.borrow().clone().ok_or_else(|| js_err("no network is loaded"))?;
             let (images, labels) = {
@@ -630,7 +695,20 @@ impl Engine {
                 let (x, _) = d.batch(&idx, model.spec.input_shape(), None);
                 (x, d.labels[a..b].to_vec())
             };
-            let probs = train::probabilities(&model, &images, labels.len()).await.map_err(js_err)?;
+            let probs = if fused_ok && cpu_train::supported(&model.spec) {
+                // Softmax of the scores, as train::probabilities.
+                let k = model.spec.classes();
+                let mut p = infer(&session, &model, &images, model.spec.score_layer(), true).await.map_err(js_err)?;
+                for row in p.chunks_mut(k) {
+                    let max = row.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+                    row.iter_mut().for_each(|v| *v = (*v - max).exp());
+                    let sum: f32 = row.iter().sum();
+                    row.iter_mut().for_each(|v| *v /= sum);
+                }
+                p
+            } else {
+                train::probabilities(&model, &images, labels.len()).await.map_err(js_err)?
+            };
             let out = Object::new();
             set(&out, "probs", Float32Array::from(probs.as_slice()));
             set(&out, "labels", Uint8Array::from(labels.as_slice()));
@@ -672,21 +750,23 @@ impl Engine {
     /// hidden layer).
     #[wasm_bindgen(js_name = forwardBatch)]
     pub fn forward_batch(&self, inputs: Vec<f32>, layer: u32) -> Promise {
-        let net = self.net.clone();
+        let (net, session) = (self.net.clone(), self.session.clone());
+        let fused_ok = self.backend == Backend::Cpu;
         future_to_promise(async move {
             let model = net.borrow().clone().ok_or_else(|| js_err("no network is loaded"))?;
-            let out = forward_to(&model, &inputs, layer as usize).await.map_err(js_err)?;
+            let out = infer(&session, &model, &inputs, layer as usize, fused_ok).await.map_err(js_err)?;
             Ok(Float32Array::from(out.as_slice()).into())
         })
     }
 
     /// One image's class probabilities (the last layer's output), read back to JS.
     pub fn forward(&self, input: Vec<f32>) -> Promise {
-        let net = self.net.clone();
+        let (net, session) = (self.net.clone(), self.session.clone());
+        let fused_ok = self.backend == Backend::Cpu;
         future_to_promise(async move {
             let model = net.borrow().clone().ok_or_else(|| js_err("no network is loaded"))?;
             let last = model.spec.layers.len() - 1;
-            let out = forward_to(&model, &input, last).await.map_err(js_err)?;
+            let out = infer(&session, &model, &input, last, fused_ok).await.map_err(js_err)?;
             Ok(Float32Array::from(out.as_slice()).into())
         })
     }

@@ -1,0 +1,576 @@
+//! A fused CPU training path for the small ConvNetJS-style nets (conv, pool, fc, activations,
+//! dropout; softmax cross-entropy on the scores): the same math as [`crate::train`], done on f32
+//! slices with one large GEMM per layer and direction (the `gemm` crate, SIMD natively and in
+//! wasm) and buffers kept between steps. Burn's per-operation overhead (allocation, layout copies,
+//! a convolution-shaped weight gradient) cost more than the arithmetic at these sizes; see
+//! docs/ARCHITECTURE.md. `tests/cpu_train.rs` checks it against the Burn path step by step.
+//!
+//! Activations are kept channel-major, `[C, N, H, W]`, so that a convolution over the whole batch
+//! is a single GEMM `W[Cout, K] x cols[K, N*H*W]` whose result is already in that layout.
+
+use crate::net::Net;
+use crate::spec::{Activation, LayerKind, NetSpec, PoolMode};
+use crate::train::{argmax, ChunkStats, Method, TrainConfig};
+use crate::Error;
+
+/// Whether a spec can train on this path (every layer up to the scores is supported).
+pub fn supported(spec: &NetSpec) -> bool {
+    spec.layers[..=spec.score_layer()].iter().all(|l| {
+        matches!(
+            l.kind,
+            LayerKind::Input | LayerKind::Conv { .. } | LayerKind::Pool { .. } | LayerKind::Fc { .. } | LayerKind::Act(_) | LayerKind::Dropout { .. }
+        )
+    })
+}
+
+/// `dst[m x n] = lhs[m x k] * rhs[k x n]`, each given by (pointer, column stride, row stride).
+#[allow(clippy::too_many_arguments)]
+fn matmul(m: usize, n: usize, k: usize, dst: &mut [f32], lhs: (&[f32], isize, isize), rhs: (&[f32], isize, isize)) {
+    debug_assert!(dst.len() >= m * n);
+    // SAFETY: the callers pass slices whose extents cover every index the strides reach.
+    unsafe {
+        gemm::gemm(
+            m, n, k, dst.as_mut_ptr(), 1, n as isize, false, lhs.0.as_ptr(), lhs.1, lhs.2, rhs.0.as_ptr(), rhs.1, rhs.2,
+            0.0f32, 1.0f32, false, false, false, gemm::Parallelism::None,
+        );
+    }
+}
+
+fn activate(a: Option<Activation>, v: &mut [f32]) {
+    match a {
+        None => {}
+        Some(Activation::Relu) => v.iter_mut().for_each(|x| *x = x.max(0.0)),
+        Some(Activation::Tanh) => v.iter_mut().for_each(|x| *x = x.tanh()),
+        Some(Activation::Sigmoid) => v.iter_mut().for_each(|x| *x = 1.0 / (1.0 + (-*x).exp())),
+    }
+}
+
+/// Multiplies a gradient by the activation's derivative, given the activation's output `y`.
+fn activate_back(a: Option<Activation>, y: &[f32], g: &mut [f32]) {
+    match a {
+        None => {}
+        Some(Activation::Relu) => g.iter_mut().zip(y).for_each(|(g, &y)| if y <= 0.0 { *g = 0.0 }),
+        Some(Activation::Tanh) => g.iter_mut().zip(y).for_each(|(g, &y)| *g *= 1.0 - y * y),
+        Some(Activation::Sigmoid) => g.iter_mut().zip(y).for_each(|(g, &y)| *g *= y * (1.0 - y)),
+    }
+}
+
+/// The update of one parameter tensor on the host: the same rules as [`crate::train::Optimizer`].
+#[allow(clippy::too_many_arguments)]
+pub fn update(c: &TrainConfig, t: u64, decay: bool, w: &mut [f32], g: &[f32], a: &mut Vec<f32>, b: &mut Vec<f32>) {
+    let n = w.len();
+    if a.len() != n {
+        *a = vec![0.0; n];
+    }
+    if b.len() != n && matches!(c.method, Method::Adadelta | Method::Adam) {
+        *b = vec![0.0; n];
+    }
+    let (lr, mu) = (c.learning_rate as f32, c.momentum as f32);
+    let eps = c.eps.unwrap_or(c.method.default_eps()) as f32;
+    let (l1, l2) = (c.l1 as f32, c.l2 as f32);
+    let (b1, b2, rho) = (c.beta1 as f32, c.beta2 as f32, c.rho as f32);
+    let (c1, c2) = ((1.0 - c.beta1.powi(t as i32)) as f32, (1.0 - c.beta2.powi(t as i32)) as f32);
+    for i in 0..n {
+        let mut gi = g[i];
+        if decay {
+            if l2 > 0.0 {
+                gi += w[i] * l2;
+            }
+            if l1 > 0.0 && w[i] != 0.0 {
+                gi += l1.copysign(w[i]);
+            }
+        }
+        let dx = match c.method {
+            Method::Sgd => gi * -lr,
+            Method::Momentum => {
+                a[i] = a[i] * mu - gi * lr;
+                a[i]
+            }
+            Method::Nesterov => {
+                let v = a[i];
+                a[i] = v * mu + gi * lr;
+                v * mu - a[i] * (1.0 + mu)
+            }
+            Method::Adagrad => {
+                a[i] += gi * gi;
+                gi * -lr / (a[i] + eps).sqrt()
+            }
+            Method::Adadelta => {
+                a[i] = a[i] * rho + gi * gi * (1.0 - rho);
+                let dx = ((b[i] + eps) / (a[i] + eps)).sqrt() * -gi;
+                b[i] = b[i] * rho + dx * dx * (1.0 - rho);
+                dx
+            }
+            Method::Adam => {
+                a[i] = a[i] * b1 + gi * (1.0 - b1);
+                b[i] = b[i] * b2 + gi * gi * (1.0 - b2);
+                (a[i] / c1) * -lr / ((b[i] / c2).sqrt() + eps)
+            }
+        };
+        w[i] += dx;
+    }
+}
+
+/// Working memory of one layer, reused between steps.
+#[derive(Clone, Default)]
+struct Buf {
+    /// Output `[C, N, H, W]`.
+    out: Vec<f32>,
+    /// d loss / d output, same layout.
+    grad: Vec<f32>,
+    /// Conv: im2col of the input `[K, N*Ho*Wo]`; fc: the input transposed `[in, N]`.
+    cols: Vec<f32>,
+    /// Conv/fc: gradient of `cols`.
+    dcols: Vec<f32>,
+    /// Max pool: the winning input position of each output (index within the input plane).
+    arg: Vec<u32>,
+}
+
+/// Training state on the host: weights, gradients, optimizer slots and buffers.
+#[derive(Clone)]
+pub struct CpuTrainer {
+    spec: NetSpec,
+    pub weights: Vec<Vec<Vec<f32>>>,
+    grads: Vec<Vec<Vec<f32>>>,
+    slots: Vec<Vec<(Vec<f32>, Vec<f32>)>>,
+    decay: Vec<Vec<bool>>,
+    config: TrainConfig,
+    pub steps: u64,
+    bufs: Vec<Buf>,
+}
+
+impl CpuTrainer {
+    /// From a net's current weights (read back by the caller: `net.read_weights()`).
+    pub fn new(net: &Net, weights: Vec<Vec<Vec<f32>>>, config: TrainConfig) -> CpuTrainer {
+        let spec = net.spec.clone();
+        let decay = spec
+            .layers
+            .iter()
+            .map(|l| l.params().iter().map(|p| matches!(l.kind, LayerKind::Conv { .. } | LayerKind::Fc { .. }) && p.field == "weight").collect())
+            .collect();
+        CpuTrainer {
+            grads: weights.iter().map(|l| l.iter().map(|p| vec![0.0; p.len()]).collect()).collect(),
+            slots: weights.iter().map(|l| l.iter().map(|_| (vec![], vec![])).collect()).collect(),
+            bufs: vec![Buf::default(); spec.layers.len()],
+            spec,
+            weights,
+            decay,
+            config,
+            steps: 0,
+        }
+    }
+
+    pub fn config(&self) -> TrainConfig {
+        self.config
+    }
+
+    /// New settings; switching the method starts its state afresh.
+    pub fn set_config(&mut self, config: TrainConfig) {
+        if config.method != self.config.method {
+            self.slots.iter_mut().flatten().for_each(|s| *s = (vec![], vec![]));
+            self.steps = 0;
+        }
+        self.config = config;
+    }
+
+    /// The net with these weights, on `net`'s device.
+    pub fn to_net(&self, net: &Net) -> Net {
+        Net::with_weights(self.spec.clone(), self.weights.clone(), &net.device)
+    }
+
+    /// Forward pass of a batch (NCHW images), every layer's output kept in `bufs`.
+    fn forward(&mut self, images: &[f32], n: usize) {
+        let last = self.spec.score_layer();
+        let [c0, h0, w0] = self.spec.input_shape();
+        let p0 = h0 * w0;
+        let input = &mut self.bufs[0].out;
+        input.resize(c0 * n * p0, 0.0);
+        for b in 0..n {
+            for c in 0..c0 {
+                input[(c * n + b) * p0..(c * n + b + 1) * p0].copy_from_slice(&images[(b * c0 + c) * p0..(b * c0 + c + 1) * p0]);
+            }
+        }
+        for i in 1..=last {
+            let (before, rest) = self.bufs.split_at_mut(i);
+            let x = &before[i - 1].out;
+            let buf = &mut rest[0];
+            let layer = &self.spec.layers[i];
+            let [ci, hi, wi] = layer.in_shape;
+            let [co, ho, wo] = layer.out_shape;
+            let w = &self.weights[i];
+            buf.out.resize(co * n * ho * wo, 0.0);
+            match &layer.kind {
+                LayerKind::Input | LayerKind::Dropout { .. } => buf.out.copy_from_slice(x),
+                LayerKind::Act(a) => {
+                    buf.out.copy_from_slice(x);
+                    activate(Some(*a), &mut buf.out);
+                }
+                LayerKind::Conv { size, stride, pad, activation, .. } => {
+                    let k = ci * size * size;
+                    let np = n * ho * wo;
+                    buf.cols.resize(k * np, 0.0);
+                    im2col(x, [ci, n, hi, wi], *size, *stride, *pad, [ho, wo], &mut buf.cols);
+                    matmul(co, np, k, &mut buf.out, (&w[0], 1, k as isize), (&buf.cols, 1, np as isize));
+                    if let Some(bias) = w.get(1) {
+                        for (row, &b) in buf.out.chunks_mut(np).zip(bias) {
+                            row.iter_mut().for_each(|v| *v += b);
+                        }
+                    }
+                    activate(*activation, &mut buf.out);
+                }
+                LayerKind::Fc { activation, .. } => {
+                    let inp = ci * hi * wi;
+                    let p = hi * wi;
+                    buf.cols.resize(inp * n, 0.0);
+                    // x^T [in, N] with in = c*HW + p (PyTorch's flatten order).
+                    for c in 0..ci {
+                        for b in 0..n {
+                            for q in 0..p {
+                                buf.cols[(c * p + q) * n + b] = x[(c * n + b) * p + q];
+                            }
+                        }
+                    }
+                    matmul(co, n, inp, &mut buf.out, (&w[0], 1, inp as isize), (&buf.cols, 1, n as isize));
+                    if let Some(bias) = w.get(1) {
+                        for (row, &b) in buf.out.chunks_mut(n).zip(bias) {
+                            row.iter_mut().for_each(|v| *v += b);
+                        }
+                    }
+                    activate(*activation, &mut buf.out);
+                }
+                LayerKind::Pool { size, stride, pad, mode } => {
+                    buf.arg.resize(if *mode == PoolMode::Max { co * n * ho * wo } else { 0 }, 0);
+                    pool_forward(x, [ci * n, hi, wi], *size, *stride, *pad, [ho, wo], *mode, &mut buf.out, &mut buf.arg);
+                }
+                LayerKind::Softmax | LayerKind::BatchNorm { .. } => unreachable!("checked by supported()"),
+            }
+        }
+    }
+
+    /// Backward pass from the scores' gradient (in `bufs[last].grad`), filling `grads`.
+    fn backward(&mut self, n: usize) {
+        let last = self.spec.score_layer();
+        for i in (1..=last).rev() {
+            let (before, rest) = self.bufs.split_at_mut(i);
+            let below = &mut before[i - 1];
+            let buf = &mut rest[0];
+            let layer = &self.spec.layers[i];
+            let [ci, hi, wi] = layer.in_shape;
+            let [co, ho, wo] = layer.out_shape;
+            let need_input_grad = i > 1;
+            below.grad.resize(below.out.len(), 0.0);
+            match &layer.kind {
+                LayerKind::Input | LayerKind::Dropout { .. } => below.grad.copy_from_slice(&buf.grad),
+                LayerKind::Act(a) => {
+                    activate_back(Some(*a), &buf.out, &mut buf.grad);
+                    below.grad.copy_from_slice(&buf.grad);
+                }
+                LayerKind::Conv { size, stride, pad, activation, .. } => {
+                    activate_back(*activation, &buf.out, &mut buf.grad);
+                    let k = ci * size * size;
+                    let np = n * ho * wo;
+                    let (w, g) = (&self.weights[i], &mut self.grads[i]);
+                    // dW[Cout, K] = gz[Cout, NP] x cols^T[NP, K]
+                    matmul(co, k, np, &mut g[0], (&buf.grad, 1, np as isize), (&buf.cols, np as isize, 1));
+                    if let Some(db) = g.get_mut(1) {
+                        for (d, row) in db.iter_mut().zip(buf.grad.chunks(np)) {
+                            *d = row.iter().sum();
+                        }
+                    }
+                    if need_input_grad {
+                        // dcols[K, NP] = W^T[K, Cout] x gz[Cout, NP], then col2im.
+                        buf.dcols.resize(k * np, 0.0);
+                        matmul(k, np, co, &mut buf.dcols, (&w[0], k as isize, 1), (&buf.grad, 1, np as isize));
+                        below.grad.iter_mut().for_each(|v| *v = 0.0);
+                        col2im(&buf.dcols, [ci, n, hi, wi], *size, *stride, *pad, [ho, wo], &mut below.grad);
+                    }
+                }
+                LayerKind::Fc { activation, .. } => {
+                    activate_back(*activation, &buf.out, &mut buf.grad);
+                    let inp = ci * hi * wi;
+                    let p = hi * wi;
+                    let (w, g) = (&self.weights[i], &mut self.grads[i]);
+                    // dW[out, in] = gz[out, N] x x[N, in]  (x^T is kept as cols [in, N])
+                    matmul(co, inp, n, &mut g[0], (&buf.grad, 1, n as isize), (&buf.cols, n as isize, 1));
+                    if let Some(db) = g.get_mut(1) {
+                        for (d, row) in db.iter_mut().zip(buf.grad.chunks(n)) {
+                            *d = row.iter().sum();
+                        }
+                    }
+                    if need_input_grad {
+                        // dx^T[in, N] = W^T[in, out] x gz[out, N]
+                        buf.dcols.resize(inp * n, 0.0);
+                        matmul(inp, n, co, &mut buf.dcols, (&w[0], inp as isize, 1), (&buf.grad, 1, n as isize));
+                        for c in 0..ci {
+                            for b in 0..n {
+                                for q in 0..p {
+                                    below.grad[(c * n + b) * p + q] = buf.dcols[(c * p + q) * n + b];
+                                }
+                            }
+                        }
+                    }
+                }
+                LayerKind::Pool { size, stride, pad, mode } => {
+                    if need_input_grad {
+                        below.grad.iter_mut().for_each(|v| *v = 0.0);
+                        pool_backward(&buf.grad, [ci * n, hi, wi], *size, *stride, *pad, [ho, wo], *mode, &buf.arg, &mut below.grad);
+                    }
+                }
+                LayerKind::Softmax | LayerKind::BatchNorm { .. } => unreachable!("checked by supported()"),
+            }
+        }
+    }
+
+    /// One step: forward, softmax cross-entropy, backward, update. Returns (loss, correct) and
+    /// adds the forward and backward times to `stats`.
+    fn step(&mut self, images: &[f32], labels: &[usize], clock: &dyn Fn() -> f64, stats: &mut ChunkStats) -> (f32, u32) {
+        let n = labels.len();
+        let t0 = clock();
+        self.forward(images, n);
+        let last = self.spec.score_layer();
+        let k = self.spec.classes();
+        let [c, h, w] = self.spec.layers[last].out_shape;
+        let p = h * w;
+        let buf = &mut self.bufs[last];
+        buf.grad.resize(buf.out.len(), 0.0);
+        let (mut loss, mut correct) = (0.0f64, 0u32);
+        let mut z = vec![0f32; k];
+        for b in 0..n {
+            for ch in 0..c {
+                for q in 0..p {
+                    z[ch * p + q] = buf.out[(ch * n + b) * p + q];
+                }
+            }
+            correct += (argmax(&z) == labels[b]) as u32;
+            let max = z.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+            let sum: f32 = z.iter().map(|v| (v - max).exp()).sum();
+            loss += (sum.ln() + max - z[labels[b]]) as f64;
+            for ch in 0..c {
+                for q in 0..p {
+                    let j = ch * p + q;
+                    let prob = (z[j] - max).exp() / sum;
+                    buf.grad[(ch * n + b) * p + q] = (prob - (j == labels[b]) as u8 as f32) / n as f32;
+                }
+            }
+        }
+        let t1 = clock();
+        self.backward(n);
+        self.steps += 1;
+        let c = self.config;
+        for (li, layer) in self.weights.iter_mut().enumerate() {
+            for (pi, w) in layer.iter_mut().enumerate() {
+                let (a, b) = &mut self.slots[li][pi];
+                update(&c, self.steps, self.decay[li][pi], w, &self.grads[li][pi], a, b);
+            }
+        }
+        stats.forward_ms += t1 - t0;
+        stats.backward_ms += clock() - t1;
+        ((loss / n as f64) as f32, correct)
+    }
+
+    /// Layer `layer`'s output for a batch of `n` images (NCHW in and out), as
+    /// `Net::forward_layer` gives it: any layer up to the scores, or the softmax after them.
+    pub fn layer_output(&mut self, images: &[f32], n: usize, layer: usize) -> Result<Vec<f32>, Error> {
+        let [d, h, w] = self.spec.input_shape();
+        if n == 0 || images.len() != n * d * h * w {
+            return Err(Error::Input(format!("{} values are not {n} inputs of {d}x{h}x{w}", images.len())));
+        }
+        let last = self.spec.score_layer();
+        if layer > last + 1 || layer >= self.spec.layers.len() {
+            return Err(Error::Input(format!("there is no layer {layer} to read; the network has {}", self.spec.layers.len())));
+        }
+        self.forward(images, n);
+        let at = layer.min(last);
+        let [c, hh, ww] = self.spec.layers[at].out_shape;
+        let p = hh * ww;
+        let src = &self.bufs[at].out;
+        let mut out = vec![0f32; n * c * p];
+        for b in 0..n {
+            for ch in 0..c {
+                out[(b * c + ch) * p..(b * c + ch + 1) * p].copy_from_slice(&src[(ch * n + b) * p..(ch * n + b + 1) * p]);
+            }
+        }
+        if layer > last {
+            for row in out.chunks_mut(c * p) {
+                let max = row.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+                let sum: f32 = row.iter_mut().map(|v| {
+                    *v = (*v - max).exp();
+                    *v
+                }).sum();
+                row.iter_mut().for_each(|v| *v /= sum);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Runs one step per batch (the same contract as [`crate::train::train_chunk`]): if a loss or
+    /// the new weights are not finite, everything is restored to before the chunk.
+    pub fn train_chunk(&mut self, batches: &[(Vec<f32>, Vec<usize>)], clock: &dyn Fn() -> f64) -> Result<ChunkStats, Error> {
+        self.config.validate()?;
+        let [d, h, w] = self.spec.input_shape();
+        let classes = self.spec.classes();
+        for (x, y) in batches {
+            if y.is_empty() || x.len() != y.len() * d * h * w {
+                return Err(Error::Input(format!("a batch of {} labels needs {} image values, got {}", y.len(), y.len() * d * h * w, x.len())));
+            }
+            if let Some(&bad) = y.iter().find(|&&l| l >= classes) {
+                return Err(Error::Input(format!("label {bad} is out of range; the network has {classes} classes")));
+            }
+        }
+        let snapshot = (self.weights.clone(), self.slots.clone(), self.steps);
+        let mut stats = ChunkStats::default();
+        for (x, y) in batches {
+            let (loss, correct) = self.step(x, y, clock, &mut stats);
+            stats.losses.push(loss);
+            stats.correct.push(correct);
+            stats.examples += y.len();
+        }
+        let norm: f32 = self.weights.iter().flatten().flatten().map(|v| v * v).sum();
+        if let Some(bad) = stats.losses.iter().find(|v| !v.is_finite()).copied().or((!norm.is_finite()).then_some(norm)) {
+            let what = if stats.losses.iter().all(|v| v.is_finite()) { "weights" } else { "loss" };
+            (self.weights, self.slots, self.steps) = snapshot;
+            return Err(Error::Input(format!(
+                "the {what} became {bad}: training diverged (lower the learning rate; the weights were not changed)"
+            )));
+        }
+        Ok(stats)
+    }
+}
+
+/// im2col over a channel-major batch `[C, N, H, W]`: row (c, ky, kx), column (n, oy, ox).
+#[allow(clippy::too_many_arguments)]
+fn im2col(x: &[f32], [c, n, h, w]: [usize; 4], k: usize, s: usize, pad: usize, [ho, wo]: [usize; 2], cols: &mut [f32]) {
+    let np = n * ho * wo;
+    for ch in 0..c {
+        for ky in 0..k {
+            for kx in 0..k {
+                let row = &mut cols[((ch * k + ky) * k + kx) * np..][..np];
+                // The output columns whose input x is inside: ox*s + kx - pad in [0, w).
+                let lo = (pad.saturating_sub(kx)).div_ceil(s).min(wo);
+                let hi = if w + pad > kx { ((w + pad - kx - 1) / s + 1).min(wo) } else { 0 }.max(lo);
+                for b in 0..n {
+                    let plane = &x[(ch * n + b) * h * w..][..h * w];
+                    for oy in 0..ho {
+                        let dst = &mut row[(b * ho + oy) * wo..][..wo];
+                        let iy = (oy * s + ky) as isize - pad as isize;
+                        if iy < 0 || iy >= h as isize {
+                            dst.fill(0.0);
+                            continue;
+                        }
+                        let src = &plane[iy as usize * w..][..w];
+                        dst[..lo].fill(0.0);
+                        dst[hi..].fill(0.0);
+                        if s == 1 {
+                            let x0 = lo + kx - pad;
+                            dst[lo..hi].copy_from_slice(&src[x0..x0 + hi - lo]);
+                        } else {
+                            for ox in lo..hi {
+                                dst[ox] = src[ox * s + kx - pad];
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The adjoint of [`im2col`]: adds each column entry back into its input position.
+#[allow(clippy::too_many_arguments)]
+fn col2im(cols: &[f32], [c, n, h, w]: [usize; 4], k: usize, s: usize, pad: usize, [ho, wo]: [usize; 2], x: &mut [f32]) {
+    let np = n * ho * wo;
+    for ch in 0..c {
+        for ky in 0..k {
+            for kx in 0..k {
+                let row = &cols[((ch * k + ky) * k + kx) * np..][..np];
+                let lo = (pad.saturating_sub(kx)).div_ceil(s).min(wo);
+                let hi = if w + pad > kx { ((w + pad - kx - 1) / s + 1).min(wo) } else { 0 }.max(lo);
+                for b in 0..n {
+                    let plane = &mut x[(ch * n + b) * h * w..][..h * w];
+                    for oy in 0..ho {
+                        let iy = (oy * s + ky) as isize - pad as isize;
+                        if iy < 0 || iy >= h as isize {
+                            continue;
+                        }
+                        let src = &row[(b * ho + oy) * wo..][..wo];
+                        let dst = &mut plane[iy as usize * w..][..w];
+                        if s == 1 {
+                            let x0 = lo + kx - pad;
+                            dst[x0..x0 + hi - lo].iter_mut().zip(&src[lo..hi]).for_each(|(d, v)| *d += v);
+                        } else {
+                            for ox in lo..hi {
+                                dst[ox * s + kx - pad] += src[ox];
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Max or average pooling over `planes` planes of h x w (padding never wins a max and is not
+/// counted in an average, as Burn's max_pool2d / avg_pool2d(count_include_pad = false)).
+#[allow(clippy::too_many_arguments)]
+fn pool_forward(x: &[f32], [planes, h, w]: [usize; 3], k: usize, s: usize, pad: usize, [ho, wo]: [usize; 2], mode: PoolMode, out: &mut [f32], arg: &mut [u32]) {
+    for pl in 0..planes {
+        let src = &x[pl * h * w..][..h * w];
+        for oy in 0..ho {
+            let y0 = (oy * s) as isize - pad as isize;
+            let (ya, yb) = (y0.max(0) as usize, ((y0 + k as isize).min(h as isize)) as usize);
+            for ox in 0..wo {
+                let x0 = (ox * s) as isize - pad as isize;
+                let (xa, xb) = (x0.max(0) as usize, ((x0 + k as isize).min(w as isize)) as usize);
+                let o = (pl * ho + oy) * wo + ox;
+                match mode {
+                    PoolMode::Max => {
+                        let (mut best, mut at) = (f32::NEG_INFINITY, ya * w + xa);
+                        for yy in ya..yb {
+                            for xx in xa..xb {
+                                let v = src[yy * w + xx];
+                                if v > best {
+                                    best = v;
+                                    at = yy * w + xx;
+                                }
+                            }
+                        }
+                        out[o] = best;
+                        arg[o] = at as u32;
+                    }
+                    PoolMode::Avg => {
+                        let mut sum = 0.0;
+                        for yy in ya..yb {
+                            sum += src[yy * w + xa..yy * w + xb].iter().sum::<f32>();
+                        }
+                        out[o] = sum / ((yb - ya) * (xb - xa)).max(1) as f32;
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn pool_backward(g: &[f32], [planes, h, w]: [usize; 3], k: usize, s: usize, pad: usize, [ho, wo]: [usize; 2], mode: PoolMode, arg: &[u32], dx: &mut [f32]) {
+    for pl in 0..planes {
+        let dst = &mut dx[pl * h * w..][..h * w];
+        for oy in 0..ho {
+            for ox in 0..wo {
+                let o = (pl * ho + oy) * wo + ox;
+                match mode {
+                    PoolMode::Max => dst[arg[o] as usize] += g[o],
+                    PoolMode::Avg => {
+                        let y0 = (oy * s) as isize - pad as isize;
+                        let x0 = (ox * s) as isize - pad as isize;
+                        let (ya, yb) = (y0.max(0) as usize, ((y0 + k as isize).min(h as isize)) as usize);
+                        let (xa, xb) = (x0.max(0) as usize, ((x0 + k as isize).min(w as isize)) as usize);
+                        let share = g[o] / ((yb - ya) * (xb - xa)).max(1) as f32;
+                        for yy in ya..yb {
+                            dst[yy * w + xa..yy * w + xb].iter_mut().for_each(|v| *v += share);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

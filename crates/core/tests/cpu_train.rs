@@ -1,0 +1,111 @@
+//! The fused CPU training path against the Burn path (Burn's autodiff, checked against finite
+//! differences in gradients.rs): the same losses, correct counts and weights, step by step, for
+//! every layer type it takes and every trainer; and its divergence handling.
+
+use convlens_core::cpu_train::{self, CpuTrainer};
+use convlens_core::rng::SplitMix64;
+use convlens_core::spec::NetSpec;
+use convlens_core::train::{self, Method, Optimizer, TrainConfig};
+use convlens_core::Net;
+
+const SPECS: [&str; 4] = [
+    convlens_core::spec::MNIST_SPEC,
+    // Stride 2 with padding, average pooling with padding, sigmoid and tanh, a dropout, a bare act layer.
+    r#"{"layers":[{"type":"input","width":9,"height":9,"depth":2},
+      {"type":"conv","size":3,"filters":4,"stride":2,"pad":1,"activation":"sigmoid"},
+      {"type":"pool","size":3,"stride":2,"pad":1,"mode":"avg"},
+      {"type":"conv","size":2,"filters":5,"activation":"tanh"},{"type":"relu"},{"type":"dropout","rate":0.5},
+      {"type":"fc","units":6,"activation":"relu"},{"type":"fc","units":3},{"type":"softmax"}]}"#,
+    // 2-D toy net.
+    r#"{"layers":[{"type":"input","width":1,"height":1,"depth":2},{"type":"fc","units":6,"activation":"tanh"},
+      {"type":"fc","units":2,"activation":"tanh"},{"type":"fc","units":2},{"type":"softmax"}]}"#,
+    // RGB, max pool with stride 1 and padding, conv without bias activation; scores without softmax.
+    r#"{"layers":[{"type":"input","width":8,"height":8,"depth":3},
+      {"type":"conv","size":5,"filters":6,"pad":2,"activation":"relu"},{"type":"pool","size":3,"stride":1,"pad":1},
+      {"type":"pool","size":2,"stride":2},{"type":"conv","size":3,"filters":4,"pad":1},{"type":"fc","units":4}]}"#,
+];
+
+fn batch(spec: &NetSpec, n: usize, rng: &mut SplitMix64) -> (Vec<f32>, Vec<usize>) {
+    let size: usize = spec.input_shape().iter().product();
+    let x = (0..n * size).map(|_| rng.range(-1.0, 1.5) as f32).collect();
+    let y = (0..n).map(|_| rng.below(spec.classes())).collect();
+    (x, y)
+}
+
+fn close(a: f32, b: f32, tol: f32) -> bool {
+    (a - b).abs() <= tol * (1.0 + a.abs().max(b.abs()))
+}
+
+#[test]
+fn the_fused_path_matches_burn_step_by_step() {
+    let device = convlens_core::backend::cpu();
+    for (si, text) in SPECS.iter().enumerate() {
+        let spec = NetSpec::parse(text).unwrap();
+        assert!(cpu_train::supported(&spec));
+        for method in Method::ALL {
+            let config = TrainConfig { method, learning_rate: 0.02, momentum: 0.9, l1: 0.001, l2: 0.01, batch_size: 5, ..Default::default() };
+            let mut burn_net = Net::init(spec.clone(), 5 + si as u64, &device);
+            let mut opt = Optimizer::new(&burn_net, config);
+            let w0 = pollster::block_on(burn_net.read_weights()).unwrap();
+            let mut fast = CpuTrainer::new(&burn_net, w0, config);
+            let mut rng = SplitMix64(si as u64);
+            let batches: Vec<_> = (0..4).map(|_| batch(&spec, 5, &mut rng)).collect();
+            let a = pollster::block_on(train::train_chunk(&mut burn_net, &mut opt, batches.clone(), &|| 0.0)).unwrap();
+            let b = fast.train_chunk(&batches, &|| 0.0).unwrap();
+            let what = format!("spec {si}, {}", method.as_str());
+            assert_eq!(a.correct, b.correct, "{what}: correct counts");
+            for (x, y) in a.losses.iter().zip(&b.losses) {
+                assert!(close(*x, *y, 1e-5), "{what}: losses {:?} vs {:?}", a.losses, b.losses);
+            }
+            let wa = pollster::block_on(burn_net.read_weights()).unwrap();
+            for (li, (la, lb)) in wa.iter().zip(&fast.weights).enumerate() {
+                for (pi, (pa, pb)) in la.iter().zip(lb).enumerate() {
+                    for (k, (x, y)) in pa.iter().zip(pb).enumerate() {
+                        assert!(close(*x, *y, 2e-4), "{what}: layer {li} param {pi}[{k}]: burn {x} vs fused {y}");
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn batchnorm_is_left_to_burn_and_divergence_changes_nothing() {
+    let bn = NetSpec::parse(r#"{"layers":[{"type":"input","width":4,"height":4,"depth":1},{"type":"conv","size":3,"filters":2},
+      {"type":"batchnorm"},{"type":"fc","units":2},{"type":"softmax"}]}"#).unwrap();
+    assert!(!cpu_train::supported(&bn));
+    let device = convlens_core::backend::cpu();
+    let spec = NetSpec::parse(SPECS[0]).unwrap();
+    let net = Net::init(spec.clone(), 1, &device);
+    let w0 = pollster::block_on(net.read_weights()).unwrap();
+    let mut fast = CpuTrainer::new(&net, w0.clone(), TrainConfig { method: Method::Sgd, learning_rate: 1e30, ..Default::default() });
+    let mut rng = SplitMix64(9);
+    let batches: Vec<_> = (0..3).map(|_| batch(&spec, 4, &mut rng)).collect();
+    let err = fast.train_chunk(&batches, &|| 0.0).unwrap_err().to_string();
+    assert!(err.contains("training diverged (lower the learning rate; the weights were not changed)"), "{err}");
+    assert_eq!(fast.weights, w0);
+    assert_eq!(fast.steps, 0);
+}
+
+#[test]
+fn every_layer_output_matches_burn() {
+    let device = convlens_core::backend::cpu();
+    for (si, text) in SPECS.iter().enumerate() {
+        let spec = NetSpec::parse(text).unwrap();
+        let net = Net::init(spec.clone(), 3, &device);
+        let w = pollster::block_on(net.read_weights()).unwrap();
+        let mut fast = CpuTrainer::new(&net, w, TrainConfig::default());
+        let (x, _) = batch(&spec, 3, &mut SplitMix64(4));
+        let [d, h, wd] = spec.input_shape();
+        let t = convlens_core::burn::tensor::Tensor::<4>::from_data(convlens_core::burn::tensor::TensorData::new(x.clone(), [3, d, h, wd]), &device);
+        let outs = net.forward_all(t);
+        for layer in 0..spec.layers.len() {
+            let want = pollster::block_on(convlens_core::read(outs[layer].clone().flatten::<1>(0, 3))).unwrap();
+            let got = fast.layer_output(&x, 3, layer).unwrap();
+            assert_eq!(got.len(), want.len());
+            for (k, (a, b)) in got.iter().zip(&want).enumerate() {
+                assert!(close(*a, *b, 1e-5), "spec {si} layer {layer}[{k}]: fused {a} vs burn {b}");
+            }
+        }
+    }
+}
