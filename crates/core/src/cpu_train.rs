@@ -36,20 +36,23 @@ fn matmul(m: usize, n: usize, k: usize, dst: &mut [f32], lhs: (&[f32], isize, is
     }
 }
 
+#[inline(never)]
 fn activate(a: Option<Activation>, v: &mut [f32]) {
     match a {
         None => {}
-        Some(Activation::Relu) => v.iter_mut().for_each(|x| *x = x.max(0.0)),
+        // A compare and select (f32::max is a libm call in wasm), which vectorizes.
+        Some(Activation::Relu) => v.iter_mut().for_each(|x| *x = if *x > 0.0 { *x } else { 0.0 }),
         Some(Activation::Tanh) => v.iter_mut().for_each(|x| *x = x.tanh()),
         Some(Activation::Sigmoid) => v.iter_mut().for_each(|x| *x = 1.0 / (1.0 + (-*x).exp())),
     }
 }
 
 /// Multiplies a gradient by the activation's derivative, given the activation's output `y`.
+#[inline(never)]
 fn activate_back(a: Option<Activation>, y: &[f32], g: &mut [f32]) {
     match a {
         None => {}
-        Some(Activation::Relu) => g.iter_mut().zip(y).for_each(|(g, &y)| if y <= 0.0 { *g = 0.0 }),
+        Some(Activation::Relu) => g.iter_mut().zip(y).for_each(|(g, &y)| *g = if y > 0.0 { *g } else { 0.0 }),
         Some(Activation::Tanh) => g.iter_mut().zip(y).for_each(|(g, &y)| *g *= 1.0 - y * y),
         Some(Activation::Sigmoid) => g.iter_mut().zip(y).for_each(|(g, &y)| *g *= y * (1.0 - y)),
     }
@@ -57,6 +60,7 @@ fn activate_back(a: Option<Activation>, y: &[f32], g: &mut [f32]) {
 
 /// The update of one parameter tensor on the host: the same rules as [`crate::train::Optimizer`].
 #[allow(clippy::too_many_arguments)]
+#[inline(never)]
 pub fn update(c: &TrainConfig, t: u64, decay: bool, w: &mut [f32], g: &[f32], a: &mut Vec<f32>, b: &mut Vec<f32>) {
     let n = w.len();
     if a.len() != n {
@@ -179,6 +183,7 @@ impl CpuTrainer {
     }
 
     /// Forward pass of a batch (NCHW images), every layer's output kept in `bufs`.
+#[inline(never)]
     fn forward(&mut self, images: &[f32], n: usize) {
         let last = self.spec.score_layer();
         let [c0, h0, w0] = self.spec.input_shape();
@@ -248,6 +253,7 @@ impl CpuTrainer {
     }
 
     /// Backward pass from the scores' gradient (in `bufs[last].grad`), filling `grads`.
+#[inline(never)]
     fn backward(&mut self, n: usize) {
         let last = self.spec.score_layer();
         for i in (1..=last).rev() {
@@ -282,7 +288,7 @@ impl CpuTrainer {
                         buf.dcols.resize(k * np, 0.0);
                         matmul(k, np, co, &mut buf.dcols, (&w[0], k as isize, 1), (&buf.grad, 1, np as isize));
                         below.grad.iter_mut().for_each(|v| *v = 0.0);
-                        col2im(&buf.dcols, [ci, n, hi, wi], *size, *stride, *pad, [ho, wo], &mut below.grad);
+                        col2im(&mut buf.dcols, [ci, n, hi, wi], *size, *stride, *pad, [ho, wo], &mut below.grad);
                     }
                 }
                 LayerKind::Fc { activation, .. } => {
@@ -439,8 +445,41 @@ impl CpuTrainer {
 
 /// im2col over a channel-major batch `[C, N, H, W]`: row (c, ky, kx), column (n, oy, ox).
 #[allow(clippy::too_many_arguments)]
+#[inline(never)]
 fn im2col(x: &[f32], [c, n, h, w]: [usize; 4], k: usize, s: usize, pad: usize, [ho, wo]: [usize; 2], cols: &mut [f32]) {
     let np = n * ho * wo;
+    if s == 1 && (ho, wo) == (h, w) {
+        // A 'same' convolution: for one kernel offset, the column block of an image is its plane
+        // shifted by a constant, so it is one copy (then the wrapped-around edge columns are zeroed).
+        let p = h * w;
+        for ch in 0..c {
+            for ky in 0..k {
+                for kx in 0..k {
+                    let row = &mut cols[((ch * k + ky) * k + kx) * np..][..np];
+                    let shift = (ky as isize - pad as isize) * w as isize + kx as isize - pad as isize;
+                    let (j0, j1) = ((-shift).max(0) as usize, (p as isize - shift).min(p as isize).max(0) as usize);
+                    let lo = (pad.saturating_sub(kx)).min(wo);
+                    let hi = (w + pad).saturating_sub(kx).min(wo).max(lo);
+                    for b in 0..n {
+                        let plane = &x[(ch * n + b) * p..][..p];
+                        let dst = &mut row[b * p..][..p];
+                        dst[..j0].fill(0.0);
+                        dst[j1.max(j0)..].fill(0.0);
+                        if j1 > j0 {
+                            dst[j0..j1].copy_from_slice(&plane[(j0 as isize + shift) as usize..(j1 as isize + shift) as usize]);
+                        }
+                        // Column by column (strided stores; at most `pad` columns).
+                        for col in (0..lo).chain(hi..wo) {
+                            for j in (col..p).step_by(wo) {
+                                dst[j] = 0.0;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return;
+    }
     for ch in 0..c {
         for ky in 0..k {
             for kx in 0..k {
@@ -477,8 +516,39 @@ fn im2col(x: &[f32], [c, n, h, w]: [usize; 4], k: usize, s: usize, pad: usize, [
 
 /// The adjoint of [`im2col`]: adds each column entry back into its input position.
 #[allow(clippy::too_many_arguments)]
-fn col2im(cols: &[f32], [c, n, h, w]: [usize; 4], k: usize, s: usize, pad: usize, [ho, wo]: [usize; 2], x: &mut [f32]) {
+#[inline(never)]
+fn col2im(cols: &mut [f32], [c, n, h, w]: [usize; 4], k: usize, s: usize, pad: usize, [ho, wo]: [usize; 2], x: &mut [f32]) {
     let np = n * ho * wo;
+    if s == 1 && (ho, wo) == (h, w) {
+        // The adjoint of im2col's 'same' case: zero the edge columns that wrapped around (cols is
+        // scratch), then add each block back with one shifted, contiguous add.
+        let p = h * w;
+        for ch in 0..c {
+            for ky in 0..k {
+                for kx in 0..k {
+                    let row = &mut cols[((ch * k + ky) * k + kx) * np..][..np];
+                    let shift = (ky as isize - pad as isize) * w as isize + kx as isize - pad as isize;
+                    let (j0, j1) = ((-shift).max(0) as usize, (p as isize - shift).min(p as isize).max(0) as usize);
+                    let lo = (pad.saturating_sub(kx)).min(wo);
+                    let hi = (w + pad).saturating_sub(kx).min(wo).max(lo);
+                    for b in 0..n {
+                        let src = &mut row[b * p..][..p];
+                        for col in (0..lo).chain(hi..wo) {
+                            for j in (col..p).step_by(wo) {
+                                src[j] = 0.0;
+                            }
+                        }
+                        if j1 > j0 {
+                            let plane = &mut x[(ch * n + b) * p..][..p];
+                            let dst = &mut plane[(j0 as isize + shift) as usize..(j1 as isize + shift) as usize];
+                            dst.iter_mut().zip(&src[j0..j1]).for_each(|(d, v)| *d += v);
+                        }
+                    }
+                }
+            }
+        }
+        return;
+    }
     for ch in 0..c {
         for ky in 0..k {
             for kx in 0..k {
@@ -512,7 +582,36 @@ fn col2im(cols: &[f32], [c, n, h, w]: [usize; 4], k: usize, s: usize, pad: usize
 /// Max or average pooling over `planes` planes of h x w (padding never wins a max and is not
 /// counted in an average, as Burn's max_pool2d / avg_pool2d(count_include_pad = false)).
 #[allow(clippy::too_many_arguments)]
+#[inline(never)]
 fn pool_forward(x: &[f32], [planes, h, w]: [usize; 3], k: usize, s: usize, pad: usize, [ho, wo]: [usize; 2], mode: PoolMode, out: &mut [f32], arg: &mut [u32]) {
+    if mode == PoolMode::Max && pad == 0 && (ho - 1) * s + k <= h && (wo - 1) * s + k <= w {
+        // Every window inside the plane: no clamping, no bounds checks (the condition above
+        // keeps every index inside its plane).
+        for pl in 0..planes {
+            let src = &x[pl * h * w..][..h * w];
+            let (o, a) = (&mut out[pl * ho * wo..][..ho * wo], &mut arg[pl * ho * wo..][..ho * wo]);
+            for oy in 0..ho {
+                for ox in 0..wo {
+                    let at0 = oy * s * w + ox * s;
+                    let (mut best, mut at) = (f32::NEG_INFINITY, at0);
+                    for yy in 0..k {
+                        let r = at0 + yy * w;
+                        for xx in r..r + k {
+                            // SAFETY: r + k <= ((ho - 1) * s + k - 1) * w + (wo - 1) * s + k <= h * w.
+                            let v = unsafe { *src.get_unchecked(xx) };
+                            if v > best {
+                                best = v;
+                                at = xx;
+                            }
+                        }
+                    }
+                    o[oy * wo + ox] = best;
+                    a[oy * wo + ox] = at as u32;
+                }
+            }
+        }
+        return;
+    }
     for pl in 0..planes {
         let src = &x[pl * h * w..][..h * w];
         for oy in 0..ho {
@@ -551,6 +650,7 @@ fn pool_forward(x: &[f32], [planes, h, w]: [usize; 3], k: usize, s: usize, pad: 
 }
 
 #[allow(clippy::too_many_arguments)]
+#[inline(never)]
 fn pool_backward(g: &[f32], [planes, h, w]: [usize; 3], k: usize, s: usize, pad: usize, [ho, wo]: [usize; 2], mode: PoolMode, arg: &[u32], dx: &mut [f32]) {
     for pl in 0..planes {
         let dst = &mut dx[pl * h * w..][..h * w];
