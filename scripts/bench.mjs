@@ -502,6 +502,16 @@ async function main() {
         }
         console.log(`  round ${round + 1}/${RUNS}: ${((performance.now() - t) / 1000).toFixed(1)} s`);
       }
+      // ConvLens's forward measured inside its worker: the engine alone, without the message round
+      // trip between page and worker that the table's forward column includes (TF.js and ConvNetJS
+      // run on the page's thread).
+      const cpuPage = pages.get('ConvLens cpu');
+      if (cpuPage && res.engines['ConvLens cpu']) {
+        res.engines['ConvLens cpu'].forwardInWorker = await cpuPage.evaluate(async () => {
+          const { client } = window.convlens;
+          return client.request('benchForward', { input: window.__data.one.slice(), n: 300 });
+        }).catch(() => null);
+      }
       for (const r of Object.values(res.engines)) {
         r.median = {
           train: median(r.train),
@@ -528,6 +538,10 @@ async function main() {
     }
   }
   for (const [name, why] of Object.entries(report.failed)) note(`${name} failed: ${why}`);
+  for (const net of Object.values(report.nets)) {
+    const w = net.engines?.['ConvLens cpu']?.forwardInWorker;
+    if (w) console.log(`${net.title}: ConvLens cpu forward inside its worker (engine only, no page<->worker message): ${w.toFixed(3)} ms`);
+  }
   if (report.notes.length) console.log(`\nnotes:\n${report.notes.map((s) => `- ${s}`).join('\n')}`);
   await mkdir(dirname(OUT), { recursive: true });
   await writeFile(OUT, `${JSON.stringify(report, null, 1)}\n`);

@@ -351,7 +351,8 @@ async function choosePreset(name) {
 }
 
 async function resetWeights() {
-  await loadNet({ text: state.spec, weights: null, seed: specView.seed(), preset: null });
+  const seed = specView.seed();
+  if (await loadNet({ text: state.spec, weights: null, seed, preset: null })) specView.set(state.spec, seed, '');
 }
 
 async function saveModel() {

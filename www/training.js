@@ -58,6 +58,11 @@ export class TrainingLoop extends EventTarget {
     this.running = false;
     this.dispatchEvent(new Event('state'));
     await this.#busy?.catch(() => {});
+    // A fresh look at the validation estimate for the weights training stopped at.
+    if (this.stats.steps > 0) {
+      await this.#validate().catch(() => {});
+      this.dispatchEvent(new Event('stats'));
+    }
   }
 
   /** One minibatch step (while paused). */

@@ -118,6 +118,14 @@ const commands = {
     const result = await needEngine().activations(input);
     return { result, transfer: result.map((a) => a.buffer) };
   },
+  /** Times `n` forwards of one image inside the worker (for npm run bench): ms per forward. */
+  async benchForward({ input, n = 100 }) {
+    const e = needEngine();
+    for (let i = 0; i < 10; i++) await e.forward(input);
+    const t0 = performance.now();
+    for (let i = 0; i < n; i++) await e.forward(input);
+    return { result: (performance.now() - t0) / n };
+  },
   embeddedSpec({ bytes }) {
     return { result: wasm.embeddedSpec(bytes) };
   },
