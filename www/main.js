@@ -352,6 +352,9 @@ async function choosePreset(name) {
 
 async function resetWeights() {
   const seed = specView.seed();
+  // From scratch, the preset's larger learning rate (its default is for going on from trained weights).
+  const rate = PRESETS[state.preset]?.scratchRate;
+  if (rate && ['sgd', 'momentum', 'nesterov'].includes(state.trainer?.method)) await setTrainer({ ...state.trainer, learningRate: rate });
   if (await loadNet({ text: state.spec, weights: null, seed, preset: null })) specView.set(state.spec, seed, '');
 }
 
