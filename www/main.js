@@ -265,7 +265,6 @@ async function betweenChunks(single) {
   const now = performance.now();
   if (single || now - lastView > VIEW_EVERY_MS) {
     lastView = now;
-    if (state.dataset && !state.custom) state.input ??= await client.example('test', state.testIndex);
     await refresh().catch(() => {});
   }
   if (single || now - lastGrid > GRID_EVERY_MS) {

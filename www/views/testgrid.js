@@ -12,9 +12,8 @@ export function createTestGrid(root, { onSelect }) {
       classNames = classes;
       const [c, h, w] = images.shape;
       const n = images.labels.length;
-      const zoom = h <= 28 ? 2 : 2;
       cells = Array.from({ length: n }, (_, i) => {
-        const canvas = makeCanvas(w, h, zoom);
+        const canvas = makeCanvas(w, h, 2);
         drawImage(canvas, images.data, i * c * h * w, images.shape);
         const top = el('ol.top3');
         const cell = el('button.test-cell', { type: 'button', 'data-index': i, title: `test image ${i}: ${classes[images.labels[i]]}`, onclick: () => onSelect(i) },

@@ -443,6 +443,18 @@ impl CpuTrainer {
     }
 }
 
+/// For a 'same' convolution (stride 1, output size = input size w x w', plane size p) and kernel
+/// offset (ky, kx): the shift from output to input position, the output range [j0, j1) whose
+/// shifted position is inside the plane, and the valid output columns [lo, hi) (the others wrap
+/// around a row edge and must be zero).
+fn same_offset(ky: usize, kx: usize, pad: usize, w: usize, p: usize) -> (isize, usize, usize, usize, usize) {
+    let shift = (ky as isize - pad as isize) * w as isize + kx as isize - pad as isize;
+    let (j0, j1) = ((-shift).max(0) as usize, (p as isize - shift).min(p as isize).max(0) as usize);
+    let lo = pad.saturating_sub(kx).min(w);
+    let hi = (w + pad).saturating_sub(kx).min(w).max(lo);
+    (shift, j0, j1, lo, hi)
+}
+
 /// im2col over a channel-major batch `[C, N, H, W]`: row (c, ky, kx), column (n, oy, ox).
 #[allow(clippy::too_many_arguments)]
 #[inline(never)]
@@ -456,10 +468,7 @@ fn im2col(x: &[f32], [c, n, h, w]: [usize; 4], k: usize, s: usize, pad: usize, [
             for ky in 0..k {
                 for kx in 0..k {
                     let row = &mut cols[((ch * k + ky) * k + kx) * np..][..np];
-                    let shift = (ky as isize - pad as isize) * w as isize + kx as isize - pad as isize;
-                    let (j0, j1) = ((-shift).max(0) as usize, (p as isize - shift).min(p as isize).max(0) as usize);
-                    let lo = (pad.saturating_sub(kx)).min(wo);
-                    let hi = (w + pad).saturating_sub(kx).min(wo).max(lo);
+                    let (shift, j0, j1, lo, hi) = same_offset(ky, kx, pad, w, p);
                     for b in 0..n {
                         let plane = &x[(ch * n + b) * p..][..p];
                         let dst = &mut row[b * p..][..p];
@@ -527,10 +536,7 @@ fn col2im(cols: &mut [f32], [c, n, h, w]: [usize; 4], k: usize, s: usize, pad: u
             for ky in 0..k {
                 for kx in 0..k {
                     let row = &mut cols[((ch * k + ky) * k + kx) * np..][..np];
-                    let shift = (ky as isize - pad as isize) * w as isize + kx as isize - pad as isize;
-                    let (j0, j1) = ((-shift).max(0) as usize, (p as isize - shift).min(p as isize).max(0) as usize);
-                    let lo = (pad.saturating_sub(kx)).min(wo);
-                    let hi = (w + pad).saturating_sub(kx).min(wo).max(lo);
+                    let (shift, j0, j1, lo, hi) = same_offset(ky, kx, pad, w, p);
                     for b in 0..n {
                         let src = &mut row[b * p..][..p];
                         for col in (0..lo).chain(hi..wo) {
