@@ -8,7 +8,9 @@
 //! Activations are kept channel-major, `[C, N, H, W]`, so that a convolution over the whole batch
 //! is a single GEMM `W[Cout, K] x cols[K, N*H*W]` whose result is already in that layout.
 
+use crate::grad::Objective;
 use crate::net::Net;
+use crate::vis::layers::{LayerProbe, Probe, Values, WeightProbe};
 use crate::spec::{Activation, LayerKind, NetSpec, PoolMode};
 use crate::train::{argmax, ChunkStats, Method, TrainConfig};
 use crate::Error;
@@ -122,6 +124,8 @@ struct Buf {
     out: Vec<f32>,
     /// d loss / d output, same layout.
     grad: Vec<f32>,
+    /// d loss / d pre-activation (scratch; `grad` stays d loss / d output).
+    gz: Vec<f32>,
     /// Conv: im2col of the input `[K, N*Ho*Wo]`; fc: the input transposed `[in, N]`.
     cols: Vec<f32>,
     /// Conv/fc: gradient of `cols`.
@@ -183,7 +187,7 @@ impl CpuTrainer {
     }
 
     /// Forward pass of a batch (NCHW images), every layer's output kept in `bufs`.
-#[inline(never)]
+    #[inline(never)]
     fn forward(&mut self, images: &[f32], n: usize) {
         let last = self.spec.score_layer();
         let [c0, h0, w0] = self.spec.input_shape();
@@ -252,61 +256,65 @@ impl CpuTrainer {
         }
     }
 
-    /// Backward pass from the scores' gradient (in `bufs[last].grad`), filling `grads`.
-#[inline(never)]
-    fn backward(&mut self, n: usize) {
-        let last = self.spec.score_layer();
-        for i in (1..=last).rev() {
+    /// Backward pass from layer `from`'s output gradient (in `bufs[from].grad`), filling every
+    /// layer's `grad` and `grads`; the input's gradient only if `input_grad`.
+    #[inline(never)]
+    fn backward(&mut self, n: usize, from: usize, input_grad: bool) {
+        for i in (1..=from).rev() {
             let (before, rest) = self.bufs.split_at_mut(i);
             let below = &mut before[i - 1];
             let buf = &mut rest[0];
             let layer = &self.spec.layers[i];
             let [ci, hi, wi] = layer.in_shape;
             let [co, ho, wo] = layer.out_shape;
-            let need_input_grad = i > 1;
+            let need_input_grad = i > 1 || input_grad;
             below.grad.resize(below.out.len(), 0.0);
             match &layer.kind {
                 LayerKind::Input | LayerKind::Dropout { .. } => below.grad.copy_from_slice(&buf.grad),
                 LayerKind::Act(a) => {
-                    activate_back(Some(*a), &buf.out, &mut buf.grad);
                     below.grad.copy_from_slice(&buf.grad);
+                    activate_back(Some(*a), &buf.out, &mut below.grad);
                 }
                 LayerKind::Conv { size, stride, pad, activation, .. } => {
-                    activate_back(*activation, &buf.out, &mut buf.grad);
+                    buf.gz.clear();
+                    buf.gz.extend_from_slice(&buf.grad);
+                    activate_back(*activation, &buf.out, &mut buf.gz);
                     let k = ci * size * size;
                     let np = n * ho * wo;
                     let (w, g) = (&self.weights[i], &mut self.grads[i]);
                     // dW[Cout, K] = gz[Cout, NP] x cols^T[NP, K]
-                    matmul(co, k, np, &mut g[0], (&buf.grad, 1, np as isize), (&buf.cols, np as isize, 1));
+                    matmul(co, k, np, &mut g[0], (&buf.gz, 1, np as isize), (&buf.cols, np as isize, 1));
                     if let Some(db) = g.get_mut(1) {
-                        for (d, row) in db.iter_mut().zip(buf.grad.chunks(np)) {
+                        for (d, row) in db.iter_mut().zip(buf.gz.chunks(np)) {
                             *d = row.iter().sum();
                         }
                     }
                     if need_input_grad {
                         // dcols[K, NP] = W^T[K, Cout] x gz[Cout, NP], then col2im.
                         buf.dcols.resize(k * np, 0.0);
-                        matmul(k, np, co, &mut buf.dcols, (&w[0], k as isize, 1), (&buf.grad, 1, np as isize));
+                        matmul(k, np, co, &mut buf.dcols, (&w[0], k as isize, 1), (&buf.gz, 1, np as isize));
                         below.grad.iter_mut().for_each(|v| *v = 0.0);
                         col2im(&mut buf.dcols, [ci, n, hi, wi], *size, *stride, *pad, [ho, wo], &mut below.grad);
                     }
                 }
                 LayerKind::Fc { activation, .. } => {
-                    activate_back(*activation, &buf.out, &mut buf.grad);
+                    buf.gz.clear();
+                    buf.gz.extend_from_slice(&buf.grad);
+                    activate_back(*activation, &buf.out, &mut buf.gz);
                     let inp = ci * hi * wi;
                     let p = hi * wi;
                     let (w, g) = (&self.weights[i], &mut self.grads[i]);
                     // dW[out, in] = gz[out, N] x x[N, in]  (x^T is kept as cols [in, N])
-                    matmul(co, inp, n, &mut g[0], (&buf.grad, 1, n as isize), (&buf.cols, n as isize, 1));
+                    matmul(co, inp, n, &mut g[0], (&buf.gz, 1, n as isize), (&buf.cols, n as isize, 1));
                     if let Some(db) = g.get_mut(1) {
-                        for (d, row) in db.iter_mut().zip(buf.grad.chunks(n)) {
+                        for (d, row) in db.iter_mut().zip(buf.gz.chunks(n)) {
                             *d = row.iter().sum();
                         }
                     }
                     if need_input_grad {
                         // dx^T[in, N] = W^T[in, out] x gz[out, N]
                         buf.dcols.resize(inp * n, 0.0);
-                        matmul(inp, n, co, &mut buf.dcols, (&w[0], inp as isize, 1), (&buf.grad, 1, n as isize));
+                        matmul(inp, n, co, &mut buf.dcols, (&w[0], inp as isize, 1), (&buf.gz, 1, n as isize));
                         for c in 0..ci {
                             for b in 0..n {
                                 for q in 0..p {
@@ -360,7 +368,7 @@ impl CpuTrainer {
             }
         }
         let t1 = clock();
-        self.backward(n);
+        self.backward(n, last, false);
         self.steps += 1;
         let c = self.config;
         for (li, layer) in self.weights.iter_mut().enumerate() {
@@ -407,6 +415,91 @@ impl CpuTrainer {
             }
         }
         Ok(out)
+    }
+
+    /// The layer view of one image, as [`crate::vis::layers::probe`] computes it through Burn:
+    /// every layer's output, the gradient of `objective` with respect to it, and every weight with
+    /// its gradient. None when the objective sits above the scores (Burn's path handles that).
+    pub fn probe(&mut self, net: &Net, image: &[f32], objective: &Objective) -> Result<Option<Probe>, Error> {
+        objective.check(net)?;
+        let [d, h, w] = self.spec.input_shape();
+        if image.len() != d * h * w {
+            net.input_tensor(image)?; // its message
+        }
+        if let Some(i) = image.iter().position(|v| !v.is_finite()) {
+            return Err(Error::Input(format!("the image has a non-finite value ({}) at index {i}", image[i])));
+        }
+        let last = self.spec.score_layer();
+        let target = objective.target_layer(net);
+        if target > last {
+            return Ok(None);
+        }
+        let nl = self.spec.layers.len();
+        self.forward(image, 1);
+        // With one image, the channel-major buffers are plain CHW.
+        let mut acts: Vec<Vec<f32>> = (0..=last).map(|i| self.bufs[i].out.clone()).collect();
+        let softmax = |z: &[f32]| {
+            let max = z.iter().cloned().fold(f32::NEG_INFINITY, |a, b| if b > a { b } else { a });
+            let e: Vec<f32> = z.iter().map(|v| (v - max).exp()).collect();
+            let sum: f32 = e.iter().sum();
+            e.into_iter().map(|v| v / sum).collect::<Vec<f32>>()
+        };
+        for _ in last + 1..nl {
+            acts.push(softmax(&acts[last]));
+        }
+        let out = &acts[target];
+        let mut seed = vec![0f32; out.len()];
+        let value = match objective {
+            Objective::Class(i) | Objective::Neuron { index: i, .. } => {
+                seed[*i] = 1.0;
+                out[*i]
+            }
+            Objective::Channel { channel, .. } => {
+                let [_, th, tw] = self.spec.layers[target].out_shape;
+                let hw = th * tw;
+                seed[channel * hw..(channel + 1) * hw].fill(1.0 / hw as f32);
+                out[channel * hw..(channel + 1) * hw].iter().sum::<f32>() / hw as f32
+            }
+            Objective::Loss { label } => {
+                let p = softmax(out);
+                for (k, (g, pk)) in seed.iter_mut().zip(&p).enumerate() {
+                    *g = pk - (k == *label) as u8 as f32;
+                }
+                -p[*label].max(f32::MIN_POSITIVE).ln()
+            }
+        };
+        for i in 0..=target {
+            let len = self.bufs[i].out.len();
+            self.bufs[i].grad.clear();
+            self.bufs[i].grad.resize(len, 0.0);
+        }
+        self.bufs[target].grad.copy_from_slice(&seed);
+        self.backward(1, target, true);
+        let mut layers = Vec::with_capacity(nl);
+        for (i, layer) in self.spec.layers.iter().enumerate() {
+            let shape = layer.out_shape.to_vec();
+            let grad = if i <= target {
+                self.bufs[i].grad.clone()
+            } else {
+                let mut g = vec![0f32; acts[i].len()];
+                if let (Objective::Loss { label }, LayerKind::Softmax) = (objective, &layer.kind) {
+                    g[*label] = -1.0 / acts[i][*label].max(1e-30);
+                }
+                g
+            };
+            let weights = layer
+                .params()
+                .into_iter()
+                .enumerate()
+                .map(|(pi, ps)| {
+                    let g = if i <= target { self.grads[i][pi].clone() } else { vec![0.0; self.weights[i][pi].len()] };
+                    WeightProbe { name: ps.name, value: Values::new(ps.shape.clone(), self.weights[i][pi].clone()), grad: Values::new(ps.shape, g) }
+                })
+                .collect();
+            layers.push(LayerProbe { act: Values::new(shape.clone(), acts[i].clone()), grad: Values::new(shape, grad), weights });
+        }
+        let probs = self.spec.softmax_index().map(|i| acts[i].clone());
+        Ok(Some(Probe { objective: value, probs, layers }))
     }
 
     /// Runs one step per batch (the same contract as [`crate::train::train_chunk`]): if a loss or

@@ -60,7 +60,8 @@ impl Objective {
         }
     }
 
-    fn check(&self, net: &Net) -> Result<(), Error> {
+    /// Whether the objective exists in this net, with a message naming what does not.
+    pub fn check(&self, net: &Net) -> Result<(), Error> {
         let n = net.spec.layers.len();
         let classes = net.spec.classes();
         let bad = |m: String| Err(Error::Objective(m));

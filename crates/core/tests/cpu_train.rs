@@ -109,3 +109,41 @@ fn every_layer_output_matches_burn() {
         }
     }
 }
+
+#[test]
+fn the_fused_probe_matches_burns_layer_view() {
+    use convlens_core::vis::layers;
+    use convlens_core::Objective;
+    let device = convlens_core::backend::cpu();
+    for (si, text) in SPECS.iter().enumerate() {
+        let spec = NetSpec::parse(text).unwrap();
+        let net = Net::init(spec.clone(), 8, &device);
+        let w = pollster::block_on(net.read_weights()).unwrap();
+        let mut fast = CpuTrainer::new(&net, w, TrainConfig::default());
+        let (x, _) = batch(&spec, 1, &mut SplitMix64(2));
+        let last = spec.score_layer();
+        let mut objectives = vec![Objective::Class(1), Objective::Loss { label: spec.classes() - 1 }, Objective::Neuron { layer: 1, index: 3 }];
+        objectives.push(Objective::Channel { layer: last.min(2), channel: 0 });
+        for objective in objectives {
+            let want = pollster::block_on(layers::probe(&net, &x, &objective)).unwrap();
+            let got = fast.probe(&net, &x, &objective).unwrap().expect("at or below the scores");
+            let what = format!("spec {si}, {objective:?}");
+            assert!(close(got.objective, want.objective, 1e-5), "{what}: objective {} vs {}", got.objective, want.objective);
+            assert_eq!(got.probs.is_some(), want.probs.is_some());
+            for (li, (a, b)) in got.layers.iter().zip(&want.layers).enumerate() {
+                for (name, x, y) in [("act", &a.act, &b.act), ("grad", &a.grad, &b.grad)] {
+                    assert_eq!(x.shape, y.shape);
+                    for (k, (u, v)) in x.data.iter().zip(&y.data).enumerate() {
+                        assert!(close(*u, *v, 1e-4), "{what}: layer {li} {name}[{k}]: fused {u} vs burn {v}");
+                    }
+                }
+                for (wa, wb) in a.weights.iter().zip(&b.weights) {
+                    assert_eq!(wa.name, wb.name);
+                    for (k, (u, v)) in wa.grad.data.iter().zip(&wb.grad.data).enumerate() {
+                        assert!(close(*u, *v, 1e-4), "{what}: {} grad[{k}]: fused {u} vs burn {v}", wa.name);
+                    }
+                }
+            }
+        }
+    }
+}

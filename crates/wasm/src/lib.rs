@@ -526,12 +526,33 @@ impl Engine {
 
     /// Activations, gradients and weights of every layer for one image (Promise<Probe>).
     pub fn probe(&self, input: Vec<f32>, objective: JsValue) -> Promise {
-        let net = self.net.clone();
+        let (net, session) = (self.net.clone(), self.session.clone());
+        let fused_ok = self.backend == Backend::Cpu;
         future_to_promise(async move {
             let objective: ObjectiveJs = serde_wasm_bindgen::from_value(objective)
                 .map_err(|e| js_err(format!("objective: {e}; expected {{kind:'class', index}}, {{kind:'neuron', layer, index}}, {{kind:'channel', layer, channel}} or {{kind:'loss', label}}")))?;
+            let objective: Objective = objective.into();
             let net = net.borrow().clone().ok_or_else(|| js_err("no network is loaded"))?;
-            let p = layers::probe(&net, &input, &objective.into()).await.map_err(js_err)?;
+            // On the CPU, the fused path (the same numbers as Burn's, tests/cpu_train.rs), much
+            // faster for one image; Burn for objectives above the scores, other nets and WebGPU.
+            let mut fast = None;
+            if fused_ok && cpu_train::supported(&net.spec) {
+                let existing = session.borrow_mut().fused.take();
+                let mut fused = match existing {
+                    Some(f) => f,
+                    None => {
+                        let cfg = session.borrow().config;
+                        CpuTrainer::new(&net, net.read_weights().await.map_err(js_err)?, cfg)
+                    }
+                };
+                let r = fused.probe(&net, &input, &objective);
+                session.borrow_mut().fused = Some(fused);
+                fast = r.map_err(js_err)?;
+            }
+            let p = match fast {
+                Some(p) => p,
+                None => layers::probe(&net, &input, &objective).await.map_err(js_err)?,
+            };
             Ok(probe_js(&p).into())
         })
     }
