@@ -60,6 +60,32 @@ fn activate_back(a: Option<Activation>, y: &[f32], g: &mut [f32]) {
     }
 }
 
+/// A conv or fc layer's backward, the part both share: the pre-activation gradient `gz` (from the
+/// output gradient), the weight gradient `dW[m, k] = gz[m, n] x cols^T[n, k]` and the bias
+/// gradient (the row sums of `gz`).
+fn weight_grads(buf: &mut Buf, activation: Option<Activation>, g: &mut [Vec<f32>], m: usize, k: usize, n: usize) {
+    buf.gz.clear();
+    buf.gz.extend_from_slice(&buf.grad);
+    activate_back(activation, &buf.out, &mut buf.gz);
+    matmul(m, k, n, &mut g[0], (&buf.gz, 1, n as isize), (&buf.cols, n as isize, 1));
+    if let Some(db) = g.get_mut(1) {
+        for (d, row) in db.iter_mut().zip(buf.gz.chunks(n)) {
+            *d = row.iter().sum();
+        }
+    }
+}
+
+/// Softmax of one row of scores, in place.
+pub fn softmax_in_place(row: &mut [f32]) {
+    let max = row.iter().fold(f32::NEG_INFINITY, |a, &b| if b > a { b } else { a });
+    let mut sum = 0.0;
+    for v in row.iter_mut() {
+        *v = (*v - max).exp();
+        sum += *v;
+    }
+    row.iter_mut().for_each(|v| *v /= sum);
+}
+
 /// The update of one parameter tensor on the host: the same rules as [`crate::train::Optimizer`].
 #[allow(clippy::too_many_arguments)]
 #[inline(never)]
@@ -276,19 +302,10 @@ impl CpuTrainer {
                     activate_back(Some(*a), &buf.out, &mut below.grad);
                 }
                 LayerKind::Conv { size, stride, pad, activation, .. } => {
-                    buf.gz.clear();
-                    buf.gz.extend_from_slice(&buf.grad);
-                    activate_back(*activation, &buf.out, &mut buf.gz);
                     let k = ci * size * size;
                     let np = n * ho * wo;
-                    let (w, g) = (&self.weights[i], &mut self.grads[i]);
-                    // dW[Cout, K] = gz[Cout, NP] x cols^T[NP, K]
-                    matmul(co, k, np, &mut g[0], (&buf.gz, 1, np as isize), (&buf.cols, np as isize, 1));
-                    if let Some(db) = g.get_mut(1) {
-                        for (d, row) in db.iter_mut().zip(buf.gz.chunks(np)) {
-                            *d = row.iter().sum();
-                        }
-                    }
+                    let w = &self.weights[i];
+                    weight_grads(buf, *activation, &mut self.grads[i], co, k, np);
                     if need_input_grad {
                         // dcols[K, NP] = W^T[K, Cout] x gz[Cout, NP], then col2im.
                         buf.dcols.resize(k * np, 0.0);
@@ -298,19 +315,11 @@ impl CpuTrainer {
                     }
                 }
                 LayerKind::Fc { activation, .. } => {
-                    buf.gz.clear();
-                    buf.gz.extend_from_slice(&buf.grad);
-                    activate_back(*activation, &buf.out, &mut buf.gz);
                     let inp = ci * hi * wi;
                     let p = hi * wi;
-                    let (w, g) = (&self.weights[i], &mut self.grads[i]);
-                    // dW[out, in] = gz[out, N] x x[N, in]  (x^T is kept as cols [in, N])
-                    matmul(co, inp, n, &mut g[0], (&buf.gz, 1, n as isize), (&buf.cols, n as isize, 1));
-                    if let Some(db) = g.get_mut(1) {
-                        for (d, row) in db.iter_mut().zip(buf.gz.chunks(n)) {
-                            *d = row.iter().sum();
-                        }
-                    }
+                    let w = &self.weights[i];
+                    // x^T is kept as cols [in, N].
+                    weight_grads(buf, *activation, &mut self.grads[i], co, inp, n);
                     if need_input_grad {
                         // dx^T[in, N] = W^T[in, out] x gz[out, N]
                         buf.dcols.resize(inp * n, 0.0);
@@ -405,14 +414,7 @@ impl CpuTrainer {
             }
         }
         if layer > last {
-            for row in out.chunks_mut(c * p) {
-                let max = row.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
-                let sum: f32 = row.iter_mut().map(|v| {
-                    *v = (*v - max).exp();
-                    *v
-                }).sum();
-                row.iter_mut().for_each(|v| *v /= sum);
-            }
+            out.chunks_mut(c * p).for_each(softmax_in_place);
         }
         Ok(out)
     }
@@ -439,10 +441,9 @@ impl CpuTrainer {
         // With one image, the channel-major buffers are plain CHW.
         let mut acts: Vec<Vec<f32>> = (0..=last).map(|i| self.bufs[i].out.clone()).collect();
         let softmax = |z: &[f32]| {
-            let max = z.iter().cloned().fold(f32::NEG_INFINITY, |a, b| if b > a { b } else { a });
-            let e: Vec<f32> = z.iter().map(|v| (v - max).exp()).collect();
-            let sum: f32 = e.iter().sum();
-            e.into_iter().map(|v| v / sum).collect::<Vec<f32>>()
+            let mut p = z.to_vec();
+            softmax_in_place(&mut p);
+            p
         };
         for _ in last + 1..nl {
             acts.push(softmax(&acts[last]));

@@ -720,12 +720,7 @@ impl Engine {
                 // Softmax of the scores, as train::probabilities.
                 let k = model.spec.classes();
                 let mut p = infer(&session, &model, &images, model.spec.score_layer(), true).await.map_err(js_err)?;
-                for row in p.chunks_mut(k) {
-                    let max = row.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
-                    row.iter_mut().for_each(|v| *v = (*v - max).exp());
-                    let sum: f32 = row.iter().sum();
-                    row.iter_mut().for_each(|v| *v /= sum);
-                }
+                p.chunks_mut(k).for_each(cpu_train::softmax_in_place);
                 p
             } else {
                 train::probabilities(&model, &images, labels.len()).await.map_err(js_err)?
