@@ -8,7 +8,7 @@
 //! Activations are kept channel-major, `[C, N, H, W]`, so that a convolution over the whole batch
 //! is a single GEMM `W[Cout, K] x cols[K, N*H*W]` whose result is already in that layout.
 
-use crate::grad::Objective;
+use crate::grad::{Objective, ReluRule};
 use crate::net::Net;
 use crate::vis::layers::{LayerProbe, Probe, Values, WeightProbe};
 use crate::spec::{Activation, LayerKind, NetSpec, PoolMode};
@@ -60,13 +60,62 @@ fn activate_back(a: Option<Activation>, y: &[f32], g: &mut [f32]) {
     }
 }
 
+/// [`activate_back`] with the ReLU rule of deconvnet or guided backpropagation: both pass only
+/// positive gradients into a ReLU; deconvnet then ignores where the ReLU was off.
+fn activation_back(a: Option<Activation>, rule: ReluRule, y: &[f32], g: &mut [f32]) {
+    if a == Some(Activation::Relu) && rule != ReluRule::Gradient {
+        g.iter_mut().for_each(|v| *v = if *v > 0.0 { *v } else { 0.0 });
+        if rule == ReluRule::Deconvnet {
+            return;
+        }
+    }
+    activate_back(a, y, g);
+}
+
+/// The gradient of `objective` with respect to one image's output `out` of the layer it reads,
+/// and its value.
+fn seed(spec: &NetSpec, objective: &Objective, out: &[f32], seed: &mut [f32]) -> f32 {
+    seed.fill(0.0);
+    let softmax = |z: &[f32]| {
+        let mut p = z.to_vec();
+        softmax_in_place(&mut p);
+        p
+    };
+    match objective {
+        Objective::Class(i) | Objective::Neuron { index: i, .. } => {
+            seed[*i] = 1.0;
+            out[*i]
+        }
+        Objective::Channel { layer, channel } => {
+            let [_, th, tw] = spec.layers[*layer].out_shape;
+            let hw = th * tw;
+            seed[channel * hw..(channel + 1) * hw].fill(1.0 / hw as f32);
+            out[channel * hw..(channel + 1) * hw].iter().sum::<f32>() / hw as f32
+        }
+        Objective::Prob(k) => {
+            let p = softmax(out);
+            for (j, (g, pj)) in seed.iter_mut().zip(&p).enumerate() {
+                *g = p[*k] * ((j == *k) as u8 as f32 - pj);
+            }
+            p[*k]
+        }
+        Objective::Loss { label } => {
+            let p = softmax(out);
+            for (k, (g, pk)) in seed.iter_mut().zip(&p).enumerate() {
+                *g = pk - (k == *label) as u8 as f32;
+            }
+            -p[*label].max(f32::MIN_POSITIVE).ln()
+        }
+    }
+}
+
 /// A conv or fc layer's backward, the part both share: the pre-activation gradient `gz` (from the
 /// output gradient), the weight gradient `dW[m, k] = gz[m, n] x cols^T[n, k]` and the bias
 /// gradient (the row sums of `gz`).
-fn weight_grads(buf: &mut Buf, activation: Option<Activation>, g: &mut [Vec<f32>], m: usize, k: usize, n: usize) {
+fn weight_grads(buf: &mut Buf, activation: Option<Activation>, rule: ReluRule, g: &mut [Vec<f32>], m: usize, k: usize, n: usize) {
     buf.gz.clear();
     buf.gz.extend_from_slice(&buf.grad);
-    activate_back(activation, &buf.out, &mut buf.gz);
+    activation_back(activation, rule, &buf.out, &mut buf.gz);
     matmul(m, k, n, &mut g[0], (&buf.gz, 1, n as isize), (&buf.cols, n as isize, 1));
     if let Some(db) = g.get_mut(1) {
         for (d, row) in db.iter_mut().zip(buf.gz.chunks(n)) {
@@ -285,7 +334,7 @@ impl CpuTrainer {
     /// Backward pass from layer `from`'s output gradient (in `bufs[from].grad`), filling every
     /// layer's `grad` and `grads`; the input's gradient only if `input_grad`.
     #[inline(never)]
-    fn backward(&mut self, n: usize, from: usize, input_grad: bool) {
+    fn backward(&mut self, n: usize, from: usize, input_grad: bool, rule: ReluRule) {
         for i in (1..=from).rev() {
             let (before, rest) = self.bufs.split_at_mut(i);
             let below = &mut before[i - 1];
@@ -299,13 +348,13 @@ impl CpuTrainer {
                 LayerKind::Input | LayerKind::Dropout { .. } => below.grad.copy_from_slice(&buf.grad),
                 LayerKind::Act(a) => {
                     below.grad.copy_from_slice(&buf.grad);
-                    activate_back(Some(*a), &buf.out, &mut below.grad);
+                    activation_back(Some(*a), rule, &buf.out, &mut below.grad);
                 }
                 LayerKind::Conv { size, stride, pad, activation, .. } => {
                     let k = ci * size * size;
                     let np = n * ho * wo;
                     let w = &self.weights[i];
-                    weight_grads(buf, *activation, &mut self.grads[i], co, k, np);
+                    weight_grads(buf, *activation, rule, &mut self.grads[i], co, k, np);
                     if need_input_grad {
                         // dcols[K, NP] = W^T[K, Cout] x gz[Cout, NP], then col2im.
                         buf.dcols.resize(k * np, 0.0);
@@ -319,7 +368,7 @@ impl CpuTrainer {
                     let p = hi * wi;
                     let w = &self.weights[i];
                     // x^T is kept as cols [in, N].
-                    weight_grads(buf, *activation, &mut self.grads[i], co, inp, n);
+                    weight_grads(buf, *activation, rule, &mut self.grads[i], co, inp, n);
                     if need_input_grad {
                         // dx^T[in, N] = W^T[in, out] x gz[out, N]
                         buf.dcols.resize(inp * n, 0.0);
@@ -377,7 +426,7 @@ impl CpuTrainer {
             }
         }
         let t1 = clock();
-        self.backward(n, last, false);
+        self.backward(n, last, false, ReluRule::Gradient);
         self.steps += 1;
         let c = self.config;
         for (li, layer) in self.weights.iter_mut().enumerate() {
@@ -423,59 +472,87 @@ impl CpuTrainer {
     /// every layer's output, the gradient of `objective` with respect to it, and every weight with
     /// its gradient. None when the objective sits above the scores (Burn's path handles that).
     pub fn probe(&mut self, net: &Net, image: &[f32], objective: &Objective) -> Result<Option<Probe>, Error> {
+        self.probe_with(net, image, objective, ReluRule::Gradient)
+    }
+
+    /// Checks a batch of `n` images and the objective; None when the objective reads a layer
+    /// above the scores (Burn's path handles those).
+    fn check_input(&self, net: &Net, images: &[f32], n: usize, objective: &Objective) -> Result<Option<usize>, Error> {
         objective.check(net)?;
         let [d, h, w] = self.spec.input_shape();
-        if image.len() != d * h * w {
-            net.input_tensor(image)?; // its message
+        if n == 0 || images.len() != n * d * h * w {
+            net.input_tensor(images)?; // its message for one image
+            return Err(Error::Input(format!("{} values are not {n} inputs of {d}x{h}x{w}", images.len())));
         }
-        if let Some(i) = image.iter().position(|v| !v.is_finite()) {
-            return Err(Error::Input(format!("the image has a non-finite value ({}) at index {i}", image[i])));
+        if let Some(i) = images.iter().position(|v| !v.is_finite()) {
+            return Err(Error::Input(format!("the image has a non-finite value ({}) at index {i}", images[i])));
         }
-        let last = self.spec.score_layer();
         let target = objective.target_layer(net);
-        if target > last {
-            return Ok(None);
+        Ok((target <= self.spec.score_layer()).then_some(target))
+    }
+
+    /// The objective's value for each of `n` images (NCHW) and its gradient with respect to each
+    /// image (NCHW), with `rule` at every ReLU. None when the objective sits above the scores.
+    pub fn input_grads(&mut self, net: &Net, images: &[f32], n: usize, objective: &Objective, rule: ReluRule) -> Result<Option<(Vec<f32>, Vec<f32>)>, Error> {
+        let Some(target) = self.check_input(net, images, n, objective)? else { return Ok(None) };
+        self.forward(images, n);
+        let [c, h, w] = self.spec.layers[target].out_shape;
+        let p = h * w;
+        let size = c * p;
+        let (mut one, mut g) = (vec![0f32; size], vec![0f32; size]);
+        let mut values = Vec::with_capacity(n);
+        for i in 0..target {
+            let len = self.bufs[i].out.len();
+            self.bufs[i].grad.clear();
+            self.bufs[i].grad.resize(len, 0.0);
         }
+        let buf = &mut self.bufs[target];
+        buf.grad.resize(buf.out.len(), 0.0);
+        for b in 0..n {
+            for ch in 0..c {
+                one[ch * p..(ch + 1) * p].copy_from_slice(&buf.out[(ch * n + b) * p..(ch * n + b + 1) * p]);
+            }
+            values.push(seed(&self.spec, objective, &one, &mut g));
+            for ch in 0..c {
+                buf.grad[(ch * n + b) * p..(ch * n + b + 1) * p].copy_from_slice(&g[ch * p..(ch + 1) * p]);
+            }
+        }
+        self.backward(n, target, true, rule);
+        let [d, hh, ww] = self.spec.input_shape();
+        let q = hh * ww;
+        let src = &self.bufs[0].grad;
+        let mut out = vec![0f32; n * d * q];
+        for b in 0..n {
+            for ch in 0..d {
+                out[(b * d + ch) * q..(b * d + ch + 1) * q].copy_from_slice(&src[(ch * n + b) * q..(ch * n + b + 1) * q]);
+            }
+        }
+        Ok(Some((values, out)))
+    }
+
+    /// [`CpuTrainer::probe`] with `rule` at every ReLU.
+    pub fn probe_with(&mut self, net: &Net, image: &[f32], objective: &Objective, rule: ReluRule) -> Result<Option<Probe>, Error> {
+        let Some(target) = self.check_input(net, image, 1, objective)? else { return Ok(None) };
+        let last = self.spec.score_layer();
         let nl = self.spec.layers.len();
         self.forward(image, 1);
         // With one image, the channel-major buffers are plain CHW.
         let mut acts: Vec<Vec<f32>> = (0..=last).map(|i| self.bufs[i].out.clone()).collect();
-        let softmax = |z: &[f32]| {
-            let mut p = z.to_vec();
-            softmax_in_place(&mut p);
-            p
-        };
         for _ in last + 1..nl {
-            acts.push(softmax(&acts[last]));
+            let mut p = acts[last].clone();
+            softmax_in_place(&mut p);
+            acts.push(p);
         }
-        let out = &acts[target];
-        let mut seed = vec![0f32; out.len()];
-        let value = match objective {
-            Objective::Class(i) | Objective::Neuron { index: i, .. } => {
-                seed[*i] = 1.0;
-                out[*i]
-            }
-            Objective::Channel { channel, .. } => {
-                let [_, th, tw] = self.spec.layers[target].out_shape;
-                let hw = th * tw;
-                seed[channel * hw..(channel + 1) * hw].fill(1.0 / hw as f32);
-                out[channel * hw..(channel + 1) * hw].iter().sum::<f32>() / hw as f32
-            }
-            Objective::Loss { label } => {
-                let p = softmax(out);
-                for (k, (g, pk)) in seed.iter_mut().zip(&p).enumerate() {
-                    *g = pk - (k == *label) as u8 as f32;
-                }
-                -p[*label].max(f32::MIN_POSITIVE).ln()
-            }
-        };
+        let mut g = vec![0f32; acts[target].len()];
+        let value = seed(&self.spec, objective, &acts[target], &mut g);
+        let seed = g;
         for i in 0..=target {
             let len = self.bufs[i].out.len();
             self.bufs[i].grad.clear();
             self.bufs[i].grad.resize(len, 0.0);
         }
         self.bufs[target].grad.copy_from_slice(&seed);
-        self.backward(1, target, true);
+        self.backward(1, target, true, rule);
         let mut layers = Vec::with_capacity(nl);
         for (i, layer) in self.spec.layers.iter().enumerate() {
             let shape = layer.out_shape.to_vec();
@@ -483,8 +560,10 @@ impl CpuTrainer {
                 self.bufs[i].grad.clone()
             } else {
                 let mut g = vec![0f32; acts[i].len()];
-                if let (Objective::Loss { label }, LayerKind::Softmax) = (objective, &layer.kind) {
-                    g[*label] = -1.0 / acts[i][*label].max(1e-30);
+                match (objective, &layer.kind) {
+                    (Objective::Loss { label }, LayerKind::Softmax) => g[*label] = -1.0 / acts[i][*label].max(1e-30),
+                    (Objective::Prob(k), LayerKind::Softmax) => g[*k] = 1.0,
+                    _ => {}
                 }
                 g
             };

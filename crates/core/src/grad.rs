@@ -2,12 +2,13 @@
 //! weight, computed one layer at a time: each step is a vector-Jacobian product from Burn's
 //! autodiff on that layer alone. Going layer by layer yields every intermediate gradient (Burn
 //! keeps only the gradients of leaves), and is where the ReLU rule of deconvnet and guided
-//! backpropagation will plug in.
+//! backpropagation plugs in ([`ReluRule`]). Every function takes a batch: the objective is summed
+//! over the images, which are independent, so each image gets its own gradient.
 
 use burn::tensor::{Tensor, TensorData};
 
 use crate::net::{Net, ParamTensor};
-use crate::spec::LayerKind;
+use crate::spec::{Activation, LayerKind};
 use crate::Error;
 
 /// What to differentiate.
@@ -15,6 +16,8 @@ use crate::Error;
 pub enum Objective {
     /// A class score: the pre-softmax logit of that class.
     Class(usize),
+    /// A class probability: the softmax of the scores at that class.
+    Prob(usize),
     /// One unit of a layer's output, by its flat CHW index.
     Neuron { layer: usize, index: usize },
     /// The mean of one channel of a layer's output.
@@ -24,21 +27,22 @@ pub enum Objective {
 }
 
 impl Objective {
-    /// Parses `class:3`, `neuron:2:17`, `channel:1:4`, `loss:3`.
+    /// Parses `class:3`, `prob:3`, `neuron:2:17`, `channel:1:4`, `loss:3`.
     pub fn parse(s: &str) -> Result<Objective, Error> {
         let parts: Vec<&str> = s.split(':').collect();
         let num = |i: usize| -> Result<usize, Error> {
             parts
                 .get(i)
                 .and_then(|p| p.parse().ok())
-                .ok_or_else(|| Error::Objective(format!("'{s}': expected class:K, neuron:LAYER:INDEX, channel:LAYER:C or loss:LABEL")))
+                .ok_or_else(|| Error::Objective(format!("'{s}': expected class:K, prob:K, neuron:LAYER:INDEX, channel:LAYER:C or loss:LABEL")))
         };
         match parts[0] {
             "class" if parts.len() == 2 => Ok(Objective::Class(num(1)?)),
+            "prob" if parts.len() == 2 => Ok(Objective::Prob(num(1)?)),
             "loss" if parts.len() == 2 => Ok(Objective::Loss { label: num(1)? }),
             "neuron" if parts.len() == 3 => Ok(Objective::Neuron { layer: num(1)?, index: num(2)? }),
             "channel" if parts.len() == 3 => Ok(Objective::Channel { layer: num(1)?, channel: num(2)? }),
-            _ => Err(Error::Objective(format!("'{s}': expected class:K, neuron:LAYER:INDEX, channel:LAYER:C or loss:LABEL"))),
+            _ => Err(Error::Objective(format!("'{s}': expected class:K, prob:K, neuron:LAYER:INDEX, channel:LAYER:C or loss:LABEL"))),
         }
     }
 
@@ -46,6 +50,7 @@ impl Objective {
         let name = |i: usize| net.spec.layers.get(i).map(|l| l.name.as_str()).unwrap_or("?");
         match self {
             Objective::Class(k) => format!("score of class {k}"),
+            Objective::Prob(k) => format!("probability of class {k}"),
             Objective::Neuron { layer, index } => format!("{} unit {index}", name(*layer)),
             Objective::Channel { layer, channel } => format!("{} channel {channel} mean", name(*layer)),
             Objective::Loss { label } => format!("cross-entropy loss, label {label}"),
@@ -55,7 +60,7 @@ impl Objective {
     /// The layer whose output the objective reads.
     pub fn target_layer(&self, net: &Net) -> usize {
         match self {
-            Objective::Class(_) | Objective::Loss { .. } => net.spec.score_layer(),
+            Objective::Class(_) | Objective::Prob(_) | Objective::Loss { .. } => net.spec.score_layer(),
             Objective::Neuron { layer, .. } | Objective::Channel { layer, .. } => *layer,
         }
     }
@@ -66,7 +71,7 @@ impl Objective {
         let classes = net.spec.classes();
         let bad = |m: String| Err(Error::Objective(m));
         match self {
-            Objective::Class(k) | Objective::Loss { label: k } if *k >= classes => {
+            Objective::Class(k) | Objective::Prob(k) | Objective::Loss { label: k } if *k >= classes => {
                 bad(format!("class {k} does not exist; the network has {classes} classes (0..{})", classes - 1))
             }
             Objective::Neuron { layer, .. } | Objective::Channel { layer, .. } if *layer >= n => {
@@ -87,7 +92,7 @@ impl Objective {
 
 /// All the gradients of one objective, on the net's device (not yet read back).
 pub struct Gradients {
-    /// The objective's value (a 1-element tensor).
+    /// The objective's value, one per image.
     pub value: Tensor<1>,
     /// d objective / d output of each layer; `outputs[0]` is the gradient with respect to the input.
     pub outputs: Vec<Tensor<4>>,
@@ -95,41 +100,81 @@ pub struct Gradients {
     pub params: Vec<Vec<Tensor<1>>>,
 }
 
-/// The gradient of one layer's output for the objective, and the objective's value.
+/// How backpropagation passes a gradient `g` through a ReLU whose forward input was `z`: the
+/// three saliency techniques differ only in this rule (Springenberg et al. 2015, fig. 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ReluRule {
+    /// The true gradient: `g` where `z > 0`.
+    #[default]
+    Gradient,
+    /// Zeiler & Fergus's deconvnet: `max(g, 0)`, wherever `z` was.
+    Deconvnet,
+    /// Guided backpropagation: `max(g, 0)` where `z > 0`.
+    Guided,
+}
+
+impl ReluRule {
+    pub fn parse(s: &str) -> Option<ReluRule> {
+        match s {
+            "gradient" => Some(ReluRule::Gradient),
+            "deconvnet" => Some(ReluRule::Deconvnet),
+            "guided" => Some(ReluRule::Guided),
+            _ => None,
+        }
+    }
+}
+
+/// A one-hot row of `size` at `i`, repeated for a batch of `n`.
+fn onehot(i: usize, dims: [usize; 4], device: &burn::tensor::Device) -> Tensor<4> {
+    let size = dims[1] * dims[2] * dims[3];
+    let mut v = vec![0f32; dims[0] * size];
+    v.chunks_mut(size).for_each(|row| row[i] = 1.0);
+    Tensor::<4>::from_data(TensorData::new(v, dims), device)
+}
+
+/// The gradient of one layer's output for the objective, and the objective's value per image.
 fn seed(net: &Net, objective: &Objective, out: &Tensor<4>) -> (Tensor<1>, Tensor<4>) {
     let dims = out.dims();
+    let n = dims[0];
     let size = dims[1] * dims[2] * dims[3];
     let device = &net.device;
-    let onehot = |i: usize| {
-        let mut v = vec![0f32; size];
-        v[i] = 1.0;
-        Tensor::<4>::from_data(TensorData::new(v, dims), device)
-    };
-    let flat: Tensor<1> = out.clone().flatten(0, 3);
+    let flat: Tensor<2> = out.clone().flatten(1, 3);
+    let column = |t: Tensor<2>, i: usize| -> Tensor<1> { t.slice([0..n, i..i + 1]).reshape([n]) };
     match objective {
-        Objective::Class(i) | Objective::Neuron { index: i, .. } => {
-            (flat.slice(*i..*i + 1), onehot(*i))
-        }
+        Objective::Class(i) | Objective::Neuron { index: i, .. } => (column(flat, *i), onehot(*i, dims, device)),
         Objective::Channel { channel, .. } => {
             let hw = dims[2] * dims[3];
-            let mut v = vec![0f32; size];
-            v[channel * hw..(channel + 1) * hw].fill(1.0 / hw as f32);
+            let mut v = vec![0f32; n * size];
+            v.chunks_mut(size).for_each(|row| row[channel * hw..(channel + 1) * hw].fill(1.0 / hw as f32));
             let g = Tensor::<4>::from_data(TensorData::new(v, dims), device);
-            ((out.clone() * g.clone()).sum(), g)
+            let value: Tensor<2> = (out.clone() * g.clone()).flatten::<2>(1, 3).sum_dim(1);
+            (value.reshape([n]), g)
+        }
+        Objective::Prob(k) => {
+            // d p_k / d z = p_k (onehot(k) - p).
+            let p = burn::tensor::activation::softmax(flat, 1);
+            let pk: Tensor<2> = p.clone().slice([0..n, *k..*k + 1]);
+            let g = (onehot(*k, dims, device).flatten::<2>(1, 3) - p) * pk.clone();
+            (pk.reshape([n]), g.reshape(dims))
         }
         Objective::Loss { label } => {
             // loss = logsumexp(z) - z[label];  d loss / d z = softmax(z) - onehot(label).
-            let z: Tensor<2> = out.clone().flatten(1, 3);
-            let log_p = burn::tensor::activation::log_softmax(z.clone(), 1);
-            let value = log_p.flatten::<1>(0, 1).slice(*label..*label + 1).neg();
-            let p = burn::tensor::activation::softmax(z, 1).reshape(dims);
-            (value, p - onehot(*label))
+            let log_p = burn::tensor::activation::log_softmax(flat.clone(), 1);
+            let value = column(log_p, *label).neg();
+            let p = burn::tensor::activation::softmax(flat, 1).reshape(dims);
+            (value, p - onehot(*label, dims, device))
         }
     }
 }
 
 /// Every gradient of `objective` for one image, given the outputs of [`Net::forward_all`].
 pub fn gradients(net: &Net, objective: &Objective, outputs: &[Tensor<4>]) -> Result<Gradients, Error> {
+    gradients_with(net, objective, outputs, ReluRule::Gradient)
+}
+
+/// Every gradient of `objective`, summed over a batch (so per image), with `rule` at every ReLU
+/// (activation layers and activations fused into conv and fc layers alike).
+pub fn gradients_with(net: &Net, objective: &Objective, outputs: &[Tensor<4>], rule: ReluRule) -> Result<Gradients, Error> {
     objective.check(net)?;
     let n = net.spec.layers.len();
     let target = objective.target_layer(net);
@@ -143,15 +188,13 @@ pub fn gradients(net: &Net, objective: &Objective, outputs: &[Tensor<4>]) -> Res
     for i in target + 1..n {
         out_grads[i] = Some(match (objective, &net.spec.layers[i].kind) {
             (Objective::Loss { label }, LayerKind::Softmax) => {
-                let p: Tensor<1> = outputs[i].clone().flatten(0, 3);
-                let pl = p.slice(*label..*label + 1).clamp_min(1e-30);
                 let dims = outputs[i].dims();
-                let size = dims[1] * dims[2] * dims[3];
-                let mut mask = vec![0f32; size];
-                mask[*label] = -1.0;
-                let mask = Tensor::<1>::from_data(TensorData::new(mask, [size]), &net.device);
+                let p: Tensor<2> = outputs[i].clone().flatten(1, 3);
+                let pl = p.slice([0..dims[0], *label..*label + 1]).clamp_min(1e-30);
+                let mask: Tensor<2> = onehot(*label, dims, &net.device).flatten(1, 3).neg();
                 (mask / pl).reshape(dims)
             }
+            (Objective::Prob(k), LayerKind::Softmax) => onehot(*k, outputs[i].dims(), &net.device),
             _ => outputs[i].zeros_like(),
         });
         param_grads[i] = net.params[i].iter().map(|p| p.flat().zeros_like()).collect();
@@ -160,9 +203,19 @@ pub fn gradients(net: &Net, objective: &Objective, outputs: &[Tensor<4>]) -> Res
     // The target layer down to layer 1: one vector-Jacobian product each.
     for i in (1..=target).rev() {
         out_grads[i] = Some(g.clone());
+        let relu = net.spec.layers[i].kind.activation() == Some(Activation::Relu);
+        // Deconvnet and guided backprop pass only positive gradients into a ReLU; deconvnet then
+        // skips the ReLU's own mask, so it differentiates the layer's linear part alone.
+        if relu && rule != ReluRule::Gradient {
+            g = g.clamp_min(0.0);
+        }
         let x = outputs[i - 1].clone().autodiff().require_grad();
         let tracked: Vec<ParamTensor> = net.params[i].iter().map(ParamTensor::tracked).collect();
-        let y = net.forward_layer(i, &tracked, x.clone());
+        let y = if relu && rule == ReluRule::Deconvnet {
+            net.forward_layer_linear(i, &tracked, x.clone())
+        } else {
+            net.forward_layer(i, &tracked, x.clone())
+        };
         let grads = (y * g.clone().autodiff()).sum().backward();
         param_grads[i] = tracked
             .iter()

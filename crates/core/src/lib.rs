@@ -11,6 +11,7 @@ pub mod grad;
 pub mod net;
 pub mod rng;
 pub mod spec;
+pub mod tfjs;
 pub mod train;
 pub mod vis;
 pub mod weights;

@@ -188,7 +188,19 @@ impl Net {
     /// Layer `index`'s forward pass on a batch, in inference mode (dropout off, batchnorm with
     /// running statistics), with the given parameters (so that tracked copies can be passed).
     pub fn forward_layer(&self, index: usize, params: &[ParamTensor], x: Tensor<4>) -> Tensor<4> {
+        self.forward_layer_as(index, params, x, true)
+    }
+
+    /// Layer `index`'s forward pass without the activation fused into a conv or fc layer (an
+    /// activation layer of its own becomes the identity): deconvnet's backward needs the VJP of
+    /// the linear part alone.
+    pub fn forward_layer_linear(&self, index: usize, params: &[ParamTensor], x: Tensor<4>) -> Tensor<4> {
+        self.forward_layer_as(index, params, x, false)
+    }
+
+    fn forward_layer_as(&self, index: usize, params: &[ParamTensor], x: Tensor<4>, act: bool) -> Tensor<4> {
         let layer = &self.spec.layers[index];
+        let act = |a: &Option<Activation>| if act { *a } else { None };
         let batch = x.dims()[0];
         let [d, h, w] = layer.out_shape;
         match &layer.kind {
@@ -196,7 +208,7 @@ impl Net {
             LayerKind::Conv { stride, pad, activation: a, .. } => {
                 let opts = ConvOptions::new([*stride, *stride], [*pad, *pad], [1, 1], 1);
                 let bias = params.get(1).map(ParamTensor::d1);
-                apply_activation(conv2d(x, params[0].d4(), bias, opts), *a)
+                apply_activation(conv2d(x, params[0].d4(), bias, opts), act(a))
             }
             LayerKind::Pool { size, stride, pad, mode } => match mode {
                 PoolMode::Max => max_pool2d(
@@ -218,9 +230,9 @@ impl Net {
                 if let Some(b) = params.get(1) {
                     y = y + b.d1().unsqueeze_dim(0);
                 }
-                apply_activation(y, *a).reshape([batch, d, h, w])
+                apply_activation(y, act(a)).reshape([batch, d, h, w])
             }
-            LayerKind::Act(a) => apply_activation(x, Some(*a)),
+            LayerKind::Act(a) => apply_activation(x, act(&Some(*a))),
             LayerKind::Softmax => {
                 let flat: Tensor<2> = x.flatten(1, 3);
                 activation::softmax(flat, 1).reshape([batch, d, h, w])

@@ -3,7 +3,7 @@
 
 use burn::tensor::Tensor;
 
-use crate::grad::{self, Objective};
+use crate::grad::{self, Objective, ReluRule};
 use crate::{read_all, Error, Net};
 
 /// A tensor read back, with its shape and range.
@@ -52,9 +52,14 @@ pub struct Probe {
 
 /// Runs one image through the net and differentiates the objective.
 pub async fn probe(net: &Net, image: &[f32], objective: &Objective) -> Result<Probe, Error> {
+    probe_with(net, image, objective, ReluRule::Gradient).await
+}
+
+/// [`probe`] with `rule` at every ReLU (deconvnet or guided backpropagation).
+pub async fn probe_with(net: &Net, image: &[f32], objective: &Objective, rule: ReluRule) -> Result<Probe, Error> {
     let x = net.input_tensor(image)?;
     let outputs = net.forward_all(x);
-    let grads = grad::gradients(net, objective, &outputs)?;
+    let grads = grad::gradients_with(net, objective, &outputs, rule)?;
 
     // Everything goes back to the host in one read (a probe has dozens of tensors).
     let mut parts: Vec<Tensor<1>> = vec![grads.value];

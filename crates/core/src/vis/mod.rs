@@ -2,5 +2,7 @@
 //! numbers (`Vec<f32>` with shapes) for a front end to draw; [`grid`] turns them into images for
 //! the CLI.
 
+pub mod attribution;
 pub mod grid;
 pub mod layers;
+pub mod occlusion;

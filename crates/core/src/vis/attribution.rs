@@ -1,0 +1,413 @@
+//! Attribution: which input pixels a target (a class score or probability, a neuron, a channel)
+//! depends on. Vanilla gradient (Simonyan et al. 2014), deconvnet (Zeiler & Fergus 2014) and
+//! guided backpropagation (Springenberg et al. 2015) differ only in the ReLU's backward rule
+//! ([`ReluRule`]); gradient x input, SmoothGrad (Smilkov et al. 2017), integrated gradients
+//! (Sundararajan et al. 2017) and Grad-CAM (Selvaraju et al. 2017) are built on them. Each is
+//! checked against Captum (tests/attribution.rs). Occlusion is in [`super::occlusion`].
+
+use burn::tensor::{Tensor, TensorData};
+
+use crate::cpu_train::CpuTrainer;
+use crate::grad::{self, Objective, ReluRule};
+use crate::rng::SplitMix64;
+use crate::vis::layers::{self, Probe};
+use crate::{read_all, Error, Net};
+
+/// Where gradients come from: the fused CPU path when the net and objective allow it, else Burn
+/// (WebGPU, or objectives above the scores). Both give the same numbers (tests/attribution.rs).
+pub struct Attributor<'a> {
+    pub net: &'a Net,
+    pub fused: Option<&'a mut CpuTrainer>,
+}
+
+/// Images go through in batches of at most this many (SmoothGrad samples, IG steps).
+const BATCH: usize = 16;
+
+impl<'a> Attributor<'a> {
+    pub fn new(net: &'a Net, fused: Option<&'a mut CpuTrainer>) -> Attributor<'a> {
+        Attributor { net, fused }
+    }
+
+    fn image_size(&self) -> usize {
+        self.net.spec.input_shape().iter().product()
+    }
+
+    /// The objective's value for each of `n` images (NCHW) and its gradient with respect to each
+    /// image, with `rule` at every ReLU.
+    pub async fn input_grads(&mut self, images: &[f32], n: usize, objective: &Objective, rule: ReluRule) -> Result<(Vec<f32>, Vec<f32>), Error> {
+        if let Some(fused) = self.fused.as_deref_mut() {
+            if let Some(r) = fused.input_grads(self.net, images, n, objective, rule)? {
+                return Ok(r);
+            }
+        }
+        let [d, h, w] = self.net.spec.input_shape();
+        if n == 0 || images.len() != n * d * h * w {
+            self.net.input_tensor(images)?;
+            return Err(Error::Input(format!("{} values are not {n} inputs of {d}x{h}x{w}", images.len())));
+        }
+        if let Some(i) = images.iter().position(|v| !v.is_finite()) {
+            return Err(Error::Input(format!("the image has a non-finite value ({}) at index {i}", images[i])));
+        }
+        let x = Tensor::<4>::from_data(TensorData::new(images.to_vec(), [n, d, h, w]), &self.net.device);
+        let outputs = self.net.forward_all(x);
+        let g = grad::gradients_with(self.net, objective, &outputs, rule)?;
+        let input_grad = g.outputs.into_iter().next().expect("the input's gradient").flatten(0, 3);
+        let mut r = read_all(vec![g.value, input_grad]).await?.into_iter();
+        Ok((r.next().unwrap_or_default(), r.next().unwrap_or_default()))
+    }
+
+    /// The same for many images, in batches of [`BATCH`].
+    async fn input_grads_batched(&mut self, images: &[f32], objective: &Objective, rule: ReluRule) -> Result<(Vec<f32>, Vec<f32>), Error> {
+        let size = self.image_size();
+        let (mut values, mut grads) = (vec![], vec![]);
+        for chunk in images.chunks(BATCH * size) {
+            let (v, g) = self.input_grads(chunk, chunk.len() / size, objective, rule).await?;
+            values.extend(v);
+            grads.extend(g);
+        }
+        Ok((values, grads))
+    }
+
+    /// The net's last output (the probabilities, for a net ending in a softmax) for `n` images.
+    pub async fn outputs(&mut self, images: &[f32], n: usize) -> Result<Vec<f32>, Error> {
+        let last = self.net.spec.layers.len() - 1;
+        if let Some(fused) = self.fused.as_deref_mut() {
+            if last <= self.net.spec.score_layer() + 1 {
+                return fused.layer_output(images, n, last);
+            }
+        }
+        let [d, h, w] = self.net.spec.input_shape();
+        if n == 0 || images.len() != n * d * h * w {
+            return Err(Error::Input(format!("{} values are not {n} inputs of {d}x{h}x{w}", images.len())));
+        }
+        let x = Tensor::<4>::from_data(TensorData::new(images.to_vec(), [n, d, h, w]), &self.net.device);
+        let out = self.net.forward_all(x).pop().expect("a net has layers");
+        crate::read(out.flatten::<1>(0, 3)).await
+    }
+
+    /// The layer view of one image with `rule` at every ReLU.
+    pub async fn probe(&mut self, image: &[f32], objective: &Objective, rule: ReluRule) -> Result<Probe, Error> {
+        if let Some(fused) = self.fused.as_deref_mut() {
+            if let Some(p) = fused.probe_with(self.net, image, objective, rule)? {
+                return Ok(p);
+            }
+        }
+        layers::probe_with(self.net, image, objective, rule).await
+    }
+}
+
+/// The attribution methods.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// d target / d input (Simonyan et al.'s saliency before taking its absolute value).
+    Gradient,
+    Deconvnet,
+    Guided,
+    /// The gradient times the input.
+    GradientXInput,
+    /// The gradient averaged over noisy copies of the input.
+    SmoothGrad,
+    /// The gradient integrated along the straight path from a baseline to the input.
+    IntegratedGradients,
+    /// A conv layer's channels weighted by their mean gradient, summed (at that layer's size).
+    GradCam,
+}
+
+impl Method {
+    pub const ALL: [Method; 7] = [
+        Method::Gradient,
+        Method::Deconvnet,
+        Method::Guided,
+        Method::GradientXInput,
+        Method::SmoothGrad,
+        Method::IntegratedGradients,
+        Method::GradCam,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Gradient => "gradient",
+            Method::Deconvnet => "deconvnet",
+            Method::Guided => "guided",
+            Method::GradientXInput => "gradient-x-input",
+            Method::SmoothGrad => "smoothgrad",
+            Method::IntegratedGradients => "integrated-gradients",
+            Method::GradCam => "grad-cam",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Method, Error> {
+        Method::ALL.into_iter().find(|m| m.name() == s).ok_or_else(|| {
+            let names: Vec<&str> = Method::ALL.iter().map(|m| m.name()).collect();
+            Error::Input(format!("unknown attribution method '{s}'; expected one of {}", names.join(", ")))
+        })
+    }
+}
+
+/// How integrated gradients samples the path (Captum's names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Quadrature {
+    /// Gauss-Legendre nodes and weights on [0, 1] (Captum's default).
+    GaussLegendre,
+    /// Captum's `riemann_trapezoid`: `n` evenly spaced points from 0 to 1, each weighted 1/n
+    /// and the two ends 1/(2n). (Captum's weights sum to (n-1)/n, not 1, so the completeness
+    /// delta carries an extra 1/n of the score difference; it is kept for parity with Captum.)
+    Trapezoid,
+}
+
+impl Quadrature {
+    pub fn parse(s: &str) -> Result<Quadrature, Error> {
+        match s {
+            "gausslegendre" | "gauss-legendre" => Ok(Quadrature::GaussLegendre),
+            "riemann_trapezoid" | "trapezoid" => Ok(Quadrature::Trapezoid),
+            _ => Err(Error::Input(format!("unknown integration rule '{s}'; expected gausslegendre or trapezoid"))),
+        }
+    }
+
+    /// The points `alpha` in [0, 1] and their weights.
+    pub fn points(self, steps: usize) -> (Vec<f64>, Vec<f64>) {
+        match self {
+            Quadrature::GaussLegendre => gauss_legendre(steps),
+            Quadrature::Trapezoid if steps == 1 => (vec![1.0], vec![1.0]),
+            Quadrature::Trapezoid => {
+                let h = 1.0 / steps as f64;
+                let alphas = (0..steps).map(|i| i as f64 / (steps - 1) as f64).collect();
+                let weights = (0..steps).map(|i| if i == 0 || i == steps - 1 { h / 2.0 } else { h }).collect();
+                (alphas, weights)
+            }
+        }
+    }
+}
+
+/// Gauss-Legendre nodes and weights mapped to [0, 1] (Newton's method on the Legendre
+/// polynomial; the same as numpy's `leggauss`, which Captum uses, to rounding).
+pub fn gauss_legendre(n: usize) -> (Vec<f64>, Vec<f64>) {
+    let mut nodes = vec![0.0; n];
+    let mut weights = vec![0.0; n];
+    for i in 0..n.div_ceil(2) {
+        let mut x = (std::f64::consts::PI * (i as f64 + 0.75) / (n as f64 + 0.5)).cos();
+        let mut dp = 1.0;
+        for _ in 0..100 {
+            // P_n(x) and its derivative by the three-term recurrence.
+            let (mut p0, mut p1) = (1.0, x);
+            for k in 2..=n {
+                let p2 = ((2 * k - 1) as f64 * x * p1 - (k - 1) as f64 * p0) / k as f64;
+                p0 = p1;
+                p1 = p2;
+            }
+            let pn = if n == 1 { x } else { p1 };
+            let pm = if n == 1 { 1.0 } else { p0 };
+            dp = n as f64 * (x * pn - pm) / (x * x - 1.0);
+            let dx = pn / dp;
+            x -= dx;
+            if dx.abs() < 1e-15 {
+                break;
+            }
+        }
+        let w = 2.0 / ((1.0 - x * x) * dp * dp);
+        // Ascending order on [-1, 1]: -x first.
+        nodes[i] = -x;
+        nodes[n - 1 - i] = x;
+        weights[i] = w;
+        weights[n - 1 - i] = w;
+    }
+    (nodes.iter().map(|x| 0.5 * (1.0 + x)).collect(), weights.iter().map(|w| 0.5 * w).collect())
+}
+
+/// The settings of one attribution; [`Settings::default`] gives the papers' defaults.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    pub method: Method,
+    /// SmoothGrad: the noise's standard deviation as a fraction of the image's value range
+    /// (Smilkov et al. use 10-20%).
+    pub noise: f32,
+    pub samples: usize,
+    pub seed: u64,
+    /// SmoothGrad with given noise (`samples` x image), instead of drawing it from `seed`.
+    pub noise_values: Option<Vec<f32>>,
+    /// Integrated gradients: the baseline, one value for every pixel or a whole image.
+    pub baseline: Vec<f32>,
+    pub steps: usize,
+    pub quadrature: Quadrature,
+    /// Grad-CAM: the layer, and whether negative evidence is cut (the paper's ReLU).
+    pub layer: Option<usize>,
+    pub relu: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Settings {
+        Settings {
+            method: Method::Gradient,
+            noise: 0.15,
+            samples: 25,
+            seed: 1,
+            noise_values: None,
+            baseline: vec![0.0],
+            steps: 50,
+            quadrature: Quadrature::GaussLegendre,
+            layer: None,
+            relu: true,
+        }
+    }
+}
+
+/// An attribution map and what goes with it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Attribution {
+    /// The map at the input's shape `[C, H, W]` (Grad-CAM: upsampled bilinearly, one channel).
+    pub map: Vec<f32>,
+    pub shape: [usize; 3],
+    /// The target's value for the image.
+    pub value: f32,
+    /// Grad-CAM: the map at its layer's size `[h, w]`.
+    pub layer_map: Option<(Vec<f32>, [usize; 2])>,
+    /// Integrated gradients: sum of the map minus (f(input) - f(baseline)); near 0 when the
+    /// path integral is well approximated (the completeness axiom).
+    pub delta: Option<f32>,
+}
+
+/// Gaussian noise for SmoothGrad: `samples` images of N(0, (level * range)^2), range being the
+/// image's max minus min (or 1 for a flat image).
+pub fn smoothgrad_noise(image: &[f32], level: f32, samples: usize, seed: u64) -> Vec<f32> {
+    let (lo, hi) = image.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
+    let range = if hi > lo { hi - lo } else { 1.0 };
+    let std = (level * range) as f64;
+    let mut rng = SplitMix64(seed);
+    (0..samples * image.len()).map(|_| (rng.normal() * std) as f32).collect()
+}
+
+/// Computes one attribution map for one image (CHW).
+pub async fn attribute(at: &mut Attributor<'_>, image: &[f32], objective: &Objective, s: &Settings) -> Result<Attribution, Error> {
+    let shape = at.net.spec.input_shape();
+    let size = at.image_size();
+    if image.len() != size {
+        at.net.input_tensor(image)?;
+    }
+    let simple = |value: f32, map: Vec<f32>| Attribution { map, shape, value, layer_map: None, delta: None };
+    match s.method {
+        Method::Gradient | Method::Deconvnet | Method::Guided | Method::GradientXInput => {
+            let rule = match s.method {
+                Method::Deconvnet => ReluRule::Deconvnet,
+                Method::Guided => ReluRule::Guided,
+                _ => ReluRule::Gradient,
+            };
+            let (v, mut g) = at.input_grads(image, 1, objective, rule).await?;
+            if s.method == Method::GradientXInput {
+                g.iter_mut().zip(image).for_each(|(g, x)| *g *= x);
+            }
+            Ok(simple(v[0], g))
+        }
+        Method::SmoothGrad => {
+            let noise = match &s.noise_values {
+                Some(n) if n.is_empty() || n.len() % size != 0 => {
+                    return Err(Error::Input(format!("SmoothGrad noise has {} values, not a multiple of the image's {size}", n.len())))
+                }
+                Some(n) => n.clone(),
+                None => {
+                    if s.samples == 0 || s.samples > 1000 {
+                        return Err(Error::Input(format!("SmoothGrad needs 1 to 1000 samples, not {}", s.samples)));
+                    }
+                    smoothgrad_noise(image, s.noise, s.samples, s.seed)
+                }
+            };
+            let samples = noise.len() / size;
+            let noisy: Vec<f32> = noise.chunks(size).flat_map(|n| n.iter().zip(image).map(|(n, x)| x + n)).collect();
+            let (_, grads) = at.input_grads_batched(&noisy, objective, ReluRule::Gradient).await?;
+            let mut map = vec![0f32; size];
+            for g in grads.chunks(size) {
+                map.iter_mut().zip(g).for_each(|(m, g)| *m += g);
+            }
+            map.iter_mut().for_each(|m| *m /= samples as f32);
+            let (v, _) = at.input_grads(image, 1, objective, ReluRule::Gradient).await?;
+            Ok(simple(v[0], map))
+        }
+        Method::IntegratedGradients => {
+            if s.steps == 0 || s.steps > 1000 {
+                return Err(Error::Input(format!("integrated gradients needs 1 to 1000 steps, not {}", s.steps)));
+            }
+            let baseline: Vec<f32> = match s.baseline.len() {
+                1 => vec![s.baseline[0]; size],
+                n if n == size => s.baseline.clone(),
+                n => return Err(Error::Input(format!("the baseline has {n} values; expected 1 or the image's {size}"))),
+            };
+            let (alphas, weights) = s.quadrature.points(s.steps);
+            let path: Vec<f32> = alphas
+                .iter()
+                .flat_map(|&a| baseline.iter().zip(image).map(move |(b, x)| b + (a as f32) * (x - b)))
+                .collect();
+            let (_, grads) = at.input_grads_batched(&path, objective, ReluRule::Gradient).await?;
+            let mut sum = vec![0f64; size];
+            for (g, w) in grads.chunks(size).zip(&weights) {
+                sum.iter_mut().zip(g).for_each(|(s, g)| *s += w * *g as f64);
+            }
+            let map: Vec<f32> = sum.iter().zip(image).zip(&baseline).map(|((s, x), b)| (s * (x - b) as f64) as f32).collect();
+            let ends: Vec<f32> = image.iter().chain(&baseline).copied().collect();
+            let (v, _) = at.input_grads(&ends, 2, objective, ReluRule::Gradient).await?;
+            let total: f64 = map.iter().map(|&m| m as f64).sum();
+            let delta = (total - (v[0] as f64 - v[1] as f64)) as f32;
+            Ok(Attribution { map, shape, value: v[0], layer_map: None, delta: Some(delta) })
+        }
+        Method::GradCam => {
+            let target = objective.target_layer(at.net);
+            let layer = s.layer.unwrap_or_else(|| default_cam_layer(at.net, target));
+            if layer == 0 || layer >= target {
+                return Err(Error::Input(format!(
+                    "Grad-CAM needs a layer between the input and the target's layer {target} ({}); layer {layer} is not",
+                    at.net.spec.layers[target].name
+                )));
+            }
+            let probe = at.probe(image, objective, ReluRule::Gradient).await?;
+            let lp = &probe.layers[layer];
+            let [c, h, w] = at.net.spec.layers[layer].out_shape;
+            let mut cam = grad_cam(&lp.act.data, &lp.grad.data, c, h * w);
+            if s.relu {
+                cam.iter_mut().for_each(|v| *v = v.max(0.0));
+            }
+            let up = upsample_bilinear(&cam, [h, w], [shape[1], shape[2]]);
+            Ok(Attribution { map: up, shape: [1, shape[1], shape[2]], value: probe.objective, layer_map: Some((cam, [h, w])), delta: None })
+        }
+    }
+}
+
+/// The last layer below `target` with more than one position (Grad-CAM's usual choice: the
+/// last convolutional feature maps).
+pub fn default_cam_layer(net: &Net, target: usize) -> usize {
+    (1..target).rev().find(|&i| {
+        let [_, h, w] = net.spec.layers[i].out_shape;
+        h * w > 1 && !matches!(net.spec.layers[i].kind, crate::spec::LayerKind::Pool { .. })
+    }).unwrap_or(1)
+}
+
+/// Grad-CAM before its ReLU: `sum_c mean(grad_c) * act_c`.
+pub fn grad_cam(act: &[f32], grad: &[f32], channels: usize, positions: usize) -> Vec<f32> {
+    let mut cam = vec![0f32; positions];
+    for c in 0..channels {
+        let g = &grad[c * positions..(c + 1) * positions];
+        let alpha = g.iter().map(|&v| v as f64).sum::<f64>() / positions as f64;
+        for (m, a) in cam.iter_mut().zip(&act[c * positions..(c + 1) * positions]) {
+            *m += (alpha * *a as f64) as f32;
+        }
+    }
+    cam
+}
+
+/// Bilinear resize of one plane as PyTorch's `interpolate(mode="bilinear", align_corners=False)`.
+pub fn upsample_bilinear(src: &[f32], [h, w]: [usize; 2], [oh, ow]: [usize; 2]) -> Vec<f32> {
+    let coord = |o: usize, n: usize, on: usize| -> (usize, usize, f32) {
+        let x = ((o as f32 + 0.5) * (n as f32 / on as f32) - 0.5).max(0.0);
+        let i0 = (x.floor() as usize).min(n - 1);
+        let i1 = (i0 + 1).min(n - 1);
+        (i0, i1, x - i0 as f32)
+    };
+    let mut out = vec![0f32; oh * ow];
+    for y in 0..oh {
+        let (y0, y1, ly) = coord(y, h, oh);
+        for x in 0..ow {
+            let (x0, x1, lx) = coord(x, w, ow);
+            let top = src[y0 * w + x0] * (1.0 - lx) + src[y0 * w + x1] * lx;
+            let bottom = src[y1 * w + x0] * (1.0 - lx) + src[y1 * w + x1] * lx;
+            out[y * ow + x] = top * (1.0 - ly) + bottom * ly;
+        }
+    }
+    out
+}
