@@ -8,7 +8,11 @@ use clap::{Parser, Subcommand};
 use convlens_core::backend::{self, Backend};
 use convlens_core::burn::tensor::Device;
 use convlens_core::vis::grid::{self, ColorMap};
+use convlens_core::cpu_train::CpuTrainer;
+use convlens_core::train::TrainConfig;
+use convlens_core::vis::attribution::{self, Attributor, Display, Method, Settings};
 use convlens_core::vis::layers;
+use convlens_core::vis::occlusion::{self, Fill, Occlusion};
 use convlens_core::{Net, NetSpec, Objective, weights};
 
 #[derive(Parser)]
@@ -20,7 +24,8 @@ struct Cli {
 
 #[derive(clap::Args)]
 struct ModelArgs {
-    /// Network spec (.json), or a .safetensors file that carries its spec.
+    /// Network spec (.json), a .safetensors file that carries its spec, or a TF.js layers
+    /// model.json (its weight shards are read from beside it).
     #[arg(long)]
     model: PathBuf,
     /// Weights (.safetensors, PyTorch names and layouts). Default: a seeded random init.
@@ -97,6 +102,83 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Attribution map for one image: gradient, deconvnet, guided, gradient-x-input,
+    /// smoothgrad, integrated-gradients or grad-cam. Writes .npy (the raw [C,H,W] map) or .png.
+    Attribute {
+        #[command(flatten)]
+        model: ModelArgs,
+        /// Image: .npy (float32, CHW) or PNG/JPEG/BMP (scaled to [0,1], center-cropped).
+        #[arg(long)]
+        image: PathBuf,
+        #[arg(long, default_value = "gradient")]
+        method: String,
+        /// predicted (the top class's score), class:K, prob:K, neuron:LAYER:INDEX or channel:LAYER:C.
+        #[arg(long, default_value = "predicted")]
+        target: String,
+        /// map.npy (raw values) or map.png (drawn; see --display).
+        #[arg(long)]
+        out: PathBuf,
+        /// PNG: abs (max |value| over channels, viridis), signed (channel sum, RdBu) or overlay
+        /// (on the image). Default: signed for deconvnet, guided, gradient-x-input and
+        /// integrated-gradients; abs for gradient and smoothgrad; overlay for grad-cam.
+        #[arg(long)]
+        display: Option<String>,
+        /// SmoothGrad: noise level (a fraction of the image's value range) and sample count.
+        #[arg(long, default_value_t = 0.15)]
+        noise: f32,
+        #[arg(long, default_value_t = 25)]
+        samples: usize,
+        /// SmoothGrad: the noise's seed.
+        #[arg(long, default_value_t = 1)]
+        noise_seed: u64,
+        /// Integrated gradients: baseline value, steps and rule (gausslegendre or riemann_trapezoid).
+        #[arg(long, default_value_t = 0.0)]
+        baseline: f32,
+        #[arg(long, default_value_t = 50)]
+        steps: usize,
+        #[arg(long, default_value = "gausslegendre")]
+        rule: String,
+        /// Grad-CAM: the layer (default: the last spatial layer below the target) and no ReLU.
+        #[arg(long)]
+        layer: Option<usize>,
+        #[arg(long)]
+        no_relu: bool,
+        /// Pixels per input pixel in the PNG.
+        #[arg(long, default_value_t = 8)]
+        scale: usize,
+        /// Also time the attribution this many times and print the median (a benchmark).
+        #[arg(long, default_value_t = 0)]
+        repeat: usize,
+    },
+    /// Occlusion: slide a patch over the image and map one class's probability (and its drop)
+    /// against the patch position. Writes .npy ([ny, nx] probabilities) or .png (the drop in
+    /// probability, RdBu, over the image), and prints the most damaging position.
+    Occlude {
+        #[command(flatten)]
+        model: ModelArgs,
+        #[arg(long)]
+        image: PathBuf,
+        /// The class to track (default: the predicted one).
+        #[arg(long)]
+        class: Option<usize>,
+        #[arg(long, default_value_t = 8)]
+        window: usize,
+        #[arg(long, default_value_t = 2)]
+        stride: usize,
+        /// gray, black, white, blur, mean:V[,V,V] or a number.
+        #[arg(long, default_value = "gray")]
+        fill: String,
+        /// Occluded images per batch.
+        #[arg(long, default_value_t = 64)]
+        batch: usize,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 8)]
+        scale: usize,
+        /// Also time the whole occlusion this many times and print the median (a benchmark).
+        #[arg(long, default_value_t = 0)]
+        repeat: usize,
+    },
     /// Write the model's weights (e.g. a seeded init) as safetensors with the spec embedded.
     Export {
         #[command(flatten)]
@@ -131,6 +213,15 @@ fn read(path: &Path) -> Result<Vec<u8>> {
 async fn load(m: &ModelArgs) -> Result<Net> {
     let device = device(&m.backend).await?;
     let model_bytes = read(&m.model)?;
+    if m.model.extension().is_some_and(|e| e == "json") && model_bytes.windows(13).any(|w| w == b"modelTopology") {
+        let text = String::from_utf8(model_bytes).map_err(|_| format!("{} is not UTF-8 JSON", m.model.display()))?;
+        let dir = m.model.parent().unwrap_or(Path::new(".")).to_path_buf();
+        let model = convlens_core::tfjs::load(&text, &mut |p| {
+            std::fs::read(dir.join(p)).map_err(|e| convlens_core::Error::Weights(format!("cannot read {}: {e}", dir.join(p).display())))
+        })
+        .map_err(|e| format!("{}: {e}", m.model.display()))?;
+        return Ok(Net::with_weights(model.spec, model.weights, &device));
+    }
     let (spec_text, embedded_weights) = if m.model.extension().is_some_and(|e| e == "safetensors") {
         let spec = weights::embedded_spec(&model_bytes)
             .map_err(|e| e.to_string())?
@@ -186,6 +277,27 @@ fn load_image(path: &Path, spec: &NetSpec) -> Result<Vec<f32>> {
         _ => return Err(format!("images can feed 1- or 3-channel inputs; this network's input has {d}; use .npy")),
     }
     Ok(out)
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// The fused CPU path for this net when the backend is the CPU and the net allows it.
+async fn fused_path(net: &Net, m: &ModelArgs) -> Result<Option<CpuTrainer>> {
+    if m.backend != "cpu" || !convlens_core::cpu_train::supported(&net.spec) {
+        return Ok(None);
+    }
+    let w = net.read_weights().await.map_err(|e| e.to_string())?;
+    Ok(Some(CpuTrainer::new(net, w, TrainConfig::default())))
+}
+
+/// The class with the highest score for one image.
+async fn predicted(net: &Net, fused: Option<&mut CpuTrainer>, image: &[f32]) -> Result<usize> {
+    let mut at = Attributor::new(net, fused);
+    let out = at.outputs(image, 1).await.map_err(|e| e.to_string())?;
+    Ok(convlens_core::train::argmax(&out))
 }
 
 fn write_png(path: &Path, img: &grid::Image) -> Result<()> {
@@ -309,6 +421,106 @@ async fn run(cli: Cli) -> Result<()> {
             let bytes = weights::save(&net.spec, &w).map_err(|e| e.to_string())?;
             std::fs::write(&out, bytes).map_err(|e| format!("cannot write {}: {e}", out.display()))?;
             println!("wrote {}", out.display());
+            Ok(())
+        }
+        Command::Attribute {
+            model, image, method, target, out, display, noise, samples, noise_seed, baseline, steps, rule, layer, no_relu, scale, repeat,
+        } => {
+            let net = load(&model).await?;
+            let input = load_image(&image, &net.spec)?;
+            let mut fused = fused_path(&net, &model).await?;
+            let objective = match target.as_str() {
+                "predicted" => Objective::Class(predicted(&net, fused.as_mut(), &input).await?),
+                t => Objective::parse(t).map_err(|e| e.to_string())?,
+            };
+            let method = Method::parse(&method).map_err(|e| e.to_string())?;
+            let settings = Settings {
+                method,
+                noise,
+                samples,
+                seed: noise_seed,
+                baseline: vec![baseline],
+                steps,
+                quadrature: attribution::Quadrature::parse(&rule).map_err(|e| e.to_string())?,
+                layer,
+                relu: !no_relu,
+                ..Settings::default()
+            };
+            let mut at = Attributor::new(&net, fused.as_mut());
+            if repeat > 0 {
+                let mut times = vec![];
+                for _ in 0..repeat + 2 {
+                    let t0 = std::time::Instant::now();
+                    attribution::attribute(&mut at, &input, &objective, &settings).await.map_err(|e| e.to_string())?;
+                    times.push(t0.elapsed().as_secs_f64() * 1e3);
+                }
+                println!("{}: median {:.2} ms over {repeat} runs ({} backend)", method.name(), median(&mut times[2..].to_vec()), model.backend);
+            }
+            let a = attribution::attribute(&mut at, &input, &objective, &settings).await.map_err(|e| e.to_string())?;
+            let [c, h, w] = a.shape;
+            if out.extension().is_some_and(|e| e == "npy") {
+                npy::write(&out, &a.shape, &a.map).map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+            } else {
+                let display = display.unwrap_or_else(|| {
+                    if method == Method::GradCam { "overlay" } else if method.display() == Display::Signed { "signed" } else { "abs" }.to_string()
+                });
+                let img = match display.as_str() {
+                    "abs" => grid::heatmap(&attribution::reduce(&a.map, a.shape, Display::Abs), h, w, ColorMap::Viridis, scale),
+                    "signed" => grid::heatmap(&attribution::reduce(&a.map, a.shape, Display::Signed), h, w, ColorMap::Diverging, scale),
+                    "overlay" => {
+                        let plane = attribution::reduce(&a.map, a.shape, method.display());
+                        let map = if method.display() == Display::Signed { ColorMap::Diverging } else { ColorMap::Viridis };
+                        grid::overlay(&input, net.spec.input_shape()[0], &plane, h, w, map, scale)
+                    }
+                    d => return Err(format!("unknown display '{d}'; expected abs, signed or overlay")),
+                };
+                write_png(&out, &img)?;
+            }
+            let extra = a.delta.map(|d| format!(", completeness delta {d:.3e}")).unwrap_or_default();
+            println!("{} of {} = {}{extra}; wrote {c}x{h}x{w} map to {}", method.name(), objective.describe(&net), a.value, out.display());
+            Ok(())
+        }
+        Command::Occlude { model, image, class, window, stride, fill, batch, out, scale, repeat } => {
+            let net = load(&model).await?;
+            let input = load_image(&image, &net.spec)?;
+            let mut fused = fused_path(&net, &model).await?;
+            let class = match class {
+                Some(k) => k,
+                None => predicted(&net, fused.as_mut(), &input).await?,
+            };
+            let settings = occlusion::Settings { window, stride, fill: Fill::parse(&fill, window).map_err(|e| e.to_string())?, class };
+            let mut at = Attributor::new(&net, fused.as_mut());
+            let mut times = vec![];
+            let mut occ = None;
+            for _ in 0..repeat.max(1) + if repeat > 0 { 2 } else { 0 } {
+                let t0 = std::time::Instant::now();
+                let mut o = Occlusion::new(&mut at, &input, settings.clone()).await.map_err(|e| e.to_string())?;
+                while !o.run(&mut at, batch).await.map_err(|e| e.to_string())? {}
+                times.push(t0.elapsed().as_secs_f64() * 1e3);
+                occ = Some(o);
+            }
+            let occ = occ.expect("ran at least once");
+            if repeat > 0 {
+                println!("occlusion: {} positions, median {:.1} ms over {repeat} runs ({} backend)", occ.total(), median(&mut times[2..].to_vec()), model.backend);
+            }
+            if out.extension().is_some_and(|e| e == "npy") {
+                npy::write(&out, &[occ.ny, occ.nx], &occ.grid).map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+            } else {
+                let [c, h, w] = net.spec.input_shape();
+                let drop: Vec<f32> = occ.attribution();
+                let _ = c;
+                write_png(&out, &grid::overlay(&input, net.spec.input_shape()[0], &drop, h, w, ColorMap::Diverging, scale))?;
+            }
+            let (worst, low) = occ.grid.iter().enumerate().fold((0, f32::INFINITY), |a, (i, &v)| if v < a.1 { (i, v) } else { a });
+            println!(
+                "class {class}: {:.4} unoccluded; lowest {low:.4} with the patch at y={}, x={}; {}x{} positions; wrote {}",
+                occ.base,
+                (worst / occ.nx) * stride,
+                (worst % occ.nx) * stride,
+                occ.ny,
+                occ.nx,
+                out.display()
+            );
             Ok(())
         }
         Command::Probe { model, image, target, out, scale, repeat } => {

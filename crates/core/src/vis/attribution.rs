@@ -144,6 +144,36 @@ impl Method {
     }
 }
 
+/// How a map `[C, H, W]` becomes one plane to look at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Display {
+    /// max over channels of |value| (Simonyan et al.'s saliency map).
+    Abs,
+    /// The sum over channels, sign kept (evidence for and against).
+    Signed,
+}
+
+impl Method {
+    /// How the method's maps are usually shown: signed where the sign means something.
+    pub fn display(self) -> Display {
+        match self {
+            Method::Gradient | Method::SmoothGrad | Method::GradCam => Display::Abs,
+            _ => Display::Signed,
+        }
+    }
+}
+
+/// One plane `[H, W]` from a map `[C, H, W]`.
+pub fn reduce(map: &[f32], [c, h, w]: [usize; 3], display: Display) -> Vec<f32> {
+    let p = h * w;
+    (0..p)
+        .map(|i| match display {
+            Display::Abs => (0..c).map(|k| map[k * p + i].abs()).fold(0.0, f32::max),
+            Display::Signed => (0..c).map(|k| map[k * p + i]).sum(),
+        })
+        .collect()
+}
+
 /// How integrated gradients samples the path (Captum's names).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Quadrature {

@@ -1,6 +1,8 @@
 //! Tiles a `[channels, height, width]` tensor into one image, channels side by side, for slides
-//! and tests (the browser draws its own). Activations and weights map min..max to black..white;
-//! gradients map -m..m (m = max |g|) to blue..white..red, so that zero is white.
+//! and tests (the browser draws its own, with the same colour maps in www/views/colormap.js).
+//! Activations and weights map min..max to black..white; signed values map -m..m (m = max |v|)
+//! to ColorBrewer's RdBu (blue..white..red, zero white); magnitudes map 0..max to viridis. Both
+//! colour maps stay readable with the common colour-vision deficiencies.
 
 /// An RGB8 image.
 pub struct Image {
@@ -9,12 +11,35 @@ pub struct Image {
     pub rgb: Vec<u8>,
 }
 
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ColorMap {
     /// min..max to black..white.
     Gray,
-    /// -m..m to blue..white..red, m = max |value|.
+    /// -m..m to ColorBrewer RdBu (blue..white..red), m = max |value|.
     Diverging,
+    /// 0..max to viridis (dark purple..yellow); negative values clamp to 0.
+    Viridis,
+}
+
+/// ColorBrewer RdBu, 11 classes, negative (blue) to positive (red).
+pub const RDBU: [[u8; 3]; 11] = [
+    [5, 48, 97], [33, 102, 172], [67, 147, 195], [146, 197, 222], [209, 229, 240], [247, 247, 247],
+    [253, 219, 199], [244, 165, 130], [214, 96, 77], [178, 24, 43], [103, 0, 31],
+];
+
+/// Viridis at 9 evenly spaced points.
+pub const VIRIDIS: [[u8; 3]; 9] = [
+    [68, 1, 84], [71, 45, 123], [59, 82, 139], [44, 114, 142], [33, 145, 140], [40, 174, 128],
+    [94, 201, 98], [173, 220, 48], [253, 231, 37],
+];
+
+/// Linear interpolation in a table of evenly spaced colours, t in [0, 1].
+fn lookup(table: &[[u8; 3]], t: f32) -> [u8; 3] {
+    let x = t.clamp(0.0, 1.0) * (table.len() - 1) as f32;
+    let i = (x.floor() as usize).min(table.len() - 2);
+    let f = x - i as f32;
+    let (a, b) = (table[i], table[i + 1]);
+    [0, 1, 2].map(|k| (a[k] as f32 + (b[k] as f32 - a[k] as f32) * f).round() as u8)
 }
 
 fn color(v: f32, lo: f32, hi: f32, map: ColorMap) -> [u8; 3] {
@@ -27,10 +52,41 @@ fn color(v: f32, lo: f32, hi: f32, map: ColorMap) -> [u8; 3] {
         ColorMap::Diverging => {
             let m = lo.abs().max(hi.abs());
             let t = if m > 0.0 { (v / m).clamp(-1.0, 1.0) } else { 0.0 };
-            let fade = (255.0 * (1.0 - t.abs())).round() as u8;
-            if t >= 0.0 { [255, fade, fade] } else { [fade, fade, 255] }
+            lookup(&RDBU, 0.5 + 0.5 * t)
+        }
+        ColorMap::Viridis => {
+            let m = hi.max(0.0);
+            lookup(&VIRIDIS, if m > 0.0 { v / m } else { 0.0 })
         }
     }
+}
+
+/// One plane `[h, w]` in a colour map, scaled up `scale` times.
+pub fn heatmap(plane: &[f32], h: usize, w: usize, map: ColorMap, scale: usize) -> Image {
+    tile(plane, [1, h, w], 1, scale, 0, map)
+}
+
+/// A map `[h, w]` in viridis (or RdBu) over the image (CHW in [0, 1], shown in gray), with the
+/// map's opacity growing with its magnitude so that the image shows through where it is weak.
+pub fn overlay(image: &[f32], channels: usize, plane: &[f32], h: usize, w: usize, map: ColorMap, scale: usize) -> Image {
+    let heat = heatmap(plane, h, w, map, 1);
+    let m = plane.iter().fold(0f32, |a, v| a.max(v.abs()));
+    let (width, height) = (w * scale, h * scale);
+    let mut rgb = vec![0u8; width * height * 3];
+    for y in 0..height {
+        for x in 0..width {
+            let (sy, sx) = (y / scale, x / scale);
+            let p = sy * w + sx;
+            let gray = (0..channels).map(|c| image[c * h * w + p]).sum::<f32>() / channels as f32;
+            let g = (gray.clamp(0.0, 1.0) * 255.0) * 0.8;
+            let a = if m > 0.0 { 0.15 + 0.7 * (plane[p].abs() / m) } else { 0.0 };
+            let i = (y * width + x) * 3;
+            for k in 0..3 {
+                rgb[i + k] = (g * (1.0 - a) + heat.rgb[p * 3 + k] as f32 * a).round() as u8;
+            }
+        }
+    }
+    Image { width, height, rgb }
 }
 
 /// Channels side by side in rows of `cols`, separated by `gap` pixels of gray, each pixel
