@@ -99,6 +99,39 @@ export class EngineClient extends EventTarget {
     return summary;
   }
 
+  /**
+   * Loads a TF.js layers model (model.json's text; its weight shards as {path: Uint8Array}). After a
+   * restart it comes back as the ConvLens spec and weights it was converted to.
+   */
+  async loadTfjs(modelJson, shards) {
+    const summary = await this.request('loadTfjs', { modelJson, shards });
+    const weights = await this.exportWeights();
+    this.lastLoad = { spec: summary.spec, weights, seed: 0 };
+    this.summary = summary;
+    return summary;
+  }
+
+  /** One attribution map: {map, shape, abs, signed, display, value, layerMap?, layerShape?, delta?}. */
+  attribute(input, objective, settings = {}) {
+    return this.request('attribute', { input, objective, settings });
+  }
+
+  /**
+   * Occlusion of one image ({window, stride, fill, class}), `batch` positions per request so the
+   * page stays in charge: `onProgress(state)` after each chunk; stops early (resolving to null)
+   * when `signal.aborted`. Resolves to the final state ({grid, ny, nx, base, map, ...}).
+   */
+  async occlude(input, settings, { batch = 32, onProgress = () => {}, signal = null } = {}) {
+    let state = await this.request('occlusionStart', { input, settings });
+    onProgress(state);
+    while (state.done < state.total) {
+      if (signal?.aborted) return null;
+      state = await this.request('occlusionStep', { max: batch });
+      onProgress(state);
+    }
+    return state;
+  }
+
   probe(input, objective) {
     return this.request('probe', { input, objective });
   }

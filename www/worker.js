@@ -59,6 +59,24 @@ const commands = {
     const result = await needEngine().probe(data, objective);
     return { result, transfer: probeTransfers(result) };
   },
+  /** A TF.js layers model: model.json's text and its shards ({path: Uint8Array}). */
+  loadTfjs({ modelJson, shards }) {
+    return { result: needEngine().loadTfjs(modelJson, shards) };
+  },
+  async attribute({ input, objective, settings }) {
+    const data = input instanceof Float32Array ? input : Float32Array.from(input);
+    const result = await needEngine().attribute(data, objective, settings);
+    const list = [];
+    for (const k of ['map', 'abs', 'signed', 'layerMap']) if (result[k]) list.push((result[k] = owned(result[k])).buffer);
+    return { result, transfer: list };
+  },
+  async occlusionStart({ input, settings }) {
+    const data = input instanceof Float32Array ? input : Float32Array.from(input);
+    return { result: await needEngine().occlusionStart(data, settings) };
+  },
+  async occlusionStep({ max }) {
+    return { result: await needEngine().occlusionStep(max) };
+  },
   async exportWeights() {
     const bytes = await needEngine().exportWeights();
     const own = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength ? bytes : bytes.slice();

@@ -8,7 +8,9 @@ use std::rc::Rc;
 
 use convlens_core::backend::{self, Backend};
 use convlens_core::burn::tensor::Device;
+use convlens_core::vis::attribution::{self, Attributor, Display, Quadrature, Settings};
 use convlens_core::vis::layers::{self, Values};
+use convlens_core::vis::occlusion::{self, Fill, Occlusion};
 use convlens_core::cpu_train::{self, CpuTrainer};
 use convlens_core::data::{self, Dataset, Sampler};
 use convlens_core::train::{self, Method, Optimizer, TrainConfig};
@@ -258,6 +260,8 @@ struct Session {
     fused: Option<CpuTrainer>,
     /// Examples trained on since the network was loaded.
     examples: u64,
+    /// The occlusion in progress (or last done), evaluated in chunks by `occlusionStep`.
+    occlusion: Option<Occlusion>,
 }
 
 /// The trainer settings as JS gives them; missing fields keep their current values.
@@ -382,6 +386,7 @@ struct Summary {
 #[serde(tag = "kind", rename_all = "lowercase")]
 enum ObjectiveJs {
     Class { index: usize },
+    Prob { index: usize },
     Neuron { layer: usize, index: usize },
     Channel { layer: usize, channel: usize },
     Loss { label: usize },
@@ -391,6 +396,7 @@ impl From<ObjectiveJs> for Objective {
     fn from(o: ObjectiveJs) -> Objective {
         match o {
             ObjectiveJs::Class { index } => Objective::Class(index),
+            ObjectiveJs::Prob { index } => Objective::Prob(index),
             ObjectiveJs::Neuron { layer, index } => Objective::Neuron { layer, index },
             ObjectiveJs::Channel { layer, channel } => Objective::Channel { layer, channel },
             ObjectiveJs::Loss { label } => Objective::Loss { label },
@@ -476,6 +482,33 @@ impl Engine {
     /// On error the previous network stays loaded.
     pub fn load(&self, spec: &str, weights: Option<Vec<u8>>, seed: f64) -> Result<JsValue, JsValue> {
         let net = convlens_core::build(spec, weights.as_deref(), seed as u64, &self.device).map_err(js_err)?;
+        self.install(net)
+    }
+
+    /// Builds a network from a TF.js layers model (`model.json`'s text and its weight shards by
+    /// path, `{"group1-shard1of1.bin": Uint8Array}`); resolves like `load`, plus `spec`, the
+    /// ConvLens spec it became. On error the previous network stays loaded.
+    #[wasm_bindgen(js_name = loadTfjs)]
+    pub fn load_tfjs(&self, model_json: &str, shards: &Object) -> Result<JsValue, JsValue> {
+        let model = convlens_core::tfjs::load(model_json, &mut |path| {
+            let v = Reflect::get(shards, &JsValue::from_str(path)).unwrap_or(JsValue::UNDEFINED);
+            if v.is_undefined() {
+                return Err(convlens_core::Error::Weights(format!("the weight shard '{path}' named in model.json was not given")));
+            }
+            Ok(Uint8Array::new(&v).to_vec())
+        })
+        .map_err(js_err)?;
+        let spec_json = model.spec.json.to_string();
+        let net = Net::with_weights(model.spec, model.weights, &self.device);
+        let summary = self.install(net)?;
+        set(summary.unchecked_ref(), "spec", spec_json);
+        Ok(summary)
+    }
+}
+
+impl Engine {
+    /// Makes `net` the current network; resolves to its summary.
+    fn install(&self, net: Net) -> Result<JsValue, JsValue> {
         let s = &net.spec;
         let summary = Summary {
             name: s.name.clone(),
@@ -507,8 +540,191 @@ impl Engine {
         let mut session = self.session.borrow_mut();
         session.opt = None;
         session.fused = None;
+        session.occlusion = None;
         session.examples = 0;
         Ok(js)
+    }
+}
+
+/// Attribution settings as JS gives them (every field optional; defaults as the papers').
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct AttributionJs {
+    method: Option<String>,
+    noise: Option<f32>,
+    samples: Option<usize>,
+    seed: Option<f64>,
+    /// One value or a whole image.
+    baseline: Option<Vec<f32>>,
+    steps: Option<usize>,
+    rule: Option<String>,
+    layer: Option<usize>,
+    relu: Option<bool>,
+}
+
+impl AttributionJs {
+    fn settings(self) -> Result<Settings, convlens_core::Error> {
+        let d = Settings::default();
+        Ok(Settings {
+            method: match self.method {
+                Some(m) => attribution::Method::parse(&m)?,
+                None => d.method,
+            },
+            noise: self.noise.unwrap_or(d.noise),
+            samples: self.samples.unwrap_or(d.samples),
+            seed: self.seed.map(|s| s as u64).unwrap_or(d.seed),
+            noise_values: None,
+            baseline: self.baseline.unwrap_or(d.baseline),
+            steps: self.steps.unwrap_or(d.steps),
+            quadrature: match self.rule {
+                Some(r) => Quadrature::parse(&r)?,
+                None => d.quadrature,
+            },
+            layer: self.layer,
+            relu: self.relu.unwrap_or(d.relu),
+        })
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct OcclusionJs {
+    window: usize,
+    stride: usize,
+    /// gray, black, white, blur, mean:R,G,B or a number.
+    fill: String,
+    class: usize,
+}
+
+/// Takes the fused CPU path's state out of the session (building it if needed) when the backend
+/// is the CPU and the net allows it; give it back with `session.fused = ...` after use.
+async fn take_fused(session: &Rc<RefCell<Session>>, net: &Net, fused_ok: bool) -> Result<Option<CpuTrainer>, JsValue> {
+    if !fused_ok || !cpu_train::supported(&net.spec) {
+        return Ok(None);
+    }
+    let existing = session.borrow_mut().fused.take();
+    Ok(Some(match existing {
+        Some(f) => f,
+        None => {
+            let cfg = session.borrow().config;
+            CpuTrainer::new(net, net.read_weights().await.map_err(js_err)?, cfg)
+        }
+    }))
+}
+
+fn occlusion_js(o: &Occlusion) -> Object {
+    let out = Object::new();
+    set(&out, "done", o.done() as u32);
+    set(&out, "total", o.total() as u32);
+    set(&out, "ny", o.ny as u32);
+    set(&out, "nx", o.nx as u32);
+    set(&out, "base", o.base);
+    set(&out, "class", o.settings.class as u32);
+    set(&out, "window", o.settings.window as u32);
+    set(&out, "stride", o.settings.stride as u32);
+    set(&out, "grid", Float32Array::from(o.grid.as_slice()));
+    if o.done() == o.total() {
+        set(&out, "map", Float32Array::from(o.attribution().as_slice()));
+    }
+    out
+}
+
+#[wasm_bindgen]
+impl Engine {
+    /// One attribution map for one image (Promise<{map, shape, abs, signed, display, value,
+    /// layerMap?, layerShape?, delta?}>): `map` is the raw [C,H,W] attribution, `abs` and `signed`
+    /// its [H,W] views (max |v| over channels; channel sum), `display` the one the method is
+    /// usually shown with. `settings`: {method, noise, samples, seed, baseline, steps, rule, layer,
+    /// relu}, all optional. Uses the fused CPU path when it can, Burn otherwise (WebGPU).
+    pub fn attribute(&self, input: Vec<f32>, objective: JsValue, settings: JsValue) -> Promise {
+        let (net, session) = (self.net.clone(), self.session.clone());
+        let fused_ok = self.backend == Backend::Cpu;
+        future_to_promise(async move {
+            let objective: ObjectiveJs = serde_wasm_bindgen::from_value(objective).map_err(|e| js_err(format!("objective: {e}")))?;
+            let objective: Objective = objective.into();
+            let settings: AttributionJs = if settings.is_undefined() || settings.is_null() {
+                AttributionJs::default()
+            } else {
+                serde_wasm_bindgen::from_value(settings).map_err(|e| js_err(format!("attribution settings: {e}")))?
+            };
+            let settings = settings.settings().map_err(js_err)?;
+            let net = net.borrow().clone().ok_or_else(|| js_err("no network is loaded"))?;
+            let mut fused = take_fused(&session, &net, fused_ok).await?;
+            let r = {
+                let mut at = Attributor::new(&net, fused.as_mut());
+                attribution::attribute(&mut at, &input, &objective, &settings).await
+            };
+            if fused.is_some() {
+                session.borrow_mut().fused = fused;
+            }
+            let a = r.map_err(js_err)?;
+            let out = Object::new();
+            set(&out, "map", Float32Array::from(a.map.as_slice()));
+            set(&out, "shape", shape_js(&a.shape));
+            set(&out, "abs", Float32Array::from(attribution::reduce(&a.map, a.shape, Display::Abs).as_slice()));
+            set(&out, "signed", Float32Array::from(attribution::reduce(&a.map, a.shape, Display::Signed).as_slice()));
+            set(&out, "display", if settings.method.display() == Display::Signed { "signed" } else { "abs" });
+            set(&out, "value", a.value);
+            if let Some((m, [h, w])) = &a.layer_map {
+                set(&out, "layerMap", Float32Array::from(m.as_slice()));
+                set(&out, "layerShape", shape_js(&[*h, *w]));
+            }
+            if let Some(d) = a.delta {
+                set(&out, "delta", d);
+            }
+            Ok(out.into())
+        })
+    }
+
+    /// Starts an occlusion of one image ({window, stride, fill, class}); resolves to its state
+    /// ({done: 0, total, ny, nx, base, ...}). Run it with `occlusionStep`.
+    #[wasm_bindgen(js_name = occlusionStart)]
+    pub fn occlusion_start(&self, input: Vec<f32>, settings: JsValue) -> Promise {
+        let (net, session) = (self.net.clone(), self.session.clone());
+        let fused_ok = self.backend == Backend::Cpu;
+        future_to_promise(async move {
+            let s: OcclusionJs = serde_wasm_bindgen::from_value(settings).map_err(|e| js_err(format!("occlusion settings: {e}")))?;
+            let settings = occlusion::Settings { window: s.window, stride: s.stride, fill: Fill::parse(&s.fill, s.window).map_err(js_err)?, class: s.class };
+            let net = net.borrow().clone().ok_or_else(|| js_err("no network is loaded"))?;
+            let mut fused = take_fused(&session, &net, fused_ok).await?;
+            let r = {
+                let mut at = Attributor::new(&net, fused.as_mut());
+                Occlusion::new(&mut at, &input, settings).await
+            };
+            let mut sess = session.borrow_mut();
+            if fused.is_some() {
+                sess.fused = fused;
+            }
+            let o = r.map_err(js_err)?;
+            let js = occlusion_js(&o);
+            sess.occlusion = Some(o);
+            Ok(js.into())
+        })
+    }
+
+    /// Evaluates up to `max` more patch positions of the current occlusion in one batch;
+    /// resolves to its state (with `map`, Captum's per-pixel [H,W] map, once done).
+    #[wasm_bindgen(js_name = occlusionStep)]
+    pub fn occlusion_step(&self, max: u32) -> Promise {
+        let (net, session) = (self.net.clone(), self.session.clone());
+        let fused_ok = self.backend == Backend::Cpu;
+        future_to_promise(async move {
+            let net = net.borrow().clone().ok_or_else(|| js_err("no network is loaded"))?;
+            let mut occ = session.borrow_mut().occlusion.take().ok_or_else(|| js_err("no occlusion was started"))?;
+            let mut fused = take_fused(&session, &net, fused_ok).await?;
+            let r = {
+                let mut at = Attributor::new(&net, fused.as_mut());
+                occ.run(&mut at, max as usize).await
+            };
+            let js = occlusion_js(&occ);
+            let mut sess = session.borrow_mut();
+            if fused.is_some() {
+                sess.fused = fused;
+            }
+            sess.occlusion = Some(occ);
+            r.map_err(js_err)?;
+            Ok(js.into())
+        })
     }
 
     /// The current weights as a safetensors file (Promise<Uint8Array>).
@@ -530,7 +746,7 @@ impl Engine {
         let fused_ok = self.backend == Backend::Cpu;
         future_to_promise(async move {
             let objective: ObjectiveJs = serde_wasm_bindgen::from_value(objective)
-                .map_err(|e| js_err(format!("objective: {e}; expected {{kind:'class', index}}, {{kind:'neuron', layer, index}}, {{kind:'channel', layer, channel}} or {{kind:'loss', label}}")))?;
+                .map_err(|e| js_err(format!("objective: {e}; expected {{kind:'class', index}}, {{kind:'prob', index}}, {{kind:'neuron', layer, index}}, {{kind:'channel', layer, channel}} or {{kind:'loss', label}}")))?;
             let objective: Objective = objective.into();
             let net = net.borrow().clone().ok_or_else(|| js_err("no network is loaded"))?;
             // On the CPU, the fused path (the same numbers as Burn's, tests/cpu_train.rs), much
