@@ -1,8 +1,9 @@
-// npm run download-data: fetches the ConvNetJS MNIST and CIFAR-10 sprite sheets from their public
+// npm run download-data: fetches the ConvNetJS MNIST and CIFAR-10 sprite sheets and CNN Explainer's
+// Tiny VGG (TF.js model and example images) from their public
 // origins (GitHub, pinned commits) into ./data (or $CONVLENS_DATA_DIR / --out DIR) and checks each
 // file against data-sources/SHA256SUMS. Files already present with the right checksum are kept.
 // The page serves ./data at data/; the CLI reads it with --data data.
-//   node scripts/download-data.mjs [--out DIR] [mnist] [cifar10]
+//   node scripts/download-data.mjs [--out DIR] [mnist] [cifar10] [tiny-vgg]
 // CONVLENS_DATA_ORIGIN=URL fetches every file from URL/<path> instead (a mirror; also the test).
 import { createHash } from 'node:crypto';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
@@ -18,6 +19,8 @@ const ORIGIN = {
   cifar10: (f) => (/_batch_[0-3]\.png$/.test(f)
     ? `${RAW}/karpathy/convnetjs/d509082ecefb736eb73d513fbc5b7b5af2236933/demo/cifar10/${f}`
     : `${RAW}/larrabeew/covnetJS/0d2866f3c12431c9044d3f275a588c12dc785926/demo/cifar10/${f}`),
+  // CNN Explainer's Tiny VGG (MIT, Wang et al. 2020; trained on Tiny ImageNet) and its example images.
+  'tiny-vgg': (f, path) => `${RAW}/poloclub/cnn-explainer/d0971f9447ed9806022a3d47587b62394682bc51/public/assets/${path.startsWith('tiny-vgg/img/') ? 'img' : 'data'}/${f}`,
 };
 
 const sha256 = (bytes) => createHash('sha256').update(bytes).digest('hex');
@@ -26,19 +29,20 @@ async function main() {
   const args = process.argv.slice(2);
   const at = args.indexOf('--out');
   const out = resolve(at >= 0 ? args.splice(at, 2)[1] : process.env.CONVLENS_DATA_DIR ?? join(ROOT, 'data'));
-  const sets = args.length ? args : ['mnist', 'cifar10'];
+  const sets = args.length ? args : ['mnist', 'cifar10', 'tiny-vgg'];
   const sums = (await readFile(join(ROOT, 'data-sources/SHA256SUMS'), 'utf8'))
     .trim().split('\n').map((l) => l.split(/\s+/)).map(([hash, p]) => ({ hash, path: p.replace(/^\.\//, '') }));
   const mirror = process.env.CONVLENS_DATA_ORIGIN;
   let fetched = 0;
   for (const { hash, path } of sums) {
-    const [set, file] = path.split('/');
+    const set = path.split('/')[0];
+    const file = path.split('/').pop();
     if (!sets.includes(set)) continue;
     if (!ORIGIN[set]) throw new Error(`unknown dataset '${set}'`);
     const dest = join(out, path);
     const have = await readFile(dest).catch(() => null);
     if (have && sha256(have) === hash) continue;
-    const url = mirror ? `${mirror.replace(/\/$/, '')}/${path}` : ORIGIN[set](file);
+    const url = mirror ? `${mirror.replace(/\/$/, '')}/${path}` : ORIGIN[set](file, path);
     process.stdout.write(`${path} ← ${url} … `);
     const res = await fetch(url);
     if (!res.ok) throw new Error(`${url}: HTTP ${res.status}`);

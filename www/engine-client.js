@@ -118,15 +118,19 @@ export class EngineClient extends EventTarget {
 
   /**
    * Occlusion of one image ({window, stride, fill, class}), `batch` positions per request so the
-   * page stays in charge: `onProgress(state)` after each chunk; stops early (resolving to null)
+   * page stays in charge (chunks sized to about `chunkMs`): `onProgress(state)` after each chunk; stops early (resolving to null)
    * when `signal.aborted`. Resolves to the final state ({grid, ny, nx, base, map, ...}).
    */
-  async occlude(input, settings, { batch = 32, onProgress = () => {}, signal = null } = {}) {
+  async occlude(input, settings, { batch = 32, chunkMs = 60, onProgress = () => {}, signal = null } = {}) {
     let state = await this.request('occlusionStart', { input, settings });
     onProgress(state);
     while (state.done < state.total) {
       if (signal?.aborted) return null;
+      const t0 = performance.now();
       state = await this.request('occlusionStep', { max: batch });
+      // Chunks of about `chunkMs`: long enough that messaging costs little, short enough to cancel.
+      const ms = Math.max(1, performance.now() - t0);
+      batch = Math.max(4, Math.min(4096, Math.round(batch * Math.min(4, chunkMs / ms))));
       onProgress(state);
     }
     return state;

@@ -35,16 +35,18 @@ function readCanvas(canvas, c) {
 }
 
 /**
- * onInput({data, shape, name}): a drawn or uploaded image at the dataset's resolution `shape`.
+ * onInput({data, shape, name}): a drawn or uploaded image at the dataset's resolution `shape`;
+ * with `live`, also while a stroke is drawn (once per animation frame).
  * Drawing is white on black, as MNIST digits are.
  */
-export function createDrawInput(root, { onInput, onError }) {
+export function createDrawInput(root, { onInput, onError, live = false }) {
   let shape = [1, 28, 28];
   const pad = el('canvas.draw-pad', { width: PAD, height: PAD, title: 'Draw with the mouse' });
   const ctx = pad.getContext('2d');
   const clear = () => { ctx.fillStyle = '#000'; ctx.fillRect(0, 0, PAD, PAD); };
   clear();
   let last = null;
+  let frame = 0;
   const at = (e) => {
     const r = pad.getBoundingClientRect();
     return [(e.clientX - r.left) * (PAD / r.width), (e.clientY - r.top) * (PAD / r.height)];
@@ -69,6 +71,8 @@ export function createDrawInput(root, { onInput, onError }) {
     ctx.lineTo(...p);
     ctx.stroke();
     last = p;
+    // Live: the drawing so far, at most once a frame (the attribution page's maps follow the pen).
+    if (live && !frame) frame = requestAnimationFrame(() => { frame = 0; if (last) emitDrawing(); });
   });
   const end = () => { if (last) { last = null; emitDrawing(); } };
   pad.addEventListener('pointerup', end);

@@ -27,7 +27,7 @@ pub fn supported(spec: &NetSpec) -> bool {
 
 /// `dst[m x n] = lhs[m x k] * rhs[k x n]`, each given by (pointer, column stride, row stride).
 #[allow(clippy::too_many_arguments)]
-fn matmul(m: usize, n: usize, k: usize, dst: &mut [f32], lhs: (&[f32], isize, isize), rhs: (&[f32], isize, isize)) {
+pub(crate) fn matmul(m: usize, n: usize, k: usize, dst: &mut [f32], lhs: (&[f32], isize, isize), rhs: (&[f32], isize, isize)) {
     debug_assert!(dst.len() >= m * n);
     // SAFETY: the callers pass slices whose extents cover every index the strides reach.
     unsafe {
@@ -39,7 +39,7 @@ fn matmul(m: usize, n: usize, k: usize, dst: &mut [f32], lhs: (&[f32], isize, is
 }
 
 #[inline(never)]
-fn activate(a: Option<Activation>, v: &mut [f32]) {
+pub(crate) fn activate(a: Option<Activation>, v: &mut [f32]) {
     match a {
         None => {}
         // A compare and select (f32::max is a libm call in wasm), which vectorizes.
@@ -466,6 +466,12 @@ impl CpuTrainer {
             out.chunks_mut(c * p).for_each(softmax_in_place);
         }
         Ok(out)
+    }
+
+    /// Every layer's output for one image (CHW), layers 0 up to the scores.
+    pub fn layer_outputs(&mut self, image: &[f32]) -> Vec<Vec<f32>> {
+        self.forward(image, 1);
+        (0..=self.spec.score_layer()).map(|i| self.bufs[i].out.clone()).collect()
     }
 
     /// The layer view of one image, as [`crate::vis::layers::probe`] computes it through Burn:

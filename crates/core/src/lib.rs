@@ -5,6 +5,7 @@
 //! on this crate.
 
 pub mod backend;
+pub mod cpu_occlude;
 pub mod cpu_train;
 pub mod data;
 pub mod grad;

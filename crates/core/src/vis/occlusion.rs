@@ -7,6 +7,8 @@
 //! The work is split into chunks ([`Occlusion::run`]) so that a front end can show progress
 //! and cancel.
 
+use crate::cpu_occlude::{IncrementalForward, Rect};
+use crate::cpu_train::softmax_in_place;
 use crate::vis::attribution::Attributor;
 use crate::Error;
 
@@ -98,6 +100,8 @@ pub struct Occlusion {
     pub base: f32,
     /// The tracked class's output with the patch at each position, row-major; filled as chunks run.
     pub grid: Vec<f32>,
+    /// On the fused CPU path: the unoccluded image's activations, for incremental passes.
+    fast: Option<IncrementalForward>,
 }
 
 /// Windows per axis, as Captum counts them: `ceil((n - window) / stride) + 1`.
@@ -126,7 +130,7 @@ impl Occlusion {
         let baseline = settings.fill.baseline(image, shape)?;
         let out = at.outputs(image, 1).await?;
         let (ny, nx) = (positions(h, settings.window, settings.stride), positions(w, settings.window, settings.stride));
-        Ok(Occlusion { image: image.to_vec(), baseline, shape, base: out[settings.class], ny, nx, grid: Vec::with_capacity(ny * nx), settings })
+        Ok(Occlusion { image: image.to_vec(), baseline, shape, base: out[settings.class], ny, nx, grid: Vec::with_capacity(ny * nx), settings, fast: None })
     }
 
     pub fn total(&self) -> usize {
@@ -153,6 +157,25 @@ impl Occlusion {
         let n = max.max(1).min(self.total() - start);
         if n == 0 {
             return Ok(true);
+        }
+        if let Some(fused) = at.fused.as_deref_mut() {
+            // Incremental passes: only what each patch changes is recomputed.
+            let spec = &at.net.spec;
+            let mut fast = match self.fast.take() {
+                Some(f) => f,
+                None => IncrementalForward::new(spec, fused.layer_outputs(&self.image)),
+            };
+            let softmax = spec.softmax_index().is_some();
+            for i in start..start + n {
+                let (rows, cols) = self.window(i);
+                let mut scores = fast.scores(&fused.weights, &self.baseline, Rect { y0: rows.start, y1: rows.end, x0: cols.start, x1: cols.end });
+                if softmax {
+                    softmax_in_place(&mut scores);
+                }
+                self.grid.push(scores[self.settings.class]);
+            }
+            self.fast = Some(fast);
+            return Ok(self.done() == self.total());
         }
         let mut batch = Vec::with_capacity(n * size);
         for i in start..start + n {
