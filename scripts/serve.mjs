@@ -35,8 +35,8 @@ function resolvePath(root, urlPath) {
   return file === root || file.startsWith(root + sep) ? file : null;
 }
 
-/** The data directory served at /data/: $CONVLENS_DATA_DIR, else ./data (npm run download-data). */
-export const DATA_DIR = resolve(process.env.CONVLENS_DATA_DIR ?? join(ROOT, 'data'));
+/** The data directory served at /data/: $CONVLENS_DATA_DIR (read per request), else ./data (npm run download-data). */
+export const dataDir = () => resolve(process.env.CONVLENS_DATA_DIR ?? join(ROOT, 'data'));
 
 async function handle(root, req, res) {
   if (req.method !== 'GET' && req.method !== 'HEAD') {
@@ -44,7 +44,7 @@ async function handle(root, req, res) {
     return;
   }
   const url = req.url ?? '/';
-  const file = url.startsWith('/data/') ? resolvePath(DATA_DIR, url.slice(5)) : resolvePath(root, url);
+  const file = url.startsWith('/data/') ? resolvePath(dataDir(), url.slice(5)) : resolvePath(root, url);
   if (!file) {
     res.writeHead(403, { 'content-type': 'text/plain' }).end('forbidden\n');
     return;

@@ -144,18 +144,17 @@ async function loadSamples(name) {
   } catch (e) {
     report(`The ${net.label} example images are missing (run \`npm run download-data\`); draw or upload one instead`, e);
   }
-  const buttons = samples.map((s) => {
+  const choose = async (i) => {
+    buttons.forEach((x, j) => x.classList.toggle('selected', j === i));
+    await setInput(await samples[i].input(), samples[i].name);
+  };
+  const buttons = samples.map((s, i) => {
     const c = makeCanvas(s.shape[2], s.shape[1]);
     drawImage(c, s.data, 0, s.shape);
-    const b = el('button.sample', { type: 'button', title: s.name }, c);
-    b.onclick = async () => {
-      buttons.forEach((x) => x.classList.toggle('selected', x === b));
-      setInput(await s.input(), s.name);
-    };
-    return b;
+    return el('button.sample', { type: 'button', title: s.name, onclick: () => choose(i) }, c);
   });
   $('samples').replaceChildren(...buttons);
-  buttons[0]?.click();
+  if (samples.length) await choose(0);
 }
 
 /** Uploads of colour images for the RGB nets: the centre square, scaled to the input. */
@@ -205,7 +204,7 @@ async function setInput(data, name) {
     ...top.map(([p, i]) => el('div', { text: `${state.classNames[i]}: ${(100 * p).toFixed(1)}%` })));
   if (state.autoTarget || !state.target) state.target = { kind: 'class', index: best };
   targetView.update();
-  refresh();
+  return refresh();
 }
 
 // ---- target -------------------------------------------------------------------------------------

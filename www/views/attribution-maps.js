@@ -143,7 +143,8 @@ export function createOcclusionView(root, { settings, classes, defaultClass, run
     // Rows not yet done show as the unoccluded value.
     const full = new Float32Array(s.ny * s.nx).fill(s.base);
     full.set(grid);
-    const probRange = { lo: 0, hi: 1 };
+    // The probability's own range (with the unoccluded value), so that small changes show.
+    const probRange = { lo: Math.min(s.base, full.reduce((a, v) => Math.min(a, v), 1)), hi: Math.max(s.base, full.reduce((a, v) => Math.max(a, v), 0)) };
     drawGrid(prob, full, s.ny, s.nx, 'abs', probRange);
     const delta = full.map((v) => s.base - v);
     const m = delta.reduce((a, v) => Math.max(a, Math.abs(v)), 0);

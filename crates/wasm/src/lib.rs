@@ -554,6 +554,8 @@ struct AttributionJs {
     noise: Option<f32>,
     samples: Option<usize>,
     seed: Option<f64>,
+    /// SmoothGrad with this noise (samples x image) instead of drawing it from `seed`.
+    noise_values: Option<Vec<f32>>,
     /// One value or a whole image.
     baseline: Option<Vec<f32>>,
     steps: Option<usize>,
@@ -573,7 +575,7 @@ impl AttributionJs {
             noise: self.noise.unwrap_or(d.noise),
             samples: self.samples.unwrap_or(d.samples),
             seed: self.seed.map(|s| s as u64).unwrap_or(d.seed),
-            noise_values: None,
+            noise_values: self.noise_values,
             baseline: self.baseline.unwrap_or(d.baseline),
             steps: self.steps.unwrap_or(d.steps),
             quadrature: match self.rule {
