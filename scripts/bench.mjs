@@ -39,14 +39,14 @@ const ENGINES = [
   { name: 'TF.js wasm', kind: 'tfjs', backend: 'wasm' }, // no Conv2DBackpropFilter kernel: training n/a
 ];
 const METRICS = ['train', 'forward', 'readback'];
-const TFJS = '/node_modules/@tensorflow';
-const TFJS_SCRIPTS = {
+export const TFJS = '/node_modules/@tensorflow';
+export const TFJS_SCRIPTS = {
   cpu: [], webgl: [],
   webgpu: [`${TFJS}/tfjs-backend-webgpu/dist/tf-backend-webgpu.min.js`],
   wasm: [`${TFJS}/tfjs-backend-wasm/dist/tf-backend-wasm.min.js`],
 };
 
-const median = (xs) => {
+export const median = (xs) => {
   if (!xs.length) return null;
   const s = [...xs].sort((a, b) => a - b);
   const m = Math.floor(s.length / 2);
@@ -54,7 +54,7 @@ const median = (xs) => {
 };
 
 /** A spec (www/nets/*.json, ConvNetJS aliases allowed) as plain layers, checked for what the bench supports. */
-function readSpec(file) {
+export function readSpec(file) {
   const text = readFileSync(join(ROOT, file), 'utf8');
   const layers = JSON.parse(text).layers.map((l, i) => {
     const get = (...names) => names.map((n) => l[n]).find((v) => v !== undefined);
@@ -79,7 +79,7 @@ function readSpec(file) {
 }
 
 /** ConvNetJS layer_defs for the spec (its softmax layer brings its own fc). */
-function convnetjsDefs(layers) {
+export function convnetjsDefs(layers) {
   const defs = [];
   layers.forEach((l, i) => {
     const next = layers[i + 1];
@@ -97,7 +97,7 @@ function convnetjsDefs(layers) {
 // ---- in-page code (serialized with Function.prototype.toString; must not close over anything) ----
 
 /** window.__bench: data and timing helpers, the same in every page. */
-function installHarness() {
+export function installHarness() {
   const mulberry32 = (seed) => () => {
     seed |= 0; seed = (seed + 0x6d2b79f5) | 0;
     let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
@@ -136,7 +136,7 @@ function installHarness() {
 }
 
 /** window.__engine for ConvNetJS (after convnet.js is loaded). */
-function installConvnetjs() {
+export function installConvnetjs() {
   const c = window.convnetjs;
   const e = window.__engine = {
     async load({ defs, sgd }) {
@@ -195,7 +195,7 @@ function installConvlens() {
 }
 
 /** window.__engine for TF.js on `backend` (after tf.min.js and the backend's bundle are loaded). */
-async function installTfjs({ backend, wasmPath }) {
+export async function installTfjs({ backend, wasmPath }) {
   const tf = window.tf;
   if (backend === 'wasm') tf.wasm.setWasmPaths(wasmPath);
   if (!(await tf.setBackend(backend))) throw new Error(`tf.setBackend('${backend}') failed`);
@@ -548,9 +548,12 @@ async function main() {
   console.log(`\nraw numbers: ${OUT} (whole bench ${report.seconds.toFixed(0)} s)`);
 }
 
-try {
-  await main();
-} catch (e) {
-  console.error(`\nbench failed: ${e.stack ?? e.message}`);
-  process.exit(1);
+// Run as a script (npm run bench), not when bench-attribution.mjs imports the engines from here.
+if (process.argv[1] && resolve(process.argv[1]) === resolve(new URL(import.meta.url).pathname)) {
+  try {
+    await main();
+  } catch (e) {
+    console.error(`\nbench failed: ${e.stack ?? e.message}`);
+    process.exit(1);
+  }
 }

@@ -144,6 +144,14 @@ const commands = {
     for (let i = 0; i < n; i++) await e.forward(input);
     return { result: (performance.now() - t0) / n };
   },
+  /** Times `n` attributions of one image inside the worker (for npm run bench:attribution): ms each. */
+  async benchAttribute({ input, objective, settings, n = 50 }) {
+    const e = needEngine();
+    for (let i = 0; i < 5; i++) await e.attribute(input, objective, settings);
+    const t0 = performance.now();
+    for (let i = 0; i < n; i++) await e.attribute(input, objective, settings);
+    return { result: (performance.now() - t0) / n };
+  },
   embeddedSpec({ bytes }) {
     return { result: wasm.embeddedSpec(bytes) };
   },
