@@ -144,6 +144,13 @@ async function loadSamples(name) {
   } catch (e) {
     report(`The ${net.label} example images are missing (run \`npm run download-data\`); draw or upload one instead`, e);
   }
+  // The per-channel mean colour of the example images: the occlusion's "dataset mean" fill.
+  state.datasetMean = null;
+  if (samples.length) {
+    const [c, h, w] = samples[0].shape;
+    state.datasetMean = Array.from({ length: c }, (_, k) => samples.reduce((a, s) => a + s.data.subarray(k * h * w, (k + 1) * h * w).reduce((x, y) => x + y, 0), 0) / (samples.length * h * w));
+    if (c !== depth) state.datasetMean = null;
+  }
   const choose = async (i) => {
     buttons.forEach((x, j) => x.classList.toggle('selected', j === i));
     await setInput(await samples[i].input(), samples[i].name);
@@ -381,6 +388,7 @@ const occlusionView = createOcclusionView($('occlusion'), {
   defaultClass: () => (state.target?.kind === 'class' || state.target?.kind === 'prob' ? state.target.index : state.predicted),
   run: (settings, opts) => client.occlude(state.input, settings, opts),
   image: () => ({ data: state.input, shape: [state.summary.input.depth, state.summary.input.height, state.summary.input.width] }),
+  datasetMean: () => state.datasetMean,
   fileName: (what) => `convlens-${state.net}-occlusion-${what}.png`,
   onError: (e) => report('Occlusion failed', e),
 });

@@ -7,7 +7,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { test } from 'node:test';
-import { openPage, ROOT, targetDir, useBrowser } from './browser.mjs';
+import { openPage, ROOT, screenshotPath, targetDir, useBrowser } from './browser.mjs';
 import { readNpy } from './npy.mjs';
 
 // The page serves the data directory at data/: Tiny VGG comes from there (skipped without it).
@@ -136,6 +136,7 @@ test('Tiny VGG loads from its TF.js files, classifies its koala and matches Capt
   try {
     const s = await page.evaluate(() => ({ net: window.convlens.state.net, predicted: window.convlens.state.predicted, name: window.convlens.state.inputName }));
     assert.deepEqual(s, { net: 'tiny-vgg', predicted: 5, name: 'koala_1.jpeg' });
+    await page.screenshot({ path: await screenshotPath('attribution-tiny-vgg.png'), fullPage: true });
     report('tiny_vgg', 'cpu', await runInPage(page, requests(fixture('tiny_vgg'))));
   } finally {
     await page.close();
@@ -153,6 +154,7 @@ test('the page shows every method, follows the target, reports what cannot be do
       assert.match(c.info, /^target [-\d.e]+ · [\d.]+ ms/);
     }
     assert.match(await page.textContent('#target-text'), /score of “\d”/);
+    await page.screenshot({ path: await screenshotPath('attribution-mnist.png'), fullPage: true });
 
     // A neuron of the first conv layer, by clicking the layer view: maps follow; Grad-CAM has no layer below it.
     await page.click('#picker-tiles .tile:nth-child(3) canvas', { position: { x: 30, y: 30 } });

@@ -76,10 +76,10 @@ export function createMapCard(method, { onDownload }) {
  * The occlusion panel. `run(settings, {onProgress, signal, batch})` does the work (EngineClient.occlude);
  * a new run cancels the one in progress.
  */
-export function createOcclusionView(root, { settings, classes, defaultClass, run, image, fileName, onError }) {
+export function createOcclusionView(root, { settings, classes, defaultClass, run, image, datasetMean, fileName, onError }) {
   const windowIn = el('input', { id: 'occ-window', type: 'number', min: 1, max: 64, value: String(settings.window) });
   const strideIn = el('input', { id: 'occ-stride', type: 'number', min: 1, max: 32, value: String(settings.stride) });
-  const fill = el('select', { id: 'occ-fill' }, ...['gray', 'black', 'white', 'mean', 'blur'].map((f) => el('option', { value: f, text: f === 'mean' ? 'the image’s mean colour' : f === 'blur' ? 'blurred image' : f })));
+  const fill = el('select', { id: 'occ-fill' }, ...['gray', 'black', 'white', 'mean', 'blur'].map((f) => el('option', { value: f, text: f === 'mean' ? 'dataset mean colour' : f === 'blur' ? 'blurred image' : f })));
   fill.value = settings.fill;
   const classSelect = el('select', { id: 'occ-class' });
   const follow = el('option', { value: '', text: 'the target’s class' });
@@ -112,8 +112,9 @@ export function createOcclusionView(root, { settings, classes, defaultClass, run
     const img = image();
     let f = fill.value;
     if (f === 'mean') {
+      // The per-channel mean of the example images (the image's own when there are none).
       const [c, h, w] = img.shape;
-      const means = Array.from({ length: c }, (_, k) => img.data.subarray(k * h * w, (k + 1) * h * w).reduce((a, b) => a + b, 0) / (h * w));
+      const means = datasetMean() ?? Array.from({ length: c }, (_, k) => img.data.subarray(k * h * w, (k + 1) * h * w).reduce((a, b) => a + b, 0) / (h * w));
       f = `mean:${means.map((m) => m.toFixed(4)).join(',')}`;
     }
     return { window: Number(windowIn.value), stride: Number(strideIn.value), fill: f, class: classSelect.value === '' ? defaultClass() : Number(classSelect.value) };
