@@ -10,7 +10,7 @@
 //                    position's probability read back (the goal: < 1 s). ConvNetJS cannot load Tiny VGG; it
 //                    runs the same architecture with random weights, timed on 60 positions and scaled to 841.
 // Tiny VGG comes from $CONVLENS_DATA_DIR/tiny-vgg (npm run download-data), else ../shared/data.
-// Raw numbers: target/bench-attribution.json. Env: BENCH_RUNS (default 5), BENCH_SKIP_BUILD=1.
+// Raw numbers: target/bench-attribution.json. Env: BENCH_RUNS (default 3), BENCH_SKIP_BUILD=1.
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
@@ -18,7 +18,7 @@ import { build, ROOT, targetDir } from './build.mjs';
 import { convnetjsDefs, installConvnetjs, installHarness, installTfjs, median, readSpec, TFJS, TFJS_SCRIPTS } from './bench.mjs';
 import { launch, openPage, serveRoot } from '../tests/e2e/browser.mjs';
 
-const RUNS = Math.max(1, Number(process.env.BENCH_RUNS ?? 5));
+const RUNS = Math.max(1, Number(process.env.BENCH_RUNS ?? 3));
 const OUT = join(targetDir(), 'bench-attribution.json');
 process.env.CONVLENS_DATA_DIR ??= resolve(ROOT, '../shared/data');
 const DATA = process.env.CONVLENS_DATA_DIR;
@@ -32,7 +32,8 @@ const OCC = { window: 8, stride: 2, fill: 'gray', class: 5 };
 const WORKLOADS = ['gradient-mnist', 'gradient-tiny', 'ig-tiny', 'occlusion-tiny'];
 const ENGINES = [
   { name: 'ConvLens cpu', kind: 'convlens', backend: 'cpu' },
-  { name: 'ConvLens webgpu', kind: 'convlens', backend: 'webgpu' },
+  // SwiftShader's WebGPU emulation takes minutes for the batched workloads: only the single maps here.
+  { name: 'ConvLens webgpu', kind: 'convlens', backend: 'webgpu', only: ['gradient-mnist', 'gradient-tiny'] },
   { name: 'TF.js wasm', kind: 'tfjs', backend: 'wasm' },
   { name: 'TF.js cpu', kind: 'tfjs', backend: 'cpu' },
   { name: 'TF.js webgl', kind: 'tfjs', backend: 'webgl' },
@@ -229,7 +230,12 @@ async function main() {
       for (let i = 0; i < order.length; i++) {
         const name = order[(i + round) % order.length];
         const page = pages.get(name);
+        const engine = ENGINES.find((e) => e.name === name);
         for (const w of WORKLOADS) {
+          if (engine.only && !engine.only.includes(w)) {
+            res[name][w] = null;
+            continue;
+          }
           try {
             if (name.startsWith('ConvLens')) {
               await page.evaluate(([w, s]) => (w === 'gradient-mnist' ? window.__attr.useMnist(s) : window.__attr.useTiny()), [w, setup]);
