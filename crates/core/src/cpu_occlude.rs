@@ -6,7 +6,7 @@
 //! small). Same numbers as a full forward pass (tests/attribution.rs checks occlusion on this
 //! path against Captum).
 
-use crate::cpu_train::{activate, matmul};
+use crate::cpu_train::{activate, matmul, pool_window};
 use crate::spec::{Activation, LayerKind, NetSpec, PoolMode};
 
 /// Rows `y0..y1` and columns `x0..x1` of a layer's output.
@@ -192,39 +192,14 @@ fn conv_region(
     }
 }
 
-/// A pooling layer's outputs inside `r` only (the same windows and tie rule as the full pass:
-/// the first maximum wins; averages count only positions inside the input).
+/// A pooling layer's outputs inside `r` only (the same windows and tie rule as the full pass).
 #[allow(clippy::too_many_arguments)]
 fn pool_region(x: &[f32], [c, h, w]: [usize; 3], k: usize, s: usize, pad: usize, mode: PoolMode, [ho, wo]: [usize; 2], r: Rect, out: &mut [f32]) {
     for ch in 0..c {
         let src = &x[ch * h * w..(ch + 1) * h * w];
         for oy in r.y0..r.y1 {
-            let y0 = (oy * s) as isize - pad as isize;
-            let (ya, yb) = (y0.max(0) as usize, ((y0 + k as isize).min(h as isize)) as usize);
             for ox in r.x0..r.x1 {
-                let x0 = (ox * s) as isize - pad as isize;
-                let (xa, xb) = (x0.max(0) as usize, ((x0 + k as isize).min(w as isize)) as usize);
-                let v = match mode {
-                    PoolMode::Max => {
-                        let mut best = f32::NEG_INFINITY;
-                        for yy in ya..yb {
-                            for &v in &src[yy * w + xa..yy * w + xb] {
-                                if v > best {
-                                    best = v;
-                                }
-                            }
-                        }
-                        best
-                    }
-                    PoolMode::Avg => {
-                        let mut sum = 0.0;
-                        for yy in ya..yb {
-                            sum += src[yy * w + xa..yy * w + xb].iter().sum::<f32>();
-                        }
-                        sum / ((yb - ya) * (xb - xa)).max(1) as f32
-                    }
-                };
-                out[(ch * ho + oy) * wo + ox] = v;
+                out[(ch * ho + oy) * wo + ox] = pool_window(src, [h, w], k, s, pad, [oy, ox], mode).0;
             }
         }
     }

@@ -800,36 +800,47 @@ fn pool_forward(x: &[f32], [planes, h, w]: [usize; 3], k: usize, s: usize, pad: 
     for pl in 0..planes {
         let src = &x[pl * h * w..][..h * w];
         for oy in 0..ho {
-            let y0 = (oy * s) as isize - pad as isize;
-            let (ya, yb) = (y0.max(0) as usize, ((y0 + k as isize).min(h as isize)) as usize);
             for ox in 0..wo {
-                let x0 = (ox * s) as isize - pad as isize;
-                let (xa, xb) = (x0.max(0) as usize, ((x0 + k as isize).min(w as isize)) as usize);
                 let o = (pl * ho + oy) * wo + ox;
-                match mode {
-                    PoolMode::Max => {
-                        let (mut best, mut at) = (f32::NEG_INFINITY, ya * w + xa);
-                        for yy in ya..yb {
-                            for xx in xa..xb {
-                                let v = src[yy * w + xx];
-                                if v > best {
-                                    best = v;
-                                    at = yy * w + xx;
-                                }
-                            }
-                        }
-                        out[o] = best;
-                        arg[o] = at as u32;
-                    }
-                    PoolMode::Avg => {
-                        let mut sum = 0.0;
-                        for yy in ya..yb {
-                            sum += src[yy * w + xa..yy * w + xb].iter().sum::<f32>();
-                        }
-                        out[o] = sum / ((yb - ya) * (xb - xa)).max(1) as f32;
+                let (v, at) = pool_window(src, [h, w], k, s, pad, [oy, ox], mode);
+                out[o] = v;
+                if mode == PoolMode::Max {
+                    arg[o] = at as u32;
+                }
+            }
+        }
+    }
+}
+
+/// One pooling window (output position `[oy, ox]` of a plane `[h, w]`): its value and, for max
+/// pooling, where the first maximum is (PyTorch's tie rule); averages count only positions inside
+/// the plane. Shared by the full pass and occlusion's partial one (`cpu_occlude.rs`).
+#[inline]
+pub(crate) fn pool_window(src: &[f32], [h, w]: [usize; 2], k: usize, s: usize, pad: usize, [oy, ox]: [usize; 2], mode: PoolMode) -> (f32, usize) {
+    let y0 = (oy * s) as isize - pad as isize;
+    let (ya, yb) = (y0.max(0) as usize, ((y0 + k as isize).min(h as isize)) as usize);
+    let x0 = (ox * s) as isize - pad as isize;
+    let (xa, xb) = (x0.max(0) as usize, ((x0 + k as isize).min(w as isize)) as usize);
+    match mode {
+        PoolMode::Max => {
+            let (mut best, mut at) = (f32::NEG_INFINITY, ya * w + xa);
+            for yy in ya..yb {
+                for xx in xa..xb {
+                    let v = src[yy * w + xx];
+                    if v > best {
+                        best = v;
+                        at = yy * w + xx;
                     }
                 }
             }
+            (best, at)
+        }
+        PoolMode::Avg => {
+            let mut sum = 0.0;
+            for yy in ya..yb {
+                sum += src[yy * w + xa..yy * w + xb].iter().sum::<f32>();
+            }
+            (sum / ((yb - ya) * (xb - xa)).max(1) as f32, 0)
         }
     }
 }
