@@ -15,13 +15,18 @@ use crate::spec::{Activation, LayerKind, NetSpec, PoolMode};
 use crate::train::{argmax, ChunkStats, Method, TrainConfig};
 use crate::Error;
 
-/// Whether a spec can train on this path (every layer up to the scores is supported).
+/// Whether a spec can train on this path: a chain (each layer reads the previous one) of conv
+/// (plain: no groups, symmetric padding), pool, fc, activation (not relu6) and dropout layers up to
+/// the scores. Graphs, depthwise convolutions and batchnorm go through Burn.
 pub fn supported(spec: &NetSpec) -> bool {
     spec.layers[..=spec.score_layer()].iter().all(|l| {
-        matches!(
-            l.kind,
-            LayerKind::Input | LayerKind::Conv { .. } | LayerKind::Pool { .. } | LayerKind::Fc { .. } | LayerKind::Act(_) | LayerKind::Dropout { .. }
-        )
+        let chain = l.index == 0 || l.inputs == [l.index - 1];
+        let kind = match l.kind {
+            LayerKind::Conv { groups, pad_end, .. } => groups == 1 && pad_end == 0,
+            LayerKind::Input | LayerKind::Pool { .. } | LayerKind::Fc { .. } | LayerKind::Act(_) | LayerKind::Dropout { .. } => true,
+            LayerKind::Add | LayerKind::Softmax | LayerKind::BatchNorm { .. } => false,
+        };
+        chain && kind && l.kind.activation() != Some(Activation::Relu6)
     })
 }
 
@@ -44,6 +49,7 @@ pub(crate) fn activate(a: Option<Activation>, v: &mut [f32]) {
         None => {}
         // A compare and select (f32::max is a libm call in wasm), which vectorizes.
         Some(Activation::Relu) => v.iter_mut().for_each(|x| *x = if *x > 0.0 { *x } else { 0.0 }),
+        Some(Activation::Relu6) => v.iter_mut().for_each(|x| *x = if *x > 0.0 { if *x < 6.0 { *x } else { 6.0 } } else { 0.0 }),
         Some(Activation::Tanh) => v.iter_mut().for_each(|x| *x = x.tanh()),
         Some(Activation::Sigmoid) => v.iter_mut().for_each(|x| *x = 1.0 / (1.0 + (-*x).exp())),
     }
@@ -55,6 +61,7 @@ fn activate_back(a: Option<Activation>, y: &[f32], g: &mut [f32]) {
     match a {
         None => {}
         Some(Activation::Relu) => g.iter_mut().zip(y).for_each(|(g, &y)| *g = if y > 0.0 { *g } else { 0.0 }),
+        Some(Activation::Relu6) => g.iter_mut().zip(y).for_each(|(g, &y)| *g = if y > 0.0 && y < 6.0 { *g } else { 0.0 }),
         Some(Activation::Tanh) => g.iter_mut().zip(y).for_each(|(g, &y)| *g *= 1.0 - y * y),
         Some(Activation::Sigmoid) => g.iter_mut().zip(y).for_each(|(g, &y)| *g *= y * (1.0 - y)),
     }
@@ -326,7 +333,7 @@ impl CpuTrainer {
                     buf.arg.resize(if *mode == PoolMode::Max { co * n * ho * wo } else { 0 }, 0);
                     pool_forward(x, [ci * n, hi, wi], *size, *stride, *pad, [ho, wo], *mode, &mut buf.out, &mut buf.arg);
                 }
-                LayerKind::Softmax | LayerKind::BatchNorm { .. } => unreachable!("checked by supported()"),
+                LayerKind::Softmax | LayerKind::BatchNorm { .. } | LayerKind::Add => unreachable!("checked by supported()"),
             }
         }
     }
@@ -388,7 +395,7 @@ impl CpuTrainer {
                         pool_backward(&buf.grad, [ci * n, hi, wi], *size, *stride, *pad, [ho, wo], *mode, &buf.arg, &mut below.grad);
                     }
                 }
-                LayerKind::Softmax | LayerKind::BatchNorm { .. } => unreachable!("checked by supported()"),
+                LayerKind::Softmax | LayerKind::BatchNorm { .. } | LayerKind::Add => unreachable!("checked by supported()"),
             }
         }
     }

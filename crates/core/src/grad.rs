@@ -178,7 +178,7 @@ pub fn gradients_with(net: &Net, objective: &Objective, outputs: &[Tensor<4>], r
     objective.check(net)?;
     let n = net.spec.layers.len();
     let target = objective.target_layer(net);
-    let (value, mut g) = seed(net, objective, &outputs[target]);
+    let (value, g) = seed(net, objective, &outputs[target]);
 
     let mut out_grads: Vec<Option<Tensor<4>>> = vec![None; n];
     let mut param_grads: Vec<Vec<Tensor<1>>> = vec![vec![]; n];
@@ -200,30 +200,38 @@ pub fn gradients_with(net: &Net, objective: &Objective, outputs: &[Tensor<4>], r
         param_grads[i] = net.params[i].iter().map(|p| p.flat().zeros_like()).collect();
     }
 
-    // The target layer down to layer 1: one vector-Jacobian product each.
+    // The target layer down to layer 1: one vector-Jacobian product each, its input gradients
+    // added to what the layers it feeds have sent (a layer read by two others, as a residual
+    // block's input, gets the sum).
+    let mut acc: Vec<Option<Tensor<4>>> = vec![None; n];
+    acc[target] = Some(g);
     for i in (1..=target).rev() {
+        let mut g = acc[i].take().unwrap_or_else(|| outputs[i].zeros_like());
         out_grads[i] = Some(g.clone());
-        let relu = net.spec.layers[i].kind.activation() == Some(Activation::Relu);
+        let layer = &net.spec.layers[i];
+        let relu = layer.kind.activation() == Some(Activation::Relu);
         // Deconvnet and guided backprop pass only positive gradients into a ReLU; deconvnet then
         // skips the ReLU's own mask, so it differentiates the layer's linear part alone.
         if relu && rule != ReluRule::Gradient {
             g = g.clamp_min(0.0);
         }
-        let x = outputs[i - 1].clone().autodiff().require_grad();
+        let xs: Vec<Tensor<4>> = layer.inputs.iter().map(|&j| outputs[j].clone().autodiff().require_grad()).collect();
         let tracked: Vec<ParamTensor> = net.params[i].iter().map(ParamTensor::tracked).collect();
-        let y = if relu && rule == ReluRule::Deconvnet {
-            net.forward_layer_linear(i, &tracked, x.clone())
-        } else {
-            net.forward_layer(i, &tracked, x.clone())
-        };
-        let grads = (y * g.clone().autodiff()).sum().backward();
+        let y = net.forward_node(i, &tracked, &xs, !(relu && rule == ReluRule::Deconvnet));
+        let grads = (y * g.autodiff()).sum().backward();
         param_grads[i] = tracked
             .iter()
             .map(|p| p.grad_flat(&grads).unwrap_or_else(|| p.flat().without_autodiff().zeros_like()))
             .collect();
-        g = x.grad(&grads).unwrap_or_else(|| outputs[i - 1].zeros_like());
+        for (x, &j) in xs.iter().zip(&layer.inputs) {
+            let gx = x.grad(&grads).unwrap_or_else(|| outputs[j].zeros_like());
+            acc[j] = Some(match acc[j].take() {
+                Some(a) => a + gx,
+                None => gx,
+            });
+        }
     }
-    out_grads[0] = Some(g);
+    out_grads[0] = Some(acc[0].take().unwrap_or_else(|| outputs[0].zeros_like()));
 
     Ok(Gradients {
         value,

@@ -4,7 +4,7 @@
 
 use burn::tensor::activation;
 use burn::tensor::module::{avg_pool2d, conv2d, max_pool2d};
-use burn::tensor::ops::{AvgPoolOptions, ConvOptions, MaxPoolOptions};
+use burn::tensor::ops::{AvgPoolOptions, ConvOptions, MaxPoolOptions, PadMode};
 use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::spec::{Activation, Layer, LayerKind, NetSpec, ParamSpec, PoolMode};
@@ -116,6 +116,7 @@ fn apply_activation<const D: usize>(x: Tensor<D>, a: Option<Activation>) -> Tens
     match a {
         None => x,
         Some(Activation::Relu) => activation::relu(x),
+        Some(Activation::Relu6) => x.clamp(0.0, 6.0),
         Some(Activation::Sigmoid) => activation::sigmoid(x),
         Some(Activation::Tanh) => activation::tanh(x),
     }
@@ -204,10 +205,13 @@ impl Net {
         let batch = x.dims()[0];
         let [d, h, w] = layer.out_shape;
         match &layer.kind {
-            LayerKind::Input | LayerKind::Dropout { .. } => x,
-            LayerKind::Conv { stride, pad, activation: a, .. } => {
-                let opts = ConvOptions::new([*stride, *stride], [*pad, *pad], [1, 1], 1);
+            // A single input: the add of one layer (nodes with several go through `forward_node`).
+            LayerKind::Input | LayerKind::Dropout { .. } | LayerKind::Add => x,
+            LayerKind::Conv { stride, pad, pad_end, groups, activation: a, .. } => {
+                let opts = ConvOptions::new([*stride, *stride], [*pad, *pad], [1, 1], *groups);
                 let bias = params.get(1).map(ParamTensor::d1);
+                // TensorFlow's 'same' padding: the odd zero row and column at the bottom and right.
+                let x = if *pad_end > 0 { x.pad((0, *pad_end, 0, *pad_end), PadMode::Constant(0.0)) } else { x };
                 apply_activation(conv2d(x, params[0].d4(), bias, opts), act(a))
             }
             LayerKind::Pool { size, stride, pad, mode } => match mode {
@@ -247,13 +251,29 @@ impl Net {
         }
     }
 
-    /// Every layer's output for a batch, input first.
+    /// Layer `index`'s forward pass from its inputs (one per entry of its `inputs`; `add` sums
+    /// them), with `act` false to skip a fused activation (see `forward_layer_linear`).
+    pub fn forward_node(&self, index: usize, params: &[ParamTensor], inputs: &[Tensor<4>], act: bool) -> Tensor<4> {
+        match &self.spec.layers[index].kind {
+            LayerKind::Add => inputs.iter().skip(1).fold(inputs[0].clone(), |a, b| a + b.clone()),
+            _ => self.forward_layer_as(index, params, inputs[0].clone(), act),
+        }
+    }
+
+    /// Every layer's output for a batch, input first (layers in order; each reads earlier ones).
     pub fn forward_all(&self, x: Tensor<4>) -> Vec<Tensor<4>> {
-        let mut outs = Vec::with_capacity(self.spec.layers.len());
-        let mut cur = x;
-        for i in 0..self.spec.layers.len() {
-            cur = self.forward_layer(i, &self.params[i], cur);
-            outs.push(cur.clone());
+        self.forward_upto(x, self.spec.layers.len() - 1, &self.params)
+    }
+
+    /// The outputs of layers 0..=`last` for a batch, with the given parameters (tracked copies
+    /// when training).
+    pub fn forward_upto(&self, x: Tensor<4>, last: usize, params: &[LayerParams]) -> Vec<Tensor<4>> {
+        let mut outs: Vec<Tensor<4>> = Vec::with_capacity(last + 1);
+        outs.push(x);
+        for i in 1..=last {
+            let inputs: Vec<Tensor<4>> = self.spec.layers[i].inputs.iter().map(|&j| outs[j].clone()).collect();
+            let y = self.forward_node(i, &params[i], &inputs, true);
+            outs.push(y);
         }
         outs
     }

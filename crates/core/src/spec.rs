@@ -14,9 +14,8 @@
 //! `num_neurons`), so its `layer_defs` paste in.
 //!
 //! Every layer has an optional `name` (default: its type and a count, `conv1`, `conv2`, ...) and
-//! an optional `inputs` list naming the layers it reads. Today a net is a chain, so `inputs` may
-//! only name the previous layer; the field is there so that graphs with branches (residual `add`,
-//! `concat`) can be described later without breaking files written now.
+//! an optional `inputs` list naming the earlier layers it reads (default: the previous layer), so
+//! graphs with branches can be described: a residual block ends in an `add` of two layers.
 //!
 //! Validation parses the JSON by hand rather than through serde's derive so that each error names
 //! the layer's index, the field and what was expected.
@@ -30,6 +29,8 @@ pub type Shape3 = [usize; 3];
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Activation {
     Relu,
+    /// min(max(x, 0), 6), as MobileNet uses.
+    Relu6,
     Sigmoid,
     Tanh,
 }
@@ -38,6 +39,7 @@ impl Activation {
     pub fn as_str(self) -> &'static str {
         match self {
             Activation::Relu => "relu",
+            Activation::Relu6 => "relu6",
             Activation::Sigmoid => "sigmoid",
             Activation::Tanh => "tanh",
         }
@@ -57,10 +59,18 @@ pub enum LayerKind {
         size: usize,
         filters: usize,
         stride: usize,
+        /// Zeros added on every side...
         pad: usize,
+        /// ...and this many more at the bottom and right (TensorFlow's 'same' padding with an
+        /// even total, e.g. a 3x3 stride-2 convolution of an even-sized input: 0 on top, 1 below).
+        pad_end: usize,
+        /// Channel groups: `groups` = input channels = filters is a depthwise convolution.
+        groups: usize,
         bias: bool,
         activation: Option<Activation>,
     },
+    /// The sum of its inputs (a residual connection).
+    Add,
     Pool {
         size: usize,
         stride: usize,
@@ -88,6 +98,7 @@ impl LayerKind {
         match self {
             LayerKind::Input => "input",
             LayerKind::Conv { .. } => "conv",
+            LayerKind::Add => "add",
             LayerKind::Pool { .. } => "pool",
             LayerKind::Fc { .. } => "fc",
             LayerKind::Act(a) => a.as_str(),
@@ -113,6 +124,9 @@ pub struct Layer {
     pub index: usize,
     pub name: String,
     pub kind: LayerKind,
+    /// The layers it reads, by index (the previous layer unless `inputs` says otherwise; `add`
+    /// reads two or more).
+    pub inputs: Vec<usize>,
     pub in_shape: Shape3,
     pub out_shape: Shape3,
 }
@@ -143,12 +157,13 @@ impl Layer {
             LayerKind::Conv {
                 size,
                 filters,
+                groups,
                 bias,
                 ..
             } => {
                 let mut v = vec![p(
                     "weight",
-                    vec![*filters, self.in_shape[0], *size, *size],
+                    vec![*filters, self.in_shape[0] / groups, *size, *size],
                     true,
                 )];
                 if *bias {
@@ -199,12 +214,17 @@ impl Layer {
                 filters,
                 stride,
                 pad,
+                pad_end,
+                groups,
                 activation,
                 ..
             } => format!(
-                "conv {size}x{size}, {filters} filters, stride {stride}, pad {pad}{}",
-                act(activation)
+                "{}conv {size}x{size}, {filters} filters, stride {stride}, pad {pad}{}{}",
+                if *groups > 1 && *groups == *filters && *groups == self.in_shape[0] { "depthwise " } else { "" },
+                if *pad_end > 0 { format!("(+{pad_end} bottom/right)") } else { String::new() },
+                if *groups > 1 && !(*groups == *filters && *groups == self.in_shape[0]) { format!(", {groups} groups{}", act(activation)) } else { act(activation) }
             ),
+            LayerKind::Add => format!("add of {} inputs", self.inputs.len()),
             LayerKind::Pool {
                 size,
                 stride,
@@ -388,12 +408,13 @@ impl<'a> Fields<'a> {
             None | Some((_, Value::Null)) => Ok(None),
             Some((n, v)) => match v.as_str() {
                 Some("relu") => Ok(Some(Activation::Relu)),
+                Some("relu6") => Ok(Some(Activation::Relu6)),
                 Some("sigmoid") => Ok(Some(Activation::Sigmoid)),
                 Some("tanh") => Ok(Some(Activation::Tanh)),
                 Some("none") | Some("linear") => Ok(None),
                 _ => Err(self.err(
                     n,
-                    format!("expected one of \"relu\", \"sigmoid\", \"tanh\", \"none\", got {}", describe_value(v)),
+                    format!("expected one of \"relu\", \"relu6\", \"sigmoid\", \"tanh\", \"none\", got {}", describe_value(v)),
                 )),
             },
         }
@@ -417,7 +438,7 @@ impl<'a> Fields<'a> {
 /// ConvNetJS field names accepted as aliases (not listed in "expected one of").
 const ALIASES: &[&str] = &["sx", "out_sx", "out_sy", "out_depth", "num_neurons"];
 const COMMON: &[&str] = &["type", "name", "inputs"];
-const TYPES: &str = "input, conv, pool, fc, relu, sigmoid, tanh, softmax, dropout, batchnorm";
+const TYPES: &str = "input, conv, pool, fc, relu, relu6, sigmoid, tanh, softmax, dropout, batchnorm, add";
 
 fn validate(value: &Value) -> Result<NetSpec, SpecError> {
     let top_err = |field: &str, message: String| SpecError {
@@ -479,7 +500,37 @@ fn validate(value: &Value) -> Result<NetSpec, SpecError> {
         if index > 0 && ty == "input" {
             return Err(f.err("type", "only the first layer may be \"input\""));
         }
-        let in_shape = layers.last().map(|l| l.out_shape).unwrap_or([0, 0, 0]);
+        // Inputs: earlier layers by name (default: the previous one); only `add` takes several.
+        let inputs: Vec<usize> = match lobj.get("inputs") {
+            None => if index == 0 { vec![] } else { vec![index - 1] },
+            Some(v) => {
+                let names = v.as_array().and_then(|a| a.iter().map(Value::as_str).collect::<Option<Vec<&str>>>());
+                let Some(names) = names else {
+                    return Err(f.err("inputs", format!("expected a list of earlier layers' names, got {}", describe_value(v))));
+                };
+                let mut found = vec![];
+                for n in names {
+                    match layers.iter().find(|l| l.name == n) {
+                        Some(l) => found.push(l.index),
+                        None => {
+                            let known: Vec<&str> = layers.iter().map(|l| l.name.as_str()).collect();
+                            return Err(f.err("inputs", format!("\"{n}\" is not an earlier layer; expected names among {}", known.join(", "))));
+                        }
+                    }
+                }
+                found
+            }
+        };
+        if index == 0 && !inputs.is_empty() {
+            return Err(f.err("inputs", "expected [] (the input layer reads nothing)"));
+        }
+        if index > 0 && ty != "add" && inputs.len() != 1 {
+            return Err(f.err("inputs", format!("expected one layer (only \"add\" reads several), got {}", inputs.len())));
+        }
+        if ty == "add" && inputs.len() < 2 {
+            return Err(f.err("inputs", format!("\"add\" sums two or more layers; got {}", inputs.len())));
+        }
+        let in_shape = inputs.first().map(|&i| layers[i].out_shape).unwrap_or([0, 0, 0]);
         let flat = in_shape.iter().product::<usize>();
         let (kind, out_shape) = match ty.as_str() {
             "input" => {
@@ -492,10 +543,35 @@ fn validate(value: &Value) -> Result<NetSpec, SpecError> {
                 let size = f.uint(&["size", "sx"], None, 1)?;
                 let filters = f.uint(&["filters"], None, 1)?;
                 let stride = f.uint(&["stride"], Some(1), 1)?;
-                let pad = f.uint(&["pad"], Some(0), 0)?;
+                let groups = f.uint(&["groups"], Some(1), 1)?;
+                if in_shape[0] % groups != 0 || filters % groups != 0 {
+                    return Err(f.err("groups", format!("expected a divisor of both the {} input channels and the {filters} filters, got {groups}", in_shape[0])));
+                }
+                // `padding: "same"` is TensorFlow's: the output is ceil(input / stride), the odd
+                // zero (if any) at the bottom and right.
+                let (pad, pad_end) = match f.get(&["padding"]) {
+                    None => (f.uint(&["pad"], Some(0), 0)?, 0),
+                    Some((n, v)) => {
+                        if f.obj.contains_key("pad") {
+                            return Err(f.err(n, "give either pad or padding, not both"));
+                        }
+                        match v.as_str() {
+                            Some("valid") => (0, 0),
+                            Some("same") => {
+                                let total = |n: usize| ((n.div_ceil(stride) - 1) * stride + size).saturating_sub(n);
+                                let (th, tw) = (total(in_shape[1]), total(in_shape[2]));
+                                if th != tw {
+                                    return Err(f.err(n, "'same' padding of a non-square input needs different padding per axis; not supported"));
+                                }
+                                (th / 2, th % 2)
+                            }
+                            _ => return Err(f.err(n, format!("expected \"same\" or \"valid\", got {}", describe_value(v)))),
+                        }
+                    }
+                };
                 let bias = f.boolean("bias", true)?;
                 let activation = f.activation()?;
-                let (h, w) = (in_shape[1] + 2 * pad, in_shape[2] + 2 * pad);
+                let (h, w) = (in_shape[1] + 2 * pad + pad_end, in_shape[2] + 2 * pad + pad_end);
                 if size > h || size > w {
                     return Err(f.err(
                         "size",
@@ -506,7 +582,7 @@ fn validate(value: &Value) -> Result<NetSpec, SpecError> {
                     ));
                 }
                 let out = [filters, (h - size) / stride + 1, (w - size) / stride + 1];
-                (LayerKind::Conv { size, filters, stride, pad, bias, activation }, out)
+                (LayerKind::Conv { size, filters, stride, pad, pad_end, groups, bias, activation }, out)
             }
             "pool" => {
                 let size = f.uint(&["size", "sx"], None, 1)?;
@@ -540,6 +616,16 @@ fn validate(value: &Value) -> Result<NetSpec, SpecError> {
                 (LayerKind::Fc { units, bias, activation }, [units, 1, 1])
             }
             "relu" => (LayerKind::Act(Activation::Relu), in_shape),
+            "relu6" => (LayerKind::Act(Activation::Relu6), in_shape),
+            "add" => {
+                if let Some(&j) = inputs.iter().find(|&&j| layers[j].out_shape != in_shape) {
+                    return Err(f.err("inputs", format!(
+                        "\"add\" needs inputs of one shape; {} is {:?}, {} is {:?}",
+                        layers[inputs[0]].name, in_shape, layers[j].name, layers[j].out_shape
+                    )));
+                }
+                (LayerKind::Add, in_shape)
+            }
             "sigmoid" => (LayerKind::Act(Activation::Sigmoid), in_shape),
             "tanh" => (LayerKind::Act(Activation::Tanh), in_shape),
             "softmax" => {
@@ -585,27 +671,11 @@ fn validate(value: &Value) -> Result<NetSpec, SpecError> {
         if let Some(prev) = layers.iter().find(|l| l.name == name) {
             return Err(f.err("name", format!("\"{name}\" is already the name of layer {}; names must be unique", prev.index)));
         }
-        // Inputs: the previous layer only, for now.
-        if let Some(v) = lobj.get("inputs") {
-            let expected = layers.last().map(|l| l.name.clone());
-            let ok = match (v.as_array(), &expected) {
-                (Some(a), Some(prev)) => a.len() == 1 && a[0].as_str() == Some(prev.as_str()),
-                (Some(a), None) => a.is_empty(),
-                _ => false,
-            };
-            if !ok {
-                let want = match expected {
-                    Some(p) => format!("[\"{p}\"] (the previous layer; branching graphs are not supported yet)"),
-                    None => "[] (the input layer reads nothing)".to_string(),
-                };
-                return Err(f.err("inputs", format!("expected {want}, got {}", describe_value(v))));
-            }
-        }
         if out_shape.iter().product::<usize>() > 1 << 26 {
             return Err(f.err("type", format!("the output {out_shape:?} is too large (over 67M values)")));
         }
         f.finish(COMMON)?;
-        layers.push(Layer { index, name, kind, in_shape, out_shape });
+        layers.push(Layer { index, name, kind, inputs, in_shape, out_shape });
     }
     if layers.len() < 2 {
         return Err(top_err("layers", "expected at least an input layer and one more layer".into()));
@@ -688,13 +758,13 @@ mod tests {
         );
         assert_eq!(
             err(&base(r#"{"type":"conv","size":3,"filters":2,"fitlers":2}"#)),
-            "layer 1 (conv): field 'fitlers': unknown field; expected one of: size, filters, stride, pad, bias, activation, type, name, inputs"
+            "layer 1 (conv): field 'fitlers': unknown field; expected one of: size, filters, stride, groups, padding, pad, bias, activation, type, name, inputs"
         );
-        assert_eq!(err(&base(r#"{"type":"conv","size":3,"filters":2,"activation":"rleu"}"#)), "layer 1 (conv): field 'activation': expected one of \"relu\", \"sigmoid\", \"tanh\", \"none\", got \"rleu\"");
-        assert_eq!(err(&base(r#"{"type":"convolution"}"#)), "layer 1 (convolution): field 'type': unknown layer type \"convolution\"; expected one of input, conv, pool, fc, relu, sigmoid, tanh, softmax, dropout, batchnorm");
+        assert_eq!(err(&base(r#"{"type":"conv","size":3,"filters":2,"activation":"rleu"}"#)), "layer 1 (conv): field 'activation': expected one of \"relu\", \"relu6\", \"sigmoid\", \"tanh\", \"none\", got \"rleu\"");
+        assert_eq!(err(&base(r#"{"type":"convolution"}"#)), "layer 1 (convolution): field 'type': unknown layer type \"convolution\"; expected one of input, conv, pool, fc, relu, relu6, sigmoid, tanh, softmax, dropout, batchnorm, add");
         assert_eq!(err(&base(r#"{"type":"pool","size":2,"mode":"min"}"#)), "layer 1 (pool): field 'mode': expected \"max\" or \"avg\", got \"min\"");
         assert_eq!(err(&base(r#"{"type":"dropout","rate":1}"#)), "layer 1 (dropout): field 'rate': expected a number in [0, 1), got 1");
-        assert_eq!(err(&base(r#"{"type":"fc","units":2,"inputs":["x"]}"#)), "layer 1 (fc): field 'inputs': expected [\"input\"] (the previous layer; branching graphs are not supported yet), got [\"x\"]");
+        assert_eq!(err(&base(r#"{"type":"fc","units":2,"inputs":["x"]}"#)), "layer 1 (fc): field 'inputs': \"x\" is not an earlier layer; expected names among input");
         assert_eq!(err(&base(r#"{"type":"fc","units":2,"name":"input"}"#)), "layer 1 (fc): field 'name': \"input\" is already the name of layer 0; names must be unique");
         assert_eq!(err(&base(r#"{"type":"softmax","num_classes":10}"#)), "layer 1 (softmax): field 'num_classes': expected 64 (the size of the previous layer's output), got 10; add an fc layer with that many units before the softmax");
         assert_eq!(err(&base(r#"7"#)), "layer 1: expected a layer object, got 7");

@@ -252,11 +252,8 @@ pub fn batch_tensors(net: &Net, images: &[f32], labels: &[usize]) -> Result<(Ten
 
 /// Class scores (the score layer's output) for a batch, N x classes.
 pub fn scores(net: &Net, x: Tensor<4>, params: &[Vec<ParamTensor>]) -> Tensor<2> {
-    let mut cur = x;
-    for i in 1..=net.spec.score_layer() {
-        cur = net.forward_layer(i, &params[i], cur);
-    }
-    cur.flatten(1, 3)
+    let mut outs = net.forward_upto(x, net.spec.score_layer(), params);
+    outs.pop().expect("the score layer's output").flatten(1, 3)
 }
 
 /// What a chunk of training steps did.

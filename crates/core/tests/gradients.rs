@@ -64,6 +64,12 @@ fn assert_close(what: &str, analytic: f64, numeric: f64, scale: f64) {
 /// Checks d objective / d input, d objective / d every weight, and d objective / d each layer's
 /// output (by perturbing that layer's output and running the layers above it).
 fn check(spec: &str, obj: Objective, seed: u64) {
+    check_with(spec, obj, seed, 1e-2);
+}
+
+/// `check` with step `eps` for the differences (smaller where many units sit near a ReLU's kink,
+/// as in a net of 1x1 convolutions whose biases move a whole channel at once).
+fn check_with(spec: &str, obj: Objective, seed: u64, eps: f32) {
     let net = random_net(spec, seed);
     let [d, h, w] = net.spec.input_shape();
     let mut rng = Rng(seed + 1);
@@ -71,7 +77,6 @@ fn check(spec: &str, obj: Objective, seed: u64) {
     let p = pollster::block_on(layers::probe(&net, &image, &obj)).unwrap();
     let f0 = objective_value(&net, &image, &obj);
     assert!((f0 - p.objective as f64).abs() < 1e-4 * f0.abs().max(1.0), "objective value");
-    let eps = 1e-2f32;
 
     // Input.
     let g = &p.layers[0].grad;
@@ -128,15 +133,16 @@ fn check(spec: &str, obj: Objective, seed: u64) {
             let eval = |delta: f32| {
                 let mut v = out.clone();
                 v[i] += delta;
-                let mut cur = convlens_core::burn::tensor::Tensor::<4>::from_data(
+                let cur = convlens_core::burn::tensor::Tensor::<4>::from_data(
                     convlens_core::burn::tensor::TensorData::new(v, dims),
                     &device(),
                 );
                 let mut all = outs[..=li].to_vec();
-                all[li] = cur.clone();
+                all[li] = cur;
                 for k in li + 1..net.spec.layers.len() {
-                    cur = net.forward_layer(k, &net.params[k], cur);
-                    all.push(cur.clone());
+                    let inputs: Vec<_> = net.spec.layers[k].inputs.iter().map(|&j| all[j].clone()).collect();
+                    let y = net.forward_node(k, &net.params[k], &inputs, true);
+                    all.push(y);
                 }
                 let g = grad::gradients(&net, &obj, &all).unwrap();
                 pollster::block_on(read(g.value)).unwrap()[0] as f64
@@ -174,6 +180,48 @@ const ELEMENTWISE_NET: &str = r#"{"layers":[
   {"type":"tanh"},
   {"type":"fc","units":3,"activation":"relu"},
   {"type":"fc","units":3}]}"#;
+
+/// A MobileNetV2-style residual block: TensorFlow 'same' padding with stride 2 (an extra zero row
+/// and column at the bottom and right), relu6, a depthwise convolution, and an add of two branches.
+const GRAPH_NET: &str = r#"{"layers":[
+  {"type":"input","width":8,"height":8,"depth":3},
+  {"type":"conv","name":"stem","size":3,"filters":4,"stride":2,"padding":"same","activation":"relu6"},
+  {"type":"conv","name":"expand","size":1,"filters":8,"activation":"relu6"},
+  {"type":"conv","name":"dw","size":3,"filters":8,"groups":8,"padding":"same","activation":"relu6"},
+  {"type":"conv","name":"project","size":1,"filters":4},
+  {"type":"add","name":"res","inputs":["stem","project"]},
+  {"type":"pool","size":4,"stride":1,"mode":"avg"},
+  {"type":"fc","units":3},
+  {"type":"softmax"}]}"#;
+
+#[test]
+fn residual_depthwise_relu6_same_padding() {
+    let spec = NetSpec::parse(GRAPH_NET).unwrap();
+    let stem = &spec.layers[1];
+    assert_eq!(stem.out_shape, [4, 4, 4]);
+    assert!(matches!(stem.kind, convlens_core::spec::LayerKind::Conv { pad: 0, pad_end: 1, .. }));
+    assert_eq!(spec.layers[3].params()[0].shape, vec![8, 1, 3, 3]);
+    assert_eq!(spec.layers[5].inputs, vec![1, 4]);
+    assert!(!convlens_core::cpu_train::supported(&spec));
+    check_with(GRAPH_NET, Objective::Class(1), 21, 1e-3);
+    check_with(GRAPH_NET, Objective::Loss { label: 2 }, 22, 1e-3);
+    check_with(GRAPH_NET, Objective::Channel { layer: 5, channel: 2 }, 23, 1e-3);
+    check_with(GRAPH_NET, Objective::Neuron { layer: 2, index: 17 }, 24, 1e-3);
+}
+
+#[test]
+fn graph_spec_errors_name_the_layer() {
+    let err = |layers: &str| NetSpec::parse(&format!(r#"{{"layers":[{{"type":"input","width":4,"height":4,"depth":2}},{layers}]}}"#)).unwrap_err().to_string();
+    assert_eq!(err(r#"{"type":"conv","size":3,"filters":3,"groups":2}"#), "layer 1 (conv): field 'groups': expected a divisor of both the 2 input channels and the 3 filters, got 2");
+    assert_eq!(err(r#"{"type":"relu","inputs":["nope"]}"#), "layer 1 (relu): field 'inputs': \"nope\" is not an earlier layer; expected names among input");
+    assert_eq!(err(r#"{"type":"add","inputs":["input"]}"#), "layer 1 (add): field 'inputs': \"add\" sums two or more layers; got 1");
+    assert_eq!(
+        err(r#"{"type":"conv","name":"c","size":1,"filters":3},{"type":"add","inputs":["input","c"]}"#),
+        "layer 2 (add): field 'inputs': \"add\" needs inputs of one shape; input is [2, 4, 4], c is [3, 4, 4]"
+    );
+    assert_eq!(err(r#"{"type":"conv","size":3,"filters":2,"pad":1,"padding":"same"}"#), "layer 1 (conv): field 'padding': give either pad or padding, not both");
+    assert_eq!(err(r#"{"type":"relu","inputs":["input","input"]}"#), "layer 1 (relu): field 'inputs': expected one layer (only \"add\" reads several), got 2");
+}
 
 #[test]
 fn conv_pool_fc_softmax_class_score() {
@@ -232,3 +280,4 @@ fn bad_objectives_and_inputs_are_errors() {
     assert_eq!(Objective::parse("neuron:2:17").unwrap(), Objective::Neuron { layer: 2, index: 17 });
     assert!(Objective::parse("class").is_err());
 }
+

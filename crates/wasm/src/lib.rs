@@ -207,14 +207,12 @@ async fn forward_to(net: &Net, inputs: &[f32], layer: usize) -> Result<Vec<f32>,
         return Err(convlens_core::Error::Input(format!("the input has a non-finite value ({}) at index {i}", inputs[i])));
     }
     let n = inputs.len() / per;
-    let mut x = convlens_core::burn::tensor::Tensor::<4>::from_data(
+    let x = convlens_core::burn::tensor::Tensor::<4>::from_data(
         convlens_core::burn::tensor::TensorData::new(inputs.to_vec(), [n, d, h, w]),
         &net.device,
     );
-    for i in 1..=layer {
-        x = net.forward_layer(i, &net.params[i], x);
-    }
-    convlens_core::read(x.flatten::<1>(0, 3)).await
+    let out = net.forward_upto(x, layer, &net.params).pop().expect("layer 0 at least");
+    convlens_core::read(out.flatten::<1>(0, 3)).await
 }
 
 /// The files a dataset needs, relative to the data directory (`mnist`, `cifar10`) or to
@@ -358,6 +356,8 @@ struct LayerInfo {
     #[serde(rename = "type")]
     ty: String,
     activation: Option<String>,
+    /// The layers it reads, by index.
+    inputs: Vec<usize>,
     desc: String,
     shape: [usize; 3],
     params: usize,
@@ -528,6 +528,7 @@ impl Engine {
                         | convlens_core::spec::LayerKind::Fc { activation, .. } => activation.map(|a| a.as_str().to_string()),
                         _ => None,
                     },
+                    inputs: l.inputs.clone(),
                     desc: l.describe(),
                     shape: l.out_shape,
                     params: l.param_count(),
