@@ -24,8 +24,9 @@ struct Cli {
 
 #[derive(clap::Args)]
 struct ModelArgs {
-    /// Network spec (.json), a .safetensors file that carries its spec, or a TF.js layers
-    /// model.json (its weight shards are read from beside it).
+    /// Network spec (.json), a .safetensors file that carries its spec, a TF.js layers
+    /// model.json (its weight shards are read from beside it), or an op list such as
+    /// mobilenet_v2_f32.json (with its safetensors as --weights).
     #[arg(long)]
     model: PathBuf,
     /// Weights (.safetensors, PyTorch names and layouts). Default: a seeded random init.
@@ -221,6 +222,19 @@ async fn load(m: &ModelArgs) -> Result<Net> {
         })
         .map_err(|e| format!("{}: {e}", m.model.display()))?;
         return Ok(Net::with_weights(model.spec, model.weights, &device));
+    }
+    if m.model.extension().is_some_and(|e| e == "json") && model_bytes.windows(16).any(|w| w == b"input_shape_nhwc") {
+        // A TF-style op list (the data's MobileNetV2 conversion): weights from --weights, class
+        // names from imagenet_labels.txt beside it if there.
+        let weights_path = m.weights.as_ref().ok_or_else(|| format!("{} is an op list; give its safetensors as --weights", m.model.display()))?;
+        let bytes = read(weights_path)?;
+        let st = convlens_core::safetensors::SafeTensors::deserialize(&bytes).map_err(|e| format!("{}: not a valid safetensors file ({e})", weights_path.display()))?;
+        let shape = |name: &str| st.tensor(name).ok().map(|t| t.shape().to_vec());
+        let labels = std::fs::read_to_string(m.model.with_file_name("imagenet_labels.txt")).ok().map(|t| t.lines().map(str::to_string).collect());
+        let text = String::from_utf8(model_bytes).map_err(|_| format!("{} is not UTF-8 JSON", m.model.display()))?;
+        let spec = convlens_core::oplist::spec(&text, &shape, labels).map_err(|e| format!("{}: {e}", m.model.display()))?;
+        let w = weights::load(&spec, &bytes).map_err(|e| e.to_string())?;
+        return Ok(Net::with_weights(spec, w, &device));
     }
     let (spec_text, embedded_weights) = if m.model.extension().is_some_and(|e| e == "safetensors") {
         let spec = weights::embedded_spec(&model_bytes)

@@ -106,7 +106,7 @@ impl IncrementalForward {
                     activate(*activation, out);
                     Rect { y0: 0, y1: ho, x0: 0, x1: wo }
                 }
-                LayerKind::Softmax | LayerKind::BatchNorm { .. } | LayerKind::Add => unreachable!("checked by cpu_train::supported()"),
+                LayerKind::Softmax | LayerKind::BatchNorm { .. } | LayerKind::Add | LayerKind::Scale { .. } => unreachable!("checked by cpu_train::supported()"),
             };
             written[i] = Some(region);
         }

@@ -24,7 +24,7 @@ pub fn supported(spec: &NetSpec) -> bool {
         let kind = match l.kind {
             LayerKind::Conv { groups, pad_end, .. } => groups == 1 && pad_end == 0,
             LayerKind::Input | LayerKind::Pool { .. } | LayerKind::Fc { .. } | LayerKind::Act(_) | LayerKind::Dropout { .. } => true,
-            LayerKind::Add | LayerKind::Softmax | LayerKind::BatchNorm { .. } => false,
+            LayerKind::Add | LayerKind::Scale { .. } | LayerKind::Softmax | LayerKind::BatchNorm { .. } => false,
         };
         chain && kind && l.kind.activation() != Some(Activation::Relu6)
     })
@@ -333,7 +333,7 @@ impl CpuTrainer {
                     buf.arg.resize(if *mode == PoolMode::Max { co * n * ho * wo } else { 0 }, 0);
                     pool_forward(x, [ci * n, hi, wi], *size, *stride, *pad, [ho, wo], *mode, &mut buf.out, &mut buf.arg);
                 }
-                LayerKind::Softmax | LayerKind::BatchNorm { .. } | LayerKind::Add => unreachable!("checked by supported()"),
+                LayerKind::Softmax | LayerKind::BatchNorm { .. } | LayerKind::Add | LayerKind::Scale { .. } => unreachable!("checked by supported()"),
             }
         }
     }
@@ -395,7 +395,7 @@ impl CpuTrainer {
                         pool_backward(&buf.grad, [ci * n, hi, wi], *size, *stride, *pad, [ho, wo], *mode, &buf.arg, &mut below.grad);
                     }
                 }
-                LayerKind::Softmax | LayerKind::BatchNorm { .. } | LayerKind::Add => unreachable!("checked by supported()"),
+                LayerKind::Softmax | LayerKind::BatchNorm { .. } | LayerKind::Add | LayerKind::Scale { .. } => unreachable!("checked by supported()"),
             }
         }
     }

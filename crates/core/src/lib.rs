@@ -10,6 +10,7 @@ pub mod cpu_train;
 pub mod data;
 pub mod grad;
 pub mod net;
+pub mod oplist;
 pub mod rng;
 pub mod spec;
 pub mod tfjs;
@@ -18,6 +19,7 @@ pub mod vis;
 pub mod weights;
 
 pub use burn;
+pub use safetensors;
 pub use grad::Objective;
 pub use net::Net;
 pub use spec::NetSpec;

@@ -237,6 +237,7 @@ impl Net {
                 apply_activation(y, act(a)).reshape([batch, d, h, w])
             }
             LayerKind::Act(a) => apply_activation(x, act(&Some(*a))),
+            LayerKind::Scale { scale, offset } => x * (*scale as f32) + (*offset as f32),
             LayerKind::Softmax => {
                 let flat: Tensor<2> = x.flatten(1, 3);
                 activation::softmax(flat, 1).reshape([batch, d, h, w])

@@ -71,6 +71,12 @@ pub enum LayerKind {
     },
     /// The sum of its inputs (a residual connection).
     Add,
+    /// `x * scale + offset`: an input normalization inside the net (MobileNet takes 2x - 1 of
+    /// [0, 1] pixels), so that gradients reach the image as the user sees it.
+    Scale {
+        scale: f64,
+        offset: f64,
+    },
     Pool {
         size: usize,
         stride: usize,
@@ -99,6 +105,7 @@ impl LayerKind {
             LayerKind::Input => "input",
             LayerKind::Conv { .. } => "conv",
             LayerKind::Add => "add",
+            LayerKind::Scale { .. } => "scale",
             LayerKind::Pool { .. } => "pool",
             LayerKind::Fc { .. } => "fc",
             LayerKind::Act(a) => a.as_str(),
@@ -225,6 +232,7 @@ impl Layer {
                 if *groups > 1 && !(*groups == *filters && *groups == self.in_shape[0]) { format!(", {groups} groups{}", act(activation)) } else { act(activation) }
             ),
             LayerKind::Add => format!("add of {} inputs", self.inputs.len()),
+            LayerKind::Scale { scale, offset } => format!("x * {scale} + {offset}"),
             LayerKind::Pool {
                 size,
                 stride,
@@ -438,7 +446,7 @@ impl<'a> Fields<'a> {
 /// ConvNetJS field names accepted as aliases (not listed in "expected one of").
 const ALIASES: &[&str] = &["sx", "out_sx", "out_sy", "out_depth", "num_neurons"];
 const COMMON: &[&str] = &["type", "name", "inputs"];
-const TYPES: &str = "input, conv, pool, fc, relu, relu6, sigmoid, tanh, softmax, dropout, batchnorm, add";
+const TYPES: &str = "input, conv, pool, fc, relu, relu6, sigmoid, tanh, softmax, dropout, batchnorm, add, scale";
 
 fn validate(value: &Value) -> Result<NetSpec, SpecError> {
     let top_err = |field: &str, message: String| SpecError {
@@ -640,6 +648,11 @@ fn validate(value: &Value) -> Result<NetSpec, SpecError> {
                 }
                 (LayerKind::Softmax, [flat, 1, 1])
             }
+            "scale" => {
+                let scale = f.float("scale", 1.0, -1e6, 1e6, false)?;
+                let offset = f.float("offset", 0.0, -1e6, 1e6, false)?;
+                (LayerKind::Scale { scale, offset }, in_shape)
+            }
             "dropout" => {
                 let rate = f.float("rate", 0.5, 0.0, 1.0, true)?;
                 (LayerKind::Dropout { rate }, in_shape)
@@ -761,7 +774,7 @@ mod tests {
             "layer 1 (conv): field 'fitlers': unknown field; expected one of: size, filters, stride, groups, padding, pad, bias, activation, type, name, inputs"
         );
         assert_eq!(err(&base(r#"{"type":"conv","size":3,"filters":2,"activation":"rleu"}"#)), "layer 1 (conv): field 'activation': expected one of \"relu\", \"relu6\", \"sigmoid\", \"tanh\", \"none\", got \"rleu\"");
-        assert_eq!(err(&base(r#"{"type":"convolution"}"#)), "layer 1 (convolution): field 'type': unknown layer type \"convolution\"; expected one of input, conv, pool, fc, relu, relu6, sigmoid, tanh, softmax, dropout, batchnorm, add");
+        assert_eq!(err(&base(r#"{"type":"convolution"}"#)), "layer 1 (convolution): field 'type': unknown layer type \"convolution\"; expected one of input, conv, pool, fc, relu, relu6, sigmoid, tanh, softmax, dropout, batchnorm, add, scale");
         assert_eq!(err(&base(r#"{"type":"pool","size":2,"mode":"min"}"#)), "layer 1 (pool): field 'mode': expected \"max\" or \"avg\", got \"min\"");
         assert_eq!(err(&base(r#"{"type":"dropout","rate":1}"#)), "layer 1 (dropout): field 'rate': expected a number in [0, 1), got 1");
         assert_eq!(err(&base(r#"{"type":"fc","units":2,"inputs":["x"]}"#)), "layer 1 (fc): field 'inputs': \"x\" is not an earlier layer; expected names among input");

@@ -1,0 +1,51 @@
+//! MobileNetV2 (ImageNet, 1001 classes) from the data directory's float32 conversion and op list:
+//! it becomes a graph spec (depthwise convolutions, relu6, residual adds, TensorFlow 'same'
+//! padding) and classifies the test images as the data's README says.
+
+use convlens_core::{oplist, weights, Net};
+use safetensors::SafeTensors;
+use std::path::PathBuf;
+
+fn data_dir() -> Option<PathBuf> {
+    let dir = std::env::var("CONVLENS_DATA_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"));
+    dir.join("mobilenet/mobilenet_v2_f32.json").exists().then_some(dir.join("mobilenet"))
+}
+
+/// An image resized to 224x224 (bilinear), RGB in [0, 1], channels first.
+fn image_chw(path: &std::path::Path) -> Vec<f32> {
+    let img = image::open(path).unwrap().resize_exact(224, 224, image::imageops::FilterType::Triangle).to_rgb8();
+    let mut out = vec![0f32; 3 * 224 * 224];
+    for (x, y, p) in img.enumerate_pixels() {
+        for c in 0..3 {
+            out[c * 224 * 224 + (y * 224 + x) as usize] = p[c] as f32 / 255.0;
+        }
+    }
+    out
+}
+
+#[test]
+fn mobilenet_v2_classifies_the_test_images() {
+    let Some(dir) = data_dir() else {
+        eprintln!("skipped: no mobilenet in the data directory (set CONVLENS_DATA_DIR)");
+        return;
+    };
+    let bytes = std::fs::read(dir.join("mobilenet_v2_f32.safetensors")).unwrap();
+    let st = SafeTensors::deserialize(&bytes).unwrap();
+    let shape = |name: &str| st.tensor(name).ok().map(|t| t.shape().to_vec());
+    let labels: Vec<String> = std::fs::read_to_string(dir.join("imagenet_labels.txt")).unwrap().lines().map(str::to_string).collect();
+    let ops = std::fs::read_to_string(dir.join("mobilenet_v2_f32.json")).unwrap();
+    let spec = oplist::spec(&ops, &shape, Some(labels.clone())).unwrap();
+    assert_eq!(spec.classes(), 1001);
+    assert_eq!(spec.param_count(), 3_504_872 - 15_775, "parameters");
+    let w = weights::load(&spec, &bytes).unwrap();
+    let net = Net::with_weights(spec, w, &convlens_core::backend::cpu());
+    for (file, want) in [("grace_hopper.bmp", "military uniform"), ("parrot.jpg", "macaw"), ("hot_dog.jpg", "hotdog"), ("owl.jpg", "ruffed grouse")] {
+        let x = net.input_tensor(&image_chw(&dir.join("test-images").join(file))).unwrap();
+        let probs = pollster::block_on(convlens_core::read(net.forward_all(x).pop().unwrap().flatten::<1>(0, 3))).unwrap();
+        let top = convlens_core::train::argmax(&probs);
+        println!("{file}: {} ({:.1}%)", labels[top], 100.0 * probs[top]);
+        assert!(labels[top].starts_with(want), "{file}: top-1 {} ({:.3}), want {want}", labels[top], probs[top]);
+    }
+}
