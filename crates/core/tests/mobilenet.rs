@@ -47,5 +47,13 @@ fn mobilenet_v2_classifies_the_test_images() {
         let top = convlens_core::train::argmax(&probs);
         println!("{file}: {} ({:.1}%)", labels[top], 100.0 * probs[top]);
         assert!(labels[top].starts_with(want), "{file}: top-1 {} ({:.3}), want {want}", labels[top], probs[top]);
+        // FGSM with epsilon 2/255 (below what the eye sees) flips the top class.
+        let image = image_chw(&dir.join("test-images").join(file));
+        let mut at = convlens_core::vis::attribution::Attributor::new(&net, None);
+        let adv = pollster::block_on(convlens_core::vis::adversarial::fgsm(&mut at, &image, top, 2.0 / 255.0)).unwrap();
+        let p2 = pollster::block_on(at.outputs(&adv, 1)).unwrap();
+        let top2 = convlens_core::train::argmax(&p2);
+        println!("  FGSM eps 2/255: {} ({:.1}%)", labels[top2], 100.0 * p2[top2]);
+        assert_ne!(top2, top, "{file}: FGSM at 2/255 left the top class");
     }
 }

@@ -2,6 +2,7 @@
 //! numbers (`Vec<f32>` with shapes) for a front end to draw; [`grid`] turns them into images for
 //! the CLI.
 
+pub mod adversarial;
 pub mod attribution;
 pub mod grid;
 pub mod layers;
