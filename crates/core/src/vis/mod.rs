@@ -7,3 +7,4 @@ pub mod attribution;
 pub mod grid;
 pub mod layers;
 pub mod occlusion;
+pub mod regularizers;
