@@ -38,4 +38,36 @@ fn cpu_and_wgpu_agree_on_every_layer() {
             }
         }
     }
+    graph_agrees(&gpu);
+}
+
+/// The same for a MobileNetV2-style graph (input scaling, TensorFlow 'same' padding with stride 2,
+/// relu6, a depthwise convolution, a residual add), with the vanilla and guided ReLU rules. (Called
+/// from the test above: the GPU device is set up once per process.)
+fn graph_agrees(gpu: &convlens_core::burn::tensor::Device) {
+    let spec = NetSpec::parse(
+        r#"{"layers":[{"type":"input","width":16,"height":16,"depth":3},{"type":"scale","scale":2,"offset":-1},
+        {"type":"conv","name":"stem","size":3,"filters":8,"stride":2,"padding":"same","activation":"relu6"},
+        {"type":"conv","name":"expand","size":1,"filters":16,"activation":"relu6"},
+        {"type":"conv","name":"dw","size":3,"filters":16,"groups":16,"padding":"same","activation":"relu6"},
+        {"type":"conv","name":"project","size":1,"filters":8},
+        {"type":"add","inputs":["stem","project"]},{"type":"relu"},
+        {"type":"pool","size":8,"stride":1,"mode":"avg"},{"type":"fc","units":5},{"type":"softmax"}]}"#,
+    )
+    .unwrap();
+    let a = Net::init(spec, 3, &convlens_core::backend::cpu());
+    let b = pollster::block_on(a.to_device(gpu)).unwrap();
+    let image: Vec<f32> = (0..768).map(|i| ((i * 31 % 89) as f32) / 88.0).collect();
+    for rule in [convlens_core::grad::ReluRule::Gradient, convlens_core::grad::ReluRule::Guided] {
+        let obj = Objective::Class(2);
+        let pa = pollster::block_on(layers::probe_with(&a, &image, &obj, rule)).unwrap();
+        let pb = pollster::block_on(layers::probe_with(&b, &image, &obj, rule)).unwrap();
+        for (i, (la, lb)) in pa.layers.iter().zip(&pb.layers).enumerate() {
+            for (what, x, y) in [("activation", &la.act.data, &lb.act.data), ("gradient", &la.grad.data, &lb.grad.data)] {
+                let scale = x.iter().fold(1e-3f32, |m, v| m.max(v.abs()));
+                let diff = x.iter().zip(y.iter()).fold(0f32, |m, (p, q)| m.max((p - q).abs()));
+                assert!(diff <= 1e-4 * scale.max(1.0), "{rule:?} layer {i} {what}: max diff {diff} (scale {scale})");
+            }
+        }
+    }
 }
