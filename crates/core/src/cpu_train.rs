@@ -99,6 +99,10 @@ fn seed(spec: &NetSpec, objective: &Objective, out: &[f32], seed: &mut [f32]) ->
             seed[channel * hw..(channel + 1) * hw].fill(1.0 / hw as f32);
             out[channel * hw..(channel + 1) * hw].iter().sum::<f32>() / hw as f32
         }
+        Objective::Seed { grad, .. } => {
+            seed.copy_from_slice(grad);
+            out.iter().zip(grad).map(|(o, g)| o * g).sum()
+        }
         Objective::Prob(k) => {
             let p = softmax(out);
             for (j, (g, pj)) in seed.iter_mut().zip(&p).enumerate() {

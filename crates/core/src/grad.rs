@@ -24,6 +24,10 @@ pub enum Objective {
     Channel { layer: usize, channel: usize },
     /// Softmax cross-entropy of the class scores against a label.
     Loss { label: usize },
+    /// A loss defined on a layer's output, given by its gradient there (one image's worth, CHW):
+    /// feature inversion, style and DeepDream losses are computed on activations and enter here.
+    /// Its value is `sum(output * grad)` (the same gradient at this output).
+    Seed { layer: usize, grad: Vec<f32> },
 }
 
 impl Objective {
@@ -54,6 +58,7 @@ impl Objective {
             Objective::Neuron { layer, index } => format!("{} unit {index}", name(*layer)),
             Objective::Channel { layer, channel } => format!("{} channel {channel} mean", name(*layer)),
             Objective::Loss { label } => format!("cross-entropy loss, label {label}"),
+            Objective::Seed { layer, .. } => format!("a loss on {}", name(*layer)),
         }
     }
 
@@ -61,7 +66,7 @@ impl Objective {
     pub fn target_layer(&self, net: &Net) -> usize {
         match self {
             Objective::Class(_) | Objective::Prob(_) | Objective::Loss { .. } => net.spec.score_layer(),
-            Objective::Neuron { layer, .. } | Objective::Channel { layer, .. } => *layer,
+            Objective::Neuron { layer, .. } | Objective::Channel { layer, .. } | Objective::Seed { layer, .. } => *layer,
         }
     }
 
@@ -74,7 +79,7 @@ impl Objective {
             Objective::Class(k) | Objective::Prob(k) | Objective::Loss { label: k } if *k >= classes => {
                 bad(format!("class {k} does not exist; the network has {classes} classes (0..{})", classes - 1))
             }
-            Objective::Neuron { layer, .. } | Objective::Channel { layer, .. } if *layer >= n => {
+            Objective::Neuron { layer, .. } | Objective::Channel { layer, .. } | Objective::Seed { layer, .. } if *layer >= n => {
                 bad(format!("layer {layer} does not exist; the network has layers 0..{}", n - 1))
             }
             Objective::Neuron { layer, index } => {
@@ -84,6 +89,10 @@ impl Objective {
             Objective::Channel { layer, channel } => {
                 let c = net.spec.layers[*layer].out_shape[0];
                 if *channel >= c { bad(format!("channel {channel} does not exist; layer {layer} has {c} channels")) } else { Ok(()) }
+            }
+            Objective::Seed { layer, grad } => {
+                let size: usize = net.spec.layers[*layer].out_shape.iter().product();
+                if grad.len() != size { bad(format!("the gradient given for layer {layer} has {} values; the layer has {size}", grad.len())) } else { Ok(()) }
             }
             _ => Ok(()),
         }
@@ -146,6 +155,12 @@ fn seed(net: &Net, objective: &Objective, out: &Tensor<4>) -> (Tensor<1>, Tensor
             let hw = dims[2] * dims[3];
             let mut v = vec![0f32; n * size];
             v.chunks_mut(size).for_each(|row| row[channel * hw..(channel + 1) * hw].fill(1.0 / hw as f32));
+            let g = Tensor::<4>::from_data(TensorData::new(v, dims), device);
+            let value: Tensor<2> = (out.clone() * g.clone()).flatten::<2>(1, 3).sum_dim(1);
+            (value.reshape([n]), g)
+        }
+        Objective::Seed { grad, .. } => {
+            let v: Vec<f32> = (0..n).flat_map(|_| grad.iter().copied()).collect();
             let g = Tensor::<4>::from_data(TensorData::new(v, dims), device);
             let value: Tensor<2> = (out.clone() * g.clone()).flatten::<2>(1, 3).sum_dim(1);
             (value.reshape([n]), g)

@@ -124,6 +124,8 @@ fn the_fused_probe_matches_burns_layer_view() {
         let last = spec.score_layer();
         let mut objectives = vec![Objective::Class(1), Objective::Loss { label: spec.classes() - 1 }, Objective::Neuron { layer: 1, index: 3 }];
         objectives.push(Objective::Channel { layer: last.min(2), channel: 0 });
+        let size: usize = spec.layers[1].out_shape.iter().product();
+        objectives.push(Objective::Seed { layer: 1, grad: (0..size).map(|i| ((i * 7 % 11) as f32 - 5.0) / 5.0).collect() });
         for objective in objectives {
             let want = pollster::block_on(layers::probe(&net, &x, &objective)).unwrap();
             let got = fast.probe(&net, &x, &objective).unwrap().expect("at or below the scores");

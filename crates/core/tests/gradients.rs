@@ -239,6 +239,20 @@ fn hidden_neuron_and_channel() {
     check(CONV_NET, Objective::Channel { layer: 2, channel: 1 }, 14);
 }
 
+/// A loss on a hidden layer given by its gradient there (how feature inversion, style and
+/// DeepDream losses enter), on a chain and on the residual graph.
+#[test]
+fn a_gradient_given_at_a_hidden_layer() {
+    let mut rng = Rng(77);
+    let grad: Vec<f32> = (0..4 * 3 * 3).map(|_| rng.next()).collect();
+    check(CONV_NET, Objective::Seed { layer: 3, grad }, 17);
+    let grad: Vec<f32> = (0..8 * 4 * 4).map(|_| rng.next()).collect();
+    check_with(GRAPH_NET, Objective::Seed { layer: 3, grad }, 25, 1e-3);
+    let net = random_net(CONV_NET, 1);
+    let e = Objective::Seed { layer: 3, grad: vec![0.0; 7] }.check(&net).unwrap_err().to_string();
+    assert_eq!(e, "objective: the gradient given for layer 3 has 7 values; the layer has 36");
+}
+
 #[test]
 fn batchnorm_relu_sigmoid_dropout_tanh() {
     check(ELEMENTWISE_NET, Objective::Class(0), 15);
