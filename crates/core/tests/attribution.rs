@@ -18,9 +18,8 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-fn data_dir() -> PathBuf {
-    std::env::var("CONVLENS_DATA_DIR").map(PathBuf::from).unwrap_or_else(|_| root().join("../shared/data"))
-}
+mod common;
+use common::data_dir;
 
 struct Fixture {
     meta: Value,

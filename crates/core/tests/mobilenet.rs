@@ -6,23 +6,16 @@ use convlens_core::{oplist, weights, Net};
 use safetensors::SafeTensors;
 use std::path::PathBuf;
 
+mod common;
+
 fn data_dir() -> Option<PathBuf> {
-    let dir = std::env::var("CONVLENS_DATA_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"));
-    dir.join("mobilenet/mobilenet_v2_f32.json").exists().then_some(dir.join("mobilenet"))
+    let dir = common::data_dir().join("mobilenet");
+    dir.join("mobilenet_v2_f32.json").exists().then_some(dir)
 }
 
 /// An image resized to 224x224 (bilinear), RGB in [0, 1], channels first.
 fn image_chw(path: &std::path::Path) -> Vec<f32> {
-    let img = image::open(path).unwrap().resize_exact(224, 224, image::imageops::FilterType::Triangle).to_rgb8();
-    let mut out = vec![0f32; 3 * 224 * 224];
-    for (x, y, p) in img.enumerate_pixels() {
-        for c in 0..3 {
-            out[c * 224 * 224 + (y * 224 + x) as usize] = p[c] as f32 / 255.0;
-        }
-    }
-    out
+    common::rgb_chw(&image::open(path).unwrap().resize_exact(224, 224, image::imageops::FilterType::Triangle).to_rgb8())
 }
 
 #[test]

@@ -6,10 +6,10 @@ use convlens_core::{tfjs, Error, Net};
 use safetensors::SafeTensors;
 use std::path::PathBuf;
 
+mod common;
+
 fn data_dir() -> Option<PathBuf> {
-    let dir = std::env::var("CONVLENS_DATA_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"));
+    let dir = common::data_dir();
     dir.join("tiny-vgg/model.json").exists().then_some(dir)
 }
 
@@ -20,16 +20,8 @@ fn load_tiny_vgg(dir: &PathBuf) -> tfjs::Model {
 }
 
 /// Tiny VGG's image as the net takes it: RGB in [0, 1], channels first.
-pub fn image_chw(path: &std::path::Path) -> Vec<f32> {
-    let img = image::open(path).unwrap().to_rgb8();
-    let (w, h) = img.dimensions();
-    let mut out = vec![0f32; 3 * (w * h) as usize];
-    for (x, y, p) in img.enumerate_pixels() {
-        for c in 0..3 {
-            out[c * (w * h) as usize + (y * w + x) as usize] = p[c] as f32 / 255.0;
-        }
-    }
-    out
+fn image_chw(path: &std::path::Path) -> Vec<f32> {
+    common::rgb_chw(&image::open(path).unwrap().to_rgb8())
 }
 
 #[test]
