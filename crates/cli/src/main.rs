@@ -1,6 +1,7 @@
 //! `convlens`: the ConvLens engine on the command line, for slides, scripts and tests.
 
 mod npy;
+mod optimize;
 
 use std::path::{Path, PathBuf};
 
@@ -181,6 +182,16 @@ enum Command {
         repeat: usize,
     },
     /// Write the model's weights (e.g. a seeded init) as safetensors with the spec embedded.
+    /// Class and neuron visualization by gradient ascent (presets lucid, yosinski, simonyan).
+    Visualize(optimize::VisualizeArgs),
+    /// Feature inversion (Mahendran & Vedaldi): reconstruct an image from layers' codes, side by side.
+    Invert(optimize::InvertArgs),
+    /// DeepDream on any image: octaves, jitter, normalized steps.
+    Dream(optimize::DreamArgs),
+    /// Neural style transfer (Gatys et al.) with Gram matrices; L-BFGS or Adam.
+    Style(optimize::StyleArgs),
+    /// Adversarial examples: FGSM, an iterative attack towards a class, fooling images.
+    Adversarial(optimize::AdversarialArgs),
     Export {
         #[command(flatten)]
         model: ModelArgs,
@@ -429,6 +440,11 @@ async fn run(cli: Cli) -> Result<()> {
             println!("wrote {}", out.display());
             Ok(())
         }
+        Command::Visualize(a) => optimize::visualize(a).await,
+        Command::Invert(a) => optimize::invert(a).await,
+        Command::Dream(a) => optimize::dream(a).await,
+        Command::Style(a) => optimize::style(a).await,
+        Command::Adversarial(a) => optimize::adversarial(a).await,
         Command::Export { model, out } => {
             let net = load(&model).await?;
             let w = net.read_weights().await.map_err(|e| e.to_string())?;

@@ -215,37 +215,9 @@ pub fn gradients_with(net: &Net, objective: &Objective, outputs: &[Tensor<4>], r
         param_grads[i] = net.params[i].iter().map(|p| p.flat().zeros_like()).collect();
     }
 
-    // The target layer down to layer 1: one vector-Jacobian product each, its input gradients
-    // added to what the layers it feeds have sent (a layer read by two others, as a residual
-    // block's input, gets the sum).
     let mut acc: Vec<Option<Tensor<4>>> = vec![None; n];
     acc[target] = Some(g);
-    for i in (1..=target).rev() {
-        let mut g = acc[i].take().unwrap_or_else(|| outputs[i].zeros_like());
-        out_grads[i] = Some(g.clone());
-        let layer = &net.spec.layers[i];
-        let relu = layer.kind.activation() == Some(Activation::Relu);
-        // Deconvnet and guided backprop pass only positive gradients into a ReLU; deconvnet then
-        // skips the ReLU's own mask, so it differentiates the layer's linear part alone.
-        if relu && rule != ReluRule::Gradient {
-            g = g.clamp_min(0.0);
-        }
-        let xs: Vec<Tensor<4>> = layer.inputs.iter().map(|&j| outputs[j].clone().autodiff().require_grad()).collect();
-        let tracked: Vec<ParamTensor> = net.params[i].iter().map(ParamTensor::tracked).collect();
-        let y = net.forward_node(i, &tracked, &xs, !(relu && rule == ReluRule::Deconvnet));
-        let grads = (y * g.autodiff()).sum().backward();
-        param_grads[i] = tracked
-            .iter()
-            .map(|p| p.grad_flat(&grads).unwrap_or_else(|| p.flat().without_autodiff().zeros_like()))
-            .collect();
-        for (x, &j) in xs.iter().zip(&layer.inputs) {
-            let gx = x.grad(&grads).unwrap_or_else(|| outputs[j].zeros_like());
-            acc[j] = Some(match acc[j].take() {
-                Some(a) => a + gx,
-                None => gx,
-            });
-        }
-    }
+    backward(net, outputs, &mut acc, target, rule, Some((&mut out_grads, &mut param_grads)));
     out_grads[0] = Some(acc[0].take().unwrap_or_else(|| outputs[0].zeros_like()));
 
     Ok(Gradients {
@@ -253,4 +225,85 @@ pub fn gradients_with(net: &Net, objective: &Objective, outputs: &[Tensor<4>], r
         outputs: out_grads.into_iter().map(|g| g.expect("every layer's gradient is set")).collect(),
         params: param_grads,
     })
+}
+
+/// The target layer down to layer 1: one vector-Jacobian product each, a layer's input gradients
+/// added to what the layers it feeds have sent (a layer read by two others, as a residual block's
+/// input, gets the sum). `acc` holds the gradients seeded so far (any layers at or below `top`);
+/// on return `acc[0]` is the input's gradient. With `keep`, every layer's output gradient and
+/// every parameter gradient is stored there; without it the weights are not differentiated at all
+/// (what optimizing the image needs, and much cheaper).
+fn backward(
+    net: &Net,
+    outputs: &[Tensor<4>],
+    acc: &mut [Option<Tensor<4>>],
+    top: usize,
+    rule: ReluRule,
+    mut keep: Option<(&mut Vec<Option<Tensor<4>>>, &mut Vec<Vec<Tensor<1>>>)>,
+) {
+    for i in (1..=top).rev() {
+        let mut g = match acc[i].take() {
+            Some(g) => g,
+            None if keep.is_some() => outputs[i].zeros_like(),
+            // Nothing flows through this layer (it only feeds layers above the seeds).
+            None => continue,
+        };
+        let layer = &net.spec.layers[i];
+        let relu = layer.kind.activation() == Some(Activation::Relu);
+        if let Some((out_grads, _)) = keep.as_mut() {
+            out_grads[i] = Some(g.clone());
+        }
+        // Deconvnet and guided backprop pass only positive gradients into a ReLU; deconvnet then
+        // skips the ReLU's own mask, so it differentiates the layer's linear part alone.
+        if relu && rule != ReluRule::Gradient {
+            g = g.clamp_min(0.0);
+        }
+        let xs: Vec<Tensor<4>> = layer.inputs.iter().map(|&j| outputs[j].clone().autodiff().require_grad()).collect();
+        let tracked: Vec<ParamTensor> = if keep.is_some() {
+            net.params[i].iter().map(ParamTensor::tracked).collect()
+        } else {
+            net.params[i].iter().map(ParamTensor::constant).collect()
+        };
+        let y = net.forward_node(i, &tracked, &xs, !(relu && rule == ReluRule::Deconvnet));
+        let grads = (y * g.autodiff()).sum().backward();
+        if let Some((_, param_grads)) = keep.as_mut() {
+            param_grads[i] = tracked
+                .iter()
+                .map(|p| p.grad_flat(&grads).unwrap_or_else(|| p.flat().without_autodiff().zeros_like()))
+                .collect();
+        }
+        for (x, &j) in xs.iter().zip(&layer.inputs) {
+            let Some(gx) = x.grad(&grads) else { continue };
+            acc[j] = Some(match acc[j].take() {
+                Some(a) => a + gx,
+                None => gx,
+            });
+        }
+    }
+}
+
+/// The objective's value per image and its gradient with respect to the input alone (the weights
+/// are not differentiated): what attribution and adversarial examples need.
+pub fn input_grad(net: &Net, objective: &Objective, outputs: &[Tensor<4>], rule: ReluRule) -> Result<(Tensor<1>, Tensor<4>), Error> {
+    objective.check(net)?;
+    let target = objective.target_layer(net);
+    let (value, g) = seed(net, objective, &outputs[target]);
+    Ok((value, input_grad_seeded(net, outputs, vec![(target, g)], rule)))
+}
+
+/// The gradient with respect to the input (a batch, NCHW) of a loss given by its gradients at
+/// several layers' outputs (`seeds`: layer, d loss / d output; the same layer may appear more than
+/// once), with `rule` at every ReLU. The weights are not differentiated. Feature inversion, style
+/// transfer and DeepDream compute their losses on the activations and come in here.
+pub fn input_grad_seeded(net: &Net, outputs: &[Tensor<4>], seeds: Vec<(usize, Tensor<4>)>, rule: ReluRule) -> Tensor<4> {
+    let mut acc: Vec<Option<Tensor<4>>> = vec![None; net.spec.layers.len()];
+    let top = seeds.iter().map(|(l, _)| *l).max().unwrap_or(0);
+    for (l, g) in seeds {
+        acc[l] = Some(match acc[l].take() {
+            Some(a) => a + g,
+            None => g,
+        });
+    }
+    backward(net, outputs, &mut acc, top, rule, None);
+    acc[0].take().unwrap_or_else(|| outputs[0].zeros_like())
 }

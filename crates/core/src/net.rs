@@ -58,6 +58,15 @@ impl ParamTensor {
         }
     }
 
+    /// The same tensor as a constant of an autodiff graph (no gradient of its own).
+    pub fn constant(&self) -> ParamTensor {
+        match self {
+            ParamTensor::D1(t) => ParamTensor::D1(t.clone().autodiff()),
+            ParamTensor::D2(t) => ParamTensor::D2(t.clone().autodiff()),
+            ParamTensor::D4(t) => ParamTensor::D4(t.clone().autodiff()),
+        }
+    }
+
     /// Its gradient after a backward pass, flattened to rank 1 (on the inner device).
     pub fn grad_flat(&self, grads: &burn::tensor::Gradients) -> Option<Tensor<1>> {
         match self {
@@ -161,6 +170,33 @@ impl Net {
     pub async fn to_device(&self, device: &Device) -> Result<Net, Error> {
         let weights = self.read_weights().await?;
         Ok(Net::with_weights(self.spec.clone(), weights, device))
+    }
+
+    /// The net cut after layer `last`, for an input of `h` x `w` (the optimization techniques run
+    /// convolutional layers on images of other sizes: octaves, style transfer at 512 px). The
+    /// parameters are shared, not copied. Fails with the spec's message when a layer up to `last`
+    /// does not fit the new size (too small an image, or a fully connected layer).
+    pub fn resized(&self, last: usize, h: usize, w: usize) -> Result<Net, Error> {
+        let mut json = self.spec.json.clone();
+        let layers = json["layers"].as_array_mut().ok_or_else(|| Error::Input("the spec has no layers".into()))?;
+        layers.truncate(last + 1);
+        if let Some(input) = layers[0].as_object_mut() {
+            input.remove("out_sx");
+            input.remove("out_sy");
+            input.insert("width".into(), w.into());
+            input.insert("height".into(), h.into());
+        }
+        if let Some(o) = json.as_object_mut() {
+            o.remove("classes");
+        }
+        let spec = NetSpec::from_value(&json)?;
+        // A fully connected layer's weights fit one input size only.
+        for (new, old) in spec.layers.iter().zip(&self.spec.layers) {
+            if new.params().iter().map(|p| &p.shape).ne(old.params().iter().map(|p| &p.shape)) {
+                return Err(Error::Input(format!("layer {} ({}) only works on {}x{} inputs; pick an earlier layer", new.index, new.name, self.spec.input_shape()[2], self.spec.input_shape()[1])));
+            }
+        }
+        Ok(Net { spec, params: self.params[..=last].to_vec(), device: self.device.clone() })
     }
 
     /// Every parameter's values, per layer, in [`Layer::params`] order (one read-back).

@@ -27,14 +27,53 @@ pub async fn fgsm(at: &mut Attributor<'_>, image: &[f32], label: usize, eps: f32
 /// call the image `target`), each followed by a projection into the `eps` box around the image
 /// and into [0, 1]. Returns the image after the last step.
 pub async fn towards(at: &mut Attributor<'_>, image: &[f32], target: usize, eps: f32, step: f32, steps: usize) -> Result<Vec<f32>, Error> {
-    let mut x = image.to_vec();
-    for _ in 0..steps {
-        let (_, g) = at.input_grads(&x, 1, &Objective::Loss { label: target }, ReluRule::Gradient).await?;
-        for ((v, g), x0) in x.iter_mut().zip(&g).zip(image) {
-            *v = (*v - step * sign(*g)).clamp(x0 - eps, x0 + eps).clamp(0.0, 1.0);
-        }
+    let mut attack = Attack::new(image, target, eps, step, steps);
+    while !attack.done() {
+        attack.step(at).await?;
     }
-    Ok(x)
+    Ok(attack.x)
+}
+
+/// An iterative attack towards a class, a step at a time (for progress and cancel): projected
+/// signed-gradient descent on the target's cross-entropy. With `eps` 1 from noise it grows a
+/// fooling image (Nguyen et al. 2015): noise the net calls `target` with high confidence.
+pub struct Attack {
+    pub original: Vec<f32>,
+    pub x: Vec<f32>,
+    pub target: usize,
+    pub eps: f32,
+    pub step_size: f32,
+    pub steps: usize,
+    /// The target's loss before each step.
+    pub history: Vec<f32>,
+}
+
+impl Attack {
+    pub fn new(image: &[f32], target: usize, eps: f32, step: f32, steps: usize) -> Attack {
+        Attack { original: image.to_vec(), x: image.to_vec(), target, eps, step_size: step, steps, history: vec![] }
+    }
+
+    /// A fooling image's start: uniform noise in [0, 1] from `seed`.
+    pub fn fooling(size: usize, target: usize, step: f32, steps: usize, seed: u64) -> Attack {
+        let mut rng = crate::rng::SplitMix64(seed);
+        let noise: Vec<f32> = (0..size).map(|_| rng.uniform() as f32).collect();
+        Attack::new(&noise, target, 1.0, step, steps)
+    }
+
+    pub fn done(&self) -> bool {
+        self.history.len() >= self.steps
+    }
+
+    /// One step; returns the target's loss before it (-log p(target)).
+    pub async fn step(&mut self, at: &mut Attributor<'_>) -> Result<f32, Error> {
+        let (v, g) = at.input_grads(&self.x, 1, &Objective::Loss { label: self.target }, ReluRule::Gradient).await?;
+        for ((v, g), x0) in self.x.iter_mut().zip(&g).zip(&self.original) {
+            *v = (*v - self.step_size * sign(*g)).clamp(x0 - self.eps, x0 + self.eps).clamp(0.0, 1.0);
+        }
+        let loss = v.first().copied().unwrap_or(0.0);
+        self.history.push(loss);
+        Ok(loss)
+    }
 }
 
 /// Accuracy of the net on `n` images (NCHW) with `labels` after FGSM at each epsilon: the

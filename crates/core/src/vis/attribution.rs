@@ -49,10 +49,10 @@ impl<'a> Attributor<'a> {
             return Err(Error::Input(format!("the image has a non-finite value ({}) at index {i}", images[i])));
         }
         let x = Tensor::<4>::from_data(TensorData::new(images.to_vec(), [n, d, h, w]), &self.net.device);
-        let outputs = self.net.forward_all(x);
-        let g = grad::gradients_with(self.net, objective, &outputs, rule)?;
-        let input_grad = g.outputs.into_iter().next().expect("the input's gradient").flatten(0, 3);
-        let mut r = read_all(vec![g.value, input_grad]).await?.into_iter();
+        objective.check(self.net)?;
+        let outputs = self.net.forward_upto(x, objective.target_layer(self.net), &self.net.params);
+        let (value, input_grad) = grad::input_grad(self.net, objective, &outputs, rule)?;
+        let mut r = read_all(vec![value, input_grad.flatten(0, 3)]).await?.into_iter();
         Ok((r.next().unwrap_or_default(), r.next().unwrap_or_default()))
     }
 

@@ -114,3 +114,35 @@ pub fn tile(data: &[f32], shape: [usize; 3], cols: usize, scale: usize, gap: usi
     }
     Image { width, height, rgb }
 }
+
+/// An image (CHW in [0, 1]; 1 channel is gray, 3 are RGB) as it is, scaled up `scale` times.
+pub fn picture(image: &[f32], [c, h, w]: [usize; 3], scale: usize) -> Image {
+    let (width, height) = (w * scale, h * scale);
+    let mut rgb = vec![0u8; width * height * 3];
+    for y in 0..height {
+        for x in 0..width {
+            let p = (y / scale) * w + x / scale;
+            for k in 0..3 {
+                let v = image[(if c == 3 { k } else { 0 }) * h * w + p];
+                rgb[(y * width + x) * 3 + k] = (v.clamp(0.0, 1.0) * 255.0).round() as u8;
+            }
+        }
+    }
+    Image { width, height, rgb }
+}
+
+/// Images of the same height side by side with `gap` pixels of white between them.
+pub fn hstack(images: &[Image], gap: usize) -> Image {
+    let height = images.iter().map(|i| i.height).max().unwrap_or(0);
+    let width = images.iter().map(|i| i.width).sum::<usize>() + gap * images.len().saturating_sub(1);
+    let mut rgb = vec![255u8; width * height * 3];
+    let mut ox = 0;
+    for im in images {
+        for y in 0..im.height {
+            let dst = (y * width + ox) * 3;
+            rgb[dst..dst + im.width * 3].copy_from_slice(&im.rgb[y * im.width * 3..(y + 1) * im.width * 3]);
+        }
+        ox += im.width + gap;
+    }
+    Image { width, height, rgb }
+}
