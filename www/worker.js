@@ -77,6 +77,39 @@ const commands = {
   async occlusionStep({ max }) {
     return { result: await needEngine().occlusionStep(max) };
   },
+  /** MobileNetV2's op list, safetensors and class names (one per line). */
+  loadOpList({ opList, weights, labels = null }) {
+    return { result: needEngine().loadOpList(opList, weights, labels) };
+  },
+  /** An optimization job (docs/ENGINE_API.md): visualize, invert, dream, style, attack, fooling. */
+  async optimizeStart({ kind, input = [], settings = {} }) {
+    const data = input instanceof Float32Array ? input : Float32Array.from(input);
+    return { result: await needEngine().optimizeStart(kind, data, settings) };
+  },
+  async optimizeStep({ budgetMs = 150 }) {
+    return { result: await needEngine().optimizeStep(budgetMs) };
+  },
+  async styleGrams() {
+    return { result: await needEngine().styleGrams() };
+  },
+  async fgsm({ input, label, eps }) {
+    const result = await needEngine().fgsm(input, label, eps);
+    return { result, transfer: [result.buffer] };
+  },
+  linearDemo({ sides, eps, epochs }) {
+    return { result: needEngine().linearDemo(Uint32Array.from(sides), eps, epochs) };
+  },
+  /** Times `n` steps of an optimization job inside the worker (npm run bench:optimize): ms per step. */
+  async benchOptimize({ kind, input = [], settings = {}, n = 5 }) {
+    const e = needEngine();
+    const data = input instanceof Float32Array ? input : Float32Array.from(input);
+    await e.optimizeStart(kind, data, { ...settings, steps: n + 2 });
+    await e.optimizeStep(0);
+    await e.optimizeStep(0);
+    const t0 = performance.now();
+    for (let i = 0; i < n; i++) await e.optimizeStep(0);
+    return { result: (performance.now() - t0) / n };
+  },
   async exportWeights() {
     const bytes = await needEngine().exportWeights();
     const own = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength ? bytes : bytes.slice();

@@ -116,7 +116,25 @@ pub async fn visualize(a: VisualizeArgs) -> Result<()> {
 /// An image file scaled (short side to `size`, or as it is with `None`) and centre-cropped to a
 /// square of `size`, as CHW in [0, 1] with `channels` channels (1 = gray).
 pub fn load_square(path: &Path, size: usize, channels: usize) -> Result<Vec<f32>> {
-    let img = image::open(path).map_err(|e| format!("cannot decode {}: {e}", path.display()))?;
+    load_square_of(image::open(path).map_err(|e| format!("cannot decode {}: {e}", path.display()))?, size, channels)
+}
+
+/// The image inside plain white margins (a scanned painting's border, as starry.jpg has).
+fn trim_white(img: image::DynamicImage) -> image::DynamicImage {
+    let rgb = img.to_rgb8();
+    let (w, h) = rgb.dimensions();
+    let white = |x: u32, y: u32| rgb.get_pixel(x, y).0.iter().all(|&v| v > 235);
+    let row = |y: u32| (0..w).step_by(2).all(|x| white(x, y));
+    let col = |x: u32| (0..h).step_by(2).all(|y| white(x, y));
+    let (mut y0, mut y1, mut x0, mut x1) = (0, h - 1, 0, w - 1);
+    while y0 < y1 && row(y0) { y0 += 1; }
+    while y1 > y0 && row(y1) { y1 -= 1; }
+    while x0 < x1 && col(x0) { x0 += 1; }
+    while x1 > x0 && col(x1) { x1 -= 1; }
+    img.crop_imm(x0, y0, x1 - x0 + 1, y1 - y0 + 1)
+}
+
+fn load_square_of(img: image::DynamicImage, size: usize, channels: usize) -> Result<Vec<f32>> {
     let (w, h) = (img.width(), img.height());
     let s = size as f32 / w.min(h) as f32;
     let (nw, nh) = (((w as f32 * s).round() as u32).max(size as u32), ((h as f32 * s).round() as u32).max(size as u32));
@@ -312,7 +330,7 @@ pub async fn style(a: StyleArgs) -> Result<()> {
     let net = load(&a.model).await?;
     let c = net.spec.input_shape()[0];
     let content = load_square(&a.content, a.size, c)?;
-    let style_img = load_square(&a.style, a.size, c)?;
+    let style_img = load_square_of(trim_white(image::open(&a.style).map_err(|e| format!("cannot decode {}: {e}", a.style.display()))?), a.size, c)?;
     let mut s = match (&a.content_layer, a.style_layers.is_empty()) {
         (Some(cl), false) => Settings::new(layer_index(&net, cl)?, a.style_layers.iter().map(|l| layer_index(&net, l)).collect::<Result<_>>()?),
         _ => Settings::mobilenet(&net).ok_or("this network has no MobileNetV2 layer names; give --content-layer and --style-layers")?,

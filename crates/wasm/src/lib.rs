@@ -3,6 +3,8 @@
 //! engine's message; a panic is reported through the hook given to `installPanicHook`, after which
 //! the page restarts the worker.
 
+mod optimize;
+
 use std::cell::RefCell;
 use std::rc::Rc;
 
@@ -260,6 +262,8 @@ struct Session {
     examples: u64,
     /// The occlusion in progress (or last done), evaluated in chunks by `occlusionStep`.
     occlusion: Option<Occlusion>,
+    /// The image optimization in progress (see optimize.rs).
+    job: Option<optimize::Job>,
 }
 
 /// The trainer settings as JS gives them; missing fields keep their current values.
@@ -542,6 +546,7 @@ impl Engine {
         session.opt = None;
         session.fused = None;
         session.occlusion = None;
+        session.job = None;
         session.examples = 0;
         Ok(js)
     }

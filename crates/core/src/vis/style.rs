@@ -118,6 +118,11 @@ impl Style {
         self.history.len() >= self.settings.steps
     }
 
+    /// The image's shape (CHW).
+    pub fn shape(&self) -> [usize; 3] {
+        self.shape
+    }
+
     /// The image now, clipped to [0, 1].
     pub fn current(&self) -> Vec<f32> {
         self.x.iter().map(|v| v.clamp(0.0, 1.0)).collect()

@@ -1,0 +1,264 @@
+// The image-optimization page: class and neuron visualization, feature inversion, adversarial
+// examples, DeepDream and style transfer on MobileNetV2 (from the data directory), Tiny VGG or the
+// project's own nets. Each technique is a view in www/views/opt-*.js; the engine does every step in
+// the worker (crates/core/src/vis/); this module picks the network and the image.
+import { EngineClient } from './engine-client.js';
+import { fetchPreset } from './presets.js';
+import { createBackendView } from './views/backend.js';
+import { createBanner } from './views/banner.js';
+import { el } from './views/dom.js';
+import { imageCanvas, loadSquare } from './views/image-io.js';
+import { createVisualizePanel } from './views/opt-visualize.js';
+import { createInversionPanel } from './views/opt-inversion.js';
+import { createAdversarialPanel } from './views/opt-adversarial.js';
+import { createDreamPanel } from './views/opt-dream.js';
+import { createStylePanel } from './views/opt-style.js';
+
+const $ = (id) => document.getElementById(id);
+const params = new URLSearchParams(location.search);
+const DATA = new URL('data/', location.href); // served from $CONVLENS_DATA_DIR (npm run download-data)
+const MOBILENET = new URL('mobilenet/', DATA);
+const TINY_VGG_CLASSES = ['lifeboat', 'ladybug', 'pizza', 'bell pepper', 'school bus', 'koala', 'espresso', 'red panda', 'orange', 'sport car'];
+const TINY_VGG_IMAGES = ['koala_1', 'bug_1', 'pizza_1', 'pepper_1', 'bus_1', 'panda_1', 'orange_1', 'car_1'];
+
+/** Natural images (scikit-image, Van Gogh) in the data directory: content and style images. */
+export const NATURAL = ['chelsea.png', 'astronaut.png', 'coffee.png', 'rocket.jpg'].map((n) => ({ name: n, url: new URL(`images/${n}`, DATA) }));
+export const STYLES = ['starry.jpg', 'brick.png', 'grass.png', 'gravel.png'].map((n) => ({ name: n, url: new URL(`images/${n}`, DATA) }));
+
+export const NETS = {
+  mobilenet: {
+    label: 'MobileNetV2 (ImageNet, 1001 classes)',
+    images: [...['grace_hopper.bmp', 'parrot.jpg', 'hot_dog.jpg', 'owl.jpg'].map((n) => ({ name: n, url: new URL(`test-images/${n}`, MOBILENET) })), ...NATURAL],
+  },
+  'tiny-vgg': { label: 'Tiny VGG (CNN Explainer, 64×64)', tfjs: new URL('tiny-vgg/', DATA), classes: TINY_VGG_CLASSES,
+    images: TINY_VGG_IMAGES.map((n) => ({ name: `${n}.jpeg`, url: new URL(`tiny-vgg/img/${n}.jpeg`, DATA) })) },
+  mnist: { label: 'MNIST net (24×24 digits)', preset: 'mnist', dataset: 'mnist5k', base: new URL('./data/', import.meta.url) },
+  cifar10: { label: 'CIFAR-10 net (32×32)', preset: 'cifar10', dataset: 'cifar10', base: DATA, sheets: 1 },
+};
+
+const state = { net: null, summary: null, classNames: [], image: null, imageName: '', imageSrc: null, backend: null, webgpu: false };
+const client = new EngineClient();
+const banner = createBanner($('banner'));
+const status = (t) => { $('status').textContent = t; };
+function report(what, e) {
+  console.error(what, e);
+  banner.show(`${what}: ${e?.message ?? e}`);
+}
+
+const ctx = {
+  client, state, report, status, styles: STYLES,
+  /** Layer options for a select: [[index, "index name (C×H×W)"]], from `from` on. */
+  layerOptions(from = 1) {
+    return state.summary.layers.filter((l) => l.index >= from && l.type !== 'softmax')
+      .map((l) => [l.index, `${l.index} ${l.name} · ${l.desc.split(',')[0]} (${l.shape.join('×')})`]);
+  },
+  /** A layer's index by name, or `fallback`. */
+  layerNamed(name, fallback) {
+    return state.summary.layers.find((l) => l.name === name)?.index ?? fallback;
+  },
+  /** The conv layers' indices. */
+  convLayers() {
+    return state.summary.layers.filter((l) => l.type === 'conv' || l.type === 'add').map((l) => l.index);
+  },
+  /** "k: name" for a class. */
+  className(k) {
+    return `${k}: ${state.classNames[k] ?? k}`;
+  },
+  /** The top `n` classes of an image as text. */
+  async top(image, n = 3) {
+    const probs = await client.forward(image);
+    return [...probs.keys()].sort((a, b) => probs[b] - probs[a]).slice(0, n)
+      .map((k) => `${state.classNames[k] ?? k} ${(100 * probs[k]).toFixed(1)}%`).join(' · ');
+  },
+  /** The current image at size x size (square), re-decoded from its source when it has one. */
+  async imageAt(size) {
+    const { depth, height, width } = state.summary.input;
+    if (size === height && size === width) return state.image;
+    if (state.imageSrc) return loadSquare(state.imageSrc, size, depth);
+    const { resizeChw } = await import('./views/image-io.js');
+    return resizeChw(state.image, [depth, height, width], size, size);
+  },
+};
+
+const backendView = createBackendView($('backend'), {
+  onSwitch: async (b) => {
+    panels.forEach((p) => p.cancel?.());
+    try {
+      const info = await client.switchBackend(b);
+      Object.assign(state, { backend: info.backend, webgpu: info.webgpu });
+    } catch (e) { report('Could not switch the backend', e); }
+    backendView.update(state);
+  },
+});
+
+// ---- network ------------------------------------------------------------------------------------
+const netSelect = el('select', { id: 'net-select' }, ...Object.entries(NETS).map(([k, n]) => el('option', { value: k, text: n.label })));
+const netInfo = el('p.hint', { id: 'net-info' });
+netSelect.onchange = () => selectNet(netSelect.value).catch((e) => report(`Could not load ${NETS[netSelect.value].label}`, e));
+$('net').replaceChildren(netSelect, netInfo);
+
+async function fetchBytes(url) {
+  const r = await fetch(url);
+  if (!r.ok) throw new Error(`cannot fetch ${url}: HTTP ${r.status}`);
+  return new Uint8Array(await r.arrayBuffer());
+}
+
+async function loadMobilenet() {
+  const opList = await fetch(new URL('mobilenet_v2_f32.json', MOBILENET));
+  if (!opList.ok) {
+    throw new Error(`MobileNetV2 is not in the data directory (${new URL('mobilenet_v2_f32.json', MOBILENET)}: HTTP ${opList.status}); `
+      + 'set CONVLENS_DATA_DIR to a folder with mobilenet/mobilenet_v2_f32.json and its safetensors');
+  }
+  const text = await opList.text();
+  status('loading MobileNetV2 weights (14 MB)…');
+  const weights = await fetchBytes(new URL('mobilenet_v2_f32.safetensors', MOBILENET));
+  const labels = await fetch(new URL('imagenet_labels.txt', MOBILENET)).then((r) => (r.ok ? r.text() : null)).catch(() => null);
+  const summary = await client.request('loadOpList', { opList: text, weights, labels });
+  // After a restart the worker gets it back as the spec it became with the same weights.
+  client.lastLoad = { spec: summary.spec, weights, seed: 0 };
+  return summary;
+}
+
+async function loadTfjs(base) {
+  const r = await fetch(new URL('model.json', base));
+  if (!r.ok) throw new Error(`Tiny VGG's model.json is not at ${new URL('model.json', base)} (HTTP ${r.status}); run \`npm run download-data\``);
+  const text = await r.text();
+  const paths = JSON.parse(text).weightsManifest?.flatMap((g) => g.paths) ?? [];
+  const shards = Object.fromEntries(await Promise.all(paths.map(async (p) => [p, await fetchBytes(new URL(p, base))])));
+  return client.loadTfjs(text, shards);
+}
+
+async function selectNet(name) {
+  const net = NETS[name];
+  if (!net) throw new Error(`unknown network '${name}'`);
+  panels.forEach((p) => p.cancel?.());
+  status(`loading ${net.label}…`);
+  let summary;
+  if (name === 'mobilenet') summary = await loadMobilenet();
+  else if (net.tfjs) summary = await loadTfjs(net.tfjs);
+  else {
+    const p = await fetchPreset(net.preset);
+    summary = await client.load(p.specText, p.weightBytes, 0);
+  }
+  Object.assign(state, { net: name, summary, classNames: net.classes ?? summary.classNames });
+  client.summary = summary;
+  netSelect.value = name;
+  netInfo.textContent = `${summary.layers.length} layers, ${summary.params.toLocaleString('en-US')} parameters; input `
+    + `${summary.input.width}×${summary.input.height}×${summary.input.depth}.`;
+  await loadSamples(name);
+  panels.forEach((p) => p.setNet());
+  status('ready');
+}
+
+// ---- images -------------------------------------------------------------------------------------
+const inputBox = el('div.input-text');
+$('input-info').replaceChildren(inputBox);
+const upload = el('input', { type: 'file', accept: 'image/*', hidden: true, id: 'opt-upload' });
+upload.onchange = async () => {
+  const f = upload.files?.[0];
+  upload.value = '';
+  if (!f) return;
+  try {
+    const { depth, width } = state.summary.input;
+    await setImage(await loadSquare(f, width, depth), f.name, f);
+  } catch (e) { report(`${f.name} is not an image this browser can decode`, e); }
+};
+$('samples').after(el('div.row', {}, el('button', { type: 'button', id: 'opt-upload-button', text: 'Upload image…', onclick: () => upload.click() }), upload));
+
+async function loadSamples(name) {
+  const net = NETS[name];
+  const { depth, height, width } = state.summary.input;
+  let samples = [];
+  try {
+    if (net.dataset) {
+      await client.loadDataset(net.dataset, net.base, net.sheets);
+      const imgs = await client.images('test', 0, 12);
+      const [c, h, w] = imgs.shape;
+      for (let i = 0; i < imgs.labels.length; i++) {
+        samples.push({ name: `test image ${i} (${state.classNames[imgs.labels[i]]})`, data: imgs.data.slice(i * c * h * w, (i + 1) * c * h * w), shape: [c, h, w], input: () => client.example('test', i) });
+      }
+    } else {
+      const found = await Promise.all(net.images.map(async (s) => {
+        try {
+          const data = await loadSquare(s.url, width, depth);
+          return { name: s.name, data, shape: [depth, height, width], src: s.url, input: async () => data };
+        } catch { return null; }
+      }));
+      samples = found.filter(Boolean);
+      if (!samples.length) throw new Error(`none of the example images is in the data directory (${DATA})`);
+    }
+  } catch (e) {
+    report(`The ${net.label} example images are missing; upload one instead`, e);
+  }
+  const choose = async (i) => {
+    buttons.forEach((x, j) => x.classList.toggle('selected', j === i));
+    await setImage(await samples[i].input(), samples[i].name, samples[i].src ?? null);
+  };
+  const buttons = samples.map((s, i) => el('button.sample', { type: 'button', title: s.name, onclick: () => choose(i) }, imageCanvas(s.data, s.shape, 40)));
+  $('samples').replaceChildren(...buttons);
+  const first = Math.min(Number(params.get('image') ?? 0), samples.length - 1);
+  if (samples.length) await choose(Math.max(0, first));
+}
+
+async function setImage(data, name, src) {
+  Object.assign(state, { image: data, imageName: name, imageSrc: src });
+  const { depth, height, width } = state.summary.input;
+  const top = await ctx.top(data).catch(() => '');
+  inputBox.replaceChildren(imageCanvas(data, [depth, height, width], 96), el('div', {}, el('strong', { text: name }), el('div.hint', { text: top })));
+  panels.forEach((p) => p.setImage?.());
+}
+
+// ---- views --------------------------------------------------------------------------------------
+const VIEWS = [
+  ['visualize', 'Class & neuron', createVisualizePanel],
+  ['invert', 'Feature inversion', createInversionPanel],
+  ['adversarial', 'Adversarial', createAdversarialPanel],
+  ['dream', 'DeepDream', createDreamPanel],
+  ['style', 'Style transfer', createStylePanel],
+];
+const panels = [];
+const tabs = [];
+for (const [key, label, create] of VIEWS) {
+  const root = el('section.panel.opt-view', { id: `view-${key}`, 'aria-label': label });
+  $('views').append(root);
+  panels.push(create(root, ctx));
+  const tab = el('button.tab', { type: 'button', id: `tab-${key}`, role: 'tab', text: label, onclick: () => show(key) });
+  tabs.push(tab);
+  $('tabs').append(tab);
+}
+function show(key) {
+  VIEWS.forEach(([k], i) => {
+    $(`view-${k}`).hidden = k !== key;
+    tabs[i].setAttribute('aria-selected', String(k === key));
+  });
+  const u = new URL(location.href);
+  u.searchParams.set('view', key);
+  history.replaceState(null, '', u);
+}
+show(VIEWS.some(([k]) => k === params.get('view')) ? params.get('view') : 'visualize');
+
+// ---- start --------------------------------------------------------------------------------------
+client.addEventListener('panic', (e) => report('The engine crashed and is restarting', e.detail.message));
+client.addEventListener('error', (e) => report('Engine error', e.detail.error));
+const ready = (async () => {
+  try {
+    const info = await client.init(params.get('backend') ?? 'cpu');
+    Object.assign(state, { backend: info.backend, webgpu: info.webgpu });
+    backendView.update(state);
+    const want = params.get('net') ?? 'mobilenet';
+    try {
+      await selectNet(want);
+    } catch (e) {
+      if (want !== 'mobilenet') throw e;
+      report('MobileNetV2 could not be loaded; showing the MNIST net instead', e);
+      await selectNet('mnist');
+    }
+    document.body.dataset.ready = 'true';
+  } catch (e) {
+    report('Could not start the engine', e);
+    status('engine failed');
+  }
+})();
+
+// For tests and benchmarks (tests/e2e/optimize.test.mjs, scripts/bench-optimize.mjs).
+window.convlens = { client, state, selectNet, ctx, ready };
