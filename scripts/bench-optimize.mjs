@@ -65,7 +65,7 @@ function timeNative(name, n) {
 
 async function main() {
   if (!process.env.BENCH_SKIP_BUILD) await build();
-  const cargo = spawnSync('cargo', ['build', '--release', '-p', 'convlens-cli'], { cwd: ROOT, stdio: 'inherit' });
+  const cargo = spawnSync('cargo', ['build', '--release', '--workspace'], { cwd: ROOT, stdio: 'inherit' });
   if (cargo.status !== 0) throw new Error('cargo build failed');
   const server = await serveRoot();
   const browser = await launch({ webgpu: true });

@@ -1,9 +1,10 @@
-// npm run download-data: fetches the ConvNetJS MNIST and CIFAR-10 sprite sheets and CNN Explainer's
-// Tiny VGG (TF.js model and example images) from their public
+// npm run download-data: fetches the ConvNetJS MNIST and CIFAR-10 sprite sheets, CNN Explainer's
+// Tiny VGG (TF.js model and example images), Coral's quantized MobileNetV2 (.tflite, ImageNet labels,
+// two test images) and Van Gogh's Starry Night (a style image) from their public
 // origins (GitHub, pinned commits) into ./data (or $CONVLENS_DATA_DIR / --out DIR) and checks each
 // file against data-sources/SHA256SUMS. Files already present with the right checksum are kept.
 // The page serves ./data at data/; the CLI reads it with --data data.
-//   node scripts/download-data.mjs [--out DIR] [mnist] [cifar10] [tiny-vgg]
+//   node scripts/download-data.mjs [--out DIR] [mnist] [cifar10] [tiny-vgg] [mobilenet] [images]
 // CONVLENS_DATA_ORIGIN=URL fetches every file from URL/<path> instead (a mirror; also the test).
 import { createHash } from 'node:crypto';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
@@ -20,6 +21,10 @@ const ORIGIN = {
     ? `${RAW}/karpathy/convnetjs/d509082ecefb736eb73d513fbc5b7b5af2236933/demo/cifar10/${f}`
     : `${RAW}/larrabeew/covnetJS/0d2866f3c12431c9044d3f275a588c12dc785926/demo/cifar10/${f}`),
   // CNN Explainer's Tiny VGG (MIT, Wang et al. 2020; trained on Tiny ImageNet) and its example images.
+  // MobileNetV2 1.0 224, quantized (Apache-2.0, google-coral/test_data); read as it is (crates/core/src/tflite.rs).
+  mobilenet: (f) => `${RAW}/google-coral/test_data/104342d2d3480b3e66203073dac24f4e2dbb4c41/${f}`,
+  // The Starry Night (1889, public domain) as ConvNetJS's demos ship it.
+  images: (f) => `${RAW}/karpathy/convnetjs/d509082ecefb736eb73d513fbc5b7b5af2236933/demo/imgs/${f}`,
   'tiny-vgg': (f, path) => `${RAW}/poloclub/cnn-explainer/d0971f9447ed9806022a3d47587b62394682bc51/public/assets/${path.startsWith('tiny-vgg/img/') ? 'img' : 'data'}/${f}`,
 };
 
@@ -29,7 +34,7 @@ async function main() {
   const args = process.argv.slice(2);
   const at = args.indexOf('--out');
   const out = resolve(at >= 0 ? args.splice(at, 2)[1] : process.env.CONVLENS_DATA_DIR ?? join(ROOT, 'data'));
-  const sets = args.length ? args : ['mnist', 'cifar10', 'tiny-vgg'];
+  const sets = args.length ? args : ['mnist', 'cifar10', 'tiny-vgg', 'mobilenet', 'images'];
   const sums = (await readFile(join(ROOT, 'data-sources/SHA256SUMS'), 'utf8'))
     .trim().split('\n').map((l) => l.split(/\s+/)).map(([hash, p]) => ({ hash, path: p.replace(/^\.\//, '') }));
   const mirror = process.env.CONVLENS_DATA_ORIGIN;

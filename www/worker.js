@@ -81,6 +81,10 @@ const commands = {
   loadOpList({ opList, weights, labels = null }) {
     return { result: needEngine().loadOpList(opList, weights, labels) };
   },
+  /** A .tflite file (the published quantized MobileNetV2) and class names. */
+  loadTflite({ bytes, labels = null }) {
+    return { result: needEngine().loadTflite(bytes, labels) };
+  },
   /** An optimization job (docs/ENGINE_API.md): visualize, invert, dream, style, attack, fooling. */
   async optimizeStart({ kind, input = [], settings = {} }) {
     const data = input instanceof Float32Array ? input : Float32Array.from(input);

@@ -24,7 +24,7 @@ function download(origin, out, ...sets) {
   });
 }
 
-test('download-data fetches CIFAR-10, checks every file, and refuses a corrupt one', { skip: !existsSync(join(DATA, 'cifar10')) && 'no data directory' }, async () => {
+test('download-data fetches CIFAR-10 and MobileNetV2, checks every file, and refuses a corrupt one', { skip: !(existsSync(join(DATA, 'cifar10')) && existsSync(join(DATA, 'mobilenet'))) && 'no data directory' }, async () => {
   const good = await serve({ port: 0, root: DATA });
   const badRoot = await mkdtemp(join(tmpdir(), 'convlens-mirror-'));
   await mkdir(join(badRoot, 'cifar10'));
@@ -36,6 +36,9 @@ test('download-data fetches CIFAR-10, checks every file, and refuses a corrupt o
     const r = await download(good.url, out, 'cifar10');
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stdout, /cifar10 in .*: 6 file\(s\) fetched, all checksums match/);
+    const m = await download(good.url, out, 'mobilenet', 'images');
+    assert.equal(m.status, 0, m.stderr);
+    assert.match(m.stdout, /mobilenet and images in .*: 5 file\(s\) fetched, all checksums match/);
     const again = await download(good.url, out, 'cifar10');
     assert.match(again.stdout, /0 file\(s\) fetched/, 'files already there are kept');
     const out2 = await mkdtemp(join(tmpdir(), 'convlens-data-'));

@@ -187,3 +187,28 @@ test('the CLI renders the same results as the page', { timeout: 180_000 }, async
     rmSync(out, { recursive: true, force: true });
   }
 });
+
+test('without the float32 conversion the page reads the published .tflite (what npm run download-data fetches)', { timeout: 300_000, skip: !HAVE_MOBILENET && 'no mobilenet in the data directory' }, async () => {
+  const { mkdirSync, symlinkSync } = await import('node:fs');
+  const dir = mkdtempSync(join(tmpdir(), 'convlens-tflite-'));
+  mkdirSync(join(dir, 'mobilenet'));
+  for (const f of ['mobilenet_v2_1.0_224_quant.tflite', 'imagenet_labels.txt', 'test-images']) symlinkSync(join(DATA, 'mobilenet', f), join(dir, 'mobilenet', f));
+  process.env.CONVLENS_DATA_DIR = dir; // the test server reads it per request
+  try {
+    const page = await openPage(ctx.browser, ctx.server.url, 'optimize.html?backend=cpu');
+    try {
+      assert.equal(await page.evaluate(() => window.convlens.state.net), 'mobilenet');
+      assert.equal(await page.evaluate(() => window.convlens.state.summary.params), 3_489_097);
+      assert.match(await page.locator('#input-info').textContent(), /military uniform \d/);
+      // A corrupt .tflite: a message, and the engine keeps the network it has.
+      const msg = await page.evaluate(async () => window.convlens.client.request('loadTflite', { bytes: new Uint8Array(64).fill(7), labels: null }).then(() => 'loaded', (e) => e.message));
+      assert.match(msg, /tflite: not a TFLite file/);
+      assert.equal((await page.evaluate(() => window.convlens.client.forward(window.convlens.state.image))).length, 1001);
+    } finally {
+      await page.close();
+    }
+  } finally {
+    process.env.CONVLENS_DATA_DIR = DATA;
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -26,8 +26,9 @@ struct Cli {
 #[derive(clap::Args)]
 struct ModelArgs {
     /// Network spec (.json), a .safetensors file that carries its spec, a TF.js layers
-    /// model.json (its weight shards are read from beside it), or an op list such as
-    /// mobilenet_v2_f32.json (with its safetensors as --weights).
+    /// model.json (its weight shards are read from beside it), a .tflite file (such as
+    /// mobilenet_v2_1.0_224_quant.tflite; class names from imagenet_labels.txt beside it), or an
+    /// op list such as mobilenet_v2_f32.json (with its safetensors as --weights).
     #[arg(long)]
     model: PathBuf,
     /// Weights (.safetensors, PyTorch names and layouts). Default: a seeded random init.
@@ -233,6 +234,14 @@ async fn load(m: &ModelArgs) -> Result<Net> {
         })
         .map_err(|e| format!("{}: {e}", m.model.display()))?;
         return Ok(Net::with_weights(model.spec, model.weights, &device));
+    }
+    if m.model.extension().is_some_and(|e| e == "tflite") {
+        // A TFLite flatbuffer (the published quantized MobileNets), dequantized as it is read.
+        let model = convlens_core::tflite::read(&model_bytes).map_err(|e| format!("{}: {e}", m.model.display()))?;
+        let labels = std::fs::read_to_string(m.model.with_file_name("imagenet_labels.txt")).ok().map(|t| t.lines().map(str::to_string).collect());
+        let spec = model.spec(labels).map_err(|e| format!("{}: {e}", m.model.display()))?;
+        let w = model.layer_weights(&spec).map_err(|e| e.to_string())?;
+        return Ok(Net::with_weights(spec, w, &device));
     }
     if m.model.extension().is_some_and(|e| e == "json") && model_bytes.windows(16).any(|w| w == b"input_shape_nhwc") {
         // A TF-style op list (the data's MobileNetV2 conversion): weights from --weights, class

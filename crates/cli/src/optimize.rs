@@ -425,9 +425,11 @@ pub async fn adversarial(a: AdversarialArgs) -> Result<()> {
             } else {
                 Attack::new(&input_image(a.image.as_ref().ok_or("towards needs --image")?, &net)?, target, eps, step, a.steps)
             };
+            let t0 = std::time::Instant::now();
             while !attack.done() {
                 attack.step(&mut at).await.map_err(|e| e.to_string())?;
             }
+            report(&format!("{} towards class {target}", a.method), attack.history.len(), t0);
             (attack.original, attack.x)
         }
         m => return Err(format!("unknown method '{m}'; expected fgsm, towards or fooling")),

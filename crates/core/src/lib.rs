@@ -14,6 +14,7 @@ pub mod oplist;
 pub mod rng;
 pub mod spec;
 pub mod tfjs;
+pub mod tflite;
 pub mod train;
 pub mod vis;
 pub mod weights;

@@ -50,3 +50,43 @@ fn mobilenet_v2_classifies_the_test_images() {
         assert_ne!(top2, top, "{file}: FGSM at 2/255 left the top class");
     }
 }
+
+/// The published quantized .tflite, read directly: its dequantized weights are the float32
+/// conversion's, and it classifies the test images the same; a truncated or corrupt file is an
+/// error with a message, not a panic.
+#[test]
+fn the_tflite_file_reads_as_the_float32_conversion() {
+    let Some(dir) = data_dir() else {
+        eprintln!("skipped: no mobilenet in the data directory (set CONVLENS_DATA_DIR)");
+        return;
+    };
+    let bytes = std::fs::read(dir.join("mobilenet_v2_1.0_224_quant.tflite")).unwrap();
+    let model = convlens_core::tflite::read(&bytes).unwrap();
+    let labels: Vec<String> = std::fs::read_to_string(dir.join("imagenet_labels.txt")).unwrap().lines().map(str::to_string).collect();
+    let spec = model.spec(Some(labels.clone())).unwrap();
+    assert_eq!(spec.param_count(), 3_489_097);
+    let w = model.layer_weights(&spec).unwrap();
+    let f32_bytes = std::fs::read(dir.join("mobilenet_v2_f32.safetensors")).unwrap();
+    let st = SafeTensors::deserialize(&f32_bytes).unwrap();
+    let mut worst = 0f32;
+    for (layer, ws) in spec.layers.iter().zip(&w) {
+        for (p, v) in layer.params().iter().zip(ws) {
+            let t = st.tensor(&p.name).unwrap();
+            let want: Vec<f32> = t.data().chunks(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
+            assert_eq!(want.len(), v.len(), "{}", p.name);
+            for (a, b) in v.iter().zip(&want) {
+                worst = worst.max((a - b).abs() / b.abs().max(1e-3));
+            }
+        }
+    }
+    println!("tflite vs float32 conversion: largest relative weight difference {worst:.2e}");
+    assert!(worst < 1e-5, "{worst}");
+    let net = Net::with_weights(spec, w, &convlens_core::backend::cpu());
+    let x = net.input_tensor(&image_chw(&dir.join("test-images/parrot.jpg"))).unwrap();
+    let probs = pollster::block_on(convlens_core::read(net.forward_all(x).pop().unwrap().flatten::<1>(0, 3))).unwrap();
+    assert_eq!(labels[convlens_core::train::argmax(&probs)], "macaw");
+    for bad in [&bytes[..1000], &bytes[..bytes.len() / 2], b"not a model at all".as_slice()] {
+        let e = convlens_core::tflite::read(bad).err().expect("refused");
+        assert!(e.to_string().contains("tflite:"), "{e}");
+    }
+}

@@ -419,6 +419,19 @@ impl Engine {
         Ok(out.into())
     }
 
+    /// Builds a network from a `.tflite` file (the published quantized MobileNetV2) and optional
+    /// class names; resolves like `loadOpList` (its `spec` reloads with `exportWeights`' bytes).
+    #[wasm_bindgen(js_name = loadTflite)]
+    pub fn load_tflite(&self, bytes: Uint8Array, labels: Option<String>) -> Result<JsValue, JsValue> {
+        let model = convlens_core::tflite::read(&bytes.to_vec()).map_err(js_err)?;
+        let spec = model.spec(labels.map(|t| t.lines().map(str::to_string).collect())).map_err(js_err)?;
+        let w = model.layer_weights(&spec).map_err(js_err)?;
+        let spec_json = spec.json.to_string();
+        let summary = self.install(Net::with_weights(spec, w, &self.device))?;
+        set(summary.unchecked_ref(), "spec", spec_json);
+        Ok(summary)
+    }
+
     /// Builds a network from a TFLite-style op list (MobileNetV2's `mobilenet_v2_f32.json`), its
     /// safetensors and optional class names (one per line); resolves like `load`.
     #[wasm_bindgen(js_name = loadOpList)]
