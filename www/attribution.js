@@ -2,6 +2,7 @@
 // channel), every gradient-based map side by side, Grad-CAM, and occlusion. The engine computes
 // (crates/core/src/vis/attribution.rs, occlusion.rs); this module only asks and draws.
 import { EngineClient } from './engine-client.js';
+import { loadTfjs } from './models.js';
 import { fetchPreset } from './presets.js';
 import { createBackendView } from './views/backend.js';
 import { createBanner } from './views/banner.js';
@@ -57,28 +58,14 @@ const netInfo = el('p.hint', { id: 'net-info' });
 netSelect.onchange = () => selectNet(netSelect.value).catch((e) => report(`Could not load ${NETS[netSelect.value].label}`, e));
 $('net').replaceChildren(netSelect, netInfo);
 
-async function fetchBytes(url) {
-  const r = await fetch(url);
-  if (!r.ok) throw new Error(`cannot fetch ${url}: HTTP ${r.status}`);
-  return new Uint8Array(await r.arrayBuffer());
-}
 
-async function loadTfjs(base) {
-  const r = await fetch(new URL('model.json', base));
-  if (!r.ok) throw new Error(`Tiny VGG's model.json is not at ${new URL('model.json', base)} (HTTP ${r.status}); `
-    + 'run `npm run download-data` (or set CONVLENS_DATA_DIR) to fetch it');
-  const text = await r.text();
-  const paths = JSON.parse(text).weightsManifest?.flatMap((g) => g.paths) ?? [];
-  const shards = Object.fromEntries(await Promise.all(paths.map(async (p) => [p, await fetchBytes(new URL(p, base))])));
-  return client.loadTfjs(text, shards);
-}
 
 async function selectNet(name) {
   const net = NETS[name];
   if (!net) throw new Error(`unknown network '${name}'`);
   occlusionView.cancel();
   status(`loading ${net.label}…`);
-  const summary = net.tfjs ? await loadTfjs(net.tfjs) : await (async () => {
+  const summary = net.tfjs ? await loadTfjs(client, net.tfjs) : await (async () => {
     const p = await fetchPreset(net.preset);
     return client.load(p.specText, p.weightBytes, 0);
   })();

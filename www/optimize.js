@@ -3,6 +3,7 @@
 // project's own nets. Each technique is a view in www/views/opt-*.js; the engine does every step in
 // the worker (crates/core/src/vis/); this module picks the network and the image.
 import { EngineClient } from './engine-client.js';
+import { fetchBytes, loadTfjs } from './models.js';
 import { fetchPreset } from './presets.js';
 import { createBackendView } from './views/backend.js';
 import { createBanner } from './views/banner.js';
@@ -97,11 +98,6 @@ const netInfo = el('p.hint', { id: 'net-info' });
 netSelect.onchange = () => selectNet(netSelect.value).catch((e) => report(`Could not load ${NETS[netSelect.value].label}`, e));
 $('net').replaceChildren(netSelect, netInfo);
 
-async function fetchBytes(url) {
-  const r = await fetch(url);
-  if (!r.ok) throw new Error(`cannot fetch ${url}: HTTP ${r.status}`);
-  return new Uint8Array(await r.arrayBuffer());
-}
 
 /**
  * MobileNetV2 from the data directory: the float32 conversion (op list + safetensors) when there,
@@ -132,14 +128,6 @@ async function loadMobilenet() {
   return summary;
 }
 
-async function loadTfjs(base) {
-  const r = await fetch(new URL('model.json', base));
-  if (!r.ok) throw new Error(`Tiny VGG's model.json is not at ${new URL('model.json', base)} (HTTP ${r.status}); run \`npm run download-data\``);
-  const text = await r.text();
-  const paths = JSON.parse(text).weightsManifest?.flatMap((g) => g.paths) ?? [];
-  const shards = Object.fromEntries(await Promise.all(paths.map(async (p) => [p, await fetchBytes(new URL(p, base))])));
-  return client.loadTfjs(text, shards);
-}
 
 async function selectNet(name) {
   const net = NETS[name];
@@ -148,7 +136,7 @@ async function selectNet(name) {
   status(`loading ${net.label}…`);
   let summary;
   if (name === 'mobilenet') summary = await loadMobilenet();
-  else if (net.tfjs) summary = await loadTfjs(net.tfjs);
+  else if (net.tfjs) summary = await loadTfjs(client, net.tfjs);
   else {
     const p = await fetchPreset(net.preset);
     summary = await client.load(p.specText, p.weightBytes, 0);
