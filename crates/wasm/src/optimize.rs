@@ -176,6 +176,15 @@ fn state(job: &Job, net: &Net) -> Object {
     o
 }
 
+/// Returns a job taken out for a step, unless another was started meanwhile (a Run right after
+/// Cancel, while the cancelled job's last step was still running): the newer job stays.
+fn put_back(session: &std::rc::Rc<std::cell::RefCell<crate::Session>>, job: Job) {
+    let mut s = session.borrow_mut();
+    if s.job.is_none() {
+        s.job = Some(job);
+    }
+}
+
 fn seed(s: Option<f64>) -> u64 {
     s.unwrap_or(1.0).max(0.0) as u64
 }
@@ -339,7 +348,7 @@ impl Engine {
             }
             .await;
             let js = state(&job, &net);
-            session.borrow_mut().job = Some(job);
+            put_back(&session, job);
             r.map_err(js_err)?;
             Ok(js.into())
         })
@@ -360,7 +369,7 @@ impl Engine {
                 }
                 _ => None,
             };
-            session.borrow_mut().job = Some(job);
+            put_back(&session, job);
             let (t, c, layers) = r.ok_or_else(|| js_err("the current job is not a style transfer"))?;
             let (t, c) = (t.map_err(js_err)?, c.map_err(js_err)?);
             let o = Object::new();
