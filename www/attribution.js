@@ -2,7 +2,7 @@
 // channel), every gradient-based map side by side, Grad-CAM, and occlusion. The engine computes
 // (crates/core/src/vis/attribution.rs, occlusion.rs); this module only asks and draws.
 import { EngineClient } from './engine-client.js';
-import { loadTfjs } from './models.js';
+import { datasetSamples, loadTfjs, TINY_VGG_CLASSES, TINY_VGG_IMAGES } from './models.js';
 import { fetchPreset } from './presets.js';
 import { createBackendView } from './views/backend.js';
 import { createBanner } from './views/banner.js';
@@ -14,9 +14,6 @@ import { createMapCard, createOcclusionView, METHODS } from './views/attribution
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
 
-const TINY_VGG_CLASSES = ['lifeboat', 'ladybug', 'pizza', 'bell pepper', 'school bus', 'koala', 'espresso', 'red panda', 'orange', 'sport car'];
-const TINY_VGG_IMAGES = ['koala_1', 'bug_1', 'pizza_1', 'pepper_1', 'bus_1', 'boat_1', 'espresso_1', 'panda_1', 'orange_1', 'car_1',
-  'koala_2', 'bug_3', 'pizza_2', 'pepper_2', 'bus_2', 'panda_2', 'orange_3', 'koala_3', 'panda_3', 'panda_5'];
 const DATA = new URL('data/', location.href); // served from $CONVLENS_DATA_DIR (npm run download-data)
 
 export const NETS = {
@@ -116,12 +113,7 @@ async function loadSamples(name) {
   try {
     if (net.dataset) {
       await client.loadDataset(net.dataset, net.base, net.sheets);
-      const imgs = await client.images('test', 0, 20);
-      const [c, h, w] = imgs.shape;
-      for (let i = 0; i < imgs.labels.length; i++) {
-        const data = imgs.data.slice(i * c * h * w, (i + 1) * c * h * w);
-        samples.push({ name: `test image ${i} (${state.classNames[imgs.labels[i]]})`, shape: [c, h, w], data, input: () => client.example('test', i) });
-      }
+      samples = await datasetSamples(client, state.classNames, 20);
     } else {
       samples = await Promise.all(TINY_VGG_IMAGES.map(async (n) => {
         const data = await decodeRgb(new URL(`img/${n}.jpeg`, net.tfjs), state.summary.input);

@@ -3,12 +3,12 @@
 // project's own nets. Each technique is a view in www/views/opt-*.js; the engine does every step in
 // the worker (crates/core/src/vis/); this module picks the network and the image.
 import { EngineClient } from './engine-client.js';
-import { fetchBytes, loadTfjs } from './models.js';
+import { datasetSamples, fetchBytes, loadTfjs, TINY_VGG_CLASSES, TINY_VGG_IMAGES } from './models.js';
 import { fetchPreset } from './presets.js';
 import { createBackendView } from './views/backend.js';
 import { createBanner } from './views/banner.js';
 import { el } from './views/dom.js';
-import { imageCanvas, loadSquare } from './views/image-io.js';
+import { imageCanvas, loadSquare, resizeChw } from './views/image-io.js';
 import { createVisualizePanel } from './views/opt-visualize.js';
 import { createInversionPanel } from './views/opt-inversion.js';
 import { createAdversarialPanel } from './views/opt-adversarial.js';
@@ -19,8 +19,6 @@ const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
 const DATA = new URL('data/', location.href); // served from $CONVLENS_DATA_DIR (npm run download-data)
 const MOBILENET = new URL('mobilenet/', DATA);
-const TINY_VGG_CLASSES = ['lifeboat', 'ladybug', 'pizza', 'bell pepper', 'school bus', 'koala', 'espresso', 'red panda', 'orange', 'sport car'];
-const TINY_VGG_IMAGES = ['koala_1', 'bug_1', 'pizza_1', 'pepper_1', 'bus_1', 'panda_1', 'orange_1', 'car_1'];
 
 /** Natural images (scikit-image, Van Gogh) in the data directory: content and style images. */
 export const NATURAL = ['chelsea.png', 'astronaut.png', 'coffee.png', 'rocket.jpg'].map((n) => ({ name: n, url: new URL(`images/${n}`, DATA) }));
@@ -32,7 +30,7 @@ export const NETS = {
     images: [...['grace_hopper.bmp', 'parrot.jpg', 'hot_dog.jpg', 'owl.jpg'].map((n) => ({ name: n, url: new URL(`test-images/${n}`, MOBILENET) })), ...NATURAL],
   },
   'tiny-vgg': { label: 'Tiny VGG (CNN Explainer, 64×64)', tfjs: new URL('tiny-vgg/', DATA), classes: TINY_VGG_CLASSES,
-    images: TINY_VGG_IMAGES.map((n) => ({ name: `${n}.jpeg`, url: new URL(`tiny-vgg/img/${n}.jpeg`, DATA) })) },
+    images: TINY_VGG_IMAGES.slice(0, 10).map((n) => ({ name: `${n}.jpeg`, url: new URL(`tiny-vgg/img/${n}.jpeg`, DATA) })) },
   mnist: { label: 'MNIST net (24×24 digits)', preset: 'mnist', dataset: 'mnist5k', base: new URL('./data/', import.meta.url) },
   cifar10: { label: 'CIFAR-10 net (32×32)', preset: 'cifar10', dataset: 'cifar10', base: DATA, sheets: 1 },
 };
@@ -76,7 +74,6 @@ const ctx = {
     const { depth, height, width } = state.summary.input;
     if (size === height && size === width) return state.image;
     if (state.imageSrc) return loadSquare(state.imageSrc, size, depth);
-    const { resizeChw } = await import('./views/image-io.js');
     return resizeChw(state.image, [depth, height, width], size, size);
   },
 };
@@ -173,11 +170,7 @@ async function loadSamples(name) {
   try {
     if (net.dataset) {
       await client.loadDataset(net.dataset, net.base, net.sheets);
-      const imgs = await client.images('test', 0, 12);
-      const [c, h, w] = imgs.shape;
-      for (let i = 0; i < imgs.labels.length; i++) {
-        samples.push({ name: `test image ${i} (${state.classNames[imgs.labels[i]]})`, data: imgs.data.slice(i * c * h * w, (i + 1) * c * h * w), shape: [c, h, w], input: () => client.example('test', i) });
-      }
+      samples = await datasetSamples(client, state.classNames, 12);
     } else {
       const found = await Promise.all(net.images.map(async (s) => {
         try {
