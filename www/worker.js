@@ -36,6 +36,21 @@ function probeTransfers(probe) {
   return [...new Set(list)];
 }
 
+/** Fetches a dataset's files (as `datasetFiles` lists them) from `base`: path -> bytes. */
+async function fetchDataset(name, base, maxTrainSheets) {
+  const files = wasm.datasetFiles(name, maxTrainSheets);
+  const bytes = {};
+  let done = 0;
+  await Promise.all(files.map(async (f) => {
+    const url = new URL(f, base);
+    const res = await fetch(url).catch((e) => { throw new Error(`cannot fetch ${url}: ${e.message}`); });
+    if (!res.ok) throw new Error(`cannot fetch ${url}: HTTP ${res.status}`);
+    bytes[f] = new Uint8Array(await res.arrayBuffer());
+    postMessage({ type: 'progress', what: `loading ${name}`, done: ++done, total: files.length });
+  }));
+  return bytes;
+}
+
 function needEngine() {
   if (!engine) throw new Error('engine not initialized (send init first)');
   return engine;
@@ -90,28 +105,34 @@ const commands = {
     const data = input instanceof Float32Array ? input : Float32Array.from(input);
     return { result: await needEngine().optimizeStart(kind, data, settings) };
   },
-  async optimizeStep({ budgetMs = 150 }) {
-    return { result: await needEngine().optimizeStep(budgetMs) };
+  async optimizeStep({ id, budgetMs = 150 }) {
+    return { result: await needEngine().optimizeStep(id, budgetMs) };
   },
-  async styleGrams() {
-    return { result: await needEngine().styleGrams() };
+  optimizeCancel({ id }) {
+    return { result: needEngine().optimizeCancel(id) };
+  },
+  async styleGrams({ id }) {
+    return { result: await needEngine().styleGrams(id) };
   },
   async fgsm({ input, label, eps }) {
     const result = await needEngine().fgsm(input, label, eps);
     return { result, transfer: [result.buffer] };
   },
-  linearDemo({ sides, eps, epochs }) {
-    return { result: needEngine().linearDemo(Uint32Array.from(sides), eps, epochs) };
+  /** The linear demo on the built-in digits (fetched from `base`), leaving the engine's dataset as it is. */
+  async linearDemo({ sides, eps, epochs, base }) {
+    const bytes = await fetchDataset('mnist5k', base);
+    return { result: needEngine().linearDemo(bytes, Uint32Array.from(sides), eps, epochs) };
   },
   /** Times `n` steps of an optimization job inside the worker (npm run bench:optimize): ms per step. */
   async benchOptimize({ kind, input = [], settings = {}, n = 5 }) {
     const e = needEngine();
     const data = input instanceof Float32Array ? input : Float32Array.from(input);
-    await e.optimizeStart(kind, data, { ...settings, steps: n + 2 });
-    await e.optimizeStep(0);
-    await e.optimizeStep(0);
+    const { id } = await e.optimizeStart(kind, data, { ...settings, steps: n + 2 });
+    await e.optimizeStep(id, 0);
+    await e.optimizeStep(id, 0);
     const t0 = performance.now();
-    for (let i = 0; i < n; i++) await e.optimizeStep(0);
+    for (let i = 0; i < n; i++) await e.optimizeStep(id, 0);
+    e.optimizeCancel(id);
     return { result: (performance.now() - t0) / n };
   },
   async exportWeights() {
@@ -127,16 +148,7 @@ const commands = {
   },
   /** Fetches a dataset's files from `base` (a URL) and decodes them in the engine. */
   async loadDataset({ name, base, maxTrainSheets }) {
-    const files = wasm.datasetFiles(name, maxTrainSheets);
-    const bytes = {};
-    let done = 0;
-    await Promise.all(files.map(async (f) => {
-      const url = new URL(f, base);
-      const res = await fetch(url).catch((e) => { throw new Error(`cannot fetch ${url}: ${e.message}`); });
-      if (!res.ok) throw new Error(`cannot fetch ${url}: HTTP ${res.status}`);
-      bytes[f] = new Uint8Array(await res.arrayBuffer());
-      postMessage({ type: 'progress', what: `loading ${name}`, done: ++done, total: files.length });
-    }));
+    const bytes = await fetchDataset(name, base, maxTrainSheets);
     return { result: needEngine().loadDataset(name, bytes, maxTrainSheets) };
   },
   loadPoints({ points, labels }) {

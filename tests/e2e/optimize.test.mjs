@@ -25,10 +25,56 @@ async function job(page, kind, input, settings) {
     const s2 = { ...settings };
     if (s2.style === 'second') s2.style = Array.from(await client.example('test', 2));
     let st = await client.request('optimizeStart', { kind, input: img ? Array.from(img) : [], settings: s2 });
-    while (!st.done) st = await client.request('optimizeStep', { budgetMs: 100 });
+    while (!st.done) st = await client.request('optimizeStep', { id: st.id, budgetMs: 100 });
     return { ...st, images: st.images.map((im) => ({ ...im, data: Array.from(im.data) })) };
   }, { kind, input, settings });
 }
+
+test('two optimization jobs and a training run at once: each job as if alone; the linear demo leaves the dataset', { timeout: 300_000 }, async () => {
+  const page = await openPage(ctx.browser, ctx.server.url, 'optimize.html?net=mnist&backend=cpu');
+  try {
+    const r = await page.evaluate(async () => {
+      const { client, state } = window.convlens;
+      const image = Array.from(state.image);
+      const A = ['visualize', [], { preset: 'simonyan', target: { kind: 'class', index: 3 }, steps: 12, seed: 4 }];
+      const B = ['invert', image, { layers: [1], steps: 12, seed: 5 }];
+      const alone = async ([kind, input, settings]) => {
+        let st = await client.request('optimizeStart', { kind, input, settings });
+        while (!st.done) st = await client.request('optimizeStep', { id: st.id, budgetMs: 0 });
+        await client.request('optimizeCancel', { id: st.id });
+        return st.history;
+      };
+      const soloA = await alone(A);
+      const soloB = await alone(B);
+      await client.loadDataset('mnist5k', new URL('/www/data/', location.href));
+      let a = await client.request('optimizeStart', { kind: A[0], input: A[1], settings: A[2] });
+      let b = await client.request('optimizeStart', { kind: B[0], input: B[1], settings: B[2] });
+      const losses = [];
+      // Interleaved: a step of A, a step of B, two training steps, until both jobs are done.
+      while (!a.done || !b.done) {
+        const [na, nb, t] = await Promise.all([
+          a.done ? a : client.request('optimizeStep', { id: a.id, budgetMs: 0 }),
+          b.done ? b : client.request('optimizeStep', { id: b.id, budgetMs: 0 }),
+          client.request('trainSteps', { steps: 2 }),
+        ]);
+        [a, b] = [na, nb];
+        losses.push(...t.losses);
+      }
+      const pointsBefore = await client.request('loadPoints', { points: [0, 0, 1, 1], labels: [0, 1] });
+      await client.request('linearDemo', { sides: [4], eps: 0.1, epochs: 1, base: String(new URL('/www/data/', location.href)) });
+      const after = await client.request('images', { split: 'train', start: 0, count: 2 });
+      return { ids: [a.id, b.id], soloA, soloB, histA: a.history, histB: b.history, steps: losses.length, pointsBefore, afterShape: after.shape, afterCount: after.labels.length };
+    });
+    assert.notEqual(r.ids[0], r.ids[1], 'each job has its own id');
+    assert.deepEqual(r.histA, r.soloA, 'job A steps exactly as alone, while B and training run');
+    assert.deepEqual(r.histB, r.soloB, 'job B steps exactly as alone, while A and training run');
+    assert.ok(r.steps >= 12, `training went on: ${r.steps} steps`);
+    assert.deepEqual(r.afterShape, [2, 1, 1], 'the linear demo left the loaded dataset (2-D points) as it was');
+    assert.equal(r.afterCount, 2);
+  } finally {
+    await page.close();
+  }
+});
 
 test('every technique on the MNIST net: objectives rise, losses fall, attacks land', { timeout: 300_000 }, async () => {
   const page = await openPage(ctx.browser, ctx.server.url, 'optimize.html?net=mnist&backend=cpu');
@@ -49,7 +95,7 @@ test('every technique on the MNIST net: objectives rise, losses fall, attacks la
 
     const style = await job(page, 'style', 'current', { size: 24, style: 'second', contentLayer: 3, styleLayers: [1, 3], steps: 30, styleWeight: 10 });
     assert.ok(style.history[29][0] < style.history[0][0], `style loss fell: ${style.history[0]} -> ${style.history[29]}`);
-    const grams = await page.evaluate(() => window.convlens.client.request('styleGrams'));
+    const grams = await page.evaluate((id) => window.convlens.client.request('styleGrams', { id }), style.id);
     assert.deepEqual(grams.channels, [8, 16]);
 
     // FGSM: every pixel within eps; the attack towards a class and the fooling image reach it.
@@ -152,7 +198,7 @@ test('MobileNetV2 from the data directory: classifies, visualizes a class and dr
       const { client, ctx } = window.convlens;
       const img = await ctx.imageAt(320);
       let st = await client.request('optimizeStart', { kind: 'dream', input: Array.from(img), settings: { width: 320, height: 320, layer: 22, octaves: 2, steps: 1 } });
-      while (!st.done) st = await client.request('optimizeStep', { budgetMs: 100 });
+      while (!st.done) st = await client.request('optimizeStep', { id: st.id, budgetMs: 100 });
       return st.images[0].shape;
     });
     assert.deepEqual(dream, [3, 320, 320]);

@@ -77,10 +77,9 @@ export function createAdversarialPanel(root, ctx) {
     try {
       const v = linForm.values();
       const sides = v.sides.split(/[\s,]+/).filter(Boolean).map(Number);
-      ctx.status('loading MNIST for the linear demo…');
-      await ctx.client.loadDataset('mnist5k', new URL('../data/', import.meta.url));
-      ctx.status('training softmax regression at each size…');
-      const pts = await ctx.client.request('linearDemo', { sides, eps: v.eps, epochs: v.epochs });
+      ctx.status('training softmax regression on the built-in digits at each size…');
+      const base = String(new URL('../data/', import.meta.url));
+      const pts = await ctx.client.request('linearDemo', { sides, eps: v.eps, epochs: v.epochs, base });
       ctx.status('ready');
       linChart.replaceChildren();
       new uPlot({

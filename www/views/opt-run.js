@@ -15,6 +15,7 @@ export function createRunner(client, { seriesNames, chartTitle, onError, budgetM
   let plot = null;
   let token = 0;
   let busy = false;
+  let jobId = null;
   const colors = ['#3366cc', '#dc3912', '#ff9900', '#109618', '#990099'];
   function chart(history) {
     if (!history.length) return;
@@ -36,7 +37,13 @@ export function createRunner(client, { seriesNames, chartTitle, onError, budgetM
     node,
     get busy() { return busy; },
     onRun: null,
-    cancel() { token++; },
+    /** The job this runner steps (its id in the engine), or null. */
+    get jobId() { return jobId; },
+    cancel() {
+      token++;
+      if (jobId != null) client.request('optimizeCancel', { id: jobId }).catch(() => {});
+      jobId = null;
+    },
     /** Starts `kind` and steps it to the end (or Cancel); `onState(state)` after each chunk. Resolves to the last state. */
     async run(kind, input, settings, onState) {
       const mine = ++token;
@@ -48,14 +55,20 @@ export function createRunner(client, { seriesNames, chartTitle, onError, budgetM
       const t0 = performance.now();
       let state = null;
       try {
+        if (jobId != null) client.request('optimizeCancel', { id: jobId }).catch(() => {});
         state = await client.request('optimizeStart', { kind, input, settings });
+        if (mine !== token) {
+          client.request('optimizeCancel', { id: state.id }).catch(() => {});
+          return state;
+        }
+        jobId = state.id;
         onState(state);
         while (!state.done) {
           if (mine !== token) {
             info.textContent = `cancelled at step ${state.step} of ${state.total}`;
             return state;
           }
-          state = await client.request('optimizeStep', { budgetMs });
+          state = await client.request('optimizeStep', { id: state.id, budgetMs });
           bar.value = state.total ? state.step / state.total : 1;
           const s = (performance.now() - t0) / 1000;
           const last = state.history[state.history.length - 1];

@@ -87,7 +87,7 @@ export function createStylePanel(root, ctx) {
       result.set(st.images[0].data, st.images[0].shape, `${size}×${size}`, 200);
       if (st.done || performance.now() - last > 1500) {
         last = performance.now();
-        grams = await ctx.client.request('styleGrams').catch(() => grams);
+        grams = await ctx.client.request('styleGrams', { id: st.id }).catch(() => grams);
         drawGrams();
       }
     });

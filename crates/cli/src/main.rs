@@ -8,10 +8,10 @@ use std::path::{Path, PathBuf};
 use clap::{Parser, Subcommand};
 use convlens_core::backend::{self, Backend};
 use convlens_core::burn::tensor::Device;
-use convlens_core::vis::grid::{self, ColorMap};
 use convlens_core::cpu_train::CpuTrainer;
 use convlens_core::train::TrainConfig;
 use convlens_core::vis::attribution::{self, Attributor, Display, Method, Settings};
+use convlens_core::vis::grid::{self, ColorMap};
 use convlens_core::vis::layers;
 use convlens_core::vis::occlusion::{self, Fill, Occlusion};
 use convlens_core::{Net, NetSpec, Objective, weights};
@@ -238,7 +238,8 @@ async fn load(m: &ModelArgs) -> Result<Net> {
     if m.model.extension().is_some_and(|e| e == "tflite") {
         // A TFLite flatbuffer (the published quantized MobileNets), dequantized as it is read.
         let model = convlens_core::tflite::read(&model_bytes).map_err(|e| format!("{}: {e}", m.model.display()))?;
-        let labels = std::fs::read_to_string(m.model.with_file_name("imagenet_labels.txt")).ok().map(|t| t.lines().map(str::to_string).collect());
+        let labels =
+            std::fs::read_to_string(m.model.with_file_name("imagenet_labels.txt")).ok().map(|t| t.lines().map(str::to_string).collect());
         let spec = model.spec(labels).map_err(|e| format!("{}: {e}", m.model.display()))?;
         let w = model.layer_weights(&spec).map_err(|e| e.to_string())?;
         return Ok(Net::with_weights(spec, w, &device));
@@ -246,11 +247,14 @@ async fn load(m: &ModelArgs) -> Result<Net> {
     if m.model.extension().is_some_and(|e| e == "json") && model_bytes.windows(16).any(|w| w == b"input_shape_nhwc") {
         // A TF-style op list (the data's MobileNetV2 conversion): weights from --weights, class
         // names from imagenet_labels.txt beside it if there.
-        let weights_path = m.weights.as_ref().ok_or_else(|| format!("{} is an op list; give its safetensors as --weights", m.model.display()))?;
+        let weights_path =
+            m.weights.as_ref().ok_or_else(|| format!("{} is an op list; give its safetensors as --weights", m.model.display()))?;
         let bytes = read(weights_path)?;
-        let st = convlens_core::safetensors::SafeTensors::deserialize(&bytes).map_err(|e| format!("{}: not a valid safetensors file ({e})", weights_path.display()))?;
+        let st = convlens_core::safetensors::SafeTensors::deserialize(&bytes)
+            .map_err(|e| format!("{}: not a valid safetensors file ({e})", weights_path.display()))?;
         let shape = |name: &str| st.tensor(name).ok().map(|t| t.shape().to_vec());
-        let labels = std::fs::read_to_string(m.model.with_file_name("imagenet_labels.txt")).ok().map(|t| t.lines().map(str::to_string).collect());
+        let labels =
+            std::fs::read_to_string(m.model.with_file_name("imagenet_labels.txt")).ok().map(|t| t.lines().map(str::to_string).collect());
         let text = String::from_utf8(model_bytes).map_err(|_| format!("{} is not UTF-8 JSON", m.model.display()))?;
         let spec = convlens_core::oplist::spec(&text, &shape, labels).map_err(|e| format!("{}: {e}", m.model.display()))?;
         let w = weights::load(&spec, &bytes).map_err(|e| e.to_string())?;
@@ -376,7 +380,10 @@ async fn run(cli: Cli) -> Result<()> {
                     .ok_or("no data directory: pass --data or set CONVLENS_DATA_DIR")?,
             };
             let (train_set, test_set) = layout
-                .load(|f| std::fs::read(dir.join(f)).map_err(|e| convlens_core::Error::Data(format!("cannot read {}: {e}", dir.join(f).display()))))
+                .load(|f| {
+                    std::fs::read(dir.join(f))
+                        .map_err(|e| convlens_core::Error::Data(format!("cannot read {}: {e}", dir.join(f).display())))
+                })
                 .map_err(|e| e.to_string())?;
             let mut net = load(&model).await?;
             let input = net.spec.input_shape();
@@ -388,6 +395,7 @@ async fn run(cli: Cli) -> Result<()> {
                 batch_size: batch,
                 l1,
                 l2,
+                seed: model.seed,
                 ..Default::default()
             };
             config.validate().map_err(|e| e.to_string())?;
@@ -400,7 +408,14 @@ async fn run(cli: Cli) -> Result<()> {
             };
             let mut sampler = data::Sampler::new(train_set.len(), model.seed);
             let steps = (epochs * train_set.len() as f64 / batch as f64).ceil() as usize;
-            println!("training {} on {} ({} train, {} test images) for {steps} steps of {batch} ({})", net.spec.name, dataset, train_set.len(), test_set.len(), if fused.is_some() { "fused CPU path" } else { "Burn autodiff" });
+            println!(
+                "training {} on {} ({} train, {} test images) for {steps} steps of {batch} ({})",
+                net.spec.name,
+                dataset,
+                train_set.len(),
+                test_set.len(),
+                if fused.is_some() { "fused CPU path" } else { "Burn autodiff" }
+            );
             let t0 = std::time::Instant::now();
             let clock = || t0.elapsed().as_secs_f64() * 1e3;
             let mut avg = None::<f32>;
@@ -414,7 +429,10 @@ async fn run(cli: Cli) -> Result<()> {
                 }
                 if schedule == "cosine" {
                     // The rate moves once per chunk of 50 steps.
-                    let c = train::TrainConfig { learning_rate: lr * 0.5 * (1.0 + (std::f64::consts::PI * s as f64 / steps as f64).cos()), ..config };
+                    let c = train::TrainConfig {
+                        learning_rate: lr * 0.5 * (1.0 + (std::f64::consts::PI * s as f64 / steps as f64).cos()),
+                        ..config
+                    };
                     opt.set_config(c);
                     if let Some(f) = fused.as_mut() {
                         f.set_config(c);
@@ -430,7 +448,11 @@ async fn run(cli: Cli) -> Result<()> {
                 }
                 s += k;
                 if s % 500 < k || s == steps {
-                    println!("step {s}/{steps}: loss {:.4} ({:.0} examples/s)", avg.unwrap(), (s * batch) as f64 / t0.elapsed().as_secs_f64());
+                    println!(
+                        "step {s}/{steps}: loss {:.4} ({:.0} examples/s)",
+                        avg.unwrap(),
+                        (s * batch) as f64 / t0.elapsed().as_secs_f64()
+                    );
                 }
             }
             if let Some(f) = &fused {
@@ -442,7 +464,12 @@ async fn run(cli: Cli) -> Result<()> {
                 let pred = train::predict(&net, &images, chunk.len()).await.map_err(|e| e.to_string())?;
                 correct += labels.iter().zip(pred).filter(|&(&l, p)| l == p).count();
             }
-            println!("test accuracy: {:.2}% ({correct}/{}) after {steps} steps in {:.1} s", 100.0 * correct as f64 / test_set.len() as f64, test_set.len(), t0.elapsed().as_secs_f64());
+            println!(
+                "test accuracy: {:.2}% ({correct}/{}) after {steps} steps in {:.1} s",
+                100.0 * correct as f64 / test_set.len() as f64,
+                test_set.len(),
+                t0.elapsed().as_secs_f64()
+            );
             let w = net.read_weights().await.map_err(|e| e.to_string())?;
             let bytes = weights::save(&net.spec, &w).map_err(|e| e.to_string())?;
             std::fs::write(&out, bytes).map_err(|e| format!("cannot write {}: {e}", out.display()))?;
@@ -463,7 +490,22 @@ async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Attribute {
-            model, image, method, target, out, display, noise, samples, noise_seed, baseline, steps, rule, layer, no_relu, scale, repeat,
+            model,
+            image,
+            method,
+            target,
+            out,
+            display,
+            noise,
+            samples,
+            noise_seed,
+            baseline,
+            steps,
+            rule,
+            layer,
+            no_relu,
+            scale,
+            repeat,
         } => {
             let net = load(&model).await?;
             let input = load_image(&image, &net.spec)?;
@@ -493,7 +535,12 @@ async fn run(cli: Cli) -> Result<()> {
                     attribution::attribute(&mut at, &input, &objective, &settings).await.map_err(|e| e.to_string())?;
                     times.push(t0.elapsed().as_secs_f64() * 1e3);
                 }
-                println!("{}: median {:.2} ms over {repeat} runs ({} backend)", method.name(), median(&mut times[2..].to_vec()), model.backend);
+                println!(
+                    "{}: median {:.2} ms over {repeat} runs ({} backend)",
+                    method.name(),
+                    median(&mut times[2..].to_vec()),
+                    model.backend
+                );
             }
             let a = attribution::attribute(&mut at, &input, &objective, &settings).await.map_err(|e| e.to_string())?;
             let [c, h, w] = a.shape;
@@ -501,7 +548,14 @@ async fn run(cli: Cli) -> Result<()> {
                 npy::write(&out, &a.shape, &a.map).map_err(|e| format!("cannot write {}: {e}", out.display()))?;
             } else {
                 let display = display.unwrap_or_else(|| {
-                    if method == Method::GradCam { "overlay" } else if method.display() == Display::Signed { "signed" } else { "abs" }.to_string()
+                    if method == Method::GradCam {
+                        "overlay"
+                    } else if method.display() == Display::Signed {
+                        "signed"
+                    } else {
+                        "abs"
+                    }
+                    .to_string()
                 });
                 let img = match display.as_str() {
                     "abs" => grid::heatmap(&attribution::reduce(&a.map, a.shape, Display::Abs), h, w, ColorMap::Viridis, scale),
@@ -540,7 +594,12 @@ async fn run(cli: Cli) -> Result<()> {
             }
             let occ = occ.expect("ran at least once");
             if repeat > 0 {
-                println!("occlusion: {} positions, median {:.1} ms over {repeat} runs ({} backend)", occ.total(), median(&mut times[2..].to_vec()), model.backend);
+                println!(
+                    "occlusion: {} positions, median {:.1} ms over {repeat} runs ({} backend)",
+                    occ.total(),
+                    median(&mut times[2..].to_vec()),
+                    model.backend
+                );
             }
             if out.extension().is_some_and(|e| e == "npy") {
                 npy::write(&out, &[occ.ny, occ.nx], &occ.grid).map_err(|e| format!("cannot write {}: {e}", out.display()))?;
@@ -587,14 +646,20 @@ async fn run(cli: Cli) -> Result<()> {
                 npy::write(&out.join(format!("{stem}_grad.npy")), &lp.grad.shape, &lp.grad.data).map_err(io)?;
                 let cols = (l.out_shape[0] as f64).sqrt().ceil() as usize;
                 write_png(&out.join(format!("{stem}_act.png")), &grid::tile(&lp.act.data, l.out_shape, cols, scale, 1, ColorMap::Gray))?;
-                write_png(&out.join(format!("{stem}_grad.png")), &grid::tile(&lp.grad.data, l.out_shape, cols, scale, 1, ColorMap::Diverging))?;
+                write_png(
+                    &out.join(format!("{stem}_grad.png")),
+                    &grid::tile(&lp.grad.data, l.out_shape, cols, scale, 1, ColorMap::Diverging),
+                )?;
                 for w in &lp.weights {
                     npy::write(&out.join(format!("{}.npy", w.name)), &w.value.shape, &w.value.data).map_err(io)?;
                     npy::write(&out.join(format!("{}.grad.npy", w.name)), &w.grad.shape, &w.grad.data).map_err(io)?;
                     if w.value.shape.len() == 4 {
                         let s = &w.value.shape;
                         let shape = as3(s);
-                        write_png(&out.join(format!("{}.png", w.name)), &grid::tile(&w.value.data, shape, s[1], scale * 2, 1, ColorMap::Gray))?;
+                        write_png(
+                            &out.join(format!("{}.png", w.name)),
+                            &grid::tile(&w.value.data, shape, s[1], scale * 2, 1, ColorMap::Gray),
+                        )?;
                     }
                 }
                 summary.push(serde_json::json!({

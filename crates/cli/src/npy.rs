@@ -31,8 +31,7 @@ pub fn read(bytes: &[u8]) -> Result<(Vec<usize>, Vec<f32>), String> {
         2 | 3 => (u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize, 12),
         v => return Err(format!("unsupported .npy version {v}")),
     };
-    let header = std::str::from_utf8(bytes.get(start..start + hlen).ok_or("truncated .npy header")?)
-        .map_err(|_| "bad .npy header")?;
+    let header = std::str::from_utf8(bytes.get(start..start + hlen).ok_or("truncated .npy header")?).map_err(|_| "bad .npy header")?;
     let field = |key: &str| -> Option<&str> {
         let i = header.find(&format!("'{key}'"))? + key.len() + 2;
         Some(header[i..].trim_start_matches([':', ' ']))

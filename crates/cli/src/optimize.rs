@@ -8,7 +8,7 @@ use convlens_core::vis::grid;
 use convlens_core::vis::image_param::Parametrization;
 use convlens_core::{Net, Objective};
 
-use crate::{load, npy, write_png, ModelArgs, Result};
+use crate::{ModelArgs, Result, load, npy, write_png};
 
 #[derive(clap::Args)]
 pub struct VisualizeArgs {
@@ -77,7 +77,8 @@ pub async fn visualize(a: VisualizeArgs) -> Result<()> {
     let objective = Objective::parse(&a.target).map_err(|e| e.to_string())?;
     let mut s = Settings::preset(&a.preset, objective).map_err(|e| e.to_string())?;
     if let Some(p) = &a.param {
-        s.param = Parametrization::parse(p).ok_or_else(|| format!("unknown parametrization '{p}'; expected pixel, fourier or fourier-decorrelated"))?;
+        s.param = Parametrization::parse(p)
+            .ok_or_else(|| format!("unknown parametrization '{p}'; expected pixel, fourier or fourier-decorrelated"))?;
     }
     s.steps = a.steps.unwrap_or(s.steps);
     s.lr = a.lr.unwrap_or(s.lr);
@@ -127,10 +128,18 @@ fn trim_white(img: image::DynamicImage) -> image::DynamicImage {
     let row = |y: u32| (0..w).step_by(2).all(|x| white(x, y));
     let col = |x: u32| (0..h).step_by(2).all(|y| white(x, y));
     let (mut y0, mut y1, mut x0, mut x1) = (0, h - 1, 0, w - 1);
-    while y0 < y1 && row(y0) { y0 += 1; }
-    while y1 > y0 && row(y1) { y1 -= 1; }
-    while x0 < x1 && col(x0) { x0 += 1; }
-    while x1 > x0 && col(x1) { x1 -= 1; }
+    while y0 < y1 && row(y0) {
+        y0 += 1;
+    }
+    while y1 > y0 && row(y1) {
+        y1 -= 1;
+    }
+    while x0 < x1 && col(x0) {
+        x0 += 1;
+    }
+    while x1 > x0 && col(x1) {
+        x1 -= 1;
+    }
     img.crop_imm(x0, y0, x1 - x0 + 1, y1 - y0 + 1)
 }
 
@@ -169,7 +178,11 @@ fn input_image(path: &Path, net: &Net) -> Result<Vec<f32>> {
 /// A layer by index or name.
 fn layer_index(net: &Net, s: &str) -> Result<usize> {
     if let Ok(i) = s.parse::<usize>() {
-        return if i < net.spec.layers.len() { Ok(i) } else { Err(format!("layer {i} does not exist; the network has layers 0..{}", net.spec.layers.len() - 1)) };
+        return if i < net.spec.layers.len() {
+            Ok(i)
+        } else {
+            Err(format!("layer {i} does not exist; the network has layers 0..{}", net.spec.layers.len() - 1))
+        };
     }
     net.spec.layers.iter().position(|l| l.name == s).ok_or_else(|| format!("no layer is named '{s}'"))
 }
@@ -219,14 +232,31 @@ pub async fn invert(a: InvertArgs) -> Result<()> {
     let mut panels = vec![grid::picture(&image, shape, a.scale)];
     for l in &a.layers {
         let layer = layer_index(&net, l)?;
-        let s = Settings { steps: a.steps, lr: a.lr, alpha: a.alpha, alpha_weight: a.alpha_weight, tv_beta: a.beta, tv_weight: a.tv_weight, jitter: a.jitter, seed: a.noise_seed, ..Settings::new(layer) };
+        let s = Settings {
+            steps: a.steps,
+            lr: a.lr,
+            alpha: a.alpha,
+            alpha_weight: a.alpha_weight,
+            tv_beta: a.beta,
+            tv_weight: a.tv_weight,
+            jitter: a.jitter,
+            seed: a.noise_seed,
+            ..Settings::new(layer)
+        };
         let mut inv = Inversion::new(&net, &image, s).await.map_err(|e| e.to_string())?;
         let t0 = std::time::Instant::now();
         while !inv.done() {
             inv.step(&net).await.map_err(|e| e.to_string())?;
         }
         let h = inv.history.last().copied().unwrap_or_default();
-        report(&format!("layer {} ({}): loss {:.4} (feature {:.4}, alpha {:.4}, TV {:.4})", layer, net.spec.layers[layer].name, h[0], h[1], h[2], h[3]), inv.history.len(), t0);
+        report(
+            &format!(
+                "layer {} ({}): loss {:.4} (feature {:.4}, alpha {:.4}, TV {:.4})",
+                layer, net.spec.layers[layer].name, h[0], h[1], h[2], h[3]
+            ),
+            inv.history.len(),
+            t0,
+        );
         panels.push(grid::picture(&inv.current(), shape, a.scale));
     }
     write_png(&a.out, &grid::hstack(&panels, 4))?;
@@ -271,7 +301,16 @@ pub async fn dream(a: DreamArgs) -> Result<()> {
     let c = net.spec.input_shape()[0];
     let image = load_square(&a.image, a.size, c)?;
     let layer = layer_index(&net, &a.layer)?;
-    let s = Settings { channel: a.channel, octaves: a.octaves, octave_scale: a.octave_scale, steps_per_octave: a.steps, step: a.step / 255.0, jitter: a.jitter, seed: a.noise_seed, ..Settings::new(layer) };
+    let s = Settings {
+        channel: a.channel,
+        octaves: a.octaves,
+        octave_scale: a.octave_scale,
+        steps_per_octave: a.steps,
+        step: a.step / 255.0,
+        jitter: a.jitter,
+        seed: a.noise_seed,
+        ..Settings::new(layer)
+    };
     let mut d = Dream::new(&net, &image, [c, a.size, a.size], s).map_err(|e| e.to_string())?;
     let t0 = std::time::Instant::now();
     while !d.done() {
@@ -330,9 +369,12 @@ pub async fn style(a: StyleArgs) -> Result<()> {
     let net = load(&a.model).await?;
     let c = net.spec.input_shape()[0];
     let content = load_square(&a.content, a.size, c)?;
-    let style_img = load_square_of(trim_white(image::open(&a.style).map_err(|e| format!("cannot decode {}: {e}", a.style.display()))?), a.size, c)?;
+    let style_img =
+        load_square_of(trim_white(image::open(&a.style).map_err(|e| format!("cannot decode {}: {e}", a.style.display()))?), a.size, c)?;
     let mut s = match (&a.content_layer, a.style_layers.is_empty()) {
-        (Some(cl), false) => Settings::new(layer_index(&net, cl)?, a.style_layers.iter().map(|l| layer_index(&net, l)).collect::<Result<_>>()?),
+        (Some(cl), false) => {
+            Settings::new(layer_index(&net, cl)?, a.style_layers.iter().map(|l| layer_index(&net, l)).collect::<Result<_>>()?)
+        }
         _ => Settings::mobilenet(&net).ok_or("this network has no MobileNetV2 layer names; give --content-layer and --style-layers")?,
     };
     s.content_weight = a.content_weight;
@@ -414,7 +456,10 @@ pub async fn adversarial(a: AdversarialArgs) -> Result<()> {
     let (original, result) = match a.method.as_str() {
         "fgsm" => {
             let image = input_image(a.image.as_ref().ok_or("fgsm needs --image")?, &net)?;
-            let label = match a.class { Some(k) => k, None => top(&net, &image).await?.0 };
+            let label = match a.class {
+                Some(k) => k,
+                None => top(&net, &image).await?.0,
+            };
             let adv = adversarial::fgsm(&mut at, &image, label, eps).await.map_err(|e| e.to_string())?;
             (image, adv)
         }
@@ -439,8 +484,14 @@ pub async fn adversarial(a: AdversarialArgs) -> Result<()> {
     let delta: Vec<f32> = result.iter().zip(&original).map(|(a, b)| a - b).collect();
     let m = delta.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-12);
     let amplified: Vec<f32> = delta.iter().map(|d| 0.5 + 0.5 * d / m).collect();
-    println!("original: {n0} (class {k0}, {:.1}%); max |perturbation| {:.2}/255; adversarial: {n1} (class {k1}, {:.1}%)", 100.0 * p0, m * 255.0, 100.0 * p1);
-    let panels = [grid::picture(&original, shape, a.scale), grid::picture(&amplified, shape, a.scale), grid::picture(&result, shape, a.scale)];
+    println!(
+        "original: {n0} (class {k0}, {:.1}%); max |perturbation| {:.2}/255; adversarial: {n1} (class {k1}, {:.1}%)",
+        100.0 * p0,
+        m * 255.0,
+        100.0 * p1
+    );
+    let panels =
+        [grid::picture(&original, shape, a.scale), grid::picture(&amplified, shape, a.scale), grid::picture(&result, shape, a.scale)];
     write_png(&a.out, &grid::hstack(&panels, 4))?;
     println!("wrote {}", a.out.display());
     Ok(())

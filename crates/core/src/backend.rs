@@ -41,7 +41,5 @@ pub async fn gpu() -> Result<Device, crate::Error> {
     // compiler (its `vulkan` feature) crashes Mesa 22's lavapipe, the driver CI runs on.
     #[cfg(all(not(target_family = "wasm"), feature = "wgpu"))]
     let opts = opts.graphics_api(burn::tensor::wgpu::WgpuBackend::Vulkan);
-    opts.init_async()
-        .await
-        .map_err(|e| crate::Error::Backend(format!("no GPU adapter could be initialised: {e}")))
+    opts.init_async().await.map_err(|e| crate::Error::Backend(format!("no GPU adapter could be initialised: {e}")))
 }

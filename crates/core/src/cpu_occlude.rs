@@ -89,7 +89,22 @@ impl IncrementalForward {
                 }
                 LayerKind::Conv { size, stride, pad, activation, .. } => {
                     let r = affected(region, *size, *stride, *pad, ho, wo);
-                    conv_region(x, [ci, hi, wi], &w[0], w.get(1).map(Vec::as_slice), co, *size, *stride, *pad, [ho, wo], r, *activation, out, &mut self.cols, &mut self.tmp);
+                    conv_region(
+                        x,
+                        [ci, hi, wi],
+                        &w[0],
+                        w.get(1).map(Vec::as_slice),
+                        co,
+                        *size,
+                        *stride,
+                        *pad,
+                        [ho, wo],
+                        r,
+                        *activation,
+                        out,
+                        &mut self.cols,
+                        &mut self.tmp,
+                    );
                     r
                 }
                 LayerKind::Pool { size, stride, pad, mode } => {
@@ -106,7 +121,7 @@ impl IncrementalForward {
                     activate(*activation, out);
                     Rect { y0: 0, y1: ho, x0: 0, x1: wo }
                 }
-                LayerKind::Softmax | LayerKind::BatchNorm { .. } | LayerKind::Add | LayerKind::Scale { .. } => unreachable!("checked by cpu_train::supported()"),
+                _ => unreachable!("checked by cpu_train::supported()"),
             };
             written[i] = Some(region);
         }
@@ -194,7 +209,17 @@ fn conv_region(
 
 /// A pooling layer's outputs inside `r` only (the same windows and tie rule as the full pass).
 #[allow(clippy::too_many_arguments)]
-fn pool_region(x: &[f32], [c, h, w]: [usize; 3], k: usize, s: usize, pad: usize, mode: PoolMode, [ho, wo]: [usize; 2], r: Rect, out: &mut [f32]) {
+fn pool_region(
+    x: &[f32],
+    [c, h, w]: [usize; 3],
+    k: usize,
+    s: usize,
+    pad: usize,
+    mode: PoolMode,
+    [ho, wo]: [usize; 2],
+    r: Rect,
+    out: &mut [f32],
+) {
     for ch in 0..c {
         let src = &x[ch * h * w..(ch + 1) * h * w];
         for oy in r.y0..r.y1 {

@@ -8,12 +8,12 @@
 //! Activations are kept channel-major, `[C, N, H, W]`, so that a convolution over the whole batch
 //! is a single GEMM `W[Cout, K] x cols[K, N*H*W]` whose result is already in that layout.
 
-use crate::grad::{Objective, ReluRule};
-use crate::net::Net;
-use crate::vis::layers::{LayerProbe, Probe, Values, WeightProbe};
-use crate::spec::{Activation, LayerKind, NetSpec, PoolMode};
-use crate::train::{argmax, ChunkStats, Method, TrainConfig};
 use crate::Error;
+use crate::grad::{Objective, ReluRule};
+use crate::net::{Net, dropout_mask};
+use crate::spec::{Activation, LayerKind, NetSpec, PoolMode};
+use crate::train::{ChunkStats, Method, TrainConfig, argmax};
+use crate::vis::layers::{LayerProbe, Probe, Values, WeightProbe};
 
 /// Whether a spec can train on this path: a chain (each layer reads the previous one) of conv
 /// (plain: no groups, symmetric padding), pool, fc, activation (not relu6) and dropout layers up to
@@ -24,9 +24,17 @@ pub fn supported(spec: &NetSpec) -> bool {
         let kind = match l.kind {
             LayerKind::Conv { groups, pad_end, .. } => groups == 1 && pad_end == 0,
             LayerKind::Input | LayerKind::Pool { .. } | LayerKind::Fc { .. } | LayerKind::Act(_) | LayerKind::Dropout { .. } => true,
-            LayerKind::Add | LayerKind::Scale { .. } | LayerKind::Softmax | LayerKind::BatchNorm { .. } => false,
+            LayerKind::Add
+            | LayerKind::Scale { .. }
+            | LayerKind::Softmax
+            | LayerKind::BatchNorm { .. }
+            | LayerKind::GlobalPool { .. }
+            | LayerKind::Concat
+            | LayerKind::Mul
+            | LayerKind::Flatten
+            | LayerKind::Reshape => false,
         };
-        chain && kind && l.kind.activation() != Some(Activation::Relu6)
+        chain && kind
     })
 }
 
@@ -37,8 +45,25 @@ pub(crate) fn matmul(m: usize, n: usize, k: usize, dst: &mut [f32], lhs: (&[f32]
     // SAFETY: the callers pass slices whose extents cover every index the strides reach.
     unsafe {
         gemm::gemm(
-            m, n, k, dst.as_mut_ptr(), 1, n as isize, false, lhs.0.as_ptr(), lhs.1, lhs.2, rhs.0.as_ptr(), rhs.1, rhs.2,
-            0.0f32, 1.0f32, false, false, false, gemm::Parallelism::None,
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            false,
+            lhs.0.as_ptr(),
+            lhs.1,
+            lhs.2,
+            rhs.0.as_ptr(),
+            rhs.1,
+            rhs.2,
+            0.0f32,
+            1.0f32,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
         );
     }
 }
@@ -52,6 +77,14 @@ pub(crate) fn activate(a: Option<Activation>, v: &mut [f32]) {
         Some(Activation::Relu6) => v.iter_mut().for_each(|x| *x = if *x > 0.0 { if *x < 6.0 { *x } else { 6.0 } } else { 0.0 }),
         Some(Activation::Tanh) => v.iter_mut().for_each(|x| *x = x.tanh()),
         Some(Activation::Sigmoid) => v.iter_mut().for_each(|x| *x = 1.0 / (1.0 + (-*x).exp())),
+        Some(Activation::LeakyRelu { alpha }) => {
+            let alpha = alpha as f32;
+            v.iter_mut().for_each(|x| *x = if *x > 0.0 { *x } else { alpha * *x })
+        }
+        Some(Activation::Clip { min, max }) => {
+            let (lo, hi) = (min as f32, max as f32);
+            v.iter_mut().for_each(|x| *x = if *x > lo { if *x < hi { *x } else { hi } } else { lo })
+        }
     }
 }
 
@@ -64,13 +97,23 @@ fn activate_back(a: Option<Activation>, y: &[f32], g: &mut [f32]) {
         Some(Activation::Relu6) => g.iter_mut().zip(y).for_each(|(g, &y)| *g = if y > 0.0 && y < 6.0 { *g } else { 0.0 }),
         Some(Activation::Tanh) => g.iter_mut().zip(y).for_each(|(g, &y)| *g *= 1.0 - y * y),
         Some(Activation::Sigmoid) => g.iter_mut().zip(y).for_each(|(g, &y)| *g *= y * (1.0 - y)),
+        // alpha >= 0: the output's sign is the input's (alpha 0 is a ReLU).
+        Some(Activation::LeakyRelu { alpha }) => {
+            let alpha = alpha as f32;
+            g.iter_mut().zip(y).for_each(|(g, &y)| *g = if y > 0.0 { *g } else { alpha * *g })
+        }
+        Some(Activation::Clip { min, max }) => {
+            let (lo, hi) = (min as f32, max as f32);
+            g.iter_mut().zip(y).for_each(|(g, &y)| *g = if y > lo && y < hi { *g } else { 0.0 })
+        }
     }
 }
 
-/// [`activate_back`] with the ReLU rule of deconvnet or guided backpropagation: both pass only
-/// positive gradients into a ReLU; deconvnet then ignores where the ReLU was off.
+/// [`activate_back`] with the ReLU rule of deconvnet or guided backpropagation at a ReLU-like gate
+/// (relu, relu6, clip): both pass only positive gradients; deconvnet then ignores where the unit
+/// was off.
 fn activation_back(a: Option<Activation>, rule: ReluRule, y: &[f32], g: &mut [f32]) {
-    if a == Some(Activation::Relu) && rule != ReluRule::Gradient {
+    if a.and_then(Activation::gate).is_some() && rule != ReluRule::Gradient {
         g.iter_mut().for_each(|v| *v = if *v > 0.0 { *v } else { 0.0 });
         if rule == ReluRule::Deconvnet {
             return;
@@ -230,6 +273,8 @@ pub struct CpuTrainer {
     decay: Vec<Vec<bool>>,
     config: TrainConfig,
     pub steps: u64,
+    /// Training steps taken (never reset: dropout's masks follow it).
+    pub trained: u64,
     bufs: Vec<Buf>,
 }
 
@@ -240,7 +285,9 @@ impl CpuTrainer {
         let decay = spec
             .layers
             .iter()
-            .map(|l| l.params().iter().map(|p| matches!(l.kind, LayerKind::Conv { .. } | LayerKind::Fc { .. }) && p.field == "weight").collect())
+            .map(|l| {
+                l.params().iter().map(|p| matches!(l.kind, LayerKind::Conv { .. } | LayerKind::Fc { .. }) && p.field == "weight").collect()
+            })
             .collect();
         CpuTrainer {
             grads: weights.iter().map(|l| l.iter().map(|p| vec![0.0; p.len()]).collect()).collect(),
@@ -251,6 +298,7 @@ impl CpuTrainer {
             decay,
             config,
             steps: 0,
+            trained: 0,
         }
     }
 
@@ -272,9 +320,10 @@ impl CpuTrainer {
         Net::with_weights(self.spec.clone(), self.weights.clone(), &net.device)
     }
 
-    /// Forward pass of a batch (NCHW images), every layer's output kept in `bufs`.
+    /// Forward pass of a batch (NCHW images), every layer's output kept in `bufs`; `train`: the
+    /// training step's number (dropout drops), else evaluation.
     #[inline(never)]
-    fn forward(&mut self, images: &[f32], n: usize) {
+    fn forward(&mut self, images: &[f32], n: usize, train: Option<u64>) {
         let last = self.spec.score_layer();
         let [c0, h0, w0] = self.spec.input_shape();
         let p0 = h0 * w0;
@@ -295,7 +344,25 @@ impl CpuTrainer {
             let w = &self.weights[i];
             buf.out.resize(co * n * ho * wo, 0.0);
             match &layer.kind {
-                LayerKind::Input | LayerKind::Dropout { .. } => buf.out.copy_from_slice(x),
+                LayerKind::Input => buf.out.copy_from_slice(x),
+                LayerKind::Dropout { rate } => {
+                    buf.out.copy_from_slice(x);
+                    // Training: the same mask as Burn's path (net::dropout_mask, NCHW), kept
+                    // channel-major in `cols` for the backward pass; evaluation: the identity.
+                    buf.cols.clear();
+                    if let Some(step) = train.filter(|_| *rate > 0.0) {
+                        let p = hi * wi;
+                        let mask = dropout_mask(self.config.seed, step, i, *rate, n, ci * p);
+                        buf.cols.resize(mask.len(), 0.0);
+                        for b in 0..n {
+                            for c in 0..ci {
+                                buf.cols[(c * n + b) * p..(c * n + b + 1) * p]
+                                    .copy_from_slice(&mask[(b * ci + c) * p..(b * ci + c + 1) * p]);
+                            }
+                        }
+                        buf.out.iter_mut().zip(&buf.cols).for_each(|(v, m)| *v *= m);
+                    }
+                }
                 LayerKind::Act(a) => {
                     buf.out.copy_from_slice(x);
                     activate(Some(*a), &mut buf.out);
@@ -337,7 +404,7 @@ impl CpuTrainer {
                     buf.arg.resize(if *mode == PoolMode::Max { co * n * ho * wo } else { 0 }, 0);
                     pool_forward(x, [ci * n, hi, wi], *size, *stride, *pad, [ho, wo], *mode, &mut buf.out, &mut buf.arg);
                 }
-                LayerKind::Softmax | LayerKind::BatchNorm { .. } | LayerKind::Add | LayerKind::Scale { .. } => unreachable!("checked by supported()"),
+                _ => unreachable!("checked by supported()"),
             }
         }
     }
@@ -356,7 +423,13 @@ impl CpuTrainer {
             let need_input_grad = i > 1 || input_grad;
             below.grad.resize(below.out.len(), 0.0);
             match &layer.kind {
-                LayerKind::Input | LayerKind::Dropout { .. } => below.grad.copy_from_slice(&buf.grad),
+                LayerKind::Input => below.grad.copy_from_slice(&buf.grad),
+                LayerKind::Dropout { .. } => {
+                    below.grad.copy_from_slice(&buf.grad);
+                    if !buf.cols.is_empty() {
+                        below.grad.iter_mut().zip(&buf.cols).for_each(|(g, m)| *g *= m);
+                    }
+                }
                 LayerKind::Act(a) => {
                     below.grad.copy_from_slice(&buf.grad);
                     activation_back(Some(*a), rule, &buf.out, &mut below.grad);
@@ -399,7 +472,7 @@ impl CpuTrainer {
                         pool_backward(&buf.grad, [ci * n, hi, wi], *size, *stride, *pad, [ho, wo], *mode, &buf.arg, &mut below.grad);
                     }
                 }
-                LayerKind::Softmax | LayerKind::BatchNorm { .. } | LayerKind::Add | LayerKind::Scale { .. } => unreachable!("checked by supported()"),
+                _ => unreachable!("checked by supported()"),
             }
         }
     }
@@ -409,7 +482,8 @@ impl CpuTrainer {
     fn step(&mut self, images: &[f32], labels: &[usize], clock: &dyn Fn() -> f64, stats: &mut ChunkStats) -> (f32, u32) {
         let n = labels.len();
         let t0 = clock();
-        self.forward(images, n);
+        self.forward(images, n, Some(self.trained));
+        self.trained += 1;
         let last = self.spec.score_layer();
         let k = self.spec.classes();
         let [c, h, w] = self.spec.layers[last].out_shape;
@@ -462,7 +536,7 @@ impl CpuTrainer {
         if layer > last + 1 || layer >= self.spec.layers.len() {
             return Err(Error::Input(format!("there is no layer {layer} to read; the network has {}", self.spec.layers.len())));
         }
-        self.forward(images, n);
+        self.forward(images, n, None);
         let at = layer.min(last);
         let [c, hh, ww] = self.spec.layers[at].out_shape;
         let p = hh * ww;
@@ -481,7 +555,7 @@ impl CpuTrainer {
 
     /// Every layer's output for one image (CHW), layers 0 up to the scores.
     pub fn layer_outputs(&mut self, image: &[f32]) -> Vec<Vec<f32>> {
-        self.forward(image, 1);
+        self.forward(image, 1, None);
         (0..=self.spec.score_layer()).map(|i| self.bufs[i].out.clone()).collect()
     }
 
@@ -510,9 +584,16 @@ impl CpuTrainer {
 
     /// The objective's value for each of `n` images (NCHW) and its gradient with respect to each
     /// image (NCHW), with `rule` at every ReLU. None when the objective sits above the scores.
-    pub fn input_grads(&mut self, net: &Net, images: &[f32], n: usize, objective: &Objective, rule: ReluRule) -> Result<Option<(Vec<f32>, Vec<f32>)>, Error> {
+    pub fn input_grads(
+        &mut self,
+        net: &Net,
+        images: &[f32],
+        n: usize,
+        objective: &Objective,
+        rule: ReluRule,
+    ) -> Result<Option<(Vec<f32>, Vec<f32>)>, Error> {
         let Some(target) = self.check_input(net, images, n, objective)? else { return Ok(None) };
-        self.forward(images, n);
+        self.forward(images, n, None);
         let [c, h, w] = self.spec.layers[target].out_shape;
         let p = h * w;
         let size = c * p;
@@ -552,7 +633,7 @@ impl CpuTrainer {
         let Some(target) = self.check_input(net, image, 1, objective)? else { return Ok(None) };
         let last = self.spec.score_layer();
         let nl = self.spec.layers.len();
-        self.forward(image, 1);
+        self.forward(image, 1, None);
         // With one image, the channel-major buffers are plain CHW.
         let mut acts: Vec<Vec<f32>> = (0..=last).map(|i| self.bufs[i].out.clone()).collect();
         for _ in last + 1..nl {
@@ -590,7 +671,11 @@ impl CpuTrainer {
                 .enumerate()
                 .map(|(pi, ps)| {
                     let g = if i <= target { self.grads[i][pi].clone() } else { vec![0.0; self.weights[i][pi].len()] };
-                    WeightProbe { name: ps.name, value: Values::new(ps.shape.clone(), self.weights[i][pi].clone()), grad: Values::new(ps.shape, g) }
+                    WeightProbe {
+                        name: ps.name,
+                        value: Values::new(ps.shape.clone(), self.weights[i][pi].clone()),
+                        grad: Values::new(ps.shape, g),
+                    }
                 })
                 .collect();
             layers.push(LayerProbe { act: Values::new(shape.clone(), acts[i].clone()), grad: Values::new(shape, grad), weights });
@@ -607,7 +692,12 @@ impl CpuTrainer {
         let classes = self.spec.classes();
         for (x, y) in batches {
             if y.is_empty() || x.len() != y.len() * d * h * w {
-                return Err(Error::Input(format!("a batch of {} labels needs {} image values, got {}", y.len(), y.len() * d * h * w, x.len())));
+                return Err(Error::Input(format!(
+                    "a batch of {} labels needs {} image values, got {}",
+                    y.len(),
+                    y.len() * d * h * w,
+                    x.len()
+                )));
             }
             if let Some(&bad) = y.iter().find(|&&l| l >= classes) {
                 return Err(Error::Input(format!("label {bad} is out of range; the network has {classes} classes")));
@@ -779,7 +869,17 @@ fn col2im(cols: &mut [f32], [c, n, h, w]: [usize; 4], k: usize, s: usize, pad: u
 /// counted in an average, as Burn's max_pool2d / avg_pool2d(count_include_pad = false)).
 #[allow(clippy::too_many_arguments)]
 #[inline(never)]
-fn pool_forward(x: &[f32], [planes, h, w]: [usize; 3], k: usize, s: usize, pad: usize, [ho, wo]: [usize; 2], mode: PoolMode, out: &mut [f32], arg: &mut [u32]) {
+fn pool_forward(
+    x: &[f32],
+    [planes, h, w]: [usize; 3],
+    k: usize,
+    s: usize,
+    pad: usize,
+    [ho, wo]: [usize; 2],
+    mode: PoolMode,
+    out: &mut [f32],
+    arg: &mut [u32],
+) {
     if mode == PoolMode::Max && pad == 0 && (ho - 1) * s + k <= h && (wo - 1) * s + k <= w {
         // Every window inside the plane: no clamping, no bounds checks (the condition above
         // keeps every index inside its plane).
@@ -827,7 +927,15 @@ fn pool_forward(x: &[f32], [planes, h, w]: [usize; 3], k: usize, s: usize, pad: 
 /// pooling, where the first maximum is (PyTorch's tie rule); averages count only positions inside
 /// the plane. Shared by the full pass and occlusion's partial one (`cpu_occlude.rs`).
 #[inline]
-pub(crate) fn pool_window(src: &[f32], [h, w]: [usize; 2], k: usize, s: usize, pad: usize, [oy, ox]: [usize; 2], mode: PoolMode) -> (f32, usize) {
+pub(crate) fn pool_window(
+    src: &[f32],
+    [h, w]: [usize; 2],
+    k: usize,
+    s: usize,
+    pad: usize,
+    [oy, ox]: [usize; 2],
+    mode: PoolMode,
+) -> (f32, usize) {
     let y0 = (oy * s) as isize - pad as isize;
     let (ya, yb) = (y0.max(0) as usize, ((y0 + k as isize).min(h as isize)) as usize);
     let x0 = (ox * s) as isize - pad as isize;
@@ -858,7 +966,17 @@ pub(crate) fn pool_window(src: &[f32], [h, w]: [usize; 2], k: usize, s: usize, p
 
 #[allow(clippy::too_many_arguments)]
 #[inline(never)]
-fn pool_backward(g: &[f32], [planes, h, w]: [usize; 3], k: usize, s: usize, pad: usize, [ho, wo]: [usize; 2], mode: PoolMode, arg: &[u32], dx: &mut [f32]) {
+fn pool_backward(
+    g: &[f32],
+    [planes, h, w]: [usize; 3],
+    k: usize,
+    s: usize,
+    pad: usize,
+    [ho, wo]: [usize; 2],
+    mode: PoolMode,
+    arg: &[u32],
+    dx: &mut [f32],
+) {
     for pl in 0..planes {
         let dst = &mut dx[pl * h * w..][..h * w];
         for oy in 0..ho {

@@ -5,8 +5,8 @@
 //! input: a random crop, shift and flip while training (as ConvNetJS augments), the centre
 //! otherwise.
 
-use crate::rng::SplitMix64;
 use crate::Error;
+use crate::rng::SplitMix64;
 
 /// Image values: bytes (scaled by 1/255) or floats (2-D points).
 #[derive(Clone, Debug)]
@@ -35,8 +35,7 @@ pub struct Dataset {
 }
 
 pub const MNIST_CLASSES: [&str; 10] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
-pub const CIFAR10_CLASSES: [&str; 10] =
-    ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"];
+pub const CIFAR10_CLASSES: [&str; 10] = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"];
 
 fn data_err(m: impl Into<String>) -> Error {
     Error::Data(m.into())
@@ -44,11 +43,7 @@ fn data_err(m: impl Into<String>) -> Error {
 
 /// The numbers of a ConvNetJS `labels.js` file (`var labels=[5,0,4,...];`), or a bare JSON list.
 pub fn parse_labels(text: &str) -> Result<Vec<u8>, Error> {
-    let body = text
-        .split_once('[')
-        .and_then(|(_, r)| r.split_once(']'))
-        .ok_or_else(|| data_err("the labels file has no [...] list"))?
-        .0;
+    let body = text.split_once('[').and_then(|(_, r)| r.split_once(']')).ok_or_else(|| data_err("the labels file has no [...] list"))?.0;
     body.split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
@@ -111,8 +106,7 @@ impl Dataset {
         let mut pixels = vec![];
         let mut out_labels = vec![];
         for (k, (bytes, first)) in sheets.iter().enumerate() {
-            let (rgb, width, rows) =
-                decode_png(bytes, c).map_err(|e| data_err(format!("sprite sheet {}: {}", k + 1, e.message())))?;
+            let (rgb, width, rows) = decode_png(bytes, c).map_err(|e| data_err(format!("sprite sheet {}: {}", k + 1, e.message())))?;
             if width != h * w {
                 return Err(data_err(format!(
                     "sprite sheet {}: expected {} px wide (one {h}x{w} image per row), got {width}",
@@ -121,7 +115,12 @@ impl Dataset {
                 )));
             }
             let l = labels.get(*first..first + rows).ok_or_else(|| {
-                data_err(format!("sprite sheet {}: {rows} images need labels {first}..{}, the labels file has {}", k + 1, first + rows, labels.len()))
+                data_err(format!(
+                    "sprite sheet {}: {rows} images need labels {first}..{}, the labels file has {}",
+                    k + 1,
+                    first + rows,
+                    labels.len()
+                ))
             })?;
             if let Some(&bad) = l.iter().find(|&&x| x as usize >= classes.len()) {
                 return Err(data_err(format!("label {bad} is out of range for {} classes", classes.len())));

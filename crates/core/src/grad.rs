@@ -7,9 +7,9 @@
 
 use burn::tensor::{Tensor, TensorData};
 
+use crate::Error;
 use crate::net::{Net, ParamTensor};
 use crate::spec::{Activation, LayerKind};
-use crate::Error;
 
 /// What to differentiate.
 #[derive(Debug, Clone, PartialEq)]
@@ -35,10 +35,9 @@ impl Objective {
     pub fn parse(s: &str) -> Result<Objective, Error> {
         let parts: Vec<&str> = s.split(':').collect();
         let num = |i: usize| -> Result<usize, Error> {
-            parts
-                .get(i)
-                .and_then(|p| p.parse().ok())
-                .ok_or_else(|| Error::Objective(format!("'{s}': expected class:K, prob:K, neuron:LAYER:INDEX, channel:LAYER:C or loss:LABEL")))
+            parts.get(i).and_then(|p| p.parse().ok()).ok_or_else(|| {
+                Error::Objective(format!("'{s}': expected class:K, prob:K, neuron:LAYER:INDEX, channel:LAYER:C or loss:LABEL"))
+            })
         };
         match parts[0] {
             "class" if parts.len() == 2 => Ok(Objective::Class(num(1)?)),
@@ -92,7 +91,11 @@ impl Objective {
             }
             Objective::Seed { layer, grad } => {
                 let size: usize = net.spec.layers[*layer].out_shape.iter().product();
-                if grad.len() != size { bad(format!("the gradient given for layer {layer} has {} values; the layer has {size}", grad.len())) } else { Ok(()) }
+                if grad.len() != size {
+                    bad(format!("the gradient given for layer {layer} has {} values; the layer has {size}", grad.len()))
+                } else {
+                    Ok(())
+                }
             }
             _ => Ok(()),
         }
@@ -110,7 +113,9 @@ pub struct Gradients {
 }
 
 /// How backpropagation passes a gradient `g` through a ReLU whose forward input was `z`: the
-/// three saliency techniques differ only in this rule (Springenberg et al. 2015, fig. 1).
+/// three saliency techniques differ only in this rule (Springenberg et al. 2015, fig. 1). Every
+/// ReLU-like gate takes it: relu, relu6 and clip (active where `lo < z < hi`); other
+/// activations (leaky relu, sigmoid, tanh) keep their true gradient, as in Captum.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ReluRule {
     /// The true gradient: `g` where `z > 0`.
@@ -249,12 +254,14 @@ fn backward(
             None => continue,
         };
         let layer = &net.spec.layers[i];
-        let relu = layer.kind.activation() == Some(Activation::Relu);
+        // A ReLU-like gate (relu, relu6, clip), fused into the layer or a layer of its own.
+        let relu = layer.kind.activation().and_then(Activation::gate).is_some();
         if let Some((out_grads, _)) = keep.as_mut() {
             out_grads[i] = Some(g.clone());
         }
         // Deconvnet and guided backprop pass only positive gradients into a ReLU; deconvnet then
-        // skips the ReLU's own mask, so it differentiates the layer's linear part alone.
+        // skips the ReLU's own mask, so it differentiates the layer's linear part alone; guided
+        // keeps it (a clipped unit, relu6 above 6, passes nothing, as it is not active).
         if relu && rule != ReluRule::Gradient {
             g = g.clamp_min(0.0);
         }
@@ -267,10 +274,8 @@ fn backward(
         let y = net.forward_node(i, &tracked, &xs, !(relu && rule == ReluRule::Deconvnet));
         let grads = (y * g.autodiff()).sum().backward();
         if let Some((_, param_grads)) = keep.as_mut() {
-            param_grads[i] = tracked
-                .iter()
-                .map(|p| p.grad_flat(&grads).unwrap_or_else(|| p.flat().without_autodiff().zeros_like()))
-                .collect();
+            param_grads[i] =
+                tracked.iter().map(|p| p.grad_flat(&grads).unwrap_or_else(|| p.flat().without_autodiff().zeros_like())).collect();
         }
         for (x, &j) in xs.iter().zip(&layer.inputs) {
             let Some(gx) = x.grad(&grads) else { continue };

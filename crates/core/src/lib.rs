@@ -20,9 +20,9 @@ pub mod vis;
 pub mod weights;
 
 pub use burn;
-pub use safetensors;
 pub use grad::Objective;
 pub use net::Net;
+pub use safetensors;
 pub use spec::NetSpec;
 
 use burn::tensor::Tensor;
@@ -71,12 +71,8 @@ impl From<spec::SpecError> for Error {
 
 /// Reads a tensor back to the host (asynchronously: WebGPU reads cannot block).
 pub async fn read<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>, Error> {
-    let data = t
-        .into_data_async()
-        .await
-        .map_err(|e| Error::Backend(format!("reading a tensor back failed: {e:?}")))?;
-    data.try_into_vec::<f32>()
-        .map_err(|e| Error::Backend(format!("unexpected tensor data: {e:?}")))
+    let data = t.into_data_async().await.map_err(|e| Error::Backend(format!("reading a tensor back failed: {e:?}")))?;
+    data.try_into_vec::<f32>().map_err(|e| Error::Backend(format!("unexpected tensor data: {e:?}")))
 }
 
 /// Reads several tensors back in one round trip (concatenated on the device, split on the

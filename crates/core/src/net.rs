@@ -7,9 +7,9 @@ use burn::tensor::module::{avg_pool2d, conv2d, max_pool2d};
 use burn::tensor::ops::{AvgPoolOptions, ConvOptions, MaxPoolOptions, PadMode};
 use burn::tensor::{Device, Tensor, TensorData};
 
-use crate::spec::{Activation, Layer, LayerKind, NetSpec, ParamSpec, PoolMode};
-use crate::rng::SplitMix64;
 use crate::Error;
+use crate::rng::SplitMix64;
+use crate::spec::{Activation, Layer, LayerKind, NetSpec, ParamSpec, PoolMode};
 
 /// One parameter tensor, stored flat-shaped as Burn needs it for its layer.
 #[derive(Clone, Debug)]
@@ -128,6 +128,43 @@ fn apply_activation<const D: usize>(x: Tensor<D>, a: Option<Activation>) -> Tens
         Some(Activation::Relu6) => x.clamp(0.0, 6.0),
         Some(Activation::Sigmoid) => activation::sigmoid(x),
         Some(Activation::Tanh) => activation::tanh(x),
+        Some(Activation::LeakyRelu { alpha }) => activation::leaky_relu(x, alpha),
+        Some(Activation::Clip { min, max }) => x.clamp(min as f32, max as f32),
+    }
+}
+
+/// Dropout's keep mask for one layer at one training step: `n * size` values (NCHW order), each
+/// `1 / (1 - rate)` (kept, inverted dropout) or 0, drawn from a SplitMix64 stream that depends
+/// only on (seed, step, layer), so a run repeats exactly and both training paths (Burn and the
+/// fused CPU path) drop the same units. `scripts/make_layer_fixtures.py` draws the same masks.
+pub fn dropout_mask(seed: u64, step: u64, layer: usize, rate: f64, n: usize, size: usize) -> Vec<f32> {
+    let mut rng = SplitMix64(seed);
+    let mut rng = SplitMix64(rng.next_u64() ^ step);
+    let mut rng = SplitMix64(rng.next_u64() ^ layer as u64);
+    let keep = (1.0 / (1.0 - rate)) as f32;
+    (0..n * size).map(|_| if rng.uniform() < rate { 0.0 } else { keep }).collect()
+}
+
+/// How a forward pass runs: evaluation (every view, prediction: dropout off, batchnorm with its
+/// running statistics) or a training step.
+pub enum Mode<'a> {
+    Eval,
+    Train(&'a mut TrainPass),
+}
+
+/// A training step's forward pass: dropout draws its masks from (seed, step), batchnorm
+/// normalizes with the batch's statistics and records its new running statistics here.
+pub struct TrainPass {
+    pub seed: u64,
+    pub step: u64,
+    /// (layer, parameter index, new value): batchnorm's running mean and variance, moved by the
+    /// layer's momentum as PyTorch does (the variance's batch estimate unbiased).
+    pub updates: Vec<(usize, usize, Tensor<1>)>,
+}
+
+impl TrainPass {
+    pub fn new(seed: u64, step: u64) -> TrainPass {
+        TrainPass { seed, step, updates: vec![] }
     }
 }
 
@@ -138,12 +175,7 @@ impl Net {
         let params = spec
             .layers
             .iter()
-            .map(|l| {
-                l.params()
-                    .iter()
-                    .map(|p| ParamTensor::from_vec(init_param(l, p, &mut rng), &p.shape, device))
-                    .collect()
-            })
+            .map(|l| l.params().iter().map(|p| ParamTensor::from_vec(init_param(l, p, &mut rng), &p.shape, device)).collect())
             .collect();
         Net { spec, params, device: device.clone() }
     }
@@ -155,13 +187,7 @@ impl Net {
             .layers
             .iter()
             .zip(weights)
-            .map(|(l, ws)| {
-                l.params()
-                    .iter()
-                    .zip(ws)
-                    .map(|(p, w)| ParamTensor::from_vec(w, &p.shape, device))
-                    .collect()
-            })
+            .map(|(l, ws)| l.params().iter().zip(ws).map(|(p, w)| ParamTensor::from_vec(w, &p.shape, device)).collect())
             .collect();
         Net { spec, params, device: device.clone() }
     }
@@ -193,7 +219,13 @@ impl Net {
         // A fully connected layer's weights fit one input size only.
         for (new, old) in spec.layers.iter().zip(&self.spec.layers) {
             if new.params().iter().map(|p| &p.shape).ne(old.params().iter().map(|p| &p.shape)) {
-                return Err(Error::Input(format!("layer {} ({}) only works on {}x{} inputs; pick an earlier layer", new.index, new.name, self.spec.input_shape()[2], self.spec.input_shape()[1])));
+                return Err(Error::Input(format!(
+                    "layer {} ({}) only works on {}x{} inputs; pick an earlier layer",
+                    new.index,
+                    new.name,
+                    self.spec.input_shape()[2],
+                    self.spec.input_shape()[1]
+                )));
             }
         }
         Ok(Net { spec, params: self.params[..=last].to_vec(), device: self.device.clone() })
@@ -225,24 +257,42 @@ impl Net {
     /// Layer `index`'s forward pass on a batch, in inference mode (dropout off, batchnorm with
     /// running statistics), with the given parameters (so that tracked copies can be passed).
     pub fn forward_layer(&self, index: usize, params: &[ParamTensor], x: Tensor<4>) -> Tensor<4> {
-        self.forward_layer_as(index, params, x, true)
+        self.forward_layer_as(index, params, x, true, &mut Mode::Eval)
     }
 
     /// Layer `index`'s forward pass without the activation fused into a conv or fc layer (an
     /// activation layer of its own becomes the identity): deconvnet's backward needs the VJP of
     /// the linear part alone.
     pub fn forward_layer_linear(&self, index: usize, params: &[ParamTensor], x: Tensor<4>) -> Tensor<4> {
-        self.forward_layer_as(index, params, x, false)
+        self.forward_layer_as(index, params, x, false, &mut Mode::Eval)
     }
 
-    fn forward_layer_as(&self, index: usize, params: &[ParamTensor], x: Tensor<4>, act: bool) -> Tensor<4> {
+    fn forward_layer_as(&self, index: usize, params: &[ParamTensor], x: Tensor<4>, act: bool, mode: &mut Mode) -> Tensor<4> {
         let layer = &self.spec.layers[index];
         let act = |a: &Option<Activation>| if act { *a } else { None };
         let batch = x.dims()[0];
         let [d, h, w] = layer.out_shape;
         match &layer.kind {
             // A single input: the add of one layer (nodes with several go through `forward_node`).
-            LayerKind::Input | LayerKind::Dropout { .. } | LayerKind::Add => x,
+            LayerKind::Input | LayerKind::Add | LayerKind::Concat | LayerKind::Mul => x,
+            LayerKind::Dropout { rate } => match mode {
+                Mode::Train(pass) if *rate > 0.0 => {
+                    let dims = x.dims();
+                    let mask = dropout_mask(pass.seed, pass.step, index, *rate, batch, d * h * w);
+                    x * Tensor::<4>::from_data(TensorData::new(mask, dims), &self.device)
+                }
+                _ => x,
+            },
+            LayerKind::Flatten | LayerKind::Reshape => x.reshape([batch, d, h, w]),
+            LayerKind::GlobalPool { mode } => {
+                let [c, hi, wi] = layer.in_shape;
+                let planes: Tensor<3> = x.reshape([batch, c, hi * wi]);
+                let pooled = match mode {
+                    PoolMode::Avg => planes.mean_dim(2),
+                    PoolMode::Max => planes.max_dim(2),
+                };
+                pooled.reshape([batch, c, 1, 1])
+            }
             LayerKind::Conv { stride, pad, pad_end, groups, activation: a, .. } => {
                 let opts = ConvOptions::new([*stride, *stride], [*pad, *pad], [1, 1], *groups);
                 let bias = params.get(1).map(ParamTensor::d1);
@@ -251,10 +301,9 @@ impl Net {
                 apply_activation(conv2d(x, params[0].d4(), bias, opts), act(a))
             }
             LayerKind::Pool { size, stride, pad, mode } => match mode {
-                PoolMode::Max => max_pool2d(
-                    x,
-                    MaxPoolOptions::new([*size, *size]).with_stride([*stride, *stride]).with_padding([*pad, *pad]),
-                ),
+                PoolMode::Max => {
+                    max_pool2d(x, MaxPoolOptions::new([*size, *size]).with_stride([*stride, *stride]).with_padding([*pad, *pad]))
+                }
                 PoolMode::Avg => avg_pool2d(
                     x,
                     AvgPoolOptions::new([*size, *size])
@@ -278,11 +327,26 @@ impl Net {
                 let flat: Tensor<2> = x.flatten(1, 3);
                 activation::softmax(flat, 1).reshape([batch, d, h, w])
             }
-            LayerKind::BatchNorm { eps, .. } => {
+            LayerKind::BatchNorm { eps, momentum } => {
                 let c = layer.in_shape[0];
                 let view = |t: Tensor<1>| t.reshape([1, c, 1, 1]);
                 let (g, b) = (view(params[0].d1()), view(params[1].d1()));
-                let (m, v) = (view(params[2].d1()), view(params[3].d1()));
+                let (m, v) = match mode {
+                    Mode::Eval => (view(params[2].d1()), view(params[3].d1())),
+                    Mode::Train(pass) => {
+                        // The batch's statistics per channel (over N, H and W), as PyTorch's
+                        // BatchNorm2d in training mode; the running ones move by the momentum.
+                        let count = (batch * h * w) as f64;
+                        let mean = x.clone().mean_dim(0).mean_dim(2).mean_dim(3);
+                        let var = (x.clone() - mean.clone()).powi_scalar(2).mean_dim(0).mean_dim(2).mean_dim(3);
+                        let (bm, bv) = (mean.clone().without_autodiff().reshape([c]), var.clone().without_autodiff().reshape([c]));
+                        let (rm, rv) = (params[2].d1().without_autodiff(), params[3].d1().without_autodiff());
+                        let unbiased = if count > 1.0 { count / (count - 1.0) } else { 1.0 };
+                        pass.updates.push((index, 2, rm * (1.0 - *momentum) + bm * *momentum));
+                        pass.updates.push((index, 3, rv * (1.0 - *momentum) + bv * (*momentum * unbiased)));
+                        (mean, var)
+                    }
+                };
                 (x - m) / (v + *eps).sqrt() * g + b
             }
         }
@@ -291,9 +355,19 @@ impl Net {
     /// Layer `index`'s forward pass from its inputs (one per entry of its `inputs`; `add` sums
     /// them), with `act` false to skip a fused activation (see `forward_layer_linear`).
     pub fn forward_node(&self, index: usize, params: &[ParamTensor], inputs: &[Tensor<4>], act: bool) -> Tensor<4> {
+        self.forward_node_in(index, params, inputs, act, &mut Mode::Eval)
+    }
+
+    /// [`Net::forward_node`] in the given mode.
+    pub fn forward_node_in(&self, index: usize, params: &[ParamTensor], inputs: &[Tensor<4>], act: bool, mode: &mut Mode) -> Tensor<4> {
         match &self.spec.layers[index].kind {
             LayerKind::Add => inputs.iter().skip(1).fold(inputs[0].clone(), |a, b| a + b.clone()),
-            _ => self.forward_layer_as(index, params, inputs[0].clone(), act),
+            LayerKind::Concat => Tensor::cat(inputs.to_vec(), 1),
+            LayerKind::Mul => {
+                let dims = inputs[0].dims();
+                inputs.iter().skip(1).fold(inputs[0].clone(), |a, b| a * b.clone().expand(dims))
+            }
+            _ => self.forward_layer_as(index, params, inputs[0].clone(), act, mode),
         }
     }
 
@@ -305,11 +379,16 @@ impl Net {
     /// The outputs of layers 0..=`last` for a batch, with the given parameters (tracked copies
     /// when training).
     pub fn forward_upto(&self, x: Tensor<4>, last: usize, params: &[LayerParams]) -> Vec<Tensor<4>> {
+        self.forward_upto_in(x, last, params, &mut Mode::Eval)
+    }
+
+    /// [`Net::forward_upto`] in the given mode (a training step's: see [`TrainPass`]).
+    pub fn forward_upto_in(&self, x: Tensor<4>, last: usize, params: &[LayerParams], mode: &mut Mode) -> Vec<Tensor<4>> {
         let mut outs: Vec<Tensor<4>> = Vec::with_capacity(last + 1);
         outs.push(x);
         for i in 1..=last {
             let inputs: Vec<Tensor<4>> = self.spec.layers[i].inputs.iter().map(|&j| outs[j].clone()).collect();
-            let y = self.forward_node(i, &params[i], &inputs, true);
+            let y = self.forward_node_in(i, &params[i], &inputs, true, mode);
             outs.push(y);
         }
         outs

@@ -8,11 +8,11 @@
 //! Ops: CONV_2D, DEPTHWISE_CONV_2D (SAME or VALID padding, fused relu6/relu/none), ADD,
 //! AVERAGE_POOL_2D, MAX_POOL_2D, RESHAPE (a no-op before the softmax), SOFTMAX.
 
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use std::collections::HashMap;
 
-use crate::spec::NetSpec;
 use crate::Error;
+use crate::spec::NetSpec;
 
 fn err(m: impl Into<String>) -> Error {
     Error::Weights(m.into())
@@ -45,8 +45,15 @@ pub fn spec(op_list: &str, weight_shape: &dyn Fn(&str) -> Option<Vec<usize>>, cl
     for (i, op) in ops.iter().enumerate() {
         let kind = op["op"].as_str().unwrap_or("?");
         let ids: Vec<u64> = op["inputs"].as_array().map(|a| a.iter().filter_map(Value::as_u64).collect()).unwrap_or_default();
-        let out = op["outputs"].as_array().and_then(|a| a.first()).and_then(Value::as_u64).ok_or_else(|| err(format!("op {i} ({kind}) has no output")))?;
-        let from = |id: u64| producer.get(&id).cloned().ok_or_else(|| err(format!("op {i} ({kind}) reads tensor {id}, which no earlier op writes")));
+        let out = op["outputs"]
+            .as_array()
+            .and_then(|a| a.first())
+            .and_then(Value::as_u64)
+            .ok_or_else(|| err(format!("op {i} ({kind}) has no output")))?;
+        let from = |id: u64| {
+            producer.get(&id).cloned().ok_or_else(|| err(format!("op {i} ({kind}) reads tensor {id}, which no earlier op writes")))
+        };
+        let first = || ids.first().copied().ok_or_else(|| err(format!("op {i} ({kind}) has no input")));
         let name = format!("op{i}");
         let act = match op["act"].as_str().unwrap_or("none") {
             "none" => Value::Null,
@@ -66,7 +73,7 @@ pub fn spec(op_list: &str, weight_shape: &dyn Fn(&str) -> Option<Vec<usize>>, cl
                     return Err(err(format!("op {i} ({kind}): weight '{wname}' has shape {ws:?}; expected (out, in, k, k)")));
                 }
                 let groups = if kind == "DEPTHWISE_CONV_2D" { ws[0] } else { 1 };
-                json!({"type": "conv", "name": name, "inputs": [from(ids[0])?], "size": ws[2], "filters": ws[0], "stride": stride,
+                json!({"type": "conv", "name": name, "inputs": [from(first()?)?], "size": ws[2], "filters": ws[0], "stride": stride,
                        "padding": padding, "groups": groups, "activation": act, "bias": op["bias"].is_string()})
             }
             "ADD" => {
@@ -76,20 +83,28 @@ pub fn spec(op_list: &str, weight_shape: &dyn Fn(&str) -> Option<Vec<usize>>, cl
                 json!({"type": "add", "name": name, "inputs": ids.iter().map(|&id| from(id)).collect::<Result<Vec<_>, _>>()?})
             }
             "AVERAGE_POOL_2D" | "MAX_POOL_2D" => {
-                let k = op["kernel"].as_array().and_then(|s| s.first()).and_then(Value::as_u64).ok_or_else(|| err(format!("op {i} ({kind}) has no kernel")))?;
+                let k = op["kernel"]
+                    .as_array()
+                    .and_then(|s| s.first())
+                    .and_then(Value::as_u64)
+                    .ok_or_else(|| err(format!("op {i} ({kind}) has no kernel")))?;
                 if padding != "valid" {
                     return Err(err(format!("op {i} ({kind}): only VALID pooling is supported")));
                 }
-                json!({"type": "pool", "name": name, "inputs": [from(ids[0])?], "size": k, "stride": stride,
+                json!({"type": "pool", "name": name, "inputs": [from(first()?)?], "size": k, "stride": stride,
                        "mode": if kind == "MAX_POOL_2D" { "max" } else { "avg" }})
             }
             "RESHAPE" => {
                 // A flatten before the softmax: the same values, nothing to compute.
-                producer.insert(out, from(ids[0])?);
+                producer.insert(out, from(first()?)?);
                 continue;
             }
-            "SOFTMAX" => json!({"type": "softmax", "name": name, "inputs": [from(ids[0])?]}),
-            other => return Err(err(format!("op {i}: {other} is not supported (CONV_2D, DEPTHWISE_CONV_2D, ADD, AVERAGE_POOL_2D, MAX_POOL_2D, RESHAPE, SOFTMAX)"))),
+            "SOFTMAX" => json!({"type": "softmax", "name": name, "inputs": [from(first()?)?]}),
+            other => {
+                return Err(err(format!(
+                    "op {i}: {other} is not supported (CONV_2D, DEPTHWISE_CONV_2D, ADD, AVERAGE_POOL_2D, MAX_POOL_2D, RESHAPE, SOFTMAX)"
+                )));
+            }
         };
         producer.insert(out, name);
         layers.push(layer);

@@ -26,13 +26,22 @@ use std::fmt;
 /// A shape of one example, channels first: `[depth, height, width]`.
 pub type Shape3 = [usize; 3];
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Activation {
     Relu,
     /// min(max(x, 0), 6), as MobileNet uses.
     Relu6,
     Sigmoid,
     Tanh,
+    /// `x` where positive, `alpha * x` below (PyTorch's LeakyReLU).
+    LeakyRelu {
+        alpha: f64,
+    },
+    /// min(max(x, min), max): ONNX's Clip (what exporters write for ReLU6 and hard limits).
+    Clip {
+        min: f64,
+        max: f64,
+    },
 }
 
 impl Activation {
@@ -42,6 +51,20 @@ impl Activation {
             Activation::Relu6 => "relu6",
             Activation::Sigmoid => "sigmoid",
             Activation::Tanh => "tanh",
+            Activation::LeakyRelu { .. } => "leaky_relu",
+            Activation::Clip { .. } => "clip",
+        }
+    }
+
+    /// A ReLU-like gate (relu, relu6, clip): deconvnet and guided backpropagation replace its
+    /// backward pass (see [`crate::grad::ReluRule`]). `Some((lo, hi))`: the unit is active where
+    /// `lo < x < hi`.
+    pub fn gate(self) -> Option<(f64, f64)> {
+        match self {
+            Activation::Relu => Some((0.0, f64::INFINITY)),
+            Activation::Relu6 => Some((0.0, 6.0)),
+            Activation::Clip { min, max } => Some((min, max)),
+            _ => None,
         }
     }
 }
@@ -97,6 +120,19 @@ pub enum LayerKind {
         eps: f64,
         momentum: f64,
     },
+    /// The mean (or max) of each channel: `[C, H, W]` -> `[C, 1, 1]`.
+    GlobalPool {
+        mode: PoolMode,
+    },
+    /// Its inputs stacked along the channels (same height and width).
+    Concat,
+    /// The elementwise product of its inputs; an input of shape `[C, 1, 1]` scales each channel
+    /// (squeeze-and-excitation).
+    Mul,
+    /// `[C, H, W]` -> `[C*H*W, 1, 1]` (PyTorch's flatten order).
+    Flatten,
+    /// The same values in another `[C, H, W]` shape (row-major, as PyTorch's reshape).
+    Reshape,
 }
 
 impl LayerKind {
@@ -112,7 +148,17 @@ impl LayerKind {
             LayerKind::Softmax => "softmax",
             LayerKind::Dropout { .. } => "dropout",
             LayerKind::BatchNorm { .. } => "batchnorm",
+            LayerKind::GlobalPool { .. } => "globalpool",
+            LayerKind::Concat => "concat",
+            LayerKind::Mul => "mul",
+            LayerKind::Flatten => "flatten",
+            LayerKind::Reshape => "reshape",
         }
+    }
+
+    /// Whether the layer reads several inputs.
+    pub fn multi_input(&self) -> bool {
+        matches!(self, LayerKind::Add | LayerKind::Concat | LayerKind::Mul)
     }
 
     /// The activation fused into a conv or fc layer, or the activation layer's own.
@@ -161,18 +207,8 @@ impl Layer {
             trainable,
         };
         match &self.kind {
-            LayerKind::Conv {
-                size,
-                filters,
-                groups,
-                bias,
-                ..
-            } => {
-                let mut v = vec![p(
-                    "weight",
-                    vec![*filters, self.in_shape[0] / groups, *size, *size],
-                    true,
-                )];
+            LayerKind::Conv { size, filters, groups, bias, .. } => {
+                let mut v = vec![p("weight", vec![*filters, self.in_shape[0] / groups, *size, *size], true)];
                 if *bias {
                     v.push(p("bias", vec![*filters], true));
                 }
@@ -201,55 +237,43 @@ impl Layer {
 
     /// Number of trainable parameters.
     pub fn param_count(&self) -> usize {
-        self.params()
-            .iter()
-            .filter(|p| p.trainable)
-            .map(|p| p.shape.iter().product::<usize>())
-            .sum()
+        self.params().iter().filter(|p| p.trainable).map(|p| p.shape.iter().product::<usize>()).sum()
     }
 
     /// A short human description, e.g. `conv 5x5, 8 filters, stride 1, pad 2, relu`.
     pub fn describe(&self) -> String {
         let act = |a: &Option<Activation>| a.map(|a| format!(", {}", a.as_str())).unwrap_or_default();
         match &self.kind {
-            LayerKind::Input => format!(
-                "input {}x{}x{}",
-                self.out_shape[2], self.out_shape[1], self.out_shape[0]
-            ),
-            LayerKind::Conv {
-                size,
-                filters,
-                stride,
-                pad,
-                pad_end,
-                groups,
-                activation,
-                ..
-            } => format!(
+            LayerKind::Input => format!("input {}x{}x{}", self.out_shape[2], self.out_shape[1], self.out_shape[0]),
+            LayerKind::Conv { size, filters, stride, pad, pad_end, groups, activation, .. } => format!(
                 "{}conv {size}x{size}, {filters} filters, stride {stride}, pad {pad}{}{}",
                 if *groups > 1 && *groups == *filters && *groups == self.in_shape[0] { "depthwise " } else { "" },
                 if *pad_end > 0 { format!("(+{pad_end} bottom/right)") } else { String::new() },
-                if *groups > 1 && !(*groups == *filters && *groups == self.in_shape[0]) { format!(", {groups} groups{}", act(activation)) } else { act(activation) }
+                if *groups > 1 && !(*groups == *filters && *groups == self.in_shape[0]) {
+                    format!(", {groups} groups{}", act(activation))
+                } else {
+                    act(activation)
+                }
             ),
             LayerKind::Add => format!("add of {} inputs", self.inputs.len()),
             LayerKind::Scale { scale, offset } => format!("x * {scale} + {offset}"),
-            LayerKind::Pool {
-                size,
-                stride,
-                pad,
-                mode,
-            } => format!(
+            LayerKind::Pool { size, stride, pad, mode } => format!(
                 "{} pool {size}x{size}, stride {stride}{}",
                 if *mode == PoolMode::Max { "max" } else { "avg" },
                 if *pad > 0 { format!(", pad {pad}") } else { String::new() }
             ),
-            LayerKind::Fc {
-                units, activation, ..
-            } => format!("fc {units}{}", act(activation)),
+            LayerKind::Fc { units, activation, .. } => format!("fc {units}{}", act(activation)),
+            LayerKind::Act(Activation::LeakyRelu { alpha }) => format!("leaky relu, slope {alpha}"),
+            LayerKind::Act(Activation::Clip { min, max }) => format!("clip to [{min}, {max}]"),
             LayerKind::Act(a) => a.as_str().to_string(),
             LayerKind::Softmax => format!("softmax over {}", self.out_shape[0]),
             LayerKind::Dropout { rate } => format!("dropout {rate}"),
-            LayerKind::BatchNorm { eps, .. } => format!("batchnorm, eps {eps}"),
+            LayerKind::BatchNorm { eps, momentum } => format!("batchnorm, eps {eps}, momentum {momentum}"),
+            LayerKind::GlobalPool { mode } => format!("global {} pool", if *mode == PoolMode::Max { "max" } else { "avg" }),
+            LayerKind::Concat => format!("concat of {} inputs", self.inputs.len()),
+            LayerKind::Mul => format!("product of {} inputs", self.inputs.len()),
+            LayerKind::Flatten => format!("flatten to {}", self.out_shape[0]),
+            LayerKind::Reshape => format!("reshape to {}x{}x{}", self.out_shape[0], self.out_shape[1], self.out_shape[2]),
         }
     }
 }
@@ -295,11 +319,8 @@ impl NetSpec {
     }
 
     pub fn parse(text: &str) -> Result<NetSpec, SpecError> {
-        let value: Value = serde_json::from_str(text).map_err(|e| SpecError {
-            layer: None,
-            field: None,
-            message: format!("not valid JSON: {e}"),
-        })?;
+        let value: Value =
+            serde_json::from_str(text).map_err(|e| SpecError { layer: None, field: None, message: format!("not valid JSON: {e}") })?;
         NetSpec::from_value(&value)
     }
 
@@ -351,11 +372,7 @@ struct Fields<'a> {
 
 impl<'a> Fields<'a> {
     fn err(&self, field: &str, message: impl Into<String>) -> SpecError {
-        SpecError {
-            layer: Some((self.index, self.ty.clone())),
-            field: Some(field.to_string()),
-            message: message.into(),
-        }
+        SpecError { layer: Some((self.index, self.ty.clone())), field: Some(field.to_string()), message: message.into() }
     }
 
     /// Looks a field up under its name or one of its aliases.
@@ -388,26 +405,20 @@ impl<'a> Fields<'a> {
     fn float(&mut self, name: &'static str, default: f64, lo: f64, hi: f64, hi_open: bool) -> Result<f64, SpecError> {
         match self.get(&[name]) {
             None => Ok(default),
-            Some((n, v)) => match v.as_f64() {
-                Some(x) if x >= lo && (x < hi || (!hi_open && x == hi)) => Ok(x),
-                _ => Err(self.err(
-                    n,
-                    format!(
-                        "expected a number in [{lo}, {hi}{}, got {}",
-                        if hi_open { ")" } else { "]" },
-                        describe_value(v)
-                    ),
-                )),
-            },
+            Some((n, v)) => {
+                match v.as_f64() {
+                    Some(x) if x >= lo && (x < hi || (!hi_open && x == hi)) => Ok(x),
+                    _ => Err(self
+                        .err(n, format!("expected a number in [{lo}, {hi}{}, got {}", if hi_open { ")" } else { "]" }, describe_value(v)))),
+                }
+            }
         }
     }
 
     fn boolean(&mut self, name: &'static str, default: bool) -> Result<bool, SpecError> {
         match self.get(&[name]) {
             None => Ok(default),
-            Some((n, v)) => v
-                .as_bool()
-                .ok_or_else(|| self.err(n, format!("expected true or false, got {}", describe_value(v)))),
+            Some((n, v)) => v.as_bool().ok_or_else(|| self.err(n, format!("expected true or false, got {}", describe_value(v)))),
         }
     }
 
@@ -420,10 +431,10 @@ impl<'a> Fields<'a> {
                 Some("sigmoid") => Ok(Some(Activation::Sigmoid)),
                 Some("tanh") => Ok(Some(Activation::Tanh)),
                 Some("none") | Some("linear") => Ok(None),
-                _ => Err(self.err(
-                    n,
-                    format!("expected one of \"relu\", \"relu6\", \"sigmoid\", \"tanh\", \"none\", got {}", describe_value(v)),
-                )),
+                _ => {
+                    Err(self
+                        .err(n, format!("expected one of \"relu\", \"relu6\", \"sigmoid\", \"tanh\", \"none\", got {}", describe_value(v))))
+                }
             },
         }
     }
@@ -446,17 +457,15 @@ impl<'a> Fields<'a> {
 /// ConvNetJS field names accepted as aliases (not listed in "expected one of").
 const ALIASES: &[&str] = &["sx", "out_sx", "out_sy", "out_depth", "num_neurons"];
 const COMMON: &[&str] = &["type", "name", "inputs"];
-const TYPES: &str = "input, conv, pool, fc, relu, relu6, sigmoid, tanh, softmax, dropout, batchnorm, add, scale";
+const TYPES: &str = "input, conv, pool, globalpool, fc, relu, relu6, leaky_relu, clip, sigmoid, tanh, softmax, dropout, batchnorm, add, mul, concat, flatten, reshape, scale";
 
 fn validate(value: &Value) -> Result<NetSpec, SpecError> {
-    let top_err = |field: &str, message: String| SpecError {
+    let top_err = |field: &str, message: String| SpecError { layer: None, field: Some(field.to_string()), message };
+    let obj = value.as_object().ok_or_else(|| SpecError {
         layer: None,
-        field: Some(field.to_string()),
-        message,
-    };
-    let obj = value
-        .as_object()
-        .ok_or_else(|| SpecError { layer: None, field: None, message: "expected a JSON object with a 'layers' list".into() })?;
+        field: None,
+        message: "expected a JSON object with a 'layers' list".into(),
+    })?;
     for k in obj.keys() {
         if !["name", "layers", "classes", "format", "version"].contains(&k.as_str()) {
             return Err(top_err(k, "unknown field; expected one of: name, layers, classes, format, version".into()));
@@ -491,14 +500,14 @@ fn validate(value: &Value) -> Result<NetSpec, SpecError> {
                     layer: Some((index, String::new())),
                     field: Some("type".into()),
                     message: format!("expected one of {TYPES}, got {}", describe_value(v)),
-                })
+                });
             }
             None => {
                 return Err(SpecError {
                     layer: Some((index, String::new())),
                     field: Some("type".into()),
                     message: format!("missing; expected one of {TYPES}"),
-                })
+                });
             }
         };
         let mut f = Fields { index, ty: ty.clone(), obj: lobj, seen: vec![] };
@@ -508,9 +517,16 @@ fn validate(value: &Value) -> Result<NetSpec, SpecError> {
         if index > 0 && ty == "input" {
             return Err(f.err("type", "only the first layer may be \"input\""));
         }
-        // Inputs: earlier layers by name (default: the previous one); only `add` takes several.
+        // Inputs: earlier layers by name (default: the previous one); add, mul and concat take several.
+        let multi = matches!(ty.as_str(), "add" | "mul" | "concat");
         let inputs: Vec<usize> = match lobj.get("inputs") {
-            None => if index == 0 { vec![] } else { vec![index - 1] },
+            None => {
+                if index == 0 {
+                    vec![]
+                } else {
+                    vec![index - 1]
+                }
+            }
             Some(v) => {
                 let names = v.as_array().and_then(|a| a.iter().map(Value::as_str).collect::<Option<Vec<&str>>>());
                 let Some(names) = names else {
@@ -522,7 +538,9 @@ fn validate(value: &Value) -> Result<NetSpec, SpecError> {
                         Some(l) => found.push(l.index),
                         None => {
                             let known: Vec<&str> = layers.iter().map(|l| l.name.as_str()).collect();
-                            return Err(f.err("inputs", format!("\"{n}\" is not an earlier layer; expected names among {}", known.join(", "))));
+                            return Err(
+                                f.err("inputs", format!("\"{n}\" is not an earlier layer; expected names among {}", known.join(", ")))
+                            );
                         }
                     }
                 }
@@ -532,11 +550,16 @@ fn validate(value: &Value) -> Result<NetSpec, SpecError> {
         if index == 0 && !inputs.is_empty() {
             return Err(f.err("inputs", "expected [] (the input layer reads nothing)"));
         }
-        if index > 0 && ty != "add" && inputs.len() != 1 {
-            return Err(f.err("inputs", format!("expected one layer (only \"add\" reads several), got {}", inputs.len())));
+        if index > 0 && !multi && inputs.len() != 1 {
+            return Err(f.err("inputs", format!("expected one layer (only add, mul and concat read several), got {}", inputs.len())));
         }
-        if ty == "add" && inputs.len() < 2 {
-            return Err(f.err("inputs", format!("\"add\" sums two or more layers; got {}", inputs.len())));
+        if multi && inputs.len() < 2 {
+            let verb = match ty.as_str() {
+                "add" => "sums",
+                "mul" => "multiplies",
+                _ => "stacks",
+            };
+            return Err(f.err("inputs", format!("\"{ty}\" {verb} two or more layers; got {}", inputs.len())));
         }
         let in_shape = inputs.first().map(|&i| layers[i].out_shape).unwrap_or([0, 0, 0]);
         let flat = in_shape.iter().product::<usize>();
@@ -553,7 +576,10 @@ fn validate(value: &Value) -> Result<NetSpec, SpecError> {
                 let stride = f.uint(&["stride"], Some(1), 1)?;
                 let groups = f.uint(&["groups"], Some(1), 1)?;
                 if in_shape[0] % groups != 0 || filters % groups != 0 {
-                    return Err(f.err("groups", format!("expected a divisor of both the {} input channels and the {filters} filters, got {groups}", in_shape[0])));
+                    return Err(f.err(
+                        "groups",
+                        format!("expected a divisor of both the {} input channels and the {filters} filters, got {groups}", in_shape[0]),
+                    ));
                 }
                 // `padding: "same"` is TensorFlow's: the output is ceil(input / stride), the odd
                 // zero (if any) at the bottom and right.
@@ -569,7 +595,9 @@ fn validate(value: &Value) -> Result<NetSpec, SpecError> {
                                 let total = |n: usize| ((n.div_ceil(stride) - 1) * stride + size).saturating_sub(n);
                                 let (th, tw) = (total(in_shape[1]), total(in_shape[2]));
                                 if th != tw {
-                                    return Err(f.err(n, "'same' padding of a non-square input needs different padding per axis; not supported"));
+                                    return Err(
+                                        f.err(n, "'same' padding of a non-square input needs different padding per axis; not supported")
+                                    );
                                 }
                                 (th / 2, th % 2)
                             }
@@ -585,7 +613,9 @@ fn validate(value: &Value) -> Result<NetSpec, SpecError> {
                         "size",
                         format!(
                             "the {size}x{size} kernel does not fit the {}x{} input (padded to {h}x{w}); expected at most {}",
-                            in_shape[1], in_shape[2], h.min(w)
+                            in_shape[1],
+                            in_shape[2],
+                            h.min(w)
                         ),
                     ));
                 }
@@ -611,7 +641,12 @@ fn validate(value: &Value) -> Result<NetSpec, SpecError> {
                 if size > h || size > w {
                     return Err(f.err(
                         "size",
-                        format!("the {size}x{size} window does not fit the {}x{} input; expected at most {}", in_shape[1], in_shape[2], h.min(w)),
+                        format!(
+                            "the {size}x{size} window does not fit the {}x{} input; expected at most {}",
+                            in_shape[1],
+                            in_shape[2],
+                            h.min(w)
+                        ),
                     ));
                 }
                 let out = [in_shape[0], (h - size) / stride + 1, (w - size) / stride + 1];
@@ -627,12 +662,87 @@ fn validate(value: &Value) -> Result<NetSpec, SpecError> {
             "relu6" => (LayerKind::Act(Activation::Relu6), in_shape),
             "add" => {
                 if let Some(&j) = inputs.iter().find(|&&j| layers[j].out_shape != in_shape) {
-                    return Err(f.err("inputs", format!(
-                        "\"add\" needs inputs of one shape; {} is {:?}, {} is {:?}",
-                        layers[inputs[0]].name, in_shape, layers[j].name, layers[j].out_shape
-                    )));
+                    return Err(f.err(
+                        "inputs",
+                        format!(
+                            "\"add\" needs inputs of one shape; {} is {:?}, {} is {:?}",
+                            layers[inputs[0]].name, in_shape, layers[j].name, layers[j].out_shape
+                        ),
+                    ));
                 }
                 (LayerKind::Add, in_shape)
+            }
+            "mul" => {
+                let broadcast = |s: Shape3| s == in_shape || s == [in_shape[0], 1, 1];
+                if let Some(&j) = inputs.iter().find(|&&j| !broadcast(layers[j].out_shape)) {
+                    return Err(f.err(
+                        "inputs",
+                        format!(
+                            "\"mul\" needs inputs of one shape, or [C, 1, 1] to scale channels; {} is {:?}, {} is {:?}",
+                            layers[inputs[0]].name, in_shape, layers[j].name, layers[j].out_shape
+                        ),
+                    ));
+                }
+                (LayerKind::Mul, in_shape)
+            }
+            "concat" => {
+                if let Some(&j) = inputs.iter().find(|&&j| layers[j].out_shape[1..] != in_shape[1..]) {
+                    return Err(f.err(
+                        "inputs",
+                        format!(
+                            "\"concat\" stacks channels of inputs of one height and width; {} is {:?}, {} is {:?}",
+                            layers[inputs[0]].name, in_shape, layers[j].name, layers[j].out_shape
+                        ),
+                    ));
+                }
+                let c = inputs.iter().map(|&j| layers[j].out_shape[0]).sum();
+                (LayerKind::Concat, [c, in_shape[1], in_shape[2]])
+            }
+            "globalpool" => {
+                let mode = match f.get(&["mode"]) {
+                    None => PoolMode::Avg,
+                    Some((n, v)) => match v.as_str() {
+                        Some("max") => PoolMode::Max,
+                        Some("avg") | Some("average") => PoolMode::Avg,
+                        _ => return Err(f.err(n, format!("expected \"avg\" or \"max\", got {}", describe_value(v)))),
+                    },
+                };
+                (LayerKind::GlobalPool { mode }, [in_shape[0], 1, 1])
+            }
+            "flatten" => (LayerKind::Flatten, [flat, 1, 1]),
+            "reshape" => {
+                let shape = match f.get(&["shape"]) {
+                    Some((_, v)) => v.as_array().and_then(|a| {
+                        a.iter().map(|x| x.as_u64().filter(|&d| d >= 1 && d <= 1 << 24).map(|d| d as usize)).collect::<Option<Vec<usize>>>()
+                    }),
+                    None => return Err(f.err("shape", "missing; expected [depth, height, width]")),
+                };
+                match shape.as_deref() {
+                    Some(&[d, h, w]) if d * h * w == flat => (LayerKind::Reshape, [d, h, w]),
+                    Some(&[d, h, w]) => {
+                        return Err(
+                            f.err("shape", format!("[{d}, {h}, {w}] holds {} values; the input {in_shape:?} has {flat}", d * h * w))
+                        );
+                    }
+                    _ => {
+                        return Err(f.err(
+                            "shape",
+                            format!("expected [depth, height, width] of positive integers, got {}", describe_value(&lobj["shape"])),
+                        ));
+                    }
+                }
+            }
+            "leaky_relu" => {
+                let alpha = f.float("alpha", 0.01, 0.0, 1.0, true)?;
+                (LayerKind::Act(Activation::LeakyRelu { alpha }), in_shape)
+            }
+            "clip" => {
+                let min = f.float("min", 0.0, -1e6, 1e6, false)?;
+                let max = f.float("max", 6.0, -1e6, 1e6, false)?;
+                if min >= max {
+                    return Err(f.err("max", format!("expected more than min ({min}), got {max}")));
+                }
+                (LayerKind::Act(Activation::Clip { min, max }), in_shape)
             }
             "sigmoid" => (LayerKind::Act(Activation::Sigmoid), in_shape),
             "tanh" => (LayerKind::Act(Activation::Tanh), in_shape),
@@ -671,14 +781,18 @@ fn validate(value: &Value) -> Result<NetSpec, SpecError> {
         *count += 1;
         let name = match lobj.get("name") {
             None => {
-                if matches!(kind, LayerKind::Input) { "input".to_string() } else { format!("{type_name}{count}") }
+                if matches!(kind, LayerKind::Input) {
+                    "input".to_string()
+                } else {
+                    format!("{type_name}{count}")
+                }
             }
             Some(Value::String(s)) if valid_name(s) => s.clone(),
             Some(v) => {
                 return Err(f.err(
                     "name",
                     format!("expected a name of letters, digits and '_' (not starting with a digit), got {}", describe_value(v)),
-                ))
+                ));
             }
         };
         if let Some(prev) = layers.iter().find(|l| l.name == name) {
@@ -699,7 +813,16 @@ fn validate(value: &Value) -> Result<NetSpec, SpecError> {
         let names: Option<Vec<String>> = v.as_array().and_then(|a| a.iter().map(|x| x.as_str().map(String::from)).collect());
         match names {
             Some(names) if names.len() == n => spec.class_names = Some(names),
-            _ => return Err(top_err("classes", format!("expected a list of {n} class names (one per output of layer {}), got {}", spec.score_layer(), describe_value(v)))),
+            _ => {
+                return Err(top_err(
+                    "classes",
+                    format!(
+                        "expected a list of {n} class names (one per output of layer {}), got {}",
+                        spec.score_layer(),
+                        describe_value(v)
+                    ),
+                ));
+            }
         }
     }
     Ok(spec)
@@ -762,27 +885,54 @@ mod tests {
     #[test]
     fn exact_messages() {
         let base = |layer: &str| format!(r#"{{"layers":[{{"type":"input","width":8,"height":8,"depth":1}},{layer}]}}"#);
-        assert_eq!(err(&base(r#"{"type":"conv","size":3,"filters":-3}"#)), "layer 1 (conv): field 'filters': expected a positive integer, got -3");
-        assert_eq!(err(&base(r#"{"type":"conv","size":3}"#)), "layer 1 (conv): field 'filters': missing; expected an integer");
-        assert_eq!(err(&base(r#"{"type":"conv","size":9,"filters":2}"#)), "layer 1 (conv): field 'size': the 9x9 kernel does not fit the 8x8 input (padded to 8x8); expected at most 8");
         assert_eq!(
-            err(&base(r#"{"type":"conv","size":3,"fitlers":2}"#)),
-            "layer 1 (conv): field 'filters': missing; expected an integer"
+            err(&base(r#"{"type":"conv","size":3,"filters":-3}"#)),
+            "layer 1 (conv): field 'filters': expected a positive integer, got -3"
         );
+        assert_eq!(err(&base(r#"{"type":"conv","size":3}"#)), "layer 1 (conv): field 'filters': missing; expected an integer");
+        assert_eq!(
+            err(&base(r#"{"type":"conv","size":9,"filters":2}"#)),
+            "layer 1 (conv): field 'size': the 9x9 kernel does not fit the 8x8 input (padded to 8x8); expected at most 8"
+        );
+        assert_eq!(err(&base(r#"{"type":"conv","size":3,"fitlers":2}"#)), "layer 1 (conv): field 'filters': missing; expected an integer");
         assert_eq!(
             err(&base(r#"{"type":"conv","size":3,"filters":2,"fitlers":2}"#)),
             "layer 1 (conv): field 'fitlers': unknown field; expected one of: size, filters, stride, groups, padding, pad, bias, activation, type, name, inputs"
         );
-        assert_eq!(err(&base(r#"{"type":"conv","size":3,"filters":2,"activation":"rleu"}"#)), "layer 1 (conv): field 'activation': expected one of \"relu\", \"relu6\", \"sigmoid\", \"tanh\", \"none\", got \"rleu\"");
-        assert_eq!(err(&base(r#"{"type":"convolution"}"#)), "layer 1 (convolution): field 'type': unknown layer type \"convolution\"; expected one of input, conv, pool, fc, relu, relu6, sigmoid, tanh, softmax, dropout, batchnorm, add, scale");
-        assert_eq!(err(&base(r#"{"type":"pool","size":2,"mode":"min"}"#)), "layer 1 (pool): field 'mode': expected \"max\" or \"avg\", got \"min\"");
+        assert_eq!(
+            err(&base(r#"{"type":"conv","size":3,"filters":2,"activation":"rleu"}"#)),
+            "layer 1 (conv): field 'activation': expected one of \"relu\", \"relu6\", \"sigmoid\", \"tanh\", \"none\", got \"rleu\""
+        );
+        assert_eq!(
+            err(&base(r#"{"type":"convolution"}"#)),
+            "layer 1 (convolution): field 'type': unknown layer type \"convolution\"; expected one of input, conv, pool, globalpool, fc, relu, relu6, leaky_relu, clip, sigmoid, tanh, softmax, dropout, batchnorm, add, mul, concat, flatten, reshape, scale"
+        );
+        assert_eq!(
+            err(&base(r#"{"type":"pool","size":2,"mode":"min"}"#)),
+            "layer 1 (pool): field 'mode': expected \"max\" or \"avg\", got \"min\""
+        );
         assert_eq!(err(&base(r#"{"type":"dropout","rate":1}"#)), "layer 1 (dropout): field 'rate': expected a number in [0, 1), got 1");
-        assert_eq!(err(&base(r#"{"type":"fc","units":2,"inputs":["x"]}"#)), "layer 1 (fc): field 'inputs': \"x\" is not an earlier layer; expected names among input");
-        assert_eq!(err(&base(r#"{"type":"fc","units":2,"name":"input"}"#)), "layer 1 (fc): field 'name': \"input\" is already the name of layer 0; names must be unique");
-        assert_eq!(err(&base(r#"{"type":"softmax","num_classes":10}"#)), "layer 1 (softmax): field 'num_classes': expected 64 (the size of the previous layer's output), got 10; add an fc layer with that many units before the softmax");
+        assert_eq!(
+            err(&base(r#"{"type":"fc","units":2,"inputs":["x"]}"#)),
+            "layer 1 (fc): field 'inputs': \"x\" is not an earlier layer; expected names among input"
+        );
+        assert_eq!(
+            err(&base(r#"{"type":"fc","units":2,"name":"input"}"#)),
+            "layer 1 (fc): field 'name': \"input\" is already the name of layer 0; names must be unique"
+        );
+        assert_eq!(
+            err(&base(r#"{"type":"softmax","num_classes":10}"#)),
+            "layer 1 (softmax): field 'num_classes': expected 64 (the size of the previous layer's output), got 10; add an fc layer with that many units before the softmax"
+        );
         assert_eq!(err(&base(r#"7"#)), "layer 1: expected a layer object, got 7");
-        assert_eq!(err(r#"{"layers":[{"type":"conv","size":3,"filters":1}]}"#), "layer 0 (conv): field 'type': the first layer must be \"input\", got \"conv\"");
-        assert_eq!(err(r#"{"layers":[{"type":"input","width":0,"height":8,"depth":1}]}"#), "layer 0 (input): field 'width': expected a positive integer, got 0");
+        assert_eq!(
+            err(r#"{"layers":[{"type":"conv","size":3,"filters":1}]}"#),
+            "layer 0 (conv): field 'type': the first layer must be \"input\", got \"conv\""
+        );
+        assert_eq!(
+            err(r#"{"layers":[{"type":"input","width":0,"height":8,"depth":1}]}"#),
+            "layer 0 (input): field 'width': expected a positive integer, got 0"
+        );
         assert_eq!(err(r#"{"layers":[]}"#), "field 'layers': expected at least an input layer and one more layer");
         assert_eq!(
             err(r#"{"classes":["a"],"layers":[{"type":"input","width":1,"height":1,"depth":1},{"type":"fc","units":2}]}"#),

@@ -10,10 +10,10 @@
 //! Dense layer after Flatten has its input rows reordered from HWC to PyTorch's CHW flatten.
 //! Weights may be float32 or uint8/uint16-quantized (dequantized as `q * scale + min`).
 
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value, json};
 
-use crate::spec::NetSpec;
 use crate::Error;
+use crate::spec::NetSpec;
 
 fn err(m: impl Into<String>) -> Error {
     Error::Weights(m.into())
@@ -51,16 +51,33 @@ fn read_weights(model: &Value, read: &mut dyn FnMut(&str) -> Result<Vec<u8>, Err
             let (width, values): (usize, Vec<f32>) = if q.is_object() {
                 let (scale, min) = (q["scale"].as_f64().unwrap_or(1.0) as f32, q["min"].as_f64().unwrap_or(0.0) as f32);
                 match q["dtype"].as_str() {
-                    Some("uint8") => (1, bytes.get(at..at + n).ok_or_else(|| short(&name))?.iter().map(|&b| b as f32 * scale + min).collect()),
+                    Some("uint8") => {
+                        (1, bytes.get(at..at + n).ok_or_else(|| short(&name))?.iter().map(|&b| b as f32 * scale + min).collect())
+                    }
                     Some("uint16") => (
                         2,
-                        bytes.get(at..at + 2 * n).ok_or_else(|| short(&name))?.chunks(2).map(|b| u16::from_le_bytes([b[0], b[1]]) as f32 * scale + min).collect(),
+                        bytes
+                            .get(at..at + 2 * n)
+                            .ok_or_else(|| short(&name))?
+                            .chunks(2)
+                            .map(|b| u16::from_le_bytes([b[0], b[1]]) as f32 * scale + min)
+                            .collect(),
                     ),
-                    other => return Err(err(format!("weight '{name}' has quantization dtype {other:?}; only uint8 and uint16 are supported"))),
+                    other => {
+                        return Err(err(format!("weight '{name}' has quantization dtype {other:?}; only uint8 and uint16 are supported")));
+                    }
                 }
             } else {
                 match w["dtype"].as_str().unwrap_or("float32") {
-                    "float32" => (4, bytes.get(at..at + 4 * n).ok_or_else(|| short(&name))?.chunks(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()),
+                    "float32" => (
+                        4,
+                        bytes
+                            .get(at..at + 4 * n)
+                            .ok_or_else(|| short(&name))?
+                            .chunks(4)
+                            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                            .collect(),
+                    ),
                     other => return Err(err(format!("weight '{name}' has dtype {other}; only float32 is supported"))),
                 }
             };
@@ -93,15 +110,12 @@ pub fn load(model_json: &str, read: &mut dyn FnMut(&str) -> Result<Vec<u8>, Erro
     if class != "Sequential" {
         return Err(err(format!("model.json holds a Keras '{class}' model; only Sequential layers models are supported")));
     }
-    let layers = config["config"]["layers"]
-        .as_array()
-        .or_else(|| config["config"].as_array())
-        .ok_or_else(|| err("model.json has no layer list"))?;
-    let mut entries: std::collections::HashMap<String, Entry> = read_weights(&model, read)?.into_iter().map(|e| (e.name.clone(), e)).collect();
+    let layers =
+        config["config"]["layers"].as_array().or_else(|| config["config"].as_array()).ok_or_else(|| err("model.json has no layer list"))?;
+    let mut entries: std::collections::HashMap<String, Entry> =
+        read_weights(&model, read)?.into_iter().map(|e| (e.name.clone(), e)).collect();
     let mut take = |layer: &str, field: &str| -> Result<Entry, Error> {
-        entries
-            .remove(&format!("{layer}/{field}"))
-            .ok_or_else(|| err(format!("the weights have no '{layer}/{field}' for layer '{layer}'")))
+        entries.remove(&format!("{layer}/{field}")).ok_or_else(|| err(format!("the weights have no '{layer}/{field}' for layer '{layer}'")))
     };
 
     let mut specs: Vec<Value> = vec![];
@@ -146,18 +160,16 @@ pub fn load(model_json: &str, read: &mut dyn FnMut(&str) -> Result<Vec<u8>, Erro
             Some([a.first()?.as_u64()? as usize, a.get(1)?.as_u64()? as usize])
         };
         // An activation Keras fuses into Conv2D/Dense: relu/sigmoid/tanh stay fused, softmax becomes its own layer.
-        let push_activation = |specs: &mut Vec<Value>, mut layer: Map<String, Value>, act: Option<&str>| {
-            match act {
-                Some("softmax") => {
-                    specs.push(Value::Object(layer));
-                    specs.push(json!({"type": "softmax", "name": format!("{name}_softmax")}));
-                }
-                Some(a) => {
-                    layer.insert("activation".into(), json!(a));
-                    specs.push(Value::Object(layer));
-                }
-                None => specs.push(Value::Object(layer)),
+        let push_activation = |specs: &mut Vec<Value>, mut layer: Map<String, Value>, act: Option<&str>| match act {
+            Some("softmax") => {
+                specs.push(Value::Object(layer));
+                specs.push(json!({"type": "softmax", "name": format!("{name}_softmax")}));
             }
+            Some(a) => {
+                layer.insert("activation".into(), json!(a));
+                specs.push(Value::Object(layer));
+            }
+            None => specs.push(Value::Object(layer)),
         };
         match kind {
             "InputLayer" => {}

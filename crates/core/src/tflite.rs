@@ -8,11 +8,11 @@
 //! Tensor, QuantizationParameters, Operator, Buffer and the conv/pool/add options), every offset
 //! checked, so a truncated or corrupt file gives a message, not a panic.
 
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use std::collections::HashMap;
 
-use crate::spec::NetSpec;
 use crate::Error;
+use crate::spec::NetSpec;
 
 fn err(m: impl Into<String>) -> Error {
     Error::Weights(format!("tflite: {}", m.into()))
@@ -23,7 +23,9 @@ struct Fb<'a>(&'a [u8]);
 
 impl<'a> Fb<'a> {
     fn bytes(&self, pos: usize, n: usize) -> Result<&'a [u8], Error> {
-        self.0.get(pos..pos.checked_add(n).ok_or_else(|| err("offset overflow"))?).ok_or_else(|| err(format!("the file is truncated or corrupt (read of {n} bytes at {pos} past its {} bytes)", self.0.len())))
+        self.0
+            .get(pos..pos.checked_add(n).ok_or_else(|| err("offset overflow"))?)
+            .ok_or_else(|| err(format!("the file is truncated or corrupt (read of {n} bytes at {pos} past its {} bytes)", self.0.len())))
     }
     fn u8(&self, pos: usize) -> Result<u8, Error> {
         Ok(self.bytes(pos, 1)?[0])
@@ -72,7 +74,12 @@ impl<'a> Fb<'a> {
     fn tables(&self, t: usize, i: usize) -> Result<Vec<usize>, Error> {
         let Some(v) = self.deref(t, i)? else { return Ok(vec![]) };
         let (n, start) = self.vector(v)?;
-        (0..n).map(|k| { let p = start + 4 * k; Ok(p + self.u32(p)? as usize) }).collect()
+        (0..n)
+            .map(|k| {
+                let p = start + 4 * k;
+                Ok(p + self.u32(p)? as usize)
+            })
+            .collect()
     }
     fn i32s(&self, t: usize, i: usize) -> Result<Vec<i32>, Error> {
         let Some(v) = self.deref(t, i)? else { return Ok(vec![]) };
@@ -140,7 +147,14 @@ pub fn read(bytes: &[u8]) -> Result<Model, Error> {
                 Some(q) => (fb.f32s(q, 2)?, fb.i64s(q, 3)?, fb.scalar_i32(q, 6, 0)? as usize),
                 None => (vec![], vec![], 0),
             };
-            Ok(Tensor { shape: fb.i32s(t, 0)?.into_iter().map(|d| d.max(0) as usize).collect(), ty: fb.scalar_u8(t, 1, 0)?, buffer: fb.scalar_u32(t, 2, 0)? as usize, scale, zero_point, qdim })
+            Ok(Tensor {
+                shape: fb.i32s(t, 0)?.into_iter().map(|d| d.max(0) as usize).collect(),
+                ty: fb.scalar_u8(t, 1, 0)?,
+                buffer: fb.scalar_u32(t, 2, 0)? as usize,
+                scale,
+                zero_point,
+                qdim,
+            })
         })
         .collect::<Result<_, Error>>()?;
     let inputs = fb.i32s(sg, 1)?;
@@ -158,7 +172,12 @@ pub fn read(bytes: &[u8]) -> Result<Model, Error> {
             2 if data.len() == 4 * n => data.chunks(4).map(|c| i32::from_le_bytes(c.try_into().expect("4 bytes")) as f32).collect(),
             3 if data.len() == n => data.iter().map(|&v| v as f32).collect(),
             9 if data.len() == n => data.iter().map(|&v| v as i8 as f32).collect(),
-            ty => return Err(err(format!("tensor {id}: type {ty} with {} bytes for {n} values is not supported (float32, int32, uint8, int8)", data.len()))),
+            ty => {
+                return Err(err(format!(
+                    "tensor {id}: type {ty} with {} bytes for {n} values is not supported (float32, int32, uint8, int8)",
+                    data.len()
+                )));
+            }
         };
         if t.ty == 0 || t.scale.is_empty() {
             return Ok(raw);
@@ -192,20 +211,30 @@ pub fn read(bytes: &[u8]) -> Result<Model, Error> {
             3 | 4 => {
                 // Weights: CONV_2D [out, kh, kw, in]; DEPTHWISE_CONV_2D [1, kh, kw, channels].
                 let w = *ins.get(1).ok_or_else(|| err(format!("op {i} has no weights")))?;
-                let s = &tensors[w].shape;
+                let s = &tensors.get(w).ok_or_else(|| err(format!("op {i}: its weights are tensor {w}, which does not exist")))?.shape;
                 let [o, kh, kw, ci] = <[usize; 4]>::try_from(s.as_slice()).map_err(|_| err(format!("op {i}: weights of shape {s:?}")))?;
                 let q = values(w)?;
                 let (shape, data) = if code == 3 {
                     let mut d = vec![0f32; o * ci * kh * kw];
-                    for a in 0..o { for y in 0..kh { for x in 0..kw { for c in 0..ci {
-                        d[((a * ci + c) * kh + y) * kw + x] = q[((a * kh + y) * kw + x) * ci + c];
-                    } } } }
+                    for a in 0..o {
+                        for y in 0..kh {
+                            for x in 0..kw {
+                                for c in 0..ci {
+                                    d[((a * ci + c) * kh + y) * kw + x] = q[((a * kh + y) * kw + x) * ci + c];
+                                }
+                            }
+                        }
+                    }
                     (vec![o, ci, kh, kw], d)
                 } else {
                     let mut d = vec![0f32; ci * kh * kw];
-                    for y in 0..kh { for x in 0..kw { for c in 0..ci {
-                        d[(c * kh + y) * kw + x] = q[(y * kw + x) * ci + c];
-                    } } }
+                    for y in 0..kh {
+                        for x in 0..kw {
+                            for c in 0..ci {
+                                d[(c * kh + y) * kw + x] = q[(y * kw + x) * ci + c];
+                            }
+                        }
+                    }
                     (vec![ci, 1, kh, kw], d)
                 };
                 weights.insert(format!("{name}.weight"), (shape, data));
@@ -223,11 +252,16 @@ pub fn read(bytes: &[u8]) -> Result<Model, Error> {
                 "stride": [opt_i32(2, 1)?, opt_i32(1, 1)?], "kernel": [opt_i32(4, 1)?, opt_i32(3, 1)?], "padding": padding(0)?, "act": act(5)?}),
             22 => json!({"op": "RESHAPE", "inputs": &ins[..1.min(ins.len())], "outputs": outs}),
             25 => json!({"op": "SOFTMAX", "inputs": ins, "outputs": outs}),
-            c => return Err(err(format!("op {i}: builtin operator {c} is not supported (CONV_2D, DEPTHWISE_CONV_2D, ADD, AVERAGE_POOL_2D, MAX_POOL_2D, RESHAPE, SOFTMAX)"))),
+            c => {
+                return Err(err(format!(
+                    "op {i}: builtin operator {c} is not supported (CONV_2D, DEPTHWISE_CONV_2D, ADD, AVERAGE_POOL_2D, MAX_POOL_2D, RESHAPE, SOFTMAX)"
+                )));
+            }
         };
         ops.push(v);
     }
-    let [_, h, w, c] = <[usize; 4]>::try_from(it.shape.as_slice()).map_err(|_| err(format!("the input has shape {:?}; expected [1, H, W, C]", it.shape)))?;
+    let [_, h, w, c] = <[usize; 4]>::try_from(it.shape.as_slice())
+        .map_err(|_| err(format!("the input has shape {:?}; expected [1, H, W, C]", it.shape)))?;
     let mut op_list = json!({"source": "TFLite model", "input_tensor": input, "output_tensor": outputs.first().copied().unwrap_or(0), "input_shape_nhwc": [1, h, w, c], "ops": ops});
     if it.ty == 3 && !it.scale.is_empty() {
         op_list["input_quant"] = json!({"scale": it.scale[0], "zero_point": it.zero_point.first().copied().unwrap_or(0)});

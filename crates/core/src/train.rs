@@ -6,9 +6,9 @@
 use burn::tensor::activation::{log_softmax, softmax};
 use burn::tensor::{Tensor, TensorData};
 
-use crate::net::{Net, ParamTensor};
+use crate::net::{Mode, Net, ParamTensor, TrainPass};
 use crate::spec::LayerKind;
-use crate::{read, read_all, Error};
+use crate::{Error, read, read_all};
 
 /// The update rule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,8 +22,7 @@ pub enum Method {
 }
 
 impl Method {
-    pub const ALL: [Method; 6] =
-        [Method::Sgd, Method::Momentum, Method::Nesterov, Method::Adagrad, Method::Adadelta, Method::Adam];
+    pub const ALL: [Method; 6] = [Method::Sgd, Method::Momentum, Method::Nesterov, Method::Adagrad, Method::Adadelta, Method::Adam];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -37,9 +36,10 @@ impl Method {
     }
 
     pub fn parse(s: &str) -> Result<Method, Error> {
-        Method::ALL.into_iter().find(|m| m.as_str() == s).ok_or_else(|| {
-            Error::Input(format!("unknown trainer '{s}'; expected sgd, momentum, nesterov, adagrad, adadelta or adam"))
-        })
+        Method::ALL
+            .into_iter()
+            .find(|m| m.as_str() == s)
+            .ok_or_else(|| Error::Input(format!("unknown trainer '{s}'; expected sgd, momentum, nesterov, adagrad, adadelta or adam")))
     }
 
     /// The epsilon ConvNetJS's demos use: 1e-6 for Adadelta, 1e-8 otherwise.
@@ -68,6 +68,8 @@ pub struct TrainConfig {
     pub rho: f64,
     /// None: [`Method::default_eps`].
     pub eps: Option<f64>,
+    /// Dropout's masks come from this seed and the step number ([`crate::net::dropout_mask`]).
+    pub seed: u64,
 }
 
 impl Default for TrainConfig {
@@ -84,6 +86,7 @@ impl Default for TrainConfig {
             beta2: 0.999,
             rho: 0.95,
             eps: None,
+            seed: 1,
         }
     }
 }
@@ -135,8 +138,13 @@ pub struct Optimizer {
     slots: Vec<Vec<Slots>>,
     /// Steps taken (Adam's bias correction).
     pub steps: u64,
+    /// Training steps taken (never reset: dropout's masks follow it).
+    pub trained: u64,
     /// Whether each parameter gets weight decay.
     decay: Vec<Vec<bool>>,
+    /// Whether each parameter is learned (batchnorm's running statistics are not: the forward
+    /// pass of a training step moves them, never the optimizer).
+    trainable: Vec<Vec<bool>>,
 }
 
 impl Optimizer {
@@ -146,17 +154,17 @@ impl Optimizer {
             .layers
             .iter()
             .map(|l| {
-                l.params()
-                    .iter()
-                    .map(|p| matches!(l.kind, LayerKind::Conv { .. } | LayerKind::Fc { .. }) && p.field == "weight")
-                    .collect()
+                l.params().iter().map(|p| matches!(l.kind, LayerKind::Conv { .. } | LayerKind::Fc { .. }) && p.field == "weight").collect()
             })
             .collect();
+        let trainable = net.spec.layers.iter().map(|l| l.params().iter().map(|p| p.trainable).collect()).collect();
         Optimizer {
             config,
             slots: net.params.iter().map(|l| vec![Slots::default(); l.len()]).collect(),
             steps: 0,
+            trained: 0,
             decay,
+            trainable,
         }
     }
 
@@ -287,27 +295,39 @@ pub async fn train_chunk(
     let mut losses = vec![];
     let mut all_scores = vec![];
     let mut labels_all = vec![];
-    let inputs = batches
-        .iter()
-        .map(|(x, y)| batch_tensors(net, x, y))
-        .collect::<Result<Vec<_>, _>>()?;
+    let inputs = batches.iter().map(|(x, y)| batch_tensors(net, x, y)).collect::<Result<Vec<_>, _>>()?;
     for ((x, y), (_, labels)) in inputs.into_iter().zip(&batches) {
         let t0 = clock();
         let n = labels.len() as f64;
-        let tracked: Vec<Vec<ParamTensor>> =
-            net.params.iter().map(|l| l.iter().map(ParamTensor::tracked).collect()).collect();
-        let z = scores(net, x.autodiff(), &tracked);
+        // Only learned parameters are tracked; batchnorm's running statistics are constants of
+        // the graph, replaced after the step by what the forward pass recorded.
+        let tracked: Vec<Vec<ParamTensor>> = net
+            .params
+            .iter()
+            .zip(&opt.trainable)
+            .map(|(l, t)| l.iter().zip(t).map(|(p, &t)| if t { p.tracked() } else { p.constant() }).collect())
+            .collect();
+        let mut pass = TrainPass::new(opt.config.seed, opt.trained);
+        let mut outs = net.forward_upto_in(x.autodiff(), net.spec.score_layer(), &tracked, &mut Mode::Train(&mut pass));
+        let z: Tensor<2> = outs.pop().expect("the score layer's output").flatten(1, 3);
         let loss = (log_softmax(z.clone(), 1) * y.autodiff()).sum().neg() / n;
         let t1 = clock();
         let grads = loss.backward();
         for (li, layer) in tracked.iter().enumerate() {
             for (pi, p) in layer.iter().enumerate() {
+                if !opt.trainable[li][pi] {
+                    continue;
+                }
                 let Some(g) = p.grad_flat(&grads) else { continue };
                 let w = opt.update(li, pi, net.params[li][pi].flat(), g);
                 net.params[li][pi] = net.params[li][pi].with_flat(w);
             }
         }
+        for (li, pi, v) in pass.updates {
+            net.params[li][pi] = net.params[li][pi].with_flat(v);
+        }
         opt.steps += 1;
+        opt.trained += 1;
         stats.forward_ms += t1 - t0;
         stats.backward_ms += clock() - t1;
         losses.push(loss.without_autodiff());
@@ -316,9 +336,7 @@ pub async fn train_chunk(
         stats.examples += labels.len();
     }
     let t2 = clock();
-    let sumsq = net.params.iter().flatten().fold(Tensor::<1>::zeros([1], &net.device), |acc, p| {
-        acc + p.flat().powi_scalar(2).sum()
-    });
+    let sumsq = net.params.iter().flatten().fold(Tensor::<1>::zeros([1], &net.device), |acc, p| acc + p.flat().powi_scalar(2).sum());
     let parts = vec![Tensor::cat(losses, 0), Tensor::cat(all_scores, 0), sumsq];
     let read = read_all(parts).await;
     stats.sync_ms = clock() - t2;

@@ -6,28 +6,34 @@
 use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 use std::collections::HashMap;
 
-use crate::spec::NetSpec;
 use crate::Error;
+use crate::spec::NetSpec;
 
 pub const SPEC_KEY: &str = "convlens_spec";
 
 /// Reads the weights for `spec` from a safetensors file, strictly: every parameter must be there
 /// with its exact shape, and nothing else may be (except batchnorm's `num_batches_tracked`).
 pub fn load(spec: &NetSpec, bytes: &[u8]) -> Result<Vec<Vec<Vec<f32>>>, Error> {
-    let st = SafeTensors::deserialize(bytes)
-        .map_err(|e| Error::Weights(format!("not a valid safetensors file ({e})")))?;
+    let st = SafeTensors::deserialize(bytes).map_err(|e| Error::Weights(format!("not a valid safetensors file ({e})")))?;
     let mut used = std::collections::HashSet::new();
     let mut out = Vec::with_capacity(spec.layers.len());
     for layer in &spec.layers {
         let mut lw = vec![];
         for p in layer.params() {
             let t = st.tensor(&p.name).map_err(|_| {
-                Error::Weights(format!("the file has no tensor '{}' (expected shape {:?} for layer {} '{}')", p.name, p.shape, layer.index, layer.name))
+                Error::Weights(format!(
+                    "the file has no tensor '{}' (expected shape {:?} for layer {} '{}')",
+                    p.name, p.shape, layer.index, layer.name
+                ))
             })?;
             if t.shape() != p.shape.as_slice() {
                 return Err(Error::Weights(format!(
                     "tensor '{}' has shape {:?}; layer {} '{}' expects {:?}",
-                    p.name, t.shape(), layer.index, layer.name, p.shape
+                    p.name,
+                    t.shape(),
+                    layer.index,
+                    layer.name,
+                    p.shape
                 )));
             }
             lw.push(to_f32(&p.name, &t)?);
@@ -35,12 +41,8 @@ pub fn load(spec: &NetSpec, bytes: &[u8]) -> Result<Vec<Vec<Vec<f32>>>, Error> {
         }
         out.push(lw);
     }
-    let mut extra: Vec<String> = st
-        .names()
-        .into_iter()
-        .filter(|n| !used.contains(*n) && !n.ends_with(".num_batches_tracked"))
-        .map(String::from)
-        .collect();
+    let mut extra: Vec<String> =
+        st.names().into_iter().filter(|n| !used.contains(*n) && !n.ends_with(".num_batches_tracked")).map(String::from).collect();
     if !extra.is_empty() {
         extra.sort();
         return Err(Error::Weights(format!(
@@ -55,10 +57,7 @@ fn to_f32(name: &str, t: &TensorView) -> Result<Vec<f32>, Error> {
     let data = t.data();
     let v: Vec<f32> = match t.dtype() {
         Dtype::F32 => data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
-        Dtype::F64 => data
-            .chunks_exact(8)
-            .map(|b| f64::from_le_bytes(b.try_into().expect("8 bytes")) as f32)
-            .collect(),
+        Dtype::F64 => data.chunks_exact(8).map(|b| f64::from_le_bytes(b.try_into().expect("8 bytes")) as f32).collect(),
         other => return Err(Error::Weights(format!("tensor '{name}' is {other:?}; expected F32 (or F64)"))),
     };
     if let Some(i) = v.iter().position(|x| !x.is_finite()) {
@@ -69,8 +68,7 @@ fn to_f32(name: &str, t: &TensorView) -> Result<Vec<f32>, Error> {
 
 /// The spec stored in a file's metadata, if any.
 pub fn embedded_spec(bytes: &[u8]) -> Result<Option<String>, Error> {
-    let (_, meta) = SafeTensors::read_metadata(bytes)
-        .map_err(|e| Error::Weights(format!("not a valid safetensors file ({e})")))?;
+    let (_, meta) = SafeTensors::read_metadata(bytes).map_err(|e| Error::Weights(format!("not a valid safetensors file ({e})")))?;
     Ok(meta.metadata().as_ref().and_then(|m| m.get(SPEC_KEY).cloned()))
 }
 

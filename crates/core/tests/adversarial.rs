@@ -6,7 +6,7 @@ use convlens_core::cpu_train::CpuTrainer;
 use convlens_core::train::TrainConfig;
 use convlens_core::vis::adversarial;
 use convlens_core::vis::attribution::Attributor;
-use convlens_core::{data, weights, Net, NetSpec};
+use convlens_core::{Net, NetSpec, data, weights};
 use std::path::Path;
 
 fn mnist() -> (Net, Vec<f32>, Vec<usize>) {
@@ -15,7 +15,10 @@ fn mnist() -> (Net, Vec<f32>, Vec<usize>) {
     let w = weights::load(&spec, &std::fs::read(root.join("www/nets/mnist.safetensors")).unwrap()).unwrap();
     let net = Net::with_weights(spec, w, &convlens_core::backend::cpu());
     let dir = root.join("www/data");
-    let (_, held) = data::layout("mnist5k", None).unwrap().load(|f| std::fs::read(dir.join(f)).map_err(|e| convlens_core::Error::Data(e.to_string()))).unwrap();
+    let (_, held) = data::layout("mnist5k", None)
+        .unwrap()
+        .load(|f| std::fs::read(dir.join(f)).map_err(|e| convlens_core::Error::Data(e.to_string())))
+        .unwrap();
     let (x, y) = held.batch(&(0..held.len()).collect::<Vec<_>>(), net.spec.input_shape(), None);
     (net, x, y)
 }
@@ -28,7 +31,10 @@ fn fgsm_accuracy_falls_with_epsilon_on_mnist() {
     let mut at = Attributor::new(&net, Some(&mut fused));
     let eps = [0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3];
     let curve = pollster::block_on(adversarial::fgsm_curve(&mut at, &x, &y, &eps)).unwrap();
-    println!("FGSM on the 500 held-out built-in digits (MNIST net, 99.0%): {:?}", curve.iter().map(|(e, c)| format!("eps {e}: {:.1}%", *c as f32 / 5.0)).collect::<Vec<_>>());
+    println!(
+        "FGSM on the 500 held-out built-in digits (MNIST net, 99.0%): {:?}",
+        curve.iter().map(|(e, c)| format!("eps {e}: {:.1}%", *c as f32 / 5.0)).collect::<Vec<_>>()
+    );
     assert!(curve[0].1 >= 485, "clean accuracy {}", curve[0].1);
     assert!(curve.windows(2).all(|w| w[1].1 <= w[0].1), "accuracy falls as epsilon grows: {curve:?}");
     assert!(curve[6].1 < curve[0].1 / 2, "eps 0.3 at least halves the accuracy: {curve:?}");

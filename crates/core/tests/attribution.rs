@@ -8,7 +8,7 @@ use convlens_core::grad::ReluRule;
 use convlens_core::train::TrainConfig;
 use convlens_core::vis::attribution::{self, Attributor, Method, Quadrature, Settings};
 use convlens_core::vis::occlusion::{self, Fill, Occlusion};
-use convlens_core::{tfjs, Error, Net, NetSpec, Objective};
+use convlens_core::{Error, Net, NetSpec, Objective, tfjs};
 use safetensors::SafeTensors;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -92,10 +92,17 @@ fn run(fx: &Fixture, fused: bool) -> BTreeMap<String, (f64, String)> {
             let t = objective(&case["target"]);
             let Objective::Prob(class) = t else { panic!("occlusion tracks a probability") };
             let fill = match &p["fill"] {
-                Value::String(s) if s == "mean" => Fill::PerChannel(p["mean"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect()),
+                Value::String(s) if s == "mean" => {
+                    Fill::PerChannel(p["mean"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect())
+                }
                 v => Fill::Constant(v.as_f64().unwrap() as f32),
             };
-            let settings = occlusion::Settings { window: p["k"].as_u64().unwrap() as usize, stride: p["stride"].as_u64().unwrap() as usize, fill, class };
+            let settings = occlusion::Settings {
+                window: p["k"].as_u64().unwrap() as usize,
+                stride: p["stride"].as_u64().unwrap() as usize,
+                fill,
+                class,
+            };
             let mut occ = pollster::block_on(Occlusion::new(&mut at, image, settings)).unwrap();
             while !pollster::block_on(occ.run(&mut at, 7)).unwrap() {}
             let base = case["base_prob"].as_f64().unwrap();
@@ -164,10 +171,7 @@ fn tolerance(method: &str) -> f64 {
 }
 
 fn check(name: &str) {
-    let Some(fx) = load(name) else {
-        eprintln!("skipped {name}: its weights are not in the data directory (set CONVLENS_DATA_DIR)");
-        return;
-    };
+    let fx = load(name).unwrap_or_else(|| panic!("{name}: its weights are not in the data directory (set CONVLENS_DATA_DIR)"));
     for fused in [true, false] {
         let path = if fused { "fused CPU" } else { "Burn" };
         let worst = run(&fx, fused);
@@ -192,6 +196,7 @@ fn cifar10_matches_captum() {
 }
 
 #[test]
+#[ignore = "needs the data directory (../shared/data, or $CONVLENS_DATA_DIR): npm test runs it when the data is there"]
 fn tiny_vgg_matches_captum() {
     check("tiny_vgg");
 }
@@ -225,20 +230,27 @@ fn bad_settings_get_messages() {
     let fx = load("mnist").unwrap();
     let image = &fx.arrays["image0"];
     let mut at = Attributor::new(&fx.net, None);
-    let err = |s: Settings, o: Objective| pollster::block_on(attribution::attribute(&mut Attributor::new(&fx.net, None), image, &o, &s)).unwrap_err().to_string();
+    let err = |s: Settings, o: Objective| {
+        pollster::block_on(attribution::attribute(&mut Attributor::new(&fx.net, None), image, &o, &s)).unwrap_err().to_string()
+    };
     let cam = Settings { method: Method::GradCam, layer: Some(5), ..Settings::default() };
-    assert_eq!(err(cam, Objective::Class(1)), "input: Grad-CAM needs a layer between the input and the target's layer 5 (fc1); layer 5 is not");
+    assert_eq!(
+        err(cam, Objective::Class(1)),
+        "input: Grad-CAM needs a layer between the input and the target's layer 5 (fc1); layer 5 is not"
+    );
     let ig = Settings { method: Method::IntegratedGradients, baseline: vec![0.0; 3], ..Settings::default() };
     assert_eq!(err(ig, Objective::Class(1)), "input: the baseline has 3 values; expected 1 or the image's 576");
     assert_eq!(err(Settings::default(), Objective::Prob(10)), "objective: class 10 does not exist; the network has 10 classes (0..9)");
     let big = occlusion::Settings { window: 25, stride: 2, fill: Fill::Constant(0.5), class: 1 };
     let e = pollster::block_on(Occlusion::new(&mut at, image, big)).unwrap_err().to_string();
     assert_eq!(e, "input: the patch must be 1 to 24 pixels wide, not 25");
-    assert_eq!(Method::parse("lime").unwrap_err().to_string(), "input: unknown attribution method 'lime'; expected one of gradient, deconvnet, guided, gradient-x-input, smoothgrad, integrated-gradients, grad-cam");
+    assert_eq!(
+        Method::parse("lime").unwrap_err().to_string(),
+        "input: unknown attribution method 'lime'; expected one of gradient, deconvnet, guided, gradient-x-input, smoothgrad, integrated-gradients, grad-cam"
+    );
     // The rule changes the map (guided is the gradient with negative signals cut at every ReLU).
     let g = pollster::block_on(at.input_grads(image, 1, &Objective::Class(1), ReluRule::Guided)).unwrap().1;
     let v = pollster::block_on(at.input_grads(image, 1, &Objective::Class(1), ReluRule::Gradient)).unwrap().1;
     assert_ne!(g, v);
     let _ = Path::new(".");
 }
-

@@ -2,11 +2,11 @@
 //! differences in gradients.rs): the same losses, correct counts and weights, step by step, for
 //! every layer type it takes and every trainer; and its divergence handling.
 
+use convlens_core::Net;
 use convlens_core::cpu_train::{self, CpuTrainer};
 use convlens_core::rng::SplitMix64;
 use convlens_core::spec::NetSpec;
 use convlens_core::train::{self, Method, Optimizer, TrainConfig};
-use convlens_core::Net;
 
 const SPECS: [&str; 4] = [
     convlens_core::spec::MNIST_SPEC,
@@ -43,7 +43,8 @@ fn the_fused_path_matches_burn_step_by_step() {
         let spec = NetSpec::parse(text).unwrap();
         assert!(cpu_train::supported(&spec));
         for method in Method::ALL {
-            let config = TrainConfig { method, learning_rate: 0.02, momentum: 0.9, l1: 0.001, l2: 0.01, batch_size: 5, ..Default::default() };
+            let config =
+                TrainConfig { method, learning_rate: 0.02, momentum: 0.9, l1: 0.001, l2: 0.01, batch_size: 5, ..Default::default() };
             let mut burn_net = Net::init(spec.clone(), 5 + si as u64, &device);
             let mut opt = Optimizer::new(&burn_net, config);
             let w0 = pollster::block_on(burn_net.read_weights()).unwrap();
@@ -71,8 +72,11 @@ fn the_fused_path_matches_burn_step_by_step() {
 
 #[test]
 fn batchnorm_is_left_to_burn_and_divergence_changes_nothing() {
-    let bn = NetSpec::parse(r#"{"layers":[{"type":"input","width":4,"height":4,"depth":1},{"type":"conv","size":3,"filters":2},
-      {"type":"batchnorm"},{"type":"fc","units":2},{"type":"softmax"}]}"#).unwrap();
+    let bn = NetSpec::parse(
+        r#"{"layers":[{"type":"input","width":4,"height":4,"depth":1},{"type":"conv","size":3,"filters":2},
+      {"type":"batchnorm"},{"type":"fc","units":2},{"type":"softmax"}]}"#,
+    )
+    .unwrap();
     assert!(!cpu_train::supported(&bn));
     let device = convlens_core::backend::cpu();
     let spec = NetSpec::parse(SPECS[0]).unwrap();
@@ -97,7 +101,10 @@ fn every_layer_output_matches_burn() {
         let mut fast = CpuTrainer::new(&net, w, TrainConfig::default());
         let (x, _) = batch(&spec, 3, &mut SplitMix64(4));
         let [d, h, wd] = spec.input_shape();
-        let t = convlens_core::burn::tensor::Tensor::<4>::from_data(convlens_core::burn::tensor::TensorData::new(x.clone(), [3, d, h, wd]), &device);
+        let t = convlens_core::burn::tensor::Tensor::<4>::from_data(
+            convlens_core::burn::tensor::TensorData::new(x.clone(), [3, d, h, wd]),
+            &device,
+        );
         let outs = net.forward_all(t);
         for layer in 0..spec.layers.len() {
             let want = pollster::block_on(convlens_core::read(outs[layer].clone().flatten::<1>(0, 3))).unwrap();
@@ -112,8 +119,8 @@ fn every_layer_output_matches_burn() {
 
 #[test]
 fn the_fused_probe_matches_burns_layer_view() {
-    use convlens_core::vis::layers;
     use convlens_core::Objective;
+    use convlens_core::vis::layers;
     let device = convlens_core::backend::cpu();
     for (si, text) in SPECS.iter().enumerate() {
         let spec = NetSpec::parse(text).unwrap();
@@ -122,7 +129,8 @@ fn the_fused_probe_matches_burns_layer_view() {
         let mut fast = CpuTrainer::new(&net, w, TrainConfig::default());
         let (x, _) = batch(&spec, 1, &mut SplitMix64(2));
         let last = spec.score_layer();
-        let mut objectives = vec![Objective::Class(1), Objective::Loss { label: spec.classes() - 1 }, Objective::Neuron { layer: 1, index: 3 }];
+        let mut objectives =
+            vec![Objective::Class(1), Objective::Loss { label: spec.classes() - 1 }, Objective::Neuron { layer: 1, index: 3 }];
         objectives.push(Objective::Channel { layer: last.min(2), channel: 0 });
         let size: usize = spec.layers[1].out_shape.iter().product();
         objectives.push(Objective::Seed { layer: 1, grad: (0..size).map(|i| ((i * 7 % 11) as f32 - 5.0) / 5.0).collect() });

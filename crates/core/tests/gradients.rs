@@ -33,9 +33,7 @@ fn random_net(spec: &str, seed: u64) -> Net {
                 .iter()
                 .map(|p| {
                     let n: usize = p.shape.iter().product();
-                    (0..n)
-                        .map(|_| if p.field == "running_var" { 0.5 + rng.next().abs() } else { rng.next() * 0.5 })
-                        .collect()
+                    (0..n).map(|_| if p.field == "running_var" { 0.5 + rng.next().abs() } else { rng.next() * 0.5 }).collect()
                 })
                 .collect()
         })
@@ -55,10 +53,7 @@ fn sample(n: usize, k: usize) -> Vec<usize> {
 
 fn assert_close(what: &str, analytic: f64, numeric: f64, scale: f64) {
     let tol = 2e-2 * scale.max(1e-3) + 1e-4;
-    assert!(
-        (analytic - numeric).abs() <= tol,
-        "{what}: autodiff {analytic:.6} vs finite difference {numeric:.6} (tolerance {tol:.2e})"
-    );
+    assert!((analytic - numeric).abs() <= tol, "{what}: autodiff {analytic:.6} vs finite difference {numeric:.6} (tolerance {tol:.2e})");
 }
 
 /// Checks d objective / d input, d objective / d every weight, and d objective / d each layer's
@@ -133,10 +128,8 @@ fn check_with(spec: &str, obj: Objective, seed: u64, eps: f32) {
             let eval = |delta: f32| {
                 let mut v = out.clone();
                 v[i] += delta;
-                let cur = convlens_core::burn::tensor::Tensor::<4>::from_data(
-                    convlens_core::burn::tensor::TensorData::new(v, dims),
-                    &device(),
-                );
+                let cur =
+                    convlens_core::burn::tensor::Tensor::<4>::from_data(convlens_core::burn::tensor::TensorData::new(v, dims), &device());
                 let mut all = outs[..=li].to_vec();
                 all[li] = cur;
                 for k in li + 1..net.spec.layers.len() {
@@ -211,16 +204,88 @@ fn residual_depthwise_relu6_same_padding() {
 
 #[test]
 fn graph_spec_errors_name_the_layer() {
-    let err = |layers: &str| NetSpec::parse(&format!(r#"{{"layers":[{{"type":"input","width":4,"height":4,"depth":2}},{layers}]}}"#)).unwrap_err().to_string();
-    assert_eq!(err(r#"{"type":"conv","size":3,"filters":3,"groups":2}"#), "layer 1 (conv): field 'groups': expected a divisor of both the 2 input channels and the 3 filters, got 2");
-    assert_eq!(err(r#"{"type":"relu","inputs":["nope"]}"#), "layer 1 (relu): field 'inputs': \"nope\" is not an earlier layer; expected names among input");
+    let err = |layers: &str| {
+        NetSpec::parse(&format!(r#"{{"layers":[{{"type":"input","width":4,"height":4,"depth":2}},{layers}]}}"#)).unwrap_err().to_string()
+    };
+    assert_eq!(
+        err(r#"{"type":"conv","size":3,"filters":3,"groups":2}"#),
+        "layer 1 (conv): field 'groups': expected a divisor of both the 2 input channels and the 3 filters, got 2"
+    );
+    assert_eq!(
+        err(r#"{"type":"relu","inputs":["nope"]}"#),
+        "layer 1 (relu): field 'inputs': \"nope\" is not an earlier layer; expected names among input"
+    );
     assert_eq!(err(r#"{"type":"add","inputs":["input"]}"#), "layer 1 (add): field 'inputs': \"add\" sums two or more layers; got 1");
     assert_eq!(
         err(r#"{"type":"conv","name":"c","size":1,"filters":3},{"type":"add","inputs":["input","c"]}"#),
         "layer 2 (add): field 'inputs': \"add\" needs inputs of one shape; input is [2, 4, 4], c is [3, 4, 4]"
     );
-    assert_eq!(err(r#"{"type":"conv","size":3,"filters":2,"pad":1,"padding":"same"}"#), "layer 1 (conv): field 'padding': give either pad or padding, not both");
-    assert_eq!(err(r#"{"type":"relu","inputs":["input","input"]}"#), "layer 1 (relu): field 'inputs': expected one layer (only \"add\" reads several), got 2");
+    assert_eq!(
+        err(r#"{"type":"conv","size":3,"filters":2,"pad":1,"padding":"same"}"#),
+        "layer 1 (conv): field 'padding': give either pad or padding, not both"
+    );
+    assert_eq!(
+        err(r#"{"type":"relu","inputs":["input","input"]}"#),
+        "layer 1 (relu): field 'inputs': expected one layer (only add, mul and concat read several), got 2"
+    );
+    assert_eq!(
+        err(r#"{"type":"concat","inputs":["input"]}"#),
+        "layer 1 (concat): field 'inputs': \"concat\" stacks two or more layers; got 1"
+    );
+    assert_eq!(
+        err(r#"{"type":"pool","name":"p","size":2},{"type":"concat","inputs":["input","p"]}"#),
+        "layer 2 (concat): field 'inputs': \"concat\" stacks channels of inputs of one height and width; input is [2, 4, 4], p is [2, 2, 2]"
+    );
+    assert_eq!(
+        err(r#"{"type":"pool","name":"p","size":2},{"type":"mul","inputs":["input","p"]}"#),
+        "layer 2 (mul): field 'inputs': \"mul\" needs inputs of one shape, or [C, 1, 1] to scale channels; input is [2, 4, 4], p is [2, 2, 2]"
+    );
+    assert_eq!(
+        err(r#"{"type":"reshape","shape":[3,3,3]}"#),
+        "layer 1 (reshape): field 'shape': [3, 3, 3] holds 27 values; the input [2, 4, 4] has 32"
+    );
+    assert_eq!(
+        err(r#"{"type":"reshape","shape":[32]}"#),
+        "layer 1 (reshape): field 'shape': expected [depth, height, width] of positive integers, got [32]"
+    );
+    assert_eq!(err(r#"{"type":"clip","min":1,"max":1}"#), "layer 1 (clip): field 'max': expected more than min (1), got 1");
+    assert_eq!(err(r#"{"type":"leaky_relu","alpha":2}"#), "layer 1 (leaky_relu): field 'alpha': expected a number in [0, 1), got 2");
+}
+
+/// The layers model import needs (ONNX and Keras graphs): leaky relu, clip, a product of two
+/// layers and a channel scaling by a [C, 1, 1] branch (squeeze-and-excitation), concat, global
+/// average and max pooling, reshape and flatten.
+const IMPORT_NET: &str = r#"{"layers":[
+  {"type":"input","width":6,"height":6,"depth":2},
+  {"type":"conv","name":"a","size":3,"filters":3,"pad":1},
+  {"type":"leaky_relu","name":"la","alpha":0.1},
+  {"type":"mul","name":"sq","inputs":["la","la"]},
+  {"type":"conv","name":"b","size":1,"filters":2,"inputs":["input"]},
+  {"type":"clip","name":"cb","min":-0.5,"max":0.8},
+  {"type":"concat","name":"cat","inputs":["sq","cb"]},
+  {"type":"globalpool","name":"gap"},
+  {"type":"fc","name":"se","units":5,"activation":"sigmoid"},
+  {"type":"mul","name":"scaled","inputs":["cat","se"]},
+  {"type":"pool","size":2,"mode":"avg"},
+  {"type":"reshape","shape":[5,9,1]},
+  {"type":"globalpool","mode":"max"},
+  {"type":"flatten"},
+  {"type":"fc","units":3},
+  {"type":"softmax"}]}"#;
+
+#[test]
+fn import_layers_leaky_clip_mul_concat_globalpool_reshape_flatten() {
+    let spec = NetSpec::parse(IMPORT_NET).unwrap();
+    let shapes: Vec<_> = spec.layers.iter().map(|l| l.out_shape).collect();
+    assert_eq!(shapes[6], [5, 6, 6], "concat stacks 3 + 2 channels");
+    assert_eq!(shapes[7], [5, 1, 1], "global pooling");
+    assert_eq!(shapes[9], [5, 6, 6], "a [C, 1, 1] factor scales channels");
+    assert_eq!(shapes[11], [5, 9, 1]);
+    assert_eq!(shapes[13], [5, 1, 1]);
+    assert!(!convlens_core::cpu_train::supported(&spec));
+    check_with(IMPORT_NET, Objective::Class(1), 31, 1e-3);
+    check_with(IMPORT_NET, Objective::Loss { label: 2 }, 32, 1e-3);
+    check_with(IMPORT_NET, Objective::Channel { layer: 9, channel: 3 }, 33, 1e-3);
 }
 
 #[test]
@@ -294,4 +359,3 @@ fn bad_objectives_and_inputs_are_errors() {
     assert_eq!(Objective::parse("neuron:2:17").unwrap(), Objective::Neuron { layer: 2, index: 17 });
     assert!(Objective::parse("class").is_err());
 }
-

@@ -2,7 +2,7 @@
 //! it becomes a graph spec (depthwise convolutions, relu6, residual adds, TensorFlow 'same'
 //! padding) and classifies the test images as the data's README says.
 
-use convlens_core::{oplist, weights, Net};
+use convlens_core::{Net, oplist, weights};
 use safetensors::SafeTensors;
 use std::path::PathBuf;
 
@@ -19,11 +19,9 @@ fn image_chw(path: &std::path::Path) -> Vec<f32> {
 }
 
 #[test]
+#[ignore = "needs the data directory (../shared/data, or $CONVLENS_DATA_DIR): npm test runs it when the data is there"]
 fn mobilenet_v2_classifies_the_test_images() {
-    let Some(dir) = data_dir() else {
-        eprintln!("skipped: no mobilenet in the data directory (set CONVLENS_DATA_DIR)");
-        return;
-    };
+    let dir = data_dir().expect("mobilenet/ in the data directory (set CONVLENS_DATA_DIR)");
     let bytes = std::fs::read(dir.join("mobilenet_v2_f32.safetensors")).unwrap();
     let st = SafeTensors::deserialize(&bytes).unwrap();
     let shape = |name: &str| st.tensor(name).ok().map(|t| t.shape().to_vec());
@@ -34,7 +32,9 @@ fn mobilenet_v2_classifies_the_test_images() {
     assert_eq!(spec.param_count(), 3_504_872 - 15_775, "parameters");
     let w = weights::load(&spec, &bytes).unwrap();
     let net = Net::with_weights(spec, w, &convlens_core::backend::cpu());
-    for (file, want) in [("grace_hopper.bmp", "military uniform"), ("parrot.jpg", "macaw"), ("hot_dog.jpg", "hotdog"), ("owl.jpg", "ruffed grouse")] {
+    for (file, want) in
+        [("grace_hopper.bmp", "military uniform"), ("parrot.jpg", "macaw"), ("hot_dog.jpg", "hotdog"), ("owl.jpg", "ruffed grouse")]
+    {
         let x = net.input_tensor(&image_chw(&dir.join("test-images").join(file))).unwrap();
         let probs = pollster::block_on(convlens_core::read(net.forward_all(x).pop().unwrap().flatten::<1>(0, 3))).unwrap();
         let top = convlens_core::train::argmax(&probs);
@@ -55,11 +55,9 @@ fn mobilenet_v2_classifies_the_test_images() {
 /// conversion's, and it classifies the test images the same; a truncated or corrupt file is an
 /// error with a message, not a panic.
 #[test]
+#[ignore = "needs the data directory (../shared/data, or $CONVLENS_DATA_DIR): npm test runs it when the data is there"]
 fn the_tflite_file_reads_as_the_float32_conversion() {
-    let Some(dir) = data_dir() else {
-        eprintln!("skipped: no mobilenet in the data directory (set CONVLENS_DATA_DIR)");
-        return;
-    };
+    let dir = data_dir().expect("mobilenet/ in the data directory (set CONVLENS_DATA_DIR)");
     let bytes = std::fs::read(dir.join("mobilenet_v2_1.0_224_quant.tflite")).unwrap();
     let model = convlens_core::tflite::read(&bytes).unwrap();
     let labels: Vec<String> = std::fs::read_to_string(dir.join("imagenet_labels.txt")).unwrap().lines().map(str::to_string).collect();

@@ -106,9 +106,21 @@ fn switching_the_method_resets_its_state_and_bad_settings_are_named() {
     opt.set_config(TrainConfig { method: Method::Adam, ..TrainConfig::default() });
     assert_eq!(opt.steps, 0, "new method: state reset");
     let e = |c: TrainConfig| c.validate().unwrap_err().to_string();
-    assert_eq!(e(TrainConfig { learning_rate: -1.0, ..Default::default() }), "input: trainer: the learning rate is -1; it must be a positive number");
-    assert_eq!(e(TrainConfig { batch_size: 0, ..Default::default() }), "input: trainer: the batch size is 0; it must be between 1 and 4096");
-    assert_eq!(e(TrainConfig { momentum: 1.0, ..Default::default() }), "input: trainer: the momentum is 1; it must be at least 0 and below 1");
+    assert_eq!(
+        e(TrainConfig { learning_rate: -1.0, ..Default::default() }),
+        "input: trainer: the learning rate is -1; it must be a positive number"
+    );
+    assert_eq!(
+        e(TrainConfig { batch_size: 0, ..Default::default() }),
+        "input: trainer: the batch size is 0; it must be between 1 and 4096"
+    );
+    assert_eq!(
+        e(TrainConfig { momentum: 1.0, ..Default::default() }),
+        "input: trainer: the momentum is 1; it must be at least 0 and below 1"
+    );
     assert_eq!(e(TrainConfig { l2: f64::NAN, ..Default::default() }), "input: trainer: L2 decay is NaN; it must be 0 or more");
-    assert!(TrainConfig { method: Method::Adadelta, learning_rate: 0.0, ..Default::default() }.validate().is_ok(), "adadelta has no learning rate");
+    assert!(
+        TrainConfig { method: Method::Adadelta, learning_rate: 0.0, ..Default::default() }.validate().is_ok(),
+        "adadelta has no learning rate"
+    );
 }

@@ -9,9 +9,9 @@ use convlens_core::grad::Objective;
 use convlens_core::rng::SplitMix64;
 use convlens_core::vis::class_vis::{ClassVis, Settings};
 use convlens_core::vis::image_param::{self, ImageParam, Parametrization};
-use convlens_core::vis::optimize::{layer_loss_grad, Lbfgs};
+use convlens_core::vis::optimize::{Lbfgs, layer_loss_grad};
 use convlens_core::vis::{deepdream, inversion, linear, style};
-use convlens_core::{data, Net, NetSpec};
+use convlens_core::{Net, NetSpec, data};
 use std::path::Path;
 
 /// A MobileNetV2-style residual block with smooth activations (finite differences need them).
@@ -47,7 +47,11 @@ fn fd_check(what: &str, x: &[f32], grad: &[f32], eps: f32, f: &mut dyn FnMut(&[f
         b[i] -= eps;
         let num = (f(&a) - f(&b)) / (2.0 * eps as f64);
         let tol = 2e-2 * scale + 1e-5;
-        assert!((num - grad[i] as f64).abs() <= tol, "{what}: coordinate {i}: analytic {} vs finite difference {num} (tolerance {tol:.2e})", grad[i]);
+        assert!(
+            (num - grad[i] as f64).abs() <= tol,
+            "{what}: coordinate {i}: analytic {} vs finite difference {num} (tolerance {tol:.2e})",
+            grad[i]
+        );
     }
 }
 
@@ -134,7 +138,8 @@ fn deepdream_loss_gradient_and_octaves() {
     assert_eq!(shape, [3, 24, 24]);
     assert!(out.iter().zip(&image).any(|(a, b)| (a - b).abs() > 1e-3), "the dream changed the image");
     // Too many octaves for the image: a clear message.
-    let e = deepdream::Dream::new(&net, &image, [3, 24, 24], deepdream::Settings { octaves: 12, ..deepdream::Settings::new(3) }).err().unwrap();
+    let e =
+        deepdream::Dream::new(&net, &image, [3, 24, 24], deepdream::Settings { octaves: 12, ..deepdream::Settings::new(3) }).err().unwrap();
     assert!(e.to_string().contains("too small"), "{e}");
     // Layers past the fully connected layer only fit the net's own size.
     let e = net.resized(7, 24, 24).err().unwrap();
@@ -185,14 +190,25 @@ fn lbfgs_solves_a_quadratic() {
 fn linear_demo_shift_grows_with_dimension() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let dir = root.join("www/data");
-    let (train, held) = data::layout("mnist5k", None).unwrap().load(|f| std::fs::read(dir.join(f)).map_err(|e| convlens_core::Error::Data(e.to_string()))).unwrap();
+    let (train, held) = data::layout("mnist5k", None)
+        .unwrap()
+        .load(|f| std::fs::read(dir.join(f)).map_err(|e| convlens_core::Error::Data(e.to_string())))
+        .unwrap();
     let (mut x, mut y) = train.batch(&(0..train.len()).collect::<Vec<_>>(), [1, 24, 24], None);
     let (hx, hy) = held.batch(&(0..held.len()).collect::<Vec<_>>(), [1, 24, 24], None);
     x.extend(hx);
     y.extend(hy);
     let pts = linear::run(&x, &y, 24, train.len(), &[4, 8, 12, 16, 24], 0.1, 3, 1);
     for p in &pts {
-        println!("side {:>2} (d = {:>3}): accuracy {:.1}% -> {:.1}%, eps |w_t - w_y|_1 = {:.2}, measured {:.2}", p.side, p.dim, 100.0 * p.accuracy, 100.0 * p.adversarial_accuracy, p.predicted_shift, p.measured_shift);
+        println!(
+            "side {:>2} (d = {:>3}): accuracy {:.1}% -> {:.1}%, eps |w_t - w_y|_1 = {:.2}, measured {:.2}",
+            p.side,
+            p.dim,
+            100.0 * p.accuracy,
+            100.0 * p.adversarial_accuracy,
+            p.predicted_shift,
+            p.measured_shift
+        );
         assert!(p.measured_shift <= p.predicted_shift + 1e-3);
     }
     assert!(pts.windows(2).all(|w| w[1].predicted_shift > w[0].predicted_shift), "the shift grows with the dimension");
@@ -211,11 +227,9 @@ fn mobilenet() -> Option<Net> {
 }
 
 #[test]
+#[ignore = "needs the data directory (../shared/data, or $CONVLENS_DATA_DIR): npm test runs it when the data is there"]
 fn mobilenet_class_visualization_and_fooling_image() {
-    let Some(net) = mobilenet() else {
-        eprintln!("skipped: no mobilenet in the data directory");
-        return;
-    };
+    let net = mobilenet().expect("mobilenet/ in the data directory (set CONVLENS_DATA_DIR)");
     let mut s = Settings::preset("lucid", Objective::Class(89)).unwrap();
     s.steps = 48;
     let mut run = ClassVis::new(&net, s).unwrap();

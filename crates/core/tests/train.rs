@@ -1,9 +1,9 @@
 //! Training: the loss falls on a learnable toy problem, and a diverging learning rate is an error
 //! that leaves the weights as they were.
 
+use convlens_core::Net;
 use convlens_core::spec::NetSpec;
 use convlens_core::train::{self, Method, Optimizer, TrainConfig};
-use convlens_core::Net;
 
 const SPEC: &str = r#"{"layers":[{"type":"input","width":4,"height":4,"depth":1},
   {"type":"conv","size":3,"filters":4,"pad":1,"activation":"relu"},{"type":"pool","size":2},
@@ -46,7 +46,8 @@ fn loss_falls_and_the_toy_problem_is_learned() {
 fn a_diverging_learning_rate_is_reported_and_changes_nothing() {
     let device = convlens_core::backend::cpu();
     let mut net = Net::init(NetSpec::parse(SPEC).unwrap(), 3, &device);
-    let mut opt = Optimizer::new(&net, TrainConfig { method: Method::Sgd, learning_rate: 1e30, momentum: 0.0, l2: 0.0, ..Default::default() });
+    let mut opt =
+        Optimizer::new(&net, TrainConfig { method: Method::Sgd, learning_rate: 1e30, momentum: 0.0, l2: 0.0, ..Default::default() });
     let (x, y) = batch(8);
     let mut err = None;
     for _ in 0..5 {
@@ -62,7 +63,12 @@ fn a_diverging_learning_rate_is_reported_and_changes_nothing() {
     }
     let err = err.expect("training at lr 1e30 must diverge");
     assert!(err.contains("training diverged (lower the learning rate; the weights were not changed)"), "{err}");
-    assert!(pollster::block_on(train::step(&mut net, &mut opt, &x, &[0, 5, 0, 0, 0, 0, 0, 0])).unwrap_err().to_string().contains("label 5 is out of range"));
+    assert!(
+        pollster::block_on(train::step(&mut net, &mut opt, &x, &[0, 5, 0, 0, 0, 0, 0, 0]))
+            .unwrap_err()
+            .to_string()
+            .contains("label 5 is out of range")
+    );
 }
 
 /// The ConvNetJS MNIST net, trained from a seeded init on the built-in 4,500 digits for 3 epochs

@@ -122,7 +122,10 @@ fn bad_weight_files_give_clear_messages() {
     let bnet = Net::init(bigger.clone(), 1, &device);
     let bw = pollster::block_on(bnet.read_weights()).unwrap();
     let bbytes = weights::save(&bigger, &bw).unwrap();
-    assert_eq!(err(&bbytes), "weights: the file has tensors this network does not use: fc2.bias, fc2.weight (is it for another architecture?)");
+    assert_eq!(
+        err(&bbytes),
+        "weights: the file has tensors this network does not use: fc2.bias, fc2.weight (is it for another architecture?)"
+    );
 }
 
 #[test]

@@ -10,14 +10,14 @@ use std::rc::Rc;
 
 use convlens_core::backend::{self, Backend};
 use convlens_core::burn::tensor::Device;
-use convlens_core::vis::attribution::{self, Attributor, Display, Quadrature, Settings};
-use convlens_core::vis::layers::{self, Values};
-use convlens_core::vis::occlusion::{self, Fill, Occlusion};
 use convlens_core::cpu_train::{self, CpuTrainer};
 use convlens_core::data::{self, Dataset, Sampler};
 use convlens_core::train::{self, Method, Optimizer, TrainConfig};
+use convlens_core::vis::attribution::{self, Attributor, Display, Quadrature, Settings};
+use convlens_core::vis::layers::{self, Values};
+use convlens_core::vis::occlusion::{self, Fill, Occlusion};
 use convlens_core::{Net, Objective};
-use js_sys::{Array, Float32Array, Object, Promise, Reflect, Uint32Array, Uint8Array};
+use js_sys::{Array, Float32Array, Object, Promise, Reflect, Uint8Array, Uint32Array};
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
@@ -92,9 +92,9 @@ pub async fn webgpu_available() -> bool {
 /// carries no spec.
 #[wasm_bindgen(js_name = embeddedSpec)]
 pub fn embedded_spec(bytes: &[u8]) -> Result<String, JsValue> {
-    convlens_core::weights::embedded_spec(bytes)
-        .map_err(js_err)?
-        .ok_or_else(|| js_err("weights: this safetensors file carries no network spec; paste the spec into the Network box and load the weights with it"))
+    convlens_core::weights::embedded_spec(bytes).map_err(js_err)?.ok_or_else(|| {
+        js_err("weights: this safetensors file carries no network spec; paste the spec into the Network box and load the weights with it")
+    })
 }
 
 fn js_err(e: impl std::fmt::Display) -> JsValue {
@@ -217,6 +217,20 @@ async fn forward_to(net: &Net, inputs: &[f32], layer: usize) -> Result<Vec<f32>,
     convlens_core::read(out.flatten::<1>(0, 3)).await
 }
 
+/// Decodes a dataset from its files (path -> bytes, as `datasetFiles` lists them).
+fn decode_dataset(name: &str, files: &Object, max_train_sheets: Option<u32>) -> Result<(Dataset, Dataset), JsValue> {
+    let layout = data::layout(name, max_train_sheets.map(|k| k as usize)).map_err(js_err)?;
+    layout
+        .load(|f| {
+            let v = Reflect::get(files, &f.into()).unwrap_or(JsValue::UNDEFINED);
+            if v.is_undefined() || v.is_null() {
+                return Err(convlens_core::Error::Data(format!("the file {f} was not given")));
+            }
+            Ok(Uint8Array::new(&v).to_vec())
+        })
+        .map_err(js_err)
+}
+
 /// The files a dataset needs, relative to the data directory (`mnist`, `cifar10`) or to
 /// `www/data` (`mnist5k`, built in).
 #[wasm_bindgen(js_name = datasetFiles)]
@@ -262,8 +276,9 @@ struct Session {
     examples: u64,
     /// The occlusion in progress (or last done), evaluated in chunks by `occlusionStep`.
     occlusion: Option<Occlusion>,
-    /// The image optimization in progress (see optimize.rs).
-    job: Option<optimize::Job>,
+    /// The image optimizations, by id (see optimize.rs); `None` while a step runs.
+    jobs: std::collections::BTreeMap<u32, Option<optimize::Slot>>,
+    next_job: u32,
 }
 
 /// The trainer settings as JS gives them; missing fields keep their current values.
@@ -299,6 +314,7 @@ impl TrainConfigJs {
             beta2: self.beta2.unwrap_or(c.beta2),
             rho: self.rho.unwrap_or(c.rho),
             eps: self.eps.or(c.eps),
+            seed: c.seed,
         };
         out.validate().map_err(js_err)?;
         Ok(out)
@@ -426,11 +442,7 @@ fn put_values(obj: &Object, data_key: &str, min_key: &str, max_key: &str, v: &Va
 fn probe_js(p: &layers::Probe) -> Object {
     let out = Object::new();
     set(&out, "objective", p.objective);
-    set(
-        &out,
-        "probs",
-        p.probs.as_ref().map(|v| JsValue::from(Float32Array::from(v.as_slice()))).unwrap_or(JsValue::NULL),
-    );
+    set(&out, "probs", p.probs.as_ref().map(|v| JsValue::from(Float32Array::from(v.as_slice()))).unwrap_or(JsValue::NULL));
     let layers_js = Array::new();
     for l in &p.layers {
         let o = Object::new();
@@ -457,8 +469,7 @@ fn probe_js(p: &layers::Probe) -> Object {
 impl Engine {
     /// An engine on 'webgpu' or 'cpu'. Rejects if WebGPU gives no adapter.
     pub async fn create(backend: String) -> Result<Engine, JsValue> {
-        let which = Backend::parse(&backend)
-            .ok_or_else(|| js_err(format!("unknown backend '{backend}'; expected 'webgpu' or 'cpu'")))?;
+        let which = Backend::parse(&backend).ok_or_else(|| js_err(format!("unknown backend '{backend}'; expected 'webgpu' or 'cpu'")))?;
         let device = match which {
             Backend::Cpu => backend::cpu(),
             Backend::Gpu => {
@@ -528,8 +539,9 @@ impl Engine {
                     name: l.name.clone(),
                     ty: l.kind.type_name().to_string(),
                     activation: match l.kind {
-                        convlens_core::spec::LayerKind::Conv { activation, .. }
-                        | convlens_core::spec::LayerKind::Fc { activation, .. } => activation.map(|a| a.as_str().to_string()),
+                        convlens_core::spec::LayerKind::Conv { activation, .. } | convlens_core::spec::LayerKind::Fc { activation, .. } => {
+                            activation.map(|a| a.as_str().to_string())
+                        }
                         _ => None,
                     },
                     inputs: l.inputs.clone(),
@@ -546,7 +558,7 @@ impl Engine {
         session.opt = None;
         session.fused = None;
         session.occlusion = None;
-        session.job = None;
+        session.jobs.clear();
         session.examples = 0;
         Ok(js)
     }
@@ -692,7 +704,12 @@ impl Engine {
         let fused_ok = self.backend == Backend::Cpu;
         future_to_promise(async move {
             let s: OcclusionJs = serde_wasm_bindgen::from_value(settings).map_err(|e| js_err(format!("occlusion settings: {e}")))?;
-            let settings = occlusion::Settings { window: s.window, stride: s.stride, fill: Fill::parse(&s.fill, s.window).map_err(js_err)?, class: s.class };
+            let settings = occlusion::Settings {
+                window: s.window,
+                stride: s.stride,
+                fill: Fill::parse(&s.fill, s.window).map_err(js_err)?,
+                class: s.class,
+            };
             let net = net.borrow().clone().ok_or_else(|| js_err("no network is loaded"))?;
             let mut fused = take_fused(&session, &net, fused_ok).await?;
             let r = {
@@ -793,7 +810,12 @@ impl Engine {
             let mut model = net.borrow().clone().ok_or_else(|| js_err("no network is loaded"))?;
             let per = model.spec.input_shape().iter().product::<usize>();
             if images.len() != labels.len() * per {
-                return Err(js_err(format!("train: {} labels need {} image values, got {}", labels.len(), labels.len() * per, images.len())));
+                return Err(js_err(format!(
+                    "train: {} labels need {} image values, got {}",
+                    labels.len(),
+                    labels.len() * per,
+                    images.len()
+                )));
             }
             let batches: Vec<(Vec<f32>, Vec<usize>)> = labels
                 .chunks(cfg.batch_size)
@@ -833,16 +855,7 @@ impl Engine {
     /// one is missing or corrupt; the previous dataset then stays.
     #[wasm_bindgen(js_name = loadDataset)]
     pub fn load_dataset(&self, name: &str, files: &Object, max_train_sheets: Option<u32>) -> Result<JsValue, JsValue> {
-        let layout = data::layout(name, max_train_sheets.map(|k| k as usize)).map_err(js_err)?;
-        let (train_set, test_set) = layout
-            .load(|f| {
-                let v = Reflect::get(files, &f.into()).unwrap_or(JsValue::UNDEFINED);
-                if v.is_undefined() || v.is_null() {
-                    return Err(convlens_core::Error::Data(format!("the file {f} was not given")));
-                }
-                Ok(Uint8Array::new(&v).to_vec())
-            })
-            .map_err(js_err)?;
+        let (train_set, test_set) = decode_dataset(name, files, max_train_sheets)?;
         self.set_data(name, train_set, test_set)
     }
 
@@ -890,10 +903,7 @@ impl Engine {
                 let input = model.spec.input_shape();
                 train_set.check_input(input).map_err(js_err)?;
                 if let Some(&bad) = train_set.labels.iter().find(|&&l| l as usize >= model.spec.classes()) {
-                    return Err(js_err(format!(
-                        "data: the dataset has class {bad} but the network has {} classes",
-                        model.spec.classes()
-                    )));
+                    return Err(js_err(format!("data: the dataset has class {bad} but the network has {} classes", model.spec.classes())));
                 }
                 let batches: Vec<_> = (0..steps.max(1))
                     .map(|_| {

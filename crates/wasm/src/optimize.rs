@@ -1,8 +1,10 @@
-//! The image-optimizing techniques for the page: one job at a time (class visualization, feature
-//! inversion of several layers, DeepDream, style transfer, an iterative attack or a fooling
-//! image), started by `optimizeStart` and run by `optimizeStep` a time budget at a time, each
-//! chunk resolving to the job's state with a preview. FGSM, the linear demo and MobileNetV2's
-//! op-list loader are here too.
+//! The image-optimizing techniques for the page: jobs (class visualization, feature inversion of
+//! several layers, DeepDream, style transfer, an iterative attack or a fooling image), started by
+//! `optimizeStart` and run by `optimizeStep(id, budget)` a time budget at a time, each chunk
+//! resolving to the job's state with a preview. Jobs are addressed by id, so several views (tabs,
+//! embedded views) run side by side; each keeps the network as it was when it started, so
+//! training meanwhile does not change it. FGSM, the linear demo and MobileNetV2's op-list loader
+//! are here too.
 
 use convlens_core::vis::adversarial::{self, Attack};
 use convlens_core::vis::attribution::Attributor;
@@ -15,7 +17,7 @@ use serde::Deserialize;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
-use crate::{js_err, now, set, shape_js, Engine, ObjectiveJs};
+use crate::{Engine, ObjectiveJs, js_err, now, set, shape_js};
 
 /// A job in progress.
 pub(crate) enum Job {
@@ -176,12 +178,32 @@ fn state(job: &Job, net: &Net) -> Object {
     o
 }
 
-/// Returns a job taken out for a step, unless another was started meanwhile (a Run right after
-/// Cancel, while the cancelled job's last step was still running): the newer job stays.
-fn put_back(session: &std::rc::Rc<std::cell::RefCell<crate::Session>>, job: Job) {
+/// A job and the network it runs on (a snapshot taken when it started: tensors are shared
+/// handles, so this costs nothing until training replaces the weights).
+pub(crate) struct Slot {
+    job: Job,
+    net: Net,
+}
+
+/// At most this many jobs are kept; starting another drops the oldest.
+const MAX_JOBS: usize = 16;
+
+type SessionRc = std::rc::Rc<std::cell::RefCell<crate::Session>>;
+
+/// Takes job `id` out of the session for a step (its entry stays, empty, so that a second step of
+/// the same job meanwhile is refused and a cancel meanwhile is seen).
+fn take(session: &SessionRc, id: u32) -> Result<Slot, JsValue> {
     let mut s = session.borrow_mut();
-    if s.job.is_none() {
-        s.job = Some(job);
+    match s.jobs.get_mut(&id) {
+        None => Err(js_err(format!("there is no job {id} (finished and released, cancelled, or the network was replaced)"))),
+        Some(slot) => slot.take().ok_or_else(|| js_err(format!("job {id} is already running a step"))),
+    }
+}
+
+/// Returns a job taken out for a step, unless it was cancelled meanwhile.
+fn put_back(session: &SessionRc, id: u32, slot: Slot) {
+    if let Some(entry) = session.borrow_mut().jobs.get_mut(&id) {
+        *entry = Some(slot);
     }
 }
 
@@ -191,16 +213,15 @@ fn seed(s: Option<f64>) -> u64 {
 
 #[wasm_bindgen]
 impl Engine {
-    /// Starts an optimization job on the current network (replacing any other): `kind` is
-    /// visualize, invert, dream, style, attack or fooling; `input` the image it needs (empty for
-    /// visualize and fooling; the content image for style); `settings` as in docs/ENGINE_API.md.
-    /// Resolves to the job's state; run it with `optimizeStep`.
+    /// Starts an optimization job on the current network: `kind` is visualize, invert, dream,
+    /// style, attack or fooling; `input` the image it needs (empty for visualize and fooling; the
+    /// content image for style); `settings` as in docs/ENGINE_API.md. Resolves to the job's state,
+    /// with its `id`; run it with `optimizeStep(id, budgetMs)`, drop it with `optimizeCancel(id)`.
     #[wasm_bindgen(js_name = optimizeStart)]
     pub fn optimize_start(&self, kind: String, input: Vec<f32>, settings: JsValue) -> Promise {
         let (net, session) = (self.net.clone(), self.session.clone());
         future_to_promise(async move {
             let net = net.borrow().clone().ok_or_else(|| js_err("no network is loaded"))?;
-            session.borrow_mut().job = None;
             let input_size: usize = net.spec.input_shape().iter().product();
             let job = match kind.as_str() {
                 "visualize" => {
@@ -299,18 +320,31 @@ impl Engine {
                 k => return Err(js_err(format!("unknown job '{k}'; expected visualize, invert, dream, style, attack or fooling"))),
             };
             let js = state(&job, &net);
-            session.borrow_mut().job = Some(job);
+            let mut s = session.borrow_mut();
+            s.next_job += 1;
+            let id = s.next_job;
+            set(&js, "id", id);
+            while s.jobs.len() >= MAX_JOBS {
+                let oldest = *s.jobs.keys().next().expect("not empty");
+                s.jobs.remove(&oldest);
+            }
+            s.jobs.insert(id, Some(Slot { job, net }));
             Ok(js.into())
         })
     }
 
-    /// Runs the current job for about `budget_ms` (at least one step); resolves to its state.
+    /// Drops job `id` (a step in progress finishes, and its job is not kept).
+    #[wasm_bindgen(js_name = optimizeCancel)]
+    pub fn optimize_cancel(&self, id: u32) -> bool {
+        self.session.borrow_mut().jobs.remove(&id).is_some()
+    }
+
+    /// Runs job `id` for about `budget_ms` (at least one step); resolves to its state.
     #[wasm_bindgen(js_name = optimizeStep)]
-    pub fn optimize_step(&self, budget_ms: f64) -> Promise {
-        let (net, session) = (self.net.clone(), self.session.clone());
+    pub fn optimize_step(&self, id: u32, budget_ms: f64) -> Promise {
+        let session = self.session.clone();
         future_to_promise(async move {
-            let net = net.borrow().clone().ok_or_else(|| js_err("no network is loaded"))?;
-            let mut job = session.borrow_mut().job.take().ok_or_else(|| js_err("no optimization was started"))?;
+            let Slot { mut job, net } = take(&session, id)?;
             let t0 = now();
             let r: Result<(), convlens_core::Error> = async {
                 loop {
@@ -348,20 +382,21 @@ impl Engine {
             }
             .await;
             let js = state(&job, &net);
-            put_back(&session, job);
+            set(&js, "id", id);
+            put_back(&session, id, Slot { job, net });
             r.map_err(js_err)?;
             Ok(js.into())
         })
     }
 
-    /// The style job's Gram matrices: {target: [Float32Array], current: [Float32Array], channels:
-    /// [C per layer], layers: [index]}.
+    /// Style job `id`'s Gram matrices: {target: [Float32Array], current: [Float32Array],
+    /// channels: [C per layer], layers: [index]}.
     #[wasm_bindgen(js_name = styleGrams)]
-    pub fn style_grams(&self) -> Promise {
+    pub fn style_grams(&self, id: u32) -> Promise {
         let session = self.session.clone();
         future_to_promise(async move {
-            let job = session.borrow_mut().job.take().ok_or_else(|| js_err("no style transfer was started"))?;
-            let r = match &job {
+            let slot = take(&session, id)?;
+            let r = match &slot.job {
                 Job::Style(s) => {
                     let t = s.target_grams().await;
                     let c = s.grams_of(None).await;
@@ -369,8 +404,8 @@ impl Engine {
                 }
                 _ => None,
             };
-            put_back(&session, job);
-            let (t, c, layers) = r.ok_or_else(|| js_err("the current job is not a style transfer"))?;
+            put_back(&session, id, slot);
+            let (t, c, layers) = r.ok_or_else(|| js_err(format!("job {id} is not a style transfer")))?;
             let (t, c) = (t.map_err(js_err)?, c.map_err(js_err)?);
             let o = Object::new();
             set(&o, "channels", t.iter().map(|g| JsValue::from((g.len() as f64).sqrt() as u32)).collect::<Array>());
@@ -394,17 +429,15 @@ impl Engine {
         })
     }
 
-    /// The linear explanation of adversarial examples on the loaded dataset's images (1 channel):
-    /// softmax regression at each side length, the shift eps * |w_t - w_y|_1 predicted and
-    /// measured. Resolves to an array of {side, dim, accuracy, adversarialAccuracy,
-    /// predictedShift, measuredShift, wL1}.
+    /// The linear explanation of adversarial examples on the built-in digits (`files`: the
+    /// `mnist5k` files that `datasetFiles` lists, path -> bytes; decoded here for this run alone,
+    /// so the session's dataset stays as it was): softmax regression at each side length, the
+    /// shift eps * |w_t - w_y|_1 predicted and measured. Returns an array of {side, dim,
+    /// accuracy, adversarialAccuracy, predictedShift, measuredShift, wL1}.
     #[wasm_bindgen(js_name = linearDemo)]
-    pub fn linear_demo(&self, sides: Vec<u32>, eps: f32, epochs: u32) -> Result<JsValue, JsValue> {
-        let session = self.session.borrow();
-        let (train, test) = match (&session.train, &session.test) {
-            (Some(a), Some(b)) => (a, b),
-            _ => return Err(js_err("load the MNIST dataset first")),
-        };
+    pub fn linear_demo(&self, files: &Object, sides: Vec<u32>, eps: f32, epochs: u32) -> Result<JsValue, JsValue> {
+        let (train, test) = crate::decode_dataset("mnist5k", files, None)?;
+        let (train, test) = (&train, &test);
         let side = 24;
         let shape = [1, side, side];
         let (mut x, mut y) = train.batch(&(0..train.len()).collect::<Vec<_>>(), shape, None);
@@ -446,7 +479,8 @@ impl Engine {
     #[wasm_bindgen(js_name = loadOpList)]
     pub fn load_op_list(&self, op_list: &str, weights: Uint8Array, labels: Option<String>) -> Result<JsValue, JsValue> {
         let bytes = weights.to_vec();
-        let st = convlens_core::safetensors::SafeTensors::deserialize(&bytes).map_err(|e| js_err(format!("weights: not a valid safetensors file ({e})")))?;
+        let st = convlens_core::safetensors::SafeTensors::deserialize(&bytes)
+            .map_err(|e| js_err(format!("weights: not a valid safetensors file ({e})")))?;
         let shape = |name: &str| st.tensor(name).ok().map(|t| t.shape().to_vec());
         let names = labels.map(|t| t.lines().map(str::to_string).collect());
         let spec = convlens_core::oplist::spec(op_list, &shape, names).map_err(js_err)?;

@@ -3,9 +3,9 @@
 //! label, and an iterative attack that walks towards a chosen class (projected gradient descent on
 //! that class's loss, kept within `eps` of the original in every pixel). Pixels stay in [0, 1].
 
+use crate::Error;
 use crate::grad::{Objective, ReluRule};
 use crate::vis::attribution::Attributor;
-use crate::Error;
 
 fn sign(v: f32) -> f32 {
     if v > 0.0 {
@@ -83,10 +83,8 @@ pub async fn fgsm_curve(at: &mut Attributor<'_>, images: &[f32], labels: &[usize
     let mut correct = vec![0usize; epsilons.len()];
     for (image, &label) in images.chunks(size).zip(labels) {
         let (_, g) = at.input_grads(image, 1, &Objective::Loss { label }, ReluRule::Gradient).await?;
-        let batch: Vec<f32> = epsilons
-            .iter()
-            .flat_map(|&eps| image.iter().zip(&g).map(move |(x, g)| (x + eps * sign(*g)).clamp(0.0, 1.0)))
-            .collect();
+        let batch: Vec<f32> =
+            epsilons.iter().flat_map(|&eps| image.iter().zip(&g).map(move |(x, g)| (x + eps * sign(*g)).clamp(0.0, 1.0))).collect();
         let out = at.outputs(&batch, epsilons.len()).await?;
         let k = out.len() / epsilons.len();
         for (e, row) in out.chunks(k).enumerate() {

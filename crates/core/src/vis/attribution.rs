@@ -11,7 +11,7 @@ use crate::cpu_train::CpuTrainer;
 use crate::grad::{self, Objective, ReluRule};
 use crate::rng::SplitMix64;
 use crate::vis::layers::{self, Probe};
-use crate::{read_all, Error, Net};
+use crate::{Error, Net, read_all};
 
 /// Where gradients come from: the fused CPU path when the net and objective allow it, else Burn
 /// (WebGPU, or objectives above the scores). Both give the same numbers (tests/attribution.rs).
@@ -34,7 +34,13 @@ impl<'a> Attributor<'a> {
 
     /// The objective's value for each of `n` images (NCHW) and its gradient with respect to each
     /// image, with `rule` at every ReLU.
-    pub async fn input_grads(&mut self, images: &[f32], n: usize, objective: &Objective, rule: ReluRule) -> Result<(Vec<f32>, Vec<f32>), Error> {
+    pub async fn input_grads(
+        &mut self,
+        images: &[f32],
+        n: usize,
+        objective: &Objective,
+        rule: ReluRule,
+    ) -> Result<(Vec<f32>, Vec<f32>), Error> {
         if let Some(fused) = self.fused.as_deref_mut() {
             if let Some(r) = fused.input_grads(self.net, images, n, objective, rule)? {
                 return Ok(r);
@@ -330,7 +336,7 @@ pub async fn attribute(at: &mut Attributor<'_>, image: &[f32], objective: &Objec
         Method::SmoothGrad => {
             let noise = match &s.noise_values {
                 Some(n) if n.is_empty() || n.len() % size != 0 => {
-                    return Err(Error::Input(format!("SmoothGrad noise has {} values, not a multiple of the image's {size}", n.len())))
+                    return Err(Error::Input(format!("SmoothGrad noise has {} values, not a multiple of the image's {size}", n.len())));
                 }
                 Some(n) => n.clone(),
                 None => {
@@ -361,10 +367,8 @@ pub async fn attribute(at: &mut Attributor<'_>, image: &[f32], objective: &Objec
                 n => return Err(Error::Input(format!("the baseline has {n} values; expected 1 or the image's {size}"))),
             };
             let (alphas, weights) = s.quadrature.points(s.steps);
-            let path: Vec<f32> = alphas
-                .iter()
-                .flat_map(|&a| baseline.iter().zip(image).map(move |(b, x)| b + (a as f32) * (x - b)))
-                .collect();
+            let path: Vec<f32> =
+                alphas.iter().flat_map(|&a| baseline.iter().zip(image).map(move |(b, x)| b + (a as f32) * (x - b))).collect();
             let (_, grads) = at.input_grads_batched(&path, objective, ReluRule::Gradient).await?;
             let mut sum = vec![0f64; size];
             for (g, w) in grads.chunks(size).zip(&weights) {
@@ -402,10 +406,13 @@ pub async fn attribute(at: &mut Attributor<'_>, image: &[f32], objective: &Objec
 /// The last layer below `target` with more than one position (Grad-CAM's usual choice: the
 /// last convolutional feature maps).
 pub fn default_cam_layer(net: &Net, target: usize) -> usize {
-    (1..target).rev().find(|&i| {
-        let [_, h, w] = net.spec.layers[i].out_shape;
-        h * w > 1 && !matches!(net.spec.layers[i].kind, crate::spec::LayerKind::Pool { .. })
-    }).unwrap_or(1)
+    (1..target)
+        .rev()
+        .find(|&i| {
+            let [_, h, w] = net.spec.layers[i].out_shape;
+            h * w > 1 && !matches!(net.spec.layers[i].kind, crate::spec::LayerKind::Pool { .. })
+        })
+        .unwrap_or(1)
 }
 
 /// Grad-CAM before its ReLU: `sum_c mean(grad_c) * act_c`.

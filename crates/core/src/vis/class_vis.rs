@@ -68,8 +68,18 @@ impl Settings {
             seed: 1,
         };
         Ok(match name {
-            "lucid" => Settings { param: Parametrization::Fourier { decorrelate: true }, steps: 256, lr: 0.05, jitter: 16, scale_jitter: 0.1, rotate: 10.0, ..base },
-            "yosinski" => Settings { lr: 0.05, jitter: 4, l2_decay: 1e-4, blur_every: 4, blur_sigma: 1.0, init_noise: 0.1, steps: 300, ..base },
+            "lucid" => Settings {
+                param: Parametrization::Fourier { decorrelate: true },
+                steps: 256,
+                lr: 0.05,
+                jitter: 16,
+                scale_jitter: 0.1,
+                rotate: 10.0,
+                ..base
+            },
+            "yosinski" => {
+                Settings { lr: 0.05, jitter: 4, l2_decay: 1e-4, blur_every: 4, blur_sigma: 1.0, init_noise: 0.1, steps: 300, ..base }
+            }
             "simonyan" => Settings { lr: 0.05, l2_decay: 1e-3, steps: 200, ..base },
             other => return Err(Error::Input(format!("unknown preset '{other}'; expected lucid, yosinski or simonyan"))),
         })

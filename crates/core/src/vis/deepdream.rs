@@ -98,12 +98,30 @@ impl Dream {
             .collect();
         sizes.reverse();
         if sizes[0].0.min(sizes[0].1) < 8 {
-            return Err(Error::Input(format!("the smallest octave ({}x{}) is too small; use fewer octaves or a larger image", sizes[0].1, sizes[0].0)));
+            return Err(Error::Input(format!(
+                "the smallest octave ({}x{}) is too small; use fewer octaves or a larger image",
+                sizes[0].1, sizes[0].0
+            )));
         }
         // Fail now, with the spec's message, if the smallest octave is too small for the layer.
-        net.resized(settings.layer, sizes[0].0, sizes[0].1)
-            .map_err(|e| Error::Input(format!("the smallest octave ({}x{}) is too small for this layer ({e}); use fewer octaves or a larger image", sizes[0].1, sizes[0].0)))?;
-        Ok(Dream { rng: SplitMix64(settings.seed), settings, image: image.to_vec(), shape, sizes, octave: 0, base: vec![], src: vec![], net: None, history: vec![] })
+        net.resized(settings.layer, sizes[0].0, sizes[0].1).map_err(|e| {
+            Error::Input(format!(
+                "the smallest octave ({}x{}) is too small for this layer ({e}); use fewer octaves or a larger image",
+                sizes[0].1, sizes[0].0
+            ))
+        })?;
+        Ok(Dream {
+            rng: SplitMix64(settings.seed),
+            settings,
+            image: image.to_vec(),
+            shape,
+            sizes,
+            octave: 0,
+            base: vec![],
+            src: vec![],
+            net: None,
+            history: vec![],
+        })
     }
 
     pub fn done(&self) -> bool {

@@ -23,14 +23,30 @@ pub enum ColorMap {
 
 /// ColorBrewer RdBu, 11 classes, negative (blue) to positive (red).
 pub const RDBU: [[u8; 3]; 11] = [
-    [5, 48, 97], [33, 102, 172], [67, 147, 195], [146, 197, 222], [209, 229, 240], [247, 247, 247],
-    [253, 219, 199], [244, 165, 130], [214, 96, 77], [178, 24, 43], [103, 0, 31],
+    [5, 48, 97],
+    [33, 102, 172],
+    [67, 147, 195],
+    [146, 197, 222],
+    [209, 229, 240],
+    [247, 247, 247],
+    [253, 219, 199],
+    [244, 165, 130],
+    [214, 96, 77],
+    [178, 24, 43],
+    [103, 0, 31],
 ];
 
 /// Viridis at 9 evenly spaced points.
 pub const VIRIDIS: [[u8; 3]; 9] = [
-    [68, 1, 84], [71, 45, 123], [59, 82, 139], [44, 114, 142], [33, 145, 140], [40, 174, 128],
-    [94, 201, 98], [173, 220, 48], [253, 231, 37],
+    [68, 1, 84],
+    [71, 45, 123],
+    [59, 82, 139],
+    [44, 114, 142],
+    [33, 145, 140],
+    [40, 174, 128],
+    [94, 201, 98],
+    [173, 220, 48],
+    [253, 231, 37],
 ];
 
 /// Linear interpolation in a table of evenly spaced colours, t in [0, 1].
@@ -99,9 +115,7 @@ pub fn tile(data: &[f32], shape: [usize; 3], cols: usize, scale: usize, gap: usi
     let width = cols * cw + (cols - 1) * gap;
     let height = rows * ch + (rows - 1) * gap;
     let mut rgb = vec![160u8; width * height * 3];
-    let (lo, hi) = data
-        .iter()
-        .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
+    let (lo, hi) = data.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
     for k in 0..c {
         let (ox, oy) = ((k % cols) * (cw + gap), (k / cols) * (ch + gap));
         for y in 0..ch {

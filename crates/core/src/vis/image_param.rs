@@ -7,8 +7,8 @@
 //! Also here: the transforms applied before each step (jitter, a Gaussian blur), the optimizers
 //! (Adam, and plain steps) and helpers shared by the techniques. Images are CHW in [0, 1].
 
-use rustfft::num_complex::Complex32;
 use rustfft::FftPlanner;
+use rustfft::num_complex::Complex32;
 
 use crate::rng::SplitMix64;
 
@@ -38,9 +38,7 @@ impl Parametrization {
 const COLOR_SQRT: [[f32; 3]; 3] = [[0.26, 0.09, 0.02], [0.27, 0.00, -0.05], [0.27, -0.09, 0.03]];
 
 fn color_matrix() -> [[f32; 3]; 3] {
-    let norm = (0..3)
-        .map(|j| (0..3).map(|i| COLOR_SQRT[i][j] * COLOR_SQRT[i][j]).sum::<f32>().sqrt())
-        .fold(0.0, f32::max);
+    let norm = (0..3).map(|j| (0..3).map(|i| COLOR_SQRT[i][j] * COLOR_SQRT[i][j]).sum::<f32>().sqrt()).fold(0.0, f32::max);
     COLOR_SQRT.map(|row| row.map(|v| v / norm))
 }
 
@@ -171,10 +169,15 @@ impl ImageParam {
             Parametrization::Pixel => grad.to_vec(),
             Parametrization::Fourier { decorrelate } => {
                 let hw = h * w;
-                let mut gy: Vec<f32> = self.logits().iter().zip(grad).map(|(&z, g)| {
-                    let s = sigmoid(z);
-                    g * s * (1.0 - s)
-                }).collect();
+                let mut gy: Vec<f32> = self
+                    .logits()
+                    .iter()
+                    .zip(grad)
+                    .map(|(&z, g)| {
+                        let s = sigmoid(z);
+                        g * s * (1.0 - s)
+                    })
+                    .collect();
                 if decorrelate && c == 3 {
                     let m = color_matrix();
                     for i in 0..hw {
@@ -255,11 +258,7 @@ pub fn roll(x: &[f32], [c, h, w]: [usize; 3], dy: isize, dx: isize) -> Vec<f32> 
 
 /// A random jitter offset in [-j, j].
 pub fn jitter_offset(rng: &mut SplitMix64, j: usize) -> isize {
-    if j == 0 {
-        0
-    } else {
-        (rng.next_u64() % (2 * j as u64 + 1)) as isize - j as isize
-    }
+    if j == 0 { 0 } else { (rng.next_u64() % (2 * j as u64 + 1)) as isize - j as isize }
 }
 
 /// A separable Gaussian blur of each channel (edges clamped).
@@ -337,7 +336,15 @@ fn warp_taps(h: usize, w: usize, scale: f32, angle_deg: f32) -> impl Iterator<It
         let wrap = |v: f32, n: usize| (v as isize).rem_euclid(n as isize) as usize;
         let (y0, x0) = (wrap(fy, h), wrap(fx, w));
         let (y1, x1) = ((y0 + 1) % h, (x0 + 1) % w);
-        (p, [(y0 * w + x0, (1.0 - ty) * (1.0 - tx)), (y0 * w + x1, (1.0 - ty) * tx), (y1 * w + x0, ty * (1.0 - tx)), (y1 * w + x1, ty * tx)])
+        (
+            p,
+            [
+                (y0 * w + x0, (1.0 - ty) * (1.0 - tx)),
+                (y0 * w + x1, (1.0 - ty) * tx),
+                (y1 * w + x0, ty * (1.0 - tx)),
+                (y1 * w + x1, ty * tx),
+            ],
+        )
     })
 }
 

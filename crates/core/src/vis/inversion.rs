@@ -33,7 +33,18 @@ pub struct Settings {
 impl Settings {
     /// Mahendran & Vedaldi's regularizers (alpha 6, beta 2), weights for images in [0, 1].
     pub fn new(layer: usize) -> Settings {
-        Settings { layer, steps: 200, lr: 0.02, alpha: 6.0, alpha_weight: 1.0, tv_beta: 2.0, tv_weight: 20.0, jitter: 0, init_noise: 0.1, seed: 1 }
+        Settings {
+            layer,
+            steps: 200,
+            lr: 0.02,
+            alpha: 6.0,
+            alpha_weight: 1.0,
+            tv_beta: 2.0,
+            tv_weight: 20.0,
+            jitter: 0,
+            init_noise: 0.1,
+            seed: 1,
+        }
     }
 }
 

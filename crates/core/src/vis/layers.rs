@@ -4,7 +4,7 @@
 use burn::tensor::Tensor;
 
 use crate::grad::{self, Objective, ReluRule};
-use crate::{read_all, Error, Net};
+use crate::{Error, Net, read_all};
 
 /// A tensor read back, with its shape and range.
 #[derive(Debug, Clone, PartialEq)]
@@ -17,9 +17,7 @@ pub struct Values {
 
 impl Values {
     pub fn new(shape: Vec<usize>, data: Vec<f32>) -> Values {
-        let (min, max) = data
-            .iter()
-            .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+        let (min, max) = data.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| (lo.min(v), hi.max(v)));
         let (min, max) = if data.is_empty() { (0.0, 0.0) } else { (min, max) };
         Values { shape, data, min, max }
     }

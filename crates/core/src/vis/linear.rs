@@ -68,7 +68,16 @@ fn argmax(v: &[f32]) -> usize {
 
 /// Runs the demo for each side length: `images` are N 1 x `src` x `src` images in [0, 1] with
 /// `labels` (classes 0..k); the first `n_train` train, the rest test.
-pub fn run(images: &[f32], labels: &[usize], src: usize, n_train: usize, sides: &[usize], eps: f32, epochs: usize, seed: u64) -> Vec<LinearPoint> {
+pub fn run(
+    images: &[f32],
+    labels: &[usize],
+    src: usize,
+    n_train: usize,
+    sides: &[usize],
+    eps: f32,
+    epochs: usize,
+    seed: u64,
+) -> Vec<LinearPoint> {
     let k = labels.iter().copied().max().map_or(0, |m| m + 1);
     let n = labels.len();
     sides

@@ -4,14 +4,14 @@
 
 pub mod adversarial;
 pub mod attribution;
-pub mod grid;
-pub mod layers;
-pub mod occlusion;
-pub mod regularizers;
 pub mod class_vis;
-pub mod image_param;
-pub mod optimize;
 pub mod deepdream;
+pub mod grid;
+pub mod image_param;
 pub mod inversion;
-pub mod style;
+pub mod layers;
 pub mod linear;
+pub mod occlusion;
+pub mod optimize;
+pub mod regularizers;
+pub mod style;

@@ -7,10 +7,10 @@
 //! The work is split into chunks ([`Occlusion::run`]) so that a front end can show progress
 //! and cancel.
 
+use crate::Error;
 use crate::cpu_occlude::{IncrementalForward, Rect};
 use crate::cpu_train::softmax_in_place;
 use crate::vis::attribution::Attributor;
-use crate::Error;
 
 /// What the patch is filled with.
 #[derive(Debug, Clone, PartialEq)]
@@ -46,7 +46,9 @@ impl Fill {
             Fill::Constant(v) => vec![*v; image.len()],
             Fill::PerChannel(m) if m.len() == c => (0..c).flat_map(|ch| std::iter::repeat_n(m[ch], p)).collect(),
             Fill::PerChannel(m) if m.len() == 1 => vec![m[0]; image.len()],
-            Fill::PerChannel(m) => return Err(Error::Input(format!("the fill has {} channel values; the image has {c} channels", m.len()))),
+            Fill::PerChannel(m) => {
+                return Err(Error::Input(format!("the fill has {} channel values; the image has {c} channels", m.len())));
+            }
             Fill::Blur(sigma) => image.chunks(p).flat_map(|plane| gaussian_blur(plane, h, w, *sigma)).collect(),
         })
     }
@@ -125,12 +127,26 @@ impl Occlusion {
             return Err(Error::Input("the stride must be at least 1".into()));
         }
         if settings.class >= classes {
-            return Err(Error::Objective(format!("class {} does not exist; the network has {classes} classes (0..{})", settings.class, classes - 1)));
+            return Err(Error::Objective(format!(
+                "class {} does not exist; the network has {classes} classes (0..{})",
+                settings.class,
+                classes - 1
+            )));
         }
         let baseline = settings.fill.baseline(image, shape)?;
         let out = at.outputs(image, 1).await?;
         let (ny, nx) = (positions(h, settings.window, settings.stride), positions(w, settings.window, settings.stride));
-        Ok(Occlusion { image: image.to_vec(), baseline, shape, base: out[settings.class], ny, nx, grid: Vec::with_capacity(ny * nx), settings, fast: None })
+        Ok(Occlusion {
+            image: image.to_vec(),
+            baseline,
+            shape,
+            base: out[settings.class],
+            ny,
+            nx,
+            grid: Vec::with_capacity(ny * nx),
+            settings,
+            fast: None,
+        })
     }
 
     pub fn total(&self) -> usize {
@@ -168,7 +184,8 @@ impl Occlusion {
             let softmax = spec.softmax_index().is_some();
             for i in start..start + n {
                 let (rows, cols) = self.window(i);
-                let mut scores = fast.scores(&fused.weights, &self.baseline, Rect { y0: rows.start, y1: rows.end, x0: cols.start, x1: cols.end });
+                let mut scores =
+                    fast.scores(&fused.weights, &self.baseline, Rect { y0: rows.start, y1: rows.end, x0: cols.start, x1: cols.end });
                 if softmax {
                     softmax_in_place(&mut scores);
                 }

@@ -5,7 +5,7 @@
 use burn::tensor::{Tensor, TensorData};
 
 use crate::grad::{self, Objective, ReluRule};
-use crate::{read_all, Error, Net};
+use crate::{Error, Net, read_all};
 
 /// The value and input gradient of an objective for one image.
 pub async fn objective_grad(net: &Net, image: &[f32], objective: &Objective, rule: ReluRule) -> Result<(f32, Vec<f32>), Error> {

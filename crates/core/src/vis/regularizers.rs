@@ -12,11 +12,7 @@ pub fn alpha_norm(x: &[f32], alpha: f32) -> (f32, Vec<f32>) {
         .map(|&v| {
             let a = v.abs();
             value += (a as f64).powf(alpha as f64);
-            if a == 0.0 {
-                0.0
-            } else {
-                alpha * a.powf(alpha - 1.0) * v.signum()
-            }
+            if a == 0.0 { 0.0 } else { alpha * a.powf(alpha - 1.0) * v.signum() }
         })
         .collect();
     (value as f32, grad)

@@ -11,9 +11,9 @@ use burn::tensor::Tensor;
 
 use crate::rng::SplitMix64;
 use crate::vis::image_param::Adam;
-use crate::vis::optimize::{self, layer_loss_grad, Lbfgs};
+use crate::vis::optimize::{self, Lbfgs, layer_loss_grad};
 use crate::vis::regularizers;
-use crate::{read_all, Error, Net};
+use crate::{Error, Net, read_all};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Optimizer {
@@ -104,9 +104,14 @@ impl Style {
         let content_t = optimize::tensor(&net, p, net.spec.layers[settings.content_layer].out_shape);
         let outs = net.forward_upto(net.input_tensor(style)?, last, &net.params);
         let grams: Vec<Tensor<2>> = settings.style_layers.iter().map(|&l| gram(outs[l].clone())).collect();
-        let gram_norms = read_all(grams.iter().map(|g| (g.clone() * g.clone()).sum()).collect()).await?.into_iter().map(|v| v[0].max(1e-12)).collect();
+        let gram_norms =
+            read_all(grams.iter().map(|g| (g.clone() * g.clone()).sum()).collect()).await?.into_iter().map(|v| v[0].max(1e-12)).collect();
         let mut rng = SplitMix64(settings.seed);
-        let x = if settings.from_content { content.to_vec() } else { (0..c * h * w).map(|_| (0.5 + 0.1 * rng.normal() as f32).clamp(0.0, 1.0)).collect() };
+        let x = if settings.from_content {
+            content.to_vec()
+        } else {
+            (0..c * h * w).map(|_| (0.5 + 0.1 * rng.normal() as f32).clamp(0.0, 1.0)).collect()
+        };
         let (adam, lbfgs) = match settings.optimizer {
             Optimizer::Adam { lr } => (Some(Adam::new(lr, x.len())), None),
             Optimizer::Lbfgs { lr } => (None, Some(Lbfgs::new(lr, 10))),
