@@ -6,8 +6,10 @@
 //! small). Same numbers as a full forward pass (tests/attribution.rs checks occlusion on this
 //! path against Captum).
 
-use crate::cpu_train::{activate, matmul, pool_window};
-use crate::spec::{Activation, LayerKind, NetSpec, PoolMode};
+use crate::cpu_train::{matmul, pool_window};
+use crate::layers::OccludeIo;
+use crate::layers::act::activate;
+use crate::spec::{Activation, NetSpec, PoolMode};
 
 /// Rows `y0..y1` and columns `x0..x1` of a layer's output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,7 +28,7 @@ impl Rect {
 
 /// The outputs of a window layer (kernel `k`, stride `s`, padding `pad`, output `ho` x `wo`)
 /// that read any input inside `r`.
-fn affected(r: Rect, k: usize, s: usize, pad: usize, ho: usize, wo: usize) -> Rect {
+pub(crate) fn affected(r: Rect, k: usize, s: usize, pad: usize, ho: usize, wo: usize) -> Rect {
     let lo = |a: usize| (a + pad + 1).saturating_sub(k).div_ceil(s);
     let hi = |b: usize, n: usize| ((b - 1 + pad) / s + 1).min(n);
     Rect { y0: lo(r.y0).min(ho), y1: hi(r.y1, ho), x0: lo(r.x0).min(wo), x1: hi(r.x1, wo) }
@@ -66,63 +68,10 @@ impl IncrementalForward {
         let mut region = patch;
         for i in 1..=last {
             let layer = &self.spec.layers[i];
-            let [ci, hi, wi] = layer.in_shape;
-            let [co, ho, wo] = layer.out_shape;
             let (below, rest) = self.work.split_at_mut(i);
-            let x = &below[i - 1];
-            let out = &mut rest[0];
-            let w = &weights[i];
-            region = match &layer.kind {
-                LayerKind::Input | LayerKind::Dropout { .. } => {
-                    copy_region(x, out, co, ho, wo, region);
-                    region
-                }
-                LayerKind::Act(a) => {
-                    copy_region(x, out, co, ho, wo, region);
-                    for c in 0..co {
-                        for y in region.y0..region.y1 {
-                            let o = (c * ho + y) * wo;
-                            activate(Some(*a), &mut out[o + region.x0..o + region.x1]);
-                        }
-                    }
-                    region
-                }
-                LayerKind::Conv { size, stride, pad, activation, .. } => {
-                    let r = affected(region, *size, *stride, *pad, ho, wo);
-                    conv_region(
-                        x,
-                        [ci, hi, wi],
-                        &w[0],
-                        w.get(1).map(Vec::as_slice),
-                        co,
-                        *size,
-                        *stride,
-                        *pad,
-                        [ho, wo],
-                        r,
-                        *activation,
-                        out,
-                        &mut self.cols,
-                        &mut self.tmp,
-                    );
-                    r
-                }
-                LayerKind::Pool { size, stride, pad, mode } => {
-                    let r = affected(region, *size, *stride, *pad, ho, wo);
-                    pool_region(x, [ci, hi, wi], *size, *stride, *pad, *mode, [ho, wo], r, out);
-                    r
-                }
-                LayerKind::Fc { activation, .. } => {
-                    let inp = ci * hi * wi;
-                    matmul(co, 1, inp, out, (&w[0], 1, inp as isize), (x, 1, 1));
-                    if let Some(b) = w.get(1) {
-                        out.iter_mut().zip(b).for_each(|(v, b)| *v += b);
-                    }
-                    activate(*activation, out);
-                    Rect { y0: 0, y1: ho, x0: 0, x1: wo }
-                }
-                _ => unreachable!("checked by cpu_train::supported()"),
-            };
+            let io =
+                OccludeIo { layer, x: &below[i - 1], out: &mut rest[0], w: &weights[i], region, cols: &mut self.cols, tmp: &mut self.tmp };
+            region = layer.kind.ops().fused(layer).expect("checked by cpu_train::supported()").occlude(io);
             written[i] = Some(region);
         }
         let scores = self.work[last].clone();
@@ -138,7 +87,7 @@ impl IncrementalForward {
     }
 }
 
-fn copy_region(src: &[f32], dst: &mut [f32], c: usize, h: usize, w: usize, r: Rect) {
+pub(crate) fn copy_region(src: &[f32], dst: &mut [f32], c: usize, h: usize, w: usize, r: Rect) {
     for ch in 0..c {
         for y in r.y0..r.y1 {
             let o = (ch * h + y) * w;
@@ -149,7 +98,7 @@ fn copy_region(src: &[f32], dst: &mut [f32], c: usize, h: usize, w: usize, r: Re
 
 /// A convolution's outputs inside `r` only: im2col of the region, one GEMM, bias and activation.
 #[allow(clippy::too_many_arguments)]
-fn conv_region(
+pub(crate) fn conv_region(
     x: &[f32],
     [ci, hi, wi]: [usize; 3],
     w: &[f32],
@@ -209,7 +158,7 @@ fn conv_region(
 
 /// A pooling layer's outputs inside `r` only (the same windows and tie rule as the full pass).
 #[allow(clippy::too_many_arguments)]
-fn pool_region(
+pub(crate) fn pool_region(
     x: &[f32],
     [c, h, w]: [usize; 3],
     k: usize,

@@ -10,32 +10,24 @@
 
 use crate::Error;
 use crate::grad::{Objective, ReluRule};
-use crate::net::{Net, dropout_mask};
-use crate::spec::{Activation, LayerKind, NetSpec, PoolMode};
+use crate::layers::act::activation_back;
+use crate::layers::{Fused, FusedBackward, FusedForward};
+use crate::net::Net;
+use crate::spec::{Activation, Layer, LayerKind, NetSpec, PoolMode};
 use crate::train::{ChunkStats, Method, TrainConfig, argmax};
 use crate::vis::layers::{LayerProbe, Probe, Values, WeightProbe};
 
-/// Whether a spec can train on this path: a chain (each layer reads the previous one) of conv
-/// (plain: no groups, symmetric padding), pool, fc, activation (not relu6) and dropout layers up to
-/// the scores. Graphs, depthwise convolutions and batchnorm go through Burn.
+/// Whether a spec can train on this path: a chain (each layer reads the previous one) of layers
+/// that have a fused part (`layers::Fused`: conv without groups or TensorFlow's odd padding, pool,
+/// fc, activations, dropout) up to the scores. Graphs, depthwise convolutions and batchnorm go
+/// through Burn.
 pub fn supported(spec: &NetSpec) -> bool {
-    spec.layers[..=spec.score_layer()].iter().all(|l| {
-        let chain = l.index == 0 || l.inputs == [l.index - 1];
-        let kind = match l.kind {
-            LayerKind::Conv { groups, pad_end, .. } => groups == 1 && pad_end == 0,
-            LayerKind::Input | LayerKind::Pool { .. } | LayerKind::Fc { .. } | LayerKind::Act(_) | LayerKind::Dropout { .. } => true,
-            LayerKind::Add
-            | LayerKind::Scale { .. }
-            | LayerKind::Softmax
-            | LayerKind::BatchNorm { .. }
-            | LayerKind::GlobalPool { .. }
-            | LayerKind::Concat
-            | LayerKind::Mul
-            | LayerKind::Flatten
-            | LayerKind::Reshape => false,
-        };
-        chain && kind
-    })
+    spec.layers[..=spec.score_layer()].iter().all(|l| (l.index == 0 || l.inputs == [l.index - 1]) && l.kind.ops().fused(l).is_some())
+}
+
+/// The fused part of a layer that [`supported`] accepted.
+fn fused(l: &Layer) -> &dyn Fused {
+    l.kind.ops().fused(l).expect("checked by supported()")
 }
 
 /// `dst[m x n] = lhs[m x k] * rhs[k x n]`, each given by (pointer, column stride, row stride).
@@ -66,60 +58,6 @@ pub(crate) fn matmul(m: usize, n: usize, k: usize, dst: &mut [f32], lhs: (&[f32]
             gemm::Parallelism::None,
         );
     }
-}
-
-#[inline(never)]
-pub(crate) fn activate(a: Option<Activation>, v: &mut [f32]) {
-    match a {
-        None => {}
-        // A compare and select (f32::max is a libm call in wasm), which vectorizes.
-        Some(Activation::Relu) => v.iter_mut().for_each(|x| *x = if *x > 0.0 { *x } else { 0.0 }),
-        Some(Activation::Relu6) => v.iter_mut().for_each(|x| *x = if *x > 0.0 { if *x < 6.0 { *x } else { 6.0 } } else { 0.0 }),
-        Some(Activation::Tanh) => v.iter_mut().for_each(|x| *x = x.tanh()),
-        Some(Activation::Sigmoid) => v.iter_mut().for_each(|x| *x = 1.0 / (1.0 + (-*x).exp())),
-        Some(Activation::LeakyRelu { alpha }) => {
-            let alpha = alpha as f32;
-            v.iter_mut().for_each(|x| *x = if *x > 0.0 { *x } else { alpha * *x })
-        }
-        Some(Activation::Clip { min, max }) => {
-            let (lo, hi) = (min as f32, max as f32);
-            v.iter_mut().for_each(|x| *x = if *x > lo { if *x < hi { *x } else { hi } } else { lo })
-        }
-    }
-}
-
-/// Multiplies a gradient by the activation's derivative, given the activation's output `y`.
-#[inline(never)]
-fn activate_back(a: Option<Activation>, y: &[f32], g: &mut [f32]) {
-    match a {
-        None => {}
-        Some(Activation::Relu) => g.iter_mut().zip(y).for_each(|(g, &y)| *g = if y > 0.0 { *g } else { 0.0 }),
-        Some(Activation::Relu6) => g.iter_mut().zip(y).for_each(|(g, &y)| *g = if y > 0.0 && y < 6.0 { *g } else { 0.0 }),
-        Some(Activation::Tanh) => g.iter_mut().zip(y).for_each(|(g, &y)| *g *= 1.0 - y * y),
-        Some(Activation::Sigmoid) => g.iter_mut().zip(y).for_each(|(g, &y)| *g *= y * (1.0 - y)),
-        // alpha >= 0: the output's sign is the input's (alpha 0 is a ReLU).
-        Some(Activation::LeakyRelu { alpha }) => {
-            let alpha = alpha as f32;
-            g.iter_mut().zip(y).for_each(|(g, &y)| *g = if y > 0.0 { *g } else { alpha * *g })
-        }
-        Some(Activation::Clip { min, max }) => {
-            let (lo, hi) = (min as f32, max as f32);
-            g.iter_mut().zip(y).for_each(|(g, &y)| *g = if y > lo && y < hi { *g } else { 0.0 })
-        }
-    }
-}
-
-/// [`activate_back`] with the ReLU rule of deconvnet or guided backpropagation at a ReLU-like gate
-/// (relu, relu6, clip): both pass only positive gradients; deconvnet then ignores where the unit
-/// was off.
-fn activation_back(a: Option<Activation>, rule: ReluRule, y: &[f32], g: &mut [f32]) {
-    if a.and_then(Activation::gate).is_some() && rule != ReluRule::Gradient {
-        g.iter_mut().for_each(|v| *v = if *v > 0.0 { *v } else { 0.0 });
-        if rule == ReluRule::Deconvnet {
-            return;
-        }
-    }
-    activate_back(a, y, g);
 }
 
 /// The gradient of `objective` with respect to one image's output `out` of the layer it reads,
@@ -166,7 +104,15 @@ fn seed(spec: &NetSpec, objective: &Objective, out: &[f32], seed: &mut [f32]) ->
 /// A conv or fc layer's backward, the part both share: the pre-activation gradient `gz` (from the
 /// output gradient), the weight gradient `dW[m, k] = gz[m, n] x cols^T[n, k]` and the bias
 /// gradient (the row sums of `gz`).
-fn weight_grads(buf: &mut Buf, activation: Option<Activation>, rule: ReluRule, g: &mut [Vec<f32>], m: usize, k: usize, n: usize) {
+pub(crate) fn weight_grads(
+    buf: &mut Buf,
+    activation: Option<Activation>,
+    rule: ReluRule,
+    g: &mut [Vec<f32>],
+    m: usize,
+    k: usize,
+    n: usize,
+) {
     buf.gz.clear();
     buf.gz.extend_from_slice(&buf.grad);
     activation_back(activation, rule, &buf.out, &mut buf.gz);
@@ -248,19 +194,20 @@ pub fn update(c: &TrainConfig, t: u64, decay: bool, w: &mut [f32], g: &[f32], a:
 
 /// Working memory of one layer, reused between steps.
 #[derive(Clone, Default)]
-struct Buf {
+pub struct Buf {
     /// Output `[C, N, H, W]`.
-    out: Vec<f32>,
+    pub out: Vec<f32>,
     /// d loss / d output, same layout.
-    grad: Vec<f32>,
+    pub grad: Vec<f32>,
     /// d loss / d pre-activation (scratch; `grad` stays d loss / d output).
-    gz: Vec<f32>,
-    /// Conv: im2col of the input `[K, N*Ho*Wo]`; fc: the input transposed `[in, N]`.
-    cols: Vec<f32>,
+    pub gz: Vec<f32>,
+    /// Conv: im2col of the input `[K, N*Ho*Wo]`; fc: the input transposed `[in, N]`; dropout in
+    /// training: its mask.
+    pub cols: Vec<f32>,
     /// Conv/fc: gradient of `cols`.
-    dcols: Vec<f32>,
+    pub dcols: Vec<f32>,
     /// Max pool: the winning input position of each output (index within the input plane).
-    arg: Vec<u32>,
+    pub arg: Vec<u32>,
 }
 
 /// Training state on the host: weights, gradients, optimizer slots and buffers.
@@ -282,13 +229,7 @@ impl CpuTrainer {
     /// From a net's current weights (read back by the caller: `net.read_weights()`).
     pub fn new(net: &Net, weights: Vec<Vec<Vec<f32>>>, config: TrainConfig) -> CpuTrainer {
         let spec = net.spec.clone();
-        let decay = spec
-            .layers
-            .iter()
-            .map(|l| {
-                l.params().iter().map(|p| matches!(l.kind, LayerKind::Conv { .. } | LayerKind::Fc { .. }) && p.field == "weight").collect()
-            })
-            .collect();
+        let decay = spec.layers.iter().map(|l| l.params().iter().map(|p| p.decay).collect()).collect();
         CpuTrainer {
             grads: weights.iter().map(|l| l.iter().map(|p| vec![0.0; p.len()]).collect()).collect(),
             slots: weights.iter().map(|l| l.iter().map(|_| (vec![], vec![])).collect()).collect(),
@@ -334,78 +275,15 @@ impl CpuTrainer {
                 input[(c * n + b) * p0..(c * n + b + 1) * p0].copy_from_slice(&images[(b * c0 + c) * p0..(b * c0 + c + 1) * p0]);
             }
         }
+        let seed = self.config.seed;
         for i in 1..=last {
             let (before, rest) = self.bufs.split_at_mut(i);
-            let x = &before[i - 1].out;
-            let buf = &mut rest[0];
             let layer = &self.spec.layers[i];
-            let [ci, hi, wi] = layer.in_shape;
             let [co, ho, wo] = layer.out_shape;
-            let w = &self.weights[i];
+            let buf = &mut rest[0];
             buf.out.resize(co * n * ho * wo, 0.0);
-            match &layer.kind {
-                LayerKind::Input => buf.out.copy_from_slice(x),
-                LayerKind::Dropout { rate } => {
-                    buf.out.copy_from_slice(x);
-                    // Training: the same mask as Burn's path (net::dropout_mask, NCHW), kept
-                    // channel-major in `cols` for the backward pass; evaluation: the identity.
-                    buf.cols.clear();
-                    if let Some(step) = train.filter(|_| *rate > 0.0) {
-                        let p = hi * wi;
-                        let mask = dropout_mask(self.config.seed, step, i, *rate, n, ci * p);
-                        buf.cols.resize(mask.len(), 0.0);
-                        for b in 0..n {
-                            for c in 0..ci {
-                                buf.cols[(c * n + b) * p..(c * n + b + 1) * p]
-                                    .copy_from_slice(&mask[(b * ci + c) * p..(b * ci + c + 1) * p]);
-                            }
-                        }
-                        buf.out.iter_mut().zip(&buf.cols).for_each(|(v, m)| *v *= m);
-                    }
-                }
-                LayerKind::Act(a) => {
-                    buf.out.copy_from_slice(x);
-                    activate(Some(*a), &mut buf.out);
-                }
-                LayerKind::Conv { size, stride, pad, activation, .. } => {
-                    let k = ci * size * size;
-                    let np = n * ho * wo;
-                    buf.cols.resize(k * np, 0.0);
-                    im2col(x, [ci, n, hi, wi], *size, *stride, *pad, [ho, wo], &mut buf.cols);
-                    matmul(co, np, k, &mut buf.out, (&w[0], 1, k as isize), (&buf.cols, 1, np as isize));
-                    if let Some(bias) = w.get(1) {
-                        for (row, &b) in buf.out.chunks_mut(np).zip(bias) {
-                            row.iter_mut().for_each(|v| *v += b);
-                        }
-                    }
-                    activate(*activation, &mut buf.out);
-                }
-                LayerKind::Fc { activation, .. } => {
-                    let inp = ci * hi * wi;
-                    let p = hi * wi;
-                    buf.cols.resize(inp * n, 0.0);
-                    // x^T [in, N] with in = c*HW + p (PyTorch's flatten order).
-                    for c in 0..ci {
-                        for b in 0..n {
-                            for q in 0..p {
-                                buf.cols[(c * p + q) * n + b] = x[(c * n + b) * p + q];
-                            }
-                        }
-                    }
-                    matmul(co, n, inp, &mut buf.out, (&w[0], 1, inp as isize), (&buf.cols, 1, n as isize));
-                    if let Some(bias) = w.get(1) {
-                        for (row, &b) in buf.out.chunks_mut(n).zip(bias) {
-                            row.iter_mut().for_each(|v| *v += b);
-                        }
-                    }
-                    activate(*activation, &mut buf.out);
-                }
-                LayerKind::Pool { size, stride, pad, mode } => {
-                    buf.arg.resize(if *mode == PoolMode::Max { co * n * ho * wo } else { 0 }, 0);
-                    pool_forward(x, [ci * n, hi, wi], *size, *stride, *pad, [ho, wo], *mode, &mut buf.out, &mut buf.arg);
-                }
-                _ => unreachable!("checked by supported()"),
-            }
+            let io = FusedForward { layer, n, x: &before[i - 1].out, buf, w: &self.weights[i], train: train.map(|step| (seed, step)) };
+            fused(layer).forward(io);
         }
     }
 
@@ -416,64 +294,19 @@ impl CpuTrainer {
         for i in (1..=from).rev() {
             let (before, rest) = self.bufs.split_at_mut(i);
             let below = &mut before[i - 1];
-            let buf = &mut rest[0];
             let layer = &self.spec.layers[i];
-            let [ci, hi, wi] = layer.in_shape;
-            let [co, ho, wo] = layer.out_shape;
-            let need_input_grad = i > 1 || input_grad;
             below.grad.resize(below.out.len(), 0.0);
-            match &layer.kind {
-                LayerKind::Input => below.grad.copy_from_slice(&buf.grad),
-                LayerKind::Dropout { .. } => {
-                    below.grad.copy_from_slice(&buf.grad);
-                    if !buf.cols.is_empty() {
-                        below.grad.iter_mut().zip(&buf.cols).for_each(|(g, m)| *g *= m);
-                    }
-                }
-                LayerKind::Act(a) => {
-                    below.grad.copy_from_slice(&buf.grad);
-                    activation_back(Some(*a), rule, &buf.out, &mut below.grad);
-                }
-                LayerKind::Conv { size, stride, pad, activation, .. } => {
-                    let k = ci * size * size;
-                    let np = n * ho * wo;
-                    let w = &self.weights[i];
-                    weight_grads(buf, *activation, rule, &mut self.grads[i], co, k, np);
-                    if need_input_grad {
-                        // dcols[K, NP] = W^T[K, Cout] x gz[Cout, NP], then col2im.
-                        buf.dcols.resize(k * np, 0.0);
-                        matmul(k, np, co, &mut buf.dcols, (&w[0], k as isize, 1), (&buf.gz, 1, np as isize));
-                        below.grad.iter_mut().for_each(|v| *v = 0.0);
-                        col2im(&mut buf.dcols, [ci, n, hi, wi], *size, *stride, *pad, [ho, wo], &mut below.grad);
-                    }
-                }
-                LayerKind::Fc { activation, .. } => {
-                    let inp = ci * hi * wi;
-                    let p = hi * wi;
-                    let w = &self.weights[i];
-                    // x^T is kept as cols [in, N].
-                    weight_grads(buf, *activation, rule, &mut self.grads[i], co, inp, n);
-                    if need_input_grad {
-                        // dx^T[in, N] = W^T[in, out] x gz[out, N]
-                        buf.dcols.resize(inp * n, 0.0);
-                        matmul(inp, n, co, &mut buf.dcols, (&w[0], inp as isize, 1), (&buf.gz, 1, n as isize));
-                        for c in 0..ci {
-                            for b in 0..n {
-                                for q in 0..p {
-                                    below.grad[(c * n + b) * p + q] = buf.dcols[(c * p + q) * n + b];
-                                }
-                            }
-                        }
-                    }
-                }
-                LayerKind::Pool { size, stride, pad, mode } => {
-                    if need_input_grad {
-                        below.grad.iter_mut().for_each(|v| *v = 0.0);
-                        pool_backward(&buf.grad, [ci * n, hi, wi], *size, *stride, *pad, [ho, wo], *mode, &buf.arg, &mut below.grad);
-                    }
-                }
-                _ => unreachable!("checked by supported()"),
-            }
+            let io = FusedBackward {
+                layer,
+                n,
+                buf: &mut rest[0],
+                dx: &mut below.grad,
+                need_dx: i > 1 || input_grad,
+                w: &self.weights[i],
+                dw: &mut self.grads[i],
+                rule,
+            };
+            fused(layer).backward(io);
         }
     }
 
@@ -659,8 +492,8 @@ impl CpuTrainer {
             } else {
                 let mut g = vec![0f32; acts[i].len()];
                 match (objective, &layer.kind) {
-                    (Objective::Loss { label }, LayerKind::Softmax) => g[*label] = -1.0 / acts[i][*label].max(1e-30),
-                    (Objective::Prob(k), LayerKind::Softmax) => g[*k] = 1.0,
+                    (Objective::Loss { label }, LayerKind::Softmax(_)) => g[*label] = -1.0 / acts[i][*label].max(1e-30),
+                    (Objective::Prob(k), LayerKind::Softmax(_)) => g[*k] = 1.0,
                     _ => {}
                 }
                 g
@@ -738,7 +571,7 @@ fn same_offset(ky: usize, kx: usize, pad: usize, w: usize, p: usize) -> (isize, 
 /// im2col over a channel-major batch `[C, N, H, W]`: row (c, ky, kx), column (n, oy, ox).
 #[allow(clippy::too_many_arguments)]
 #[inline(never)]
-fn im2col(x: &[f32], [c, n, h, w]: [usize; 4], k: usize, s: usize, pad: usize, [ho, wo]: [usize; 2], cols: &mut [f32]) {
+pub(crate) fn im2col(x: &[f32], [c, n, h, w]: [usize; 4], k: usize, s: usize, pad: usize, [ho, wo]: [usize; 2], cols: &mut [f32]) {
     let np = n * ho * wo;
     if s == 1 && (ho, wo) == (h, w) {
         // A 'same' convolution: for one kernel offset, the column block of an image is its plane
@@ -806,7 +639,7 @@ fn im2col(x: &[f32], [c, n, h, w]: [usize; 4], k: usize, s: usize, pad: usize, [
 /// The adjoint of [`im2col`]: adds each column entry back into its input position.
 #[allow(clippy::too_many_arguments)]
 #[inline(never)]
-fn col2im(cols: &mut [f32], [c, n, h, w]: [usize; 4], k: usize, s: usize, pad: usize, [ho, wo]: [usize; 2], x: &mut [f32]) {
+pub(crate) fn col2im(cols: &mut [f32], [c, n, h, w]: [usize; 4], k: usize, s: usize, pad: usize, [ho, wo]: [usize; 2], x: &mut [f32]) {
     let np = n * ho * wo;
     if s == 1 && (ho, wo) == (h, w) {
         // The adjoint of im2col's 'same' case: zero the edge columns that wrapped around (cols is
@@ -869,7 +702,7 @@ fn col2im(cols: &mut [f32], [c, n, h, w]: [usize; 4], k: usize, s: usize, pad: u
 /// counted in an average, as Burn's max_pool2d / avg_pool2d(count_include_pad = false)).
 #[allow(clippy::too_many_arguments)]
 #[inline(never)]
-fn pool_forward(
+pub(crate) fn pool_forward(
     x: &[f32],
     [planes, h, w]: [usize; 3],
     k: usize,
@@ -966,7 +799,7 @@ pub(crate) fn pool_window(
 
 #[allow(clippy::too_many_arguments)]
 #[inline(never)]
-fn pool_backward(
+pub(crate) fn pool_backward(
     g: &[f32],
     [planes, h, w]: [usize; 3],
     k: usize,

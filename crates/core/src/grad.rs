@@ -207,14 +207,14 @@ pub fn gradients_with(net: &Net, objective: &Objective, outputs: &[Tensor<4>], r
     // softmax output it is defined through (d(-log p_label)/dp = -1/p_label at the label).
     for i in target + 1..n {
         out_grads[i] = Some(match (objective, &net.spec.layers[i].kind) {
-            (Objective::Loss { label }, LayerKind::Softmax) => {
+            (Objective::Loss { label }, LayerKind::Softmax(_)) => {
                 let dims = outputs[i].dims();
                 let p: Tensor<2> = outputs[i].clone().flatten(1, 3);
                 let pl = p.slice([0..dims[0], *label..*label + 1]).clamp_min(1e-30);
                 let mask: Tensor<2> = onehot(*label, dims, &net.device).flatten(1, 3).neg();
                 (mask / pl).reshape(dims)
             }
-            (Objective::Prob(k), LayerKind::Softmax) => onehot(*k, outputs[i].dims(), &net.device),
+            (Objective::Prob(k), LayerKind::Softmax(_)) => onehot(*k, outputs[i].dims(), &net.device),
             _ => outputs[i].zeros_like(),
         });
         param_grads[i] = net.params[i].iter().map(|p| p.flat().zeros_like()).collect();

@@ -9,6 +9,7 @@ pub mod cpu_occlude;
 pub mod cpu_train;
 pub mod data;
 pub mod grad;
+pub mod layers;
 pub mod net;
 pub mod oplist;
 pub mod rng;

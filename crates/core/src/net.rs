@@ -2,14 +2,11 @@
 //! forward pass of each layer on its own, so that every layer's output can be kept and every
 //! layer can be differentiated alone (see [`crate::grad`]).
 
-use burn::tensor::activation;
-use burn::tensor::module::{avg_pool2d, conv2d, max_pool2d};
-use burn::tensor::ops::{AvgPoolOptions, ConvOptions, MaxPoolOptions, PadMode};
 use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::Error;
 use crate::rng::SplitMix64;
-use crate::spec::{Activation, Layer, LayerKind, NetSpec, ParamSpec, PoolMode};
+use crate::spec::NetSpec;
 
 /// One parameter tensor, stored flat-shaped as Burn needs it for its layer.
 #[derive(Clone, Debug)]
@@ -104,69 +101,8 @@ pub struct Net {
     pub device: Device,
 }
 
-/// The initial value of one parameter: weights ~ N(0, 2/fan_in) (He) before a ReLU, N(0, 1/fan_in)
-/// otherwise, as ConvNetJS does; biases 0 (0.1 before a ReLU, as ConvNetJS); batchnorm 1/0/0/1.
-fn init_param(layer: &Layer, p: &ParamSpec, rng: &mut SplitMix64) -> Vec<f32> {
-    let n: usize = p.shape.iter().product();
-    let relu = layer.kind.activation() == Some(Activation::Relu);
-    match (&layer.kind, p.field) {
-        (LayerKind::BatchNorm { .. }, "weight" | "running_var") => vec![1.0; n],
-        (LayerKind::BatchNorm { .. }, _) => vec![0.0; n],
-        (_, "bias") => vec![if relu { 0.1 } else { 0.0 }; n],
-        (_, _) => {
-            let fan_in: usize = p.shape[1..].iter().product();
-            let std = ((if relu { 2.0 } else { 1.0 }) / fan_in as f64).sqrt();
-            (0..n).map(|_| (rng.normal() * std) as f32).collect()
-        }
-    }
-}
-
-fn apply_activation<const D: usize>(x: Tensor<D>, a: Option<Activation>) -> Tensor<D> {
-    match a {
-        None => x,
-        Some(Activation::Relu) => activation::relu(x),
-        Some(Activation::Relu6) => x.clamp(0.0, 6.0),
-        Some(Activation::Sigmoid) => activation::sigmoid(x),
-        Some(Activation::Tanh) => activation::tanh(x),
-        Some(Activation::LeakyRelu { alpha }) => activation::leaky_relu(x, alpha),
-        Some(Activation::Clip { min, max }) => x.clamp(min as f32, max as f32),
-    }
-}
-
-/// Dropout's keep mask for one layer at one training step: `n * size` values (NCHW order), each
-/// `1 / (1 - rate)` (kept, inverted dropout) or 0, drawn from a SplitMix64 stream that depends
-/// only on (seed, step, layer), so a run repeats exactly and both training paths (Burn and the
-/// fused CPU path) drop the same units. `scripts/make_layer_fixtures.py` draws the same masks.
-pub fn dropout_mask(seed: u64, step: u64, layer: usize, rate: f64, n: usize, size: usize) -> Vec<f32> {
-    let mut rng = SplitMix64(seed);
-    let mut rng = SplitMix64(rng.next_u64() ^ step);
-    let mut rng = SplitMix64(rng.next_u64() ^ layer as u64);
-    let keep = (1.0 / (1.0 - rate)) as f32;
-    (0..n * size).map(|_| if rng.uniform() < rate { 0.0 } else { keep }).collect()
-}
-
-/// How a forward pass runs: evaluation (every view, prediction: dropout off, batchnorm with its
-/// running statistics) or a training step.
-pub enum Mode<'a> {
-    Eval,
-    Train(&'a mut TrainPass),
-}
-
-/// A training step's forward pass: dropout draws its masks from (seed, step), batchnorm
-/// normalizes with the batch's statistics and records its new running statistics here.
-pub struct TrainPass {
-    pub seed: u64,
-    pub step: u64,
-    /// (layer, parameter index, new value): batchnorm's running mean and variance, moved by the
-    /// layer's momentum as PyTorch does (the variance's batch estimate unbiased).
-    pub updates: Vec<(usize, usize, Tensor<1>)>,
-}
-
-impl TrainPass {
-    pub fn new(seed: u64, step: u64) -> TrainPass {
-        TrainPass { seed, step, updates: vec![] }
-    }
-}
+pub use crate::layers::dropout::dropout_mask;
+pub use crate::layers::{Mode, TrainPass};
 
 impl Net {
     /// A network with deterministic random weights from `seed`.
@@ -175,7 +111,7 @@ impl Net {
         let params = spec
             .layers
             .iter()
-            .map(|l| l.params().iter().map(|p| ParamTensor::from_vec(init_param(l, p, &mut rng), &p.shape, device)).collect())
+            .map(|l| l.params().iter().map(|p| ParamTensor::from_vec(l.kind.ops().init(l, p, &mut rng), &p.shape, device)).collect())
             .collect();
         Net { spec, params, device: device.clone() }
     }
@@ -268,88 +204,7 @@ impl Net {
     }
 
     fn forward_layer_as(&self, index: usize, params: &[ParamTensor], x: Tensor<4>, act: bool, mode: &mut Mode) -> Tensor<4> {
-        let layer = &self.spec.layers[index];
-        let act = |a: &Option<Activation>| if act { *a } else { None };
-        let batch = x.dims()[0];
-        let [d, h, w] = layer.out_shape;
-        match &layer.kind {
-            // A single input: the add of one layer (nodes with several go through `forward_node`).
-            LayerKind::Input | LayerKind::Add | LayerKind::Concat | LayerKind::Mul => x,
-            LayerKind::Dropout { rate } => match mode {
-                Mode::Train(pass) if *rate > 0.0 => {
-                    let dims = x.dims();
-                    let mask = dropout_mask(pass.seed, pass.step, index, *rate, batch, d * h * w);
-                    x * Tensor::<4>::from_data(TensorData::new(mask, dims), &self.device)
-                }
-                _ => x,
-            },
-            LayerKind::Flatten | LayerKind::Reshape => x.reshape([batch, d, h, w]),
-            LayerKind::GlobalPool { mode } => {
-                let [c, hi, wi] = layer.in_shape;
-                let planes: Tensor<3> = x.reshape([batch, c, hi * wi]);
-                let pooled = match mode {
-                    PoolMode::Avg => planes.mean_dim(2),
-                    PoolMode::Max => planes.max_dim(2),
-                };
-                pooled.reshape([batch, c, 1, 1])
-            }
-            LayerKind::Conv { stride, pad, pad_end, groups, activation: a, .. } => {
-                let opts = ConvOptions::new([*stride, *stride], [*pad, *pad], [1, 1], *groups);
-                let bias = params.get(1).map(ParamTensor::d1);
-                // TensorFlow's 'same' padding: the odd zero row and column at the bottom and right.
-                let x = if *pad_end > 0 { x.pad((0, *pad_end, 0, *pad_end), PadMode::Constant(0.0)) } else { x };
-                apply_activation(conv2d(x, params[0].d4(), bias, opts), act(a))
-            }
-            LayerKind::Pool { size, stride, pad, mode } => match mode {
-                PoolMode::Max => {
-                    max_pool2d(x, MaxPoolOptions::new([*size, *size]).with_stride([*stride, *stride]).with_padding([*pad, *pad]))
-                }
-                PoolMode::Avg => avg_pool2d(
-                    x,
-                    AvgPoolOptions::new([*size, *size])
-                        .with_stride([*stride, *stride])
-                        .with_padding([*pad, *pad])
-                        .with_count_include_pad(false),
-                ),
-            },
-            LayerKind::Fc { activation: a, .. } => {
-                // PyTorch's flatten order (C, H, W) and y = x W^T + b.
-                let flat: Tensor<2> = x.flatten(1, 3);
-                let mut y = flat.matmul(params[0].d2().transpose());
-                if let Some(b) = params.get(1) {
-                    y = y + b.d1().unsqueeze_dim(0);
-                }
-                apply_activation(y, act(a)).reshape([batch, d, h, w])
-            }
-            LayerKind::Act(a) => apply_activation(x, act(&Some(*a))),
-            LayerKind::Scale { scale, offset } => x * (*scale as f32) + (*offset as f32),
-            LayerKind::Softmax => {
-                let flat: Tensor<2> = x.flatten(1, 3);
-                activation::softmax(flat, 1).reshape([batch, d, h, w])
-            }
-            LayerKind::BatchNorm { eps, momentum } => {
-                let c = layer.in_shape[0];
-                let view = |t: Tensor<1>| t.reshape([1, c, 1, 1]);
-                let (g, b) = (view(params[0].d1()), view(params[1].d1()));
-                let (m, v) = match mode {
-                    Mode::Eval => (view(params[2].d1()), view(params[3].d1())),
-                    Mode::Train(pass) => {
-                        // The batch's statistics per channel (over N, H and W), as PyTorch's
-                        // BatchNorm2d in training mode; the running ones move by the momentum.
-                        let count = (batch * h * w) as f64;
-                        let mean = x.clone().mean_dim(0).mean_dim(2).mean_dim(3);
-                        let var = (x.clone() - mean.clone()).powi_scalar(2).mean_dim(0).mean_dim(2).mean_dim(3);
-                        let (bm, bv) = (mean.clone().without_autodiff().reshape([c]), var.clone().without_autodiff().reshape([c]));
-                        let (rm, rv) = (params[2].d1().without_autodiff(), params[3].d1().without_autodiff());
-                        let unbiased = if count > 1.0 { count / (count - 1.0) } else { 1.0 };
-                        pass.updates.push((index, 2, rm * (1.0 - *momentum) + bm * *momentum));
-                        pass.updates.push((index, 3, rv * (1.0 - *momentum) + bv * (*momentum * unbiased)));
-                        (mean, var)
-                    }
-                };
-                (x - m) / (v + *eps).sqrt() * g + b
-            }
-        }
+        self.forward_node_in(index, params, &[x], act, mode)
     }
 
     /// Layer `index`'s forward pass from its inputs (one per entry of its `inputs`; `add` sums
@@ -360,15 +215,8 @@ impl Net {
 
     /// [`Net::forward_node`] in the given mode.
     pub fn forward_node_in(&self, index: usize, params: &[ParamTensor], inputs: &[Tensor<4>], act: bool, mode: &mut Mode) -> Tensor<4> {
-        match &self.spec.layers[index].kind {
-            LayerKind::Add => inputs.iter().skip(1).fold(inputs[0].clone(), |a, b| a + b.clone()),
-            LayerKind::Concat => Tensor::cat(inputs.to_vec(), 1),
-            LayerKind::Mul => {
-                let dims = inputs[0].dims();
-                inputs.iter().skip(1).fold(inputs[0].clone(), |a, b| a * b.clone().expand(dims))
-            }
-            _ => self.forward_layer_as(index, params, inputs[0].clone(), act, mode),
-        }
+        let layer = &self.spec.layers[index];
+        layer.kind.ops().forward(layer, params, inputs, act, mode)
     }
 
     /// Every layer's output for a batch, input first (layers in order; each reads earlier ones).

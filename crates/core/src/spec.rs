@@ -21,155 +21,14 @@
 //! the layer's index, the field and what was expected.
 
 use serde_json::{Map, Value};
+
+use crate::layers::Source;
 use std::fmt;
 
 /// A shape of one example, channels first: `[depth, height, width]`.
 pub type Shape3 = [usize; 3];
 
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Activation {
-    Relu,
-    /// min(max(x, 0), 6), as MobileNet uses.
-    Relu6,
-    Sigmoid,
-    Tanh,
-    /// `x` where positive, `alpha * x` below (PyTorch's LeakyReLU).
-    LeakyRelu {
-        alpha: f64,
-    },
-    /// min(max(x, min), max): ONNX's Clip (what exporters write for ReLU6 and hard limits).
-    Clip {
-        min: f64,
-        max: f64,
-    },
-}
-
-impl Activation {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Activation::Relu => "relu",
-            Activation::Relu6 => "relu6",
-            Activation::Sigmoid => "sigmoid",
-            Activation::Tanh => "tanh",
-            Activation::LeakyRelu { .. } => "leaky_relu",
-            Activation::Clip { .. } => "clip",
-        }
-    }
-
-    /// A ReLU-like gate (relu, relu6, clip): deconvnet and guided backpropagation replace its
-    /// backward pass (see [`crate::grad::ReluRule`]). `Some((lo, hi))`: the unit is active where
-    /// `lo < x < hi`.
-    pub fn gate(self) -> Option<(f64, f64)> {
-        match self {
-            Activation::Relu => Some((0.0, f64::INFINITY)),
-            Activation::Relu6 => Some((0.0, 6.0)),
-            Activation::Clip { min, max } => Some((min, max)),
-            _ => None,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PoolMode {
-    Max,
-    Avg,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum LayerKind {
-    Input,
-    Conv {
-        size: usize,
-        filters: usize,
-        stride: usize,
-        /// Zeros added on every side...
-        pad: usize,
-        /// ...and this many more at the bottom and right (TensorFlow's 'same' padding with an
-        /// even total, e.g. a 3x3 stride-2 convolution of an even-sized input: 0 on top, 1 below).
-        pad_end: usize,
-        /// Channel groups: `groups` = input channels = filters is a depthwise convolution.
-        groups: usize,
-        bias: bool,
-        activation: Option<Activation>,
-    },
-    /// The sum of its inputs (a residual connection).
-    Add,
-    /// `x * scale + offset`: an input normalization inside the net (MobileNet takes 2x - 1 of
-    /// [0, 1] pixels), so that gradients reach the image as the user sees it.
-    Scale {
-        scale: f64,
-        offset: f64,
-    },
-    Pool {
-        size: usize,
-        stride: usize,
-        pad: usize,
-        mode: PoolMode,
-    },
-    Fc {
-        units: usize,
-        bias: bool,
-        activation: Option<Activation>,
-    },
-    Act(Activation),
-    Softmax,
-    Dropout {
-        rate: f64,
-    },
-    BatchNorm {
-        eps: f64,
-        momentum: f64,
-    },
-    /// The mean (or max) of each channel: `[C, H, W]` -> `[C, 1, 1]`.
-    GlobalPool {
-        mode: PoolMode,
-    },
-    /// Its inputs stacked along the channels (same height and width).
-    Concat,
-    /// The elementwise product of its inputs; an input of shape `[C, 1, 1]` scales each channel
-    /// (squeeze-and-excitation).
-    Mul,
-    /// `[C, H, W]` -> `[C*H*W, 1, 1]` (PyTorch's flatten order).
-    Flatten,
-    /// The same values in another `[C, H, W]` shape (row-major, as PyTorch's reshape).
-    Reshape,
-}
-
-impl LayerKind {
-    pub fn type_name(&self) -> &'static str {
-        match self {
-            LayerKind::Input => "input",
-            LayerKind::Conv { .. } => "conv",
-            LayerKind::Add => "add",
-            LayerKind::Scale { .. } => "scale",
-            LayerKind::Pool { .. } => "pool",
-            LayerKind::Fc { .. } => "fc",
-            LayerKind::Act(a) => a.as_str(),
-            LayerKind::Softmax => "softmax",
-            LayerKind::Dropout { .. } => "dropout",
-            LayerKind::BatchNorm { .. } => "batchnorm",
-            LayerKind::GlobalPool { .. } => "globalpool",
-            LayerKind::Concat => "concat",
-            LayerKind::Mul => "mul",
-            LayerKind::Flatten => "flatten",
-            LayerKind::Reshape => "reshape",
-        }
-    }
-
-    /// Whether the layer reads several inputs.
-    pub fn multi_input(&self) -> bool {
-        matches!(self, LayerKind::Add | LayerKind::Concat | LayerKind::Mul)
-    }
-
-    /// The activation fused into a conv or fc layer, or the activation layer's own.
-    pub fn activation(&self) -> Option<Activation> {
-        match self {
-            LayerKind::Conv { activation, .. } | LayerKind::Fc { activation, .. } => *activation,
-            LayerKind::Act(a) => Some(*a),
-            _ => None,
-        }
-    }
-}
+pub use crate::layers::{Activation, LayerKind, PoolMode};
 
 /// One validated layer: what it is, its name, and the shapes around it.
 #[derive(Debug, Clone, PartialEq)]
@@ -194,45 +53,15 @@ pub struct ParamSpec {
     pub shape: Vec<usize>,
     /// Learned by gradient descent (false for batchnorm's running statistics).
     pub trainable: bool,
+    /// Takes the trainer's L1/L2 weight decay (conv and fc weights; not biases or batchnorm).
+    pub decay: bool,
 }
 
 impl Layer {
     /// The parameters of this layer in PyTorch's layout: conv weight (out, in, kh, kw), linear
     /// weight (out, in), batchnorm weight/bias/running_mean/running_var (C).
     pub fn params(&self) -> Vec<ParamSpec> {
-        let p = |field: &'static str, shape: Vec<usize>, trainable: bool| ParamSpec {
-            name: format!("{}.{}", self.name, field),
-            field,
-            shape,
-            trainable,
-        };
-        match &self.kind {
-            LayerKind::Conv { size, filters, groups, bias, .. } => {
-                let mut v = vec![p("weight", vec![*filters, self.in_shape[0] / groups, *size, *size], true)];
-                if *bias {
-                    v.push(p("bias", vec![*filters], true));
-                }
-                v
-            }
-            LayerKind::Fc { units, bias, .. } => {
-                let fan_in = self.in_shape.iter().product();
-                let mut v = vec![p("weight", vec![*units, fan_in], true)];
-                if *bias {
-                    v.push(p("bias", vec![*units], true));
-                }
-                v
-            }
-            LayerKind::BatchNorm { .. } => {
-                let c = self.in_shape[0];
-                vec![
-                    p("weight", vec![c], true),
-                    p("bias", vec![c], true),
-                    p("running_mean", vec![c], false),
-                    p("running_var", vec![c], false),
-                ]
-            }
-            _ => vec![],
-        }
+        self.kind.ops().params(self)
     }
 
     /// Number of trainable parameters.
@@ -242,39 +71,7 @@ impl Layer {
 
     /// A short human description, e.g. `conv 5x5, 8 filters, stride 1, pad 2, relu`.
     pub fn describe(&self) -> String {
-        let act = |a: &Option<Activation>| a.map(|a| format!(", {}", a.as_str())).unwrap_or_default();
-        match &self.kind {
-            LayerKind::Input => format!("input {}x{}x{}", self.out_shape[2], self.out_shape[1], self.out_shape[0]),
-            LayerKind::Conv { size, filters, stride, pad, pad_end, groups, activation, .. } => format!(
-                "{}conv {size}x{size}, {filters} filters, stride {stride}, pad {pad}{}{}",
-                if *groups > 1 && *groups == *filters && *groups == self.in_shape[0] { "depthwise " } else { "" },
-                if *pad_end > 0 { format!("(+{pad_end} bottom/right)") } else { String::new() },
-                if *groups > 1 && !(*groups == *filters && *groups == self.in_shape[0]) {
-                    format!(", {groups} groups{}", act(activation))
-                } else {
-                    act(activation)
-                }
-            ),
-            LayerKind::Add => format!("add of {} inputs", self.inputs.len()),
-            LayerKind::Scale { scale, offset } => format!("x * {scale} + {offset}"),
-            LayerKind::Pool { size, stride, pad, mode } => format!(
-                "{} pool {size}x{size}, stride {stride}{}",
-                if *mode == PoolMode::Max { "max" } else { "avg" },
-                if *pad > 0 { format!(", pad {pad}") } else { String::new() }
-            ),
-            LayerKind::Fc { units, activation, .. } => format!("fc {units}{}", act(activation)),
-            LayerKind::Act(Activation::LeakyRelu { alpha }) => format!("leaky relu, slope {alpha}"),
-            LayerKind::Act(Activation::Clip { min, max }) => format!("clip to [{min}, {max}]"),
-            LayerKind::Act(a) => a.as_str().to_string(),
-            LayerKind::Softmax => format!("softmax over {}", self.out_shape[0]),
-            LayerKind::Dropout { rate } => format!("dropout {rate}"),
-            LayerKind::BatchNorm { eps, momentum } => format!("batchnorm, eps {eps}, momentum {momentum}"),
-            LayerKind::GlobalPool { mode } => format!("global {} pool", if *mode == PoolMode::Max { "max" } else { "avg" }),
-            LayerKind::Concat => format!("concat of {} inputs", self.inputs.len()),
-            LayerKind::Mul => format!("product of {} inputs", self.inputs.len()),
-            LayerKind::Flatten => format!("flatten to {}", self.out_shape[0]),
-            LayerKind::Reshape => format!("reshape to {}x{}x{}", self.out_shape[0], self.out_shape[1], self.out_shape[2]),
-        }
+        self.kind.ops().describe(self)
     }
 }
 
@@ -301,7 +98,7 @@ impl NetSpec {
     /// Index of the last layer if it is a softmax.
     pub fn softmax_index(&self) -> Option<usize> {
         let last = self.layers.len() - 1;
-        (self.layers[last].kind == LayerKind::Softmax).then_some(last)
+        matches!(self.layers[last].kind, LayerKind::Softmax(_)).then_some(last)
     }
 
     /// The layer whose output holds the class scores (the logits): the one before a final
@@ -355,7 +152,7 @@ impl fmt::Display for SpecError {
 
 impl std::error::Error for SpecError {}
 
-fn describe_value(v: &Value) -> String {
+pub fn describe_value(v: &Value) -> String {
     match v {
         Value::String(s) => format!("\"{s}\""),
         other => other.to_string(),
@@ -363,20 +160,20 @@ fn describe_value(v: &Value) -> String {
 }
 
 /// Reads one layer object, field by field, remembering which fields were read.
-struct Fields<'a> {
+pub struct Fields<'a> {
     index: usize,
     ty: String,
-    obj: &'a Map<String, Value>,
+    pub obj: &'a Map<String, Value>,
     seen: Vec<&'static str>,
 }
 
 impl<'a> Fields<'a> {
-    fn err(&self, field: &str, message: impl Into<String>) -> SpecError {
+    pub fn err(&self, field: &str, message: impl Into<String>) -> SpecError {
         SpecError { layer: Some((self.index, self.ty.clone())), field: Some(field.to_string()), message: message.into() }
     }
 
     /// Looks a field up under its name or one of its aliases.
-    fn get(&mut self, names: &[&'static str]) -> Option<(&'static str, &'a Value)> {
+    pub fn get(&mut self, names: &[&'static str]) -> Option<(&'static str, &'a Value)> {
         let mut found = None;
         for n in names {
             self.seen.push(n);
@@ -389,7 +186,7 @@ impl<'a> Fields<'a> {
         found
     }
 
-    fn uint(&mut self, names: &[&'static str], default: Option<usize>, min: usize) -> Result<usize, SpecError> {
+    pub fn uint(&mut self, names: &[&'static str], default: Option<usize>, min: usize) -> Result<usize, SpecError> {
         match self.get(names) {
             None => default.ok_or_else(|| self.err(names[0], "missing; expected an integer")),
             Some((n, v)) => {
@@ -402,7 +199,7 @@ impl<'a> Fields<'a> {
         }
     }
 
-    fn float(&mut self, name: &'static str, default: f64, lo: f64, hi: f64, hi_open: bool) -> Result<f64, SpecError> {
+    pub fn float(&mut self, name: &'static str, default: f64, lo: f64, hi: f64, hi_open: bool) -> Result<f64, SpecError> {
         match self.get(&[name]) {
             None => Ok(default),
             Some((n, v)) => {
@@ -415,14 +212,14 @@ impl<'a> Fields<'a> {
         }
     }
 
-    fn boolean(&mut self, name: &'static str, default: bool) -> Result<bool, SpecError> {
+    pub fn boolean(&mut self, name: &'static str, default: bool) -> Result<bool, SpecError> {
         match self.get(&[name]) {
             None => Ok(default),
             Some((n, v)) => v.as_bool().ok_or_else(|| self.err(n, format!("expected true or false, got {}", describe_value(v)))),
         }
     }
 
-    fn activation(&mut self) -> Result<Option<Activation>, SpecError> {
+    pub fn activation(&mut self) -> Result<Option<Activation>, SpecError> {
         match self.get(&["activation"]) {
             None | Some((_, Value::Null)) => Ok(None),
             Some((n, v)) => match v.as_str() {
@@ -457,7 +254,6 @@ impl<'a> Fields<'a> {
 /// ConvNetJS field names accepted as aliases (not listed in "expected one of").
 const ALIASES: &[&str] = &["sx", "out_sx", "out_sy", "out_depth", "num_neurons"];
 const COMMON: &[&str] = &["type", "name", "inputs"];
-const TYPES: &str = "input, conv, pool, globalpool, fc, relu, relu6, leaky_relu, clip, sigmoid, tanh, softmax, dropout, batchnorm, add, mul, concat, flatten, reshape, scale";
 
 fn validate(value: &Value) -> Result<NetSpec, SpecError> {
     let top_err = |field: &str, message: String| SpecError { layer: None, field: Some(field.to_string()), message };
@@ -499,14 +295,14 @@ fn validate(value: &Value) -> Result<NetSpec, SpecError> {
                 return Err(SpecError {
                     layer: Some((index, String::new())),
                     field: Some("type".into()),
-                    message: format!("expected one of {TYPES}, got {}", describe_value(v)),
+                    message: format!("expected one of {}, got {}", LayerKind::types().join(", "), describe_value(v)),
                 });
             }
             None => {
                 return Err(SpecError {
                     layer: Some((index, String::new())),
                     field: Some("type".into()),
-                    message: format!("missing; expected one of {TYPES}"),
+                    message: format!("missing; expected one of {}", LayerKind::types().join(", ")),
                 });
             }
         };
@@ -518,7 +314,7 @@ fn validate(value: &Value) -> Result<NetSpec, SpecError> {
             return Err(f.err("type", "only the first layer may be \"input\""));
         }
         // Inputs: earlier layers by name (default: the previous one); add, mul and concat take several.
-        let multi = matches!(ty.as_str(), "add" | "mul" | "concat");
+        let multi = LayerKind::multi_input_type(&ty);
         let inputs: Vec<usize> = match lobj.get("inputs") {
             None => {
                 if index == 0 {
@@ -551,228 +347,25 @@ fn validate(value: &Value) -> Result<NetSpec, SpecError> {
             return Err(f.err("inputs", "expected [] (the input layer reads nothing)"));
         }
         if index > 0 && !multi && inputs.len() != 1 {
-            return Err(f.err("inputs", format!("expected one layer (only add, mul and concat read several), got {}", inputs.len())));
+            let several: Vec<&str> = LayerKind::types().into_iter().filter(|t| LayerKind::multi_input_type(t)).collect();
+            return Err(f.err("inputs", format!("expected one layer (only {} read several), got {}", and_list(&several), inputs.len())));
         }
         if multi && inputs.len() < 2 {
             let verb = match ty.as_str() {
                 "add" => "sums",
                 "mul" => "multiplies",
-                _ => "stacks",
+                "concat" => "stacks",
+                _ => "combines",
             };
             return Err(f.err("inputs", format!("\"{ty}\" {verb} two or more layers; got {}", inputs.len())));
         }
-        let in_shape = inputs.first().map(|&i| layers[i].out_shape).unwrap_or([0, 0, 0]);
-        let flat = in_shape.iter().product::<usize>();
-        let (kind, out_shape) = match ty.as_str() {
-            "input" => {
-                let w = f.uint(&["width", "out_sx"], None, 1)?;
-                let h = f.uint(&["height", "out_sy"], None, 1)?;
-                let d = f.uint(&["depth", "out_depth"], None, 1)?;
-                (LayerKind::Input, [d, h, w])
+        let sources: Vec<Source> = inputs.iter().map(|&i| Source { name: &layers[i].name, shape: layers[i].out_shape }).collect();
+        let in_shape = sources.first().map(|s| s.shape).unwrap_or([0, 0, 0]);
+        let (kind, out_shape) = match LayerKind::parse(&ty, &mut f, &sources) {
+            Some(parsed) => parsed?,
+            None => {
+                return Err(f.err("type", format!("unknown layer type \"{ty}\"; expected one of {}", LayerKind::types().join(", "))));
             }
-            "conv" => {
-                let size = f.uint(&["size", "sx"], None, 1)?;
-                let filters = f.uint(&["filters"], None, 1)?;
-                let stride = f.uint(&["stride"], Some(1), 1)?;
-                let groups = f.uint(&["groups"], Some(1), 1)?;
-                if in_shape[0] % groups != 0 || filters % groups != 0 {
-                    return Err(f.err(
-                        "groups",
-                        format!("expected a divisor of both the {} input channels and the {filters} filters, got {groups}", in_shape[0]),
-                    ));
-                }
-                // `padding: "same"` is TensorFlow's: the output is ceil(input / stride), the odd
-                // zero (if any) at the bottom and right.
-                let (pad, pad_end) = match f.get(&["padding"]) {
-                    None => (f.uint(&["pad"], Some(0), 0)?, 0),
-                    Some((n, v)) => {
-                        if f.obj.contains_key("pad") {
-                            return Err(f.err(n, "give either pad or padding, not both"));
-                        }
-                        match v.as_str() {
-                            Some("valid") => (0, 0),
-                            Some("same") => {
-                                let total = |n: usize| ((n.div_ceil(stride) - 1) * stride + size).saturating_sub(n);
-                                let (th, tw) = (total(in_shape[1]), total(in_shape[2]));
-                                if th != tw {
-                                    return Err(
-                                        f.err(n, "'same' padding of a non-square input needs different padding per axis; not supported")
-                                    );
-                                }
-                                (th / 2, th % 2)
-                            }
-                            _ => return Err(f.err(n, format!("expected \"same\" or \"valid\", got {}", describe_value(v)))),
-                        }
-                    }
-                };
-                let bias = f.boolean("bias", true)?;
-                let activation = f.activation()?;
-                let (h, w) = (in_shape[1] + 2 * pad + pad_end, in_shape[2] + 2 * pad + pad_end);
-                if size > h || size > w {
-                    return Err(f.err(
-                        "size",
-                        format!(
-                            "the {size}x{size} kernel does not fit the {}x{} input (padded to {h}x{w}); expected at most {}",
-                            in_shape[1],
-                            in_shape[2],
-                            h.min(w)
-                        ),
-                    ));
-                }
-                let out = [filters, (h - size) / stride + 1, (w - size) / stride + 1];
-                (LayerKind::Conv { size, filters, stride, pad, pad_end, groups, bias, activation }, out)
-            }
-            "pool" => {
-                let size = f.uint(&["size", "sx"], None, 1)?;
-                let stride = f.uint(&["stride"], Some(size), 1)?;
-                let pad = f.uint(&["pad"], Some(0), 0)?;
-                let mode = match f.get(&["mode"]) {
-                    None => PoolMode::Max,
-                    Some((n, v)) => match v.as_str() {
-                        Some("max") => PoolMode::Max,
-                        Some("avg") | Some("average") => PoolMode::Avg,
-                        _ => return Err(f.err(n, format!("expected \"max\" or \"avg\", got {}", describe_value(v)))),
-                    },
-                };
-                if pad * 2 > size {
-                    return Err(f.err("pad", format!("expected at most half the pool size ({}), got {pad}", size / 2)));
-                }
-                let (h, w) = (in_shape[1] + 2 * pad, in_shape[2] + 2 * pad);
-                if size > h || size > w {
-                    return Err(f.err(
-                        "size",
-                        format!(
-                            "the {size}x{size} window does not fit the {}x{} input; expected at most {}",
-                            in_shape[1],
-                            in_shape[2],
-                            h.min(w)
-                        ),
-                    ));
-                }
-                let out = [in_shape[0], (h - size) / stride + 1, (w - size) / stride + 1];
-                (LayerKind::Pool { size, stride, pad, mode }, out)
-            }
-            "fc" => {
-                let units = f.uint(&["units", "num_neurons"], None, 1)?;
-                let bias = f.boolean("bias", true)?;
-                let activation = f.activation()?;
-                (LayerKind::Fc { units, bias, activation }, [units, 1, 1])
-            }
-            "relu" => (LayerKind::Act(Activation::Relu), in_shape),
-            "relu6" => (LayerKind::Act(Activation::Relu6), in_shape),
-            "add" => {
-                if let Some(&j) = inputs.iter().find(|&&j| layers[j].out_shape != in_shape) {
-                    return Err(f.err(
-                        "inputs",
-                        format!(
-                            "\"add\" needs inputs of one shape; {} is {:?}, {} is {:?}",
-                            layers[inputs[0]].name, in_shape, layers[j].name, layers[j].out_shape
-                        ),
-                    ));
-                }
-                (LayerKind::Add, in_shape)
-            }
-            "mul" => {
-                let broadcast = |s: Shape3| s == in_shape || s == [in_shape[0], 1, 1];
-                if let Some(&j) = inputs.iter().find(|&&j| !broadcast(layers[j].out_shape)) {
-                    return Err(f.err(
-                        "inputs",
-                        format!(
-                            "\"mul\" needs inputs of one shape, or [C, 1, 1] to scale channels; {} is {:?}, {} is {:?}",
-                            layers[inputs[0]].name, in_shape, layers[j].name, layers[j].out_shape
-                        ),
-                    ));
-                }
-                (LayerKind::Mul, in_shape)
-            }
-            "concat" => {
-                if let Some(&j) = inputs.iter().find(|&&j| layers[j].out_shape[1..] != in_shape[1..]) {
-                    return Err(f.err(
-                        "inputs",
-                        format!(
-                            "\"concat\" stacks channels of inputs of one height and width; {} is {:?}, {} is {:?}",
-                            layers[inputs[0]].name, in_shape, layers[j].name, layers[j].out_shape
-                        ),
-                    ));
-                }
-                let c = inputs.iter().map(|&j| layers[j].out_shape[0]).sum();
-                (LayerKind::Concat, [c, in_shape[1], in_shape[2]])
-            }
-            "globalpool" => {
-                let mode = match f.get(&["mode"]) {
-                    None => PoolMode::Avg,
-                    Some((n, v)) => match v.as_str() {
-                        Some("max") => PoolMode::Max,
-                        Some("avg") | Some("average") => PoolMode::Avg,
-                        _ => return Err(f.err(n, format!("expected \"avg\" or \"max\", got {}", describe_value(v)))),
-                    },
-                };
-                (LayerKind::GlobalPool { mode }, [in_shape[0], 1, 1])
-            }
-            "flatten" => (LayerKind::Flatten, [flat, 1, 1]),
-            "reshape" => {
-                let shape = match f.get(&["shape"]) {
-                    Some((_, v)) => v.as_array().and_then(|a| {
-                        a.iter().map(|x| x.as_u64().filter(|&d| d >= 1 && d <= 1 << 24).map(|d| d as usize)).collect::<Option<Vec<usize>>>()
-                    }),
-                    None => return Err(f.err("shape", "missing; expected [depth, height, width]")),
-                };
-                match shape.as_deref() {
-                    Some(&[d, h, w]) if d * h * w == flat => (LayerKind::Reshape, [d, h, w]),
-                    Some(&[d, h, w]) => {
-                        return Err(
-                            f.err("shape", format!("[{d}, {h}, {w}] holds {} values; the input {in_shape:?} has {flat}", d * h * w))
-                        );
-                    }
-                    _ => {
-                        return Err(f.err(
-                            "shape",
-                            format!("expected [depth, height, width] of positive integers, got {}", describe_value(&lobj["shape"])),
-                        ));
-                    }
-                }
-            }
-            "leaky_relu" => {
-                let alpha = f.float("alpha", 0.01, 0.0, 1.0, true)?;
-                (LayerKind::Act(Activation::LeakyRelu { alpha }), in_shape)
-            }
-            "clip" => {
-                let min = f.float("min", 0.0, -1e6, 1e6, false)?;
-                let max = f.float("max", 6.0, -1e6, 1e6, false)?;
-                if min >= max {
-                    return Err(f.err("max", format!("expected more than min ({min}), got {max}")));
-                }
-                (LayerKind::Act(Activation::Clip { min, max }), in_shape)
-            }
-            "sigmoid" => (LayerKind::Act(Activation::Sigmoid), in_shape),
-            "tanh" => (LayerKind::Act(Activation::Tanh), in_shape),
-            "softmax" => {
-                // ConvNetJS's softmax carries `num_classes`; here it must match its input.
-                if let Some((n, v)) = f.get(&["num_classes"]) {
-                    if v.as_u64() != Some(flat as u64) {
-                        return Err(f.err(
-                            n,
-                            format!("expected {flat} (the size of the previous layer's output), got {}; add an fc layer with that many units before the softmax", describe_value(v)),
-                        ));
-                    }
-                }
-                (LayerKind::Softmax, [flat, 1, 1])
-            }
-            "scale" => {
-                let scale = f.float("scale", 1.0, -1e6, 1e6, false)?;
-                let offset = f.float("offset", 0.0, -1e6, 1e6, false)?;
-                (LayerKind::Scale { scale, offset }, in_shape)
-            }
-            "dropout" => {
-                let rate = f.float("rate", 0.5, 0.0, 1.0, true)?;
-                (LayerKind::Dropout { rate }, in_shape)
-            }
-            "batchnorm" => {
-                let eps = f.float("eps", 1e-5, 1e-12, 1.0, false)?;
-                let momentum = f.float("momentum", 0.1, 0.0, 1.0, false)?;
-                (LayerKind::BatchNorm { eps, momentum }, in_shape)
-            }
-            other => return Err(f.err("type", format!("unknown layer type \"{other}\"; expected one of {TYPES}"))),
         };
 
         // Name: given, or type + count.
@@ -781,7 +374,7 @@ fn validate(value: &Value) -> Result<NetSpec, SpecError> {
         *count += 1;
         let name = match lobj.get("name") {
             None => {
-                if matches!(kind, LayerKind::Input) {
+                if matches!(kind, LayerKind::Input(_)) {
                     "input".to_string()
                 } else {
                     format!("{type_name}{count}")
@@ -826,6 +419,15 @@ fn validate(value: &Value) -> Result<NetSpec, SpecError> {
         }
     }
     Ok(spec)
+}
+
+/// "a, b and c".
+fn and_list(items: &[&str]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.to_string(),
+        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
+    }
 }
 
 fn valid_name(s: &str) -> bool {

@@ -7,7 +7,6 @@ use burn::tensor::activation::{log_softmax, softmax};
 use burn::tensor::{Tensor, TensorData};
 
 use crate::net::{Mode, Net, ParamTensor, TrainPass};
-use crate::spec::LayerKind;
 use crate::{Error, read, read_all};
 
 /// The update rule.
@@ -149,14 +148,7 @@ pub struct Optimizer {
 
 impl Optimizer {
     pub fn new(net: &Net, config: TrainConfig) -> Optimizer {
-        let decay = net
-            .spec
-            .layers
-            .iter()
-            .map(|l| {
-                l.params().iter().map(|p| matches!(l.kind, LayerKind::Conv { .. } | LayerKind::Fc { .. }) && p.field == "weight").collect()
-            })
-            .collect();
+        let decay = net.spec.layers.iter().map(|l| l.params().iter().map(|p| p.decay).collect()).collect();
         let trainable = net.spec.layers.iter().map(|l| l.params().iter().map(|p| p.trainable).collect()).collect();
         Optimizer {
             config,

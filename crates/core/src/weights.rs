@@ -79,7 +79,7 @@ pub fn save(spec: &NetSpec, weights: &[Vec<Vec<f32>>]) -> Result<Vec<u8>, Error>
         for (p, w) in layer.params().iter().zip(lw) {
             bytes.push((p.name.clone(), p.shape.clone(), w.iter().flat_map(|x| x.to_le_bytes()).collect()));
         }
-        if matches!(layer.kind, crate::spec::LayerKind::BatchNorm { .. }) {
+        if matches!(layer.kind, crate::spec::LayerKind::BatchNorm(_)) {
             // PyTorch's BatchNorm2d state_dict has it; load_state_dict(strict=True) wants it.
             bytes.push((format!("{}.num_batches_tracked", layer.name), vec![], 0i64.to_le_bytes().to_vec()));
         }

@@ -6,6 +6,7 @@
 //! each against PyTorch float64 references; a truncated or corrupt .tflite is an error with a message, not a
 //! panic.
 
+use convlens_core::layers::{add::Add, conv::Conv, scale::Scale};
 use convlens_core::spec::{Activation, LayerKind, NetSpec};
 use convlens_core::{Error, Net, oplist, tfjs, tflite, weights};
 use safetensors::SafeTensors;
@@ -122,20 +123,13 @@ fn the_tflite_fixture_reads_as_its_dequantized_weights_and_matches_pytorch() {
     // The uint8 input's dequantization, (255 x - 128) / 128 of [0, 1] pixels; TensorFlow's SAME padding (a 3x3
     // stride-2 convolution of 8x8 pads 0 on top and left, 1 at the bottom and right); the depthwise groups; the
     // residual add of the projection (layer 4) and the first convolution (layer 2).
-    assert_eq!(spec.layers[1].kind, LayerKind::Scale { scale: 255.0 * 0.0078125, offset: -128.0 * 0.0078125 });
-    let conv = |stride, pad, pad_end, groups, activation| LayerKind::Conv {
-        size: 3,
-        filters: 8,
-        stride,
-        pad,
-        pad_end,
-        groups,
-        bias: true,
-        activation,
+    assert_eq!(spec.layers[1].kind, LayerKind::Scale(Scale { scale: 255.0 * 0.0078125, offset: -128.0 * 0.0078125 }));
+    let conv = |stride, pad, pad_end, groups, activation| {
+        LayerKind::Conv(Conv { size: 3, filters: 8, stride, pad, pad_end, groups, bias: true, activation })
     };
     assert_eq!(spec.layers[2].kind, conv(2, 0, 1, 1, Some(Activation::Relu6)));
     assert_eq!(spec.layers[3].kind, conv(1, 1, 0, 8, Some(Activation::Relu6)));
-    assert_eq!(spec.layers[5].kind, LayerKind::Add);
+    assert_eq!(spec.layers[5].kind, LayerKind::Add(Add));
     assert_eq!(spec.layers[5].inputs, [4, 2]);
     assert_eq!(spec.layers[6].out_shape, [8, 1, 1]);
 
@@ -236,8 +230,8 @@ fn the_tfjs_fixture_matches_keras() {
     check_spec(&model.spec, &fx);
     // 10 high, 8 wide: a valid 3x3 convolution, a 'same' one (pad 1), a 2x2 max pool to 6 x 4 x 3, whose
     // channels-last flatten the Dense layer's rows are reordered from.
-    assert!(matches!(model.spec.layers[1].kind, LayerKind::Conv { pad: 0, pad_end: 0, activation: None, .. }));
-    assert!(matches!(model.spec.layers[3].kind, LayerKind::Conv { pad: 1, pad_end: 0, activation: Some(Activation::Relu), .. }));
+    assert!(matches!(model.spec.layers[1].kind, LayerKind::Conv(Conv { pad: 0, pad_end: 0, activation: None, .. })));
+    assert!(matches!(model.spec.layers[3].kind, LayerKind::Conv(Conv { pad: 1, pad_end: 0, activation: Some(Activation::Relu), .. })));
     assert_eq!(model.spec.layers[4].out_shape.to_vec(), usizes(&fx["pooled_shape"]));
     let net = Net::with_weights(model.spec.clone(), model.weights.clone(), &convlens_core::backend::cpu());
     check_against_pytorch("tiny_tfjs", &net, &fx);

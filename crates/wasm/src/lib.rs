@@ -539,7 +539,8 @@ impl Engine {
                     name: l.name.clone(),
                     ty: l.kind.type_name().to_string(),
                     activation: match l.kind {
-                        convlens_core::spec::LayerKind::Conv { activation, .. } | convlens_core::spec::LayerKind::Fc { activation, .. } => {
+                        convlens_core::spec::LayerKind::Conv(convlens_core::layers::conv::Conv { activation, .. })
+                        | convlens_core::spec::LayerKind::Fc(convlens_core::layers::fc::Fc { activation, .. }) => {
                             activation.map(|a| a.as_str().to_string())
                         }
                         _ => None,

@@ -410,7 +410,7 @@ pub fn default_cam_layer(net: &Net, target: usize) -> usize {
         .rev()
         .find(|&i| {
             let [_, h, w] = net.spec.layers[i].out_shape;
-            h * w > 1 && !matches!(net.spec.layers[i].kind, crate::spec::LayerKind::Pool { .. })
+            h * w > 1 && !matches!(net.spec.layers[i].kind, crate::spec::LayerKind::Pool(_))
         })
         .unwrap_or(1)
 }
