@@ -23,7 +23,7 @@ impl SplitMix64 {
     }
     /// Uniform integer in 0..n (n > 0).
     pub fn below(&mut self, n: usize) -> usize {
-        ((self.next_u64() >> 32) * n as u64 >> 32) as usize
+        (((self.next_u64() >> 32) * n as u64) >> 32) as usize
     }
     pub fn normal(&mut self) -> f64 {
         let (u, v) = (self.uniform(), self.uniform());

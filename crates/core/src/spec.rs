@@ -177,10 +177,10 @@ impl<'a> Fields<'a> {
         let mut found = None;
         for n in names {
             self.seen.push(n);
-            if let Some(v) = self.obj.get(*n) {
-                if found.is_none() {
-                    found = Some((*n, v));
-                }
+            if let Some(v) = self.obj.get(*n)
+                && found.is_none()
+            {
+                found = Some((*n, v));
             }
         }
         found

@@ -115,10 +115,10 @@ impl TrainConfig {
                 return bad(what, v, "at least 0 and below 1");
             }
         }
-        if let Some(e) = self.eps {
-            if !finite_pos(e) {
-                return bad("epsilon", e, "a positive number");
-            }
+        if let Some(e) = self.eps
+            && !finite_pos(e)
+        {
+            return bad("epsilon", e, "a positive number");
         }
         Ok(())
     }

@@ -117,8 +117,7 @@ fn run(fx: &Fixture, fused: bool) -> BTreeMap<String, (f64, String)> {
             }
             continue;
         }
-        let mut s = Settings::default();
-        s.method = match method {
+        let method = match method {
             "saliency" => Method::Gradient,
             "deconvnet" => Method::Deconvnet,
             "guided" => Method::Guided,
@@ -128,6 +127,7 @@ fn run(fx: &Fixture, fused: bool) -> BTreeMap<String, (f64, String)> {
             "grad_cam" => Method::GradCam,
             m => panic!("unknown method {m}"),
         };
+        let mut s = Settings { method, ..Settings::default() };
         match s.method {
             Method::SmoothGrad => s.noise_values = Some(arr("noise").clone()),
             Method::IntegratedGradients => {

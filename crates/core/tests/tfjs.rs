@@ -13,7 +13,7 @@ fn data_dir() -> Option<PathBuf> {
     dir.join("tiny-vgg/model.json").exists().then_some(dir)
 }
 
-fn load_tiny_vgg(dir: &PathBuf) -> tfjs::Model {
+fn load_tiny_vgg(dir: &std::path::Path) -> tfjs::Model {
     let json = std::fs::read_to_string(dir.join("tiny-vgg/model.json")).unwrap();
     let base = dir.join("tiny-vgg");
     tfjs::load(&json, &mut |p| std::fs::read(base.join(p)).map_err(|e| Error::Weights(e.to_string()))).unwrap()

@@ -62,12 +62,11 @@ pub fn install_panic_hook(callback: js_sys::Function) {
 
 fn web_log(message: &str) {
     let console = Reflect::get(&js_sys::global(), &"console".into()).ok();
-    if let Some(console) = console {
-        if let Ok(error) = Reflect::get(&console, &"error".into()) {
-            if let Ok(f) = error.dyn_into::<js_sys::Function>() {
-                let _ = f.call1(&console, &JsValue::from_str(message));
-            }
-        }
+    if let Some(console) = console
+        && let Ok(error) = Reflect::get(&console, &"error".into())
+        && let Ok(f) = error.dyn_into::<js_sys::Function>()
+    {
+        let _ = f.call1(&console, &JsValue::from_str(message));
     }
 }
 
@@ -176,7 +175,7 @@ async fn infer(
         return forward_to(net, inputs, layer).await;
     }
     let per: usize = net.spec.input_shape().iter().product();
-    if inputs.is_empty() || inputs.len() % per != 0 {
+    if inputs.is_empty() || !inputs.len().is_multiple_of(per) {
         return forward_to(net, inputs, layer).await; // for its message
     }
     if let Some(i) = inputs.iter().position(|v| !v.is_finite()) {
@@ -199,7 +198,7 @@ async fn infer(
 async fn forward_to(net: &Net, inputs: &[f32], layer: usize) -> Result<Vec<f32>, convlens_core::Error> {
     let [d, h, w] = net.spec.input_shape();
     let per = d * h * w;
-    if inputs.is_empty() || inputs.len() % per != 0 {
+    if inputs.is_empty() || !inputs.len().is_multiple_of(per) {
         return Err(convlens_core::Error::Input(format!("{} values are not a whole number of {d}x{h}x{w} inputs", inputs.len())));
     }
     if layer >= net.spec.layers.len() {

@@ -19,7 +19,8 @@ use wasm_bindgen_futures::future_to_promise;
 
 use crate::{Engine, ObjectiveJs, js_err, now, set, shape_js};
 
-/// A job in progress.
+/// A job in progress (one per running view: the size of its largest variant does not matter).
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Job {
     Visualize(ClassVis),
     /// One inversion per layer, stepped in turn.

@@ -38,7 +38,7 @@ impl Parse for Conv {
         let filters = f.uint(&["filters"], None, 1)?;
         let stride = f.uint(&["stride"], Some(1), 1)?;
         let groups = f.uint(&["groups"], Some(1), 1)?;
-        if in_shape[0] % groups != 0 || filters % groups != 0 {
+        if !in_shape[0].is_multiple_of(groups) || filters % groups != 0 {
             return Err(f.err(
                 "groups",
                 format!("expected a divisor of both the {} input channels and the {filters} filters, got {groups}", in_shape[0]),

@@ -14,8 +14,8 @@ impl Parse for Softmax {
     fn parse(_: &str, f: &mut Fields, inputs: &[Source]) -> Result<(Self, Shape3), SpecError> {
         let flat = inputs[0].shape.iter().product::<usize>();
         // ConvNetJS's softmax carries `num_classes`; here it must match its input.
-        if let Some((n, v)) = f.get(&["num_classes"]) {
-            if v.as_u64() != Some(flat as u64) {
+        if let Some((n, v)) = f.get(&["num_classes"])
+            && v.as_u64() != Some(flat as u64) {
                 return Err(f.err(
                     n,
                     format!(
@@ -24,7 +24,6 @@ impl Parse for Softmax {
                     ),
                 ));
             }
-        }
         Ok((Softmax, [flat, 1, 1]))
     }
 }

@@ -41,10 +41,10 @@ impl<'a> Attributor<'a> {
         objective: &Objective,
         rule: ReluRule,
     ) -> Result<(Vec<f32>, Vec<f32>), Error> {
-        if let Some(fused) = self.fused.as_deref_mut() {
-            if let Some(r) = fused.input_grads(self.net, images, n, objective, rule)? {
-                return Ok(r);
-            }
+        if let Some(fused) = self.fused.as_deref_mut()
+            && let Some(r) = fused.input_grads(self.net, images, n, objective, rule)?
+        {
+            return Ok(r);
         }
         let [d, h, w] = self.net.spec.input_shape();
         if n == 0 || images.len() != n * d * h * w {
@@ -77,10 +77,10 @@ impl<'a> Attributor<'a> {
     /// The net's last output (the probabilities, for a net ending in a softmax) for `n` images.
     pub async fn outputs(&mut self, images: &[f32], n: usize) -> Result<Vec<f32>, Error> {
         let last = self.net.spec.layers.len() - 1;
-        if let Some(fused) = self.fused.as_deref_mut() {
-            if last <= self.net.spec.score_layer() + 1 {
-                return fused.layer_output(images, n, last);
-            }
+        if let Some(fused) = self.fused.as_deref_mut()
+            && last <= self.net.spec.score_layer() + 1
+        {
+            return fused.layer_output(images, n, last);
         }
         let [d, h, w] = self.net.spec.input_shape();
         if n == 0 || images.len() != n * d * h * w {
@@ -93,10 +93,10 @@ impl<'a> Attributor<'a> {
 
     /// The layer view of one image with `rule` at every ReLU.
     pub async fn probe(&mut self, image: &[f32], objective: &Objective, rule: ReluRule) -> Result<Probe, Error> {
-        if let Some(fused) = self.fused.as_deref_mut() {
-            if let Some(p) = fused.probe_with(self.net, image, objective, rule)? {
-                return Ok(p);
-            }
+        if let Some(fused) = self.fused.as_deref_mut()
+            && let Some(p) = fused.probe_with(self.net, image, objective, rule)?
+        {
+            return Ok(p);
         }
         layers::probe_with(self.net, image, objective, rule).await
     }

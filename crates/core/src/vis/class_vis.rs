@@ -160,7 +160,7 @@ impl ClassVis {
             if s.l2_decay > 0.0 {
                 p.iter_mut().for_each(|v| *v = 0.5 + (1.0 - s.l2_decay) * (*v - 0.5));
             }
-            if s.blur_every > 0 && step % s.blur_every == 0 && s.blur_sigma > 0.0 {
+            if s.blur_every > 0 && step.is_multiple_of(s.blur_every) && s.blur_sigma > 0.0 {
                 *p = image_param::gaussian_blur(p, shape, s.blur_sigma);
             }
             let hw = h * w;
