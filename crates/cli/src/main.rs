@@ -34,9 +34,10 @@ struct ModelArgs {
     /// Weights (.safetensors, PyTorch names and layouts). Default: a seeded random init.
     #[arg(long)]
     weights: Option<PathBuf>,
-    /// Seed of the random init when no weights are given.
-    #[arg(long, default_value_t = 1)]
-    seed: u64,
+    /// Seed of the random init when no weights are given (and of training's data order and
+    /// dropout) [default: 1].
+    #[arg(long)]
+    seed: Option<u64>,
     /// cpu (burn-flex) or gpu (burn-wgpu on Vulkan/Metal).
     #[arg(long, default_value = "cpu")]
     backend: String,
@@ -113,6 +114,7 @@ enum Command {
         /// Image: .npy (float32, CHW) or PNG/JPEG/BMP (scaled to [0,1], center-cropped).
         #[arg(long)]
         image: PathBuf,
+        /// gradient, deconvnet, guided, gradient-x-input, smoothgrad, integrated-gradients or grad-cam.
         #[arg(long, default_value = "gradient")]
         method: String,
         /// predicted (the top class's score), class:K, prob:K, neuron:LAYER:INDEX or channel:LAYER:C.
@@ -126,24 +128,28 @@ enum Command {
         /// integrated-gradients; abs for gradient and smoothgrad; overlay for grad-cam.
         #[arg(long)]
         display: Option<String>,
-        /// SmoothGrad: noise level (a fraction of the image's value range) and sample count.
+        /// SmoothGrad: the noise level, a fraction of the image's value range.
         #[arg(long, default_value_t = 0.15)]
         noise: f32,
+        /// SmoothGrad: how many noisy copies are averaged.
         #[arg(long, default_value_t = 25)]
         samples: usize,
         /// SmoothGrad: the noise's seed.
         #[arg(long, default_value_t = 1)]
         noise_seed: u64,
-        /// Integrated gradients: baseline value, steps and rule (gausslegendre or riemann_trapezoid).
+        /// Integrated gradients: the baseline's value (every pixel).
         #[arg(long, default_value_t = 0.0)]
         baseline: f32,
+        /// Integrated gradients: the number of points on the path from the baseline.
         #[arg(long, default_value_t = 50)]
         steps: usize,
+        /// Integrated gradients: the quadrature rule, gausslegendre or riemann_trapezoid (Captum's).
         #[arg(long, default_value = "gausslegendre")]
         rule: String,
-        /// Grad-CAM: the layer (default: the last spatial layer below the target) and no ReLU.
+        /// Grad-CAM: the layer, by name or number (default: the last spatial layer below the target).
         #[arg(long)]
-        layer: Option<usize>,
+        layer: Option<String>,
+        /// Grad-CAM: keep the negative part of the map (no ReLU on the weighted sum).
         #[arg(long)]
         no_relu: bool,
         /// Pixels per input pixel in the PNG.
@@ -159,13 +165,19 @@ enum Command {
     Occlude {
         #[command(flatten)]
         model: ModelArgs,
+        /// Image: .npy (float32, CHW) or PNG/JPEG/BMP (scaled to [0,1], center-cropped).
         #[arg(long)]
         image: PathBuf,
         /// The class to track (default: the predicted one).
         #[arg(long)]
         class: Option<usize>,
+        /// Track the class's score (the logit) instead of its probability.
+        #[arg(long)]
+        logit: bool,
+        /// The patch's side in pixels.
         #[arg(long, default_value_t = 8)]
         window: usize,
+        /// Pixels between patch positions.
         #[arg(long, default_value_t = 2)]
         stride: usize,
         /// gray, black, white, blur, mean:V[,V,V] or a number.
@@ -174,15 +186,16 @@ enum Command {
         /// Occluded images per batch.
         #[arg(long, default_value_t = 64)]
         batch: usize,
+        /// map.npy ([ny, nx] of the tracked value) or map.png (its drop, RdBu, over the image).
         #[arg(long)]
         out: PathBuf,
+        /// Pixels per input pixel in the PNG.
         #[arg(long, default_value_t = 8)]
         scale: usize,
         /// Also time the whole occlusion this many times and print the median (a benchmark).
         #[arg(long, default_value_t = 0)]
         repeat: usize,
     },
-    /// Write the model's weights (e.g. a seeded init) as safetensors with the spec embedded.
     /// Class and neuron visualization by gradient ascent (presets lucid, yosinski, simonyan).
     Visualize(optimize::VisualizeArgs),
     /// Feature inversion (Mahendran & Vedaldi): reconstruct an image from layers' codes, side by side.
@@ -193,9 +206,12 @@ enum Command {
     Style(optimize::StyleArgs),
     /// Adversarial examples: FGSM, an iterative attack towards a class, fooling images.
     Adversarial(optimize::AdversarialArgs),
+    /// Write the model's weights (e.g. a seeded init) as safetensors with the spec embedded, so
+    /// one file opens the whole model (in the page's "Open model…" or as --model).
     Export {
         #[command(flatten)]
         model: ModelArgs,
+        /// The .safetensors file to write.
         #[arg(long)]
         out: PathBuf,
     },
@@ -203,8 +219,28 @@ enum Command {
 
 type Result<T> = std::result::Result<T, String>;
 
+impl ModelArgs {
+    fn seed(&self) -> u64 {
+        self.seed.unwrap_or(1)
+    }
+}
+
 fn main() {
     let cli = Cli::parse();
+    // Mesa's Vulkan drivers print "XDG_RUNTIME_DIR is invalid or not set" once per probe when it
+    // is unset (a headless machine, a container); a private empty directory quiets them.
+    if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
+        let dir = std::env::temp_dir().join(format!("convlens-xdg-{}", std::process::id()));
+        if std::fs::create_dir_all(&dir).is_ok() {
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700));
+            }
+            // SAFETY: no other thread runs yet.
+            unsafe { std::env::set_var("XDG_RUNTIME_DIR", &dir) };
+        }
+    }
     if let Err(e) = pollster::block_on(run(cli)) {
         eprintln!("convlens: {e}");
         std::process::exit(1);
@@ -223,7 +259,12 @@ fn read(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
 }
 
+/// Loads the model; warns when it runs on random weights (a spec alone, without --weights).
 async fn load(m: &ModelArgs) -> Result<Net> {
+    load_with(m, true).await
+}
+
+async fn load_with(m: &ModelArgs, warn_random: bool) -> Result<Net> {
     let device = device(&m.backend).await?;
     let model_bytes = read(&m.model)?;
     if m.model.extension().is_some_and(|e| e == "json") && model_bytes.windows(13).any(|w| w == b"modelTopology") {
@@ -272,7 +313,17 @@ async fn load(m: &ModelArgs) -> Result<Net> {
         Some(p) => Some(read(p)?),
         None => embedded_weights,
     };
-    convlens_core::build(&spec_text, weight_bytes.as_deref(), m.seed, &device).map_err(|e| e.to_string())
+    if weight_bytes.is_none() && warn_random && m.seed.is_none() {
+        let beside = m.model.with_extension("safetensors");
+        let hint =
+            if beside.exists() { format!(" (trained weights are beside it: --weights {})", beside.display()) } else { String::new() };
+        eprintln!(
+            "convlens: warning: {} has no weights, so this runs on random weights (seed {}); give --weights{hint}",
+            m.model.display(),
+            m.seed()
+        );
+    }
+    convlens_core::build(&spec_text, weight_bytes.as_deref(), m.seed(), &device).map_err(|e| e.to_string())
 }
 
 /// Loads an image as the network's input: CHW floats.
@@ -280,8 +331,23 @@ fn load_image(path: &Path, spec: &NetSpec) -> Result<Vec<f32>> {
     let [d, h, w] = spec.input_shape();
     if path.extension().is_some_and(|e| e == "npy") {
         let (shape, data) = npy::read(&read(path)?).map_err(|e| format!("{}: {e}", path.display()))?;
-        if data.len() != d * h * w {
-            return Err(format!("{}: shape {shape:?}; the network's input is [{d}, {h}, {w}]", path.display()));
+        // CHW, optionally with a batch of one in front; an HWC array (channels last) is refused,
+        // not read in the wrong order.
+        let chw = match shape.as_slice() {
+            [c, y, x] | [1, c, y, x] => [*c, *y, *x],
+            [y, x] if d == 1 => [1, *y, *x],
+            _ => [0, 0, 0],
+        };
+        if chw != [d, h, w] {
+            let hint = if shape.len() >= 3 && shape[shape.len() - 1] == d && shape[shape.len() - 3..shape.len() - 1] == [h, w] {
+                " (channels last: transpose it to channels first, e.g. numpy's a.transpose(2, 0, 1))"
+            } else {
+                ""
+            };
+            return Err(format!(
+                "{}: shape {shape:?}; the network's input is [{d}, {h}, {w}] (channels, height, width){hint}",
+                path.display()
+            ));
         }
         return Ok(data);
     }
@@ -356,7 +422,7 @@ fn as3(shape: &[usize]) -> [usize; 3] {
 async fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Info { model } => {
-            let net = load(&model).await?;
+            let net = load_with(&model, false).await?;
             let s = &net.spec;
             println!("{}: {} layers, {} parameters, {} classes", s.name, s.layers.len(), s.param_count(), s.classes());
             println!("{:>3}  {:<10} {:<44} {:>14} {:>8}", "#", "name", "layer", "output (CxHxW)", "params");
@@ -385,7 +451,7 @@ async fn run(cli: Cli) -> Result<()> {
                         .map_err(|e| convlens_core::Error::Data(format!("cannot read {}: {e}", dir.join(f).display())))
                 })
                 .map_err(|e| e.to_string())?;
-            let mut net = load(&model).await?;
+            let mut net = load_with(&model, false).await?;
             let input = net.spec.input_shape();
             train_set.check_input(input).map_err(|e| e.to_string())?;
             let config = train::TrainConfig {
@@ -395,7 +461,7 @@ async fn run(cli: Cli) -> Result<()> {
                 batch_size: batch,
                 l1,
                 l2,
-                seed: model.seed,
+                seed: model.seed(),
                 ..Default::default()
             };
             config.validate().map_err(|e| e.to_string())?;
@@ -406,7 +472,7 @@ async fn run(cli: Cli) -> Result<()> {
             } else {
                 None
             };
-            let mut sampler = data::Sampler::new(train_set.len(), model.seed);
+            let mut sampler = data::Sampler::new(train_set.len(), model.seed());
             let steps = (epochs * train_set.len() as f64 / batch as f64).ceil() as usize;
             println!(
                 "training {} on {} ({} train, {} test images) for {steps} steps of {batch} ({})",
@@ -482,7 +548,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Style(a) => optimize::style(a).await,
         Command::Adversarial(a) => optimize::adversarial(a).await,
         Command::Export { model, out } => {
-            let net = load(&model).await?;
+            let net = load_with(&model, false).await?;
             let w = net.read_weights().await.map_err(|e| e.to_string())?;
             let bytes = weights::save(&net.spec, &w).map_err(|e| e.to_string())?;
             std::fs::write(&out, bytes).map_err(|e| format!("cannot write {}: {e}", out.display()))?;
@@ -512,7 +578,7 @@ async fn run(cli: Cli) -> Result<()> {
             let mut fused = fused_path(&net, &model).await?;
             let objective = match target.as_str() {
                 "predicted" => Objective::Class(predicted(&net, fused.as_mut(), &input).await?),
-                t => Objective::parse(t).map_err(|e| e.to_string())?,
+                t => Objective::parse_in(t, &net.spec).map_err(|e| e.to_string())?,
             };
             let method = Method::parse(&method).map_err(|e| e.to_string())?;
             let settings = Settings {
@@ -523,7 +589,7 @@ async fn run(cli: Cli) -> Result<()> {
                 baseline: vec![baseline],
                 steps,
                 quadrature: attribution::Quadrature::parse(&rule).map_err(|e| e.to_string())?,
-                layer,
+                layer: layer.map(|l| net.spec.layer_index(&l)).transpose().map_err(|e| e.to_string())?,
                 relu: !no_relu,
                 ..Settings::default()
             };
@@ -573,7 +639,7 @@ async fn run(cli: Cli) -> Result<()> {
             println!("{} of {} = {}{extra}; wrote {c}x{h}x{w} map to {}", method.name(), objective.describe(&net), a.value, out.display());
             Ok(())
         }
-        Command::Occlude { model, image, class, window, stride, fill, batch, out, scale, repeat } => {
+        Command::Occlude { model, image, class, logit, window, stride, fill, batch, out, scale, repeat } => {
             let net = load(&model).await?;
             let input = load_image(&image, &net.spec)?;
             let mut fused = fused_path(&net, &model).await?;
@@ -581,7 +647,8 @@ async fn run(cli: Cli) -> Result<()> {
                 Some(k) => k,
                 None => predicted(&net, fused.as_mut(), &input).await?,
             };
-            let settings = occlusion::Settings { window, stride, fill: Fill::parse(&fill, window).map_err(|e| e.to_string())?, class };
+            let settings =
+                occlusion::Settings { window, stride, fill: Fill::parse(&fill, window).map_err(|e| e.to_string())?, class, logit };
             let mut at = Attributor::new(&net, fused.as_mut());
             let mut times = vec![];
             let mut occ = None;
@@ -610,8 +677,9 @@ async fn run(cli: Cli) -> Result<()> {
                 write_png(&out, &grid::overlay(&input, net.spec.input_shape()[0], &drop, h, w, ColorMap::Diverging, scale))?;
             }
             let (worst, low) = occ.grid.iter().enumerate().fold((0, f32::INFINITY), |a, (i, &v)| if v < a.1 { (i, v) } else { a });
+            let what = if logit || net.spec.softmax_index().is_none() { "score" } else { "probability" };
             println!(
-                "class {class}: {:.4} unoccluded; lowest {low:.4} with the patch at y={}, x={}; {}x{} positions; wrote {}",
+                "class {class} {what}: {} unoccluded; lowest {low} with the patch at y={}, x={}; {}x{} positions; wrote {}",
                 occ.base,
                 (worst / occ.nx) * stride,
                 (worst % occ.nx) * stride,
@@ -623,7 +691,7 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Probe { model, image, target, out, scale, repeat } => {
             let net = load(&model).await?;
-            let objective = Objective::parse(&target).map_err(|e| e.to_string())?;
+            let objective = Objective::parse_in(&target, &net.spec).map_err(|e| e.to_string())?;
             let input = load_image(&image, &net.spec)?;
             if repeat > 0 {
                 let mut times = vec![];

@@ -74,7 +74,7 @@ pub fn class_name(net: &Net, k: usize) -> String {
 
 pub async fn visualize(a: VisualizeArgs) -> Result<()> {
     let net = load(&a.model).await?;
-    let objective = Objective::parse(&a.target).map_err(|e| e.to_string())?;
+    let objective = Objective::parse_in(&a.target, &net.spec).map_err(|e| e.to_string())?;
     let mut s = Settings::preset(&a.preset, objective).map_err(|e| e.to_string())?;
     if let Some(p) = &a.param {
         s.param = Parametrization::parse(p)
@@ -177,14 +177,7 @@ fn input_image(path: &Path, net: &Net) -> Result<Vec<f32>> {
 
 /// A layer by index or name.
 fn layer_index(net: &Net, s: &str) -> Result<usize> {
-    if let Ok(i) = s.parse::<usize>() {
-        return if i < net.spec.layers.len() {
-            Ok(i)
-        } else {
-            Err(format!("layer {i} does not exist; the network has layers 0..{}", net.spec.layers.len() - 1))
-        };
-    }
-    net.spec.layers.iter().position(|l| l.name == s).ok_or_else(|| format!("no layer is named '{s}'"))
+    net.spec.layer_index(s).map_err(|e| e.to_string())
 }
 
 fn report(what: &str, steps: usize, t0: std::time::Instant) {

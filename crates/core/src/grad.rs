@@ -49,6 +49,18 @@ impl Objective {
         }
     }
 
+    /// [`Objective::parse`] with layers also by name (`neuron:conv2:17`, `channel:op20:5`).
+    pub fn parse_in(s: &str, spec: &crate::spec::NetSpec) -> Result<Objective, Error> {
+        let parts: Vec<&str> = s.split(':').collect();
+        match parts.as_slice() {
+            [kind @ ("neuron" | "channel"), layer, rest] if layer.parse::<usize>().is_err() => {
+                let i = spec.layer_index(layer).map_err(|e| Error::Objective(e.message))?;
+                Objective::parse(&format!("{kind}:{i}:{rest}"))
+            }
+            _ => Objective::parse(s),
+        }
+    }
+
     pub fn describe(&self, net: &Net) -> String {
         let name = |i: usize| net.spec.layers.get(i).map(|l| l.name.as_str()).unwrap_or("?");
         match self {

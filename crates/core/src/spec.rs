@@ -110,6 +110,23 @@ impl NetSpec {
         }
     }
 
+    /// A layer by name (`conv2`) or number (`3`), with a message listing the names.
+    pub fn layer_index(&self, s: &str) -> Result<usize, SpecError> {
+        let found = match s.parse::<usize>() {
+            Ok(i) => (i < self.layers.len()).then_some(i),
+            Err(_) => self.layers.iter().position(|l| l.name == s),
+        };
+        found.ok_or_else(|| SpecError {
+            layer: None,
+            field: None,
+            message: format!(
+                "there is no layer '{s}'; the layers are {} (or their numbers 0..{})",
+                self.layers.iter().map(|l| l.name.as_str()).collect::<Vec<_>>().join(", "),
+                self.layers.len() - 1
+            ),
+        })
+    }
+
     /// Number of classes: the size of the score layer's output.
     pub fn classes(&self) -> usize {
         self.layers[self.score_layer()].out_shape.iter().product()

@@ -102,6 +102,7 @@ fn run(fx: &Fixture, fused: bool) -> BTreeMap<String, (f64, String)> {
                 stride: p["stride"].as_u64().unwrap() as usize,
                 fill,
                 class,
+                logit: false,
             };
             let mut occ = pollster::block_on(Occlusion::new(&mut at, image, settings)).unwrap();
             while !pollster::block_on(occ.run(&mut at, 7)).unwrap() {}
@@ -241,7 +242,7 @@ fn bad_settings_get_messages() {
     let ig = Settings { method: Method::IntegratedGradients, baseline: vec![0.0; 3], ..Settings::default() };
     assert_eq!(err(ig, Objective::Class(1)), "input: the baseline has 3 values; expected 1 or the image's 576");
     assert_eq!(err(Settings::default(), Objective::Prob(10)), "objective: class 10 does not exist; the network has 10 classes (0..9)");
-    let big = occlusion::Settings { window: 25, stride: 2, fill: Fill::Constant(0.5), class: 1 };
+    let big = occlusion::Settings { window: 25, stride: 2, fill: Fill::Constant(0.5), class: 1, logit: false };
     let e = pollster::block_on(Occlusion::new(&mut at, image, big)).unwrap_err().to_string();
     assert_eq!(e, "input: the patch must be 1 to 24 pixels wide, not 25");
     assert_eq!(

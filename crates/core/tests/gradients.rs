@@ -289,6 +289,20 @@ fn import_layers_leaky_clip_mul_concat_globalpool_reshape_flatten() {
 }
 
 #[test]
+fn layers_by_name_or_number() {
+    let spec = NetSpec::parse(CONV_NET).unwrap();
+    assert_eq!(spec.layer_index("conv2").unwrap(), 3);
+    assert_eq!(spec.layer_index("3").unwrap(), 3);
+    assert_eq!(Objective::parse_in("channel:pool1:1", &spec).unwrap(), Objective::Channel { layer: 2, channel: 1 });
+    assert_eq!(Objective::parse_in("neuron:5:2", &spec).unwrap(), Objective::Neuron { layer: 5, index: 2 });
+    assert_eq!(
+        spec.layer_index("nope").unwrap_err().to_string(),
+        "there is no layer 'nope'; the layers are input, conv1, pool1, conv2, pool2, fc1, fc2, softmax1 (or their numbers 0..7)"
+    );
+    assert!(spec.layer_index("8").is_err());
+}
+
+#[test]
 fn conv_pool_fc_softmax_class_score() {
     check(CONV_NET, Objective::Class(2), 11);
 }

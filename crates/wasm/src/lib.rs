@@ -614,6 +614,9 @@ struct OcclusionJs {
     /// gray, black, white, blur, mean:R,G,B or a number.
     fill: String,
     class: usize,
+    /// Track the class's score (the logit) instead of its probability.
+    #[serde(default)]
+    logit: bool,
 }
 
 /// Takes the fused CPU path's state out of the session (building it if needed) when the backend
@@ -709,6 +712,7 @@ impl Engine {
                 stride: s.stride,
                 fill: Fill::parse(&s.fill, s.window).map_err(js_err)?,
                 class: s.class,
+                logit: s.logit,
             };
             let net = net.borrow().clone().ok_or_else(|| js_err("no network is loaded"))?;
             let mut fused = take_fused(&session, &net, fused_ok).await?;

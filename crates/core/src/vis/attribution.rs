@@ -76,7 +76,11 @@ impl<'a> Attributor<'a> {
 
     /// The net's last output (the probabilities, for a net ending in a softmax) for `n` images.
     pub async fn outputs(&mut self, images: &[f32], n: usize) -> Result<Vec<f32>, Error> {
-        let last = self.net.spec.layers.len() - 1;
+        self.outputs_of(images, n, self.net.spec.layers.len() - 1).await
+    }
+
+    /// Layer `last`'s output for `n` images.
+    pub async fn outputs_of(&mut self, images: &[f32], n: usize, last: usize) -> Result<Vec<f32>, Error> {
         if let Some(fused) = self.fused.as_deref_mut()
             && last <= self.net.spec.score_layer() + 1
         {
@@ -87,7 +91,7 @@ impl<'a> Attributor<'a> {
             return Err(Error::Input(format!("{} values are not {n} inputs of {d}x{h}x{w}", images.len())));
         }
         let x = Tensor::<4>::from_data(TensorData::new(images.to_vec(), [n, d, h, w]), &self.net.device);
-        let out = self.net.forward_all(x).pop().expect("a net has layers");
+        let out = self.net.forward_upto(x, last, &self.net.params).pop().expect("a net has layers");
         crate::read(out.flatten::<1>(0, 3)).await
     }
 

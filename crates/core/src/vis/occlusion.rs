@@ -86,6 +86,8 @@ pub struct Settings {
     pub fill: Fill,
     /// The class whose probability (or score, for a net without a softmax) is tracked.
     pub class: usize,
+    /// Track the class's score (the logit, before the softmax) instead.
+    pub logit: bool,
 }
 
 /// An occlusion in progress, or done.
@@ -104,6 +106,11 @@ pub struct Occlusion {
     pub grid: Vec<f32>,
     /// On the fused CPU path: the unoccluded image's activations, for incremental passes.
     fast: Option<IncrementalForward>,
+}
+
+/// The layer whose output is tracked: the last (probabilities, after a softmax), or the scores.
+fn tracked_layer(at: &Attributor, s: &Settings) -> usize {
+    if s.logit { at.net.spec.score_layer() } else { at.net.spec.layers.len() - 1 }
 }
 
 /// Windows per axis, as Captum counts them: `ceil((n - window) / stride) + 1`.
@@ -134,7 +141,7 @@ impl Occlusion {
             )));
         }
         let baseline = settings.fill.baseline(image, shape)?;
-        let out = at.outputs(image, 1).await?;
+        let out = at.outputs_of(image, 1, tracked_layer(at, &settings)).await?;
         let (ny, nx) = (positions(h, settings.window, settings.stride), positions(w, settings.window, settings.stride));
         Ok(Occlusion {
             image: image.to_vec(),
@@ -181,7 +188,7 @@ impl Occlusion {
                 Some(f) => f,
                 None => IncrementalForward::new(spec, fused.layer_outputs(&self.image)),
             };
-            let softmax = spec.softmax_index().is_some();
+            let softmax = spec.softmax_index().is_some() && !self.settings.logit;
             for i in start..start + n {
                 let (rows, cols) = self.window(i);
                 let mut scores =
@@ -206,7 +213,7 @@ impl Occlusion {
                 }
             }
         }
-        let out = at.outputs(&batch, n).await?;
+        let out = at.outputs_of(&batch, n, tracked_layer(at, &self.settings)).await?;
         let k = out.len() / n;
         self.grid.extend((0..n).map(|b| out[b * k + self.settings.class]));
         Ok(self.done() == self.total())
