@@ -39,6 +39,7 @@ fn cpu_and_wgpu_agree_on_every_layer() {
         }
     }
     graph_agrees(&gpu);
+    import_layers_and_training_agree(&gpu);
 }
 
 /// The same for a MobileNetV2-style graph (input scaling, TensorFlow 'same' padding with stride 2,
@@ -58,7 +59,8 @@ fn graph_agrees(gpu: &convlens_core::burn::tensor::Device) {
     let a = Net::init(spec, 3, &convlens_core::backend::cpu());
     let b = pollster::block_on(a.to_device(gpu)).unwrap();
     let image: Vec<f32> = (0..768).map(|i| ((i * 31 % 89) as f32) / 88.0).collect();
-    for rule in [convlens_core::grad::ReluRule::Gradient, convlens_core::grad::ReluRule::Guided] {
+    use convlens_core::grad::ReluRule;
+    for rule in [ReluRule::Gradient, ReluRule::Deconvnet, ReluRule::Guided] {
         let obj = Objective::Class(2);
         let pa = pollster::block_on(layers::probe_with(&a, &image, &obj, rule)).unwrap();
         let pb = pollster::block_on(layers::probe_with(&b, &image, &obj, rule)).unwrap();
@@ -68,6 +70,54 @@ fn graph_agrees(gpu: &convlens_core::burn::tensor::Device) {
                 let diff = x.iter().zip(y.iter()).fold(0f32, |m, (p, q)| m.max((p - q).abs()));
                 assert!(diff <= 1e-4 * scale.max(1.0), "{rule:?} layer {i} {what}: max diff {diff} (scale {scale})");
             }
+        }
+    }
+}
+
+/// The layers model import needs (leaky relu, clip, mul with channel scaling, concat, global
+/// pooling, reshape, flatten) under every rule, and a training step of batchnorm and dropout
+/// (batch statistics, running statistics, the same seeded masks) on both backends.
+fn import_layers_and_training_agree(gpu: &convlens_core::burn::tensor::Device) {
+    use convlens_core::grad::ReluRule;
+    use convlens_core::train::{self, Method, Optimizer, TrainConfig};
+    let spec = NetSpec::parse(
+        r#"{"layers":[{"type":"input","width":8,"height":8,"depth":3},
+        {"type":"conv","name":"a","size":3,"filters":4,"pad":1},{"type":"batchnorm","name":"bn"},{"type":"leaky_relu","name":"la","alpha":0.1},
+        {"type":"conv","name":"b","size":1,"filters":2,"inputs":["input"],"activation":"relu6"},{"type":"clip","name":"cb","min":-0.5,"max":0.8},
+        {"type":"concat","name":"cat","inputs":["la","cb"]},{"type":"globalpool","name":"gap"},{"type":"fc","name":"se","units":6,"activation":"sigmoid"},
+        {"type":"mul","name":"scaled","inputs":["cat","se"]},{"type":"dropout","rate":0.4},{"type":"pool","size":2},
+        {"type":"reshape","shape":[6,16,1]},{"type":"globalpool","mode":"max"},{"type":"flatten"},{"type":"fc","units":4},{"type":"softmax"}]}"#,
+    )
+    .unwrap();
+    let a = Net::init(spec, 5, &convlens_core::backend::cpu());
+    let b = pollster::block_on(a.to_device(gpu)).unwrap();
+    let image: Vec<f32> = (0..192).map(|i| ((i * 37 % 91) as f32) / 45.0 - 1.0).collect();
+    let close = |what: &str, x: &[f32], y: &[f32]| {
+        let scale = x.iter().fold(1e-3f32, |m, v| m.max(v.abs()));
+        let diff = x.iter().zip(y.iter()).fold(0f32, |m, (p, q)| m.max((p - q).abs()));
+        assert!(diff <= 1e-4 * scale.max(1.0), "{what}: max diff {diff} (scale {scale})");
+    };
+    for rule in [ReluRule::Gradient, ReluRule::Deconvnet, ReluRule::Guided] {
+        let obj = Objective::Class(1);
+        let pa = pollster::block_on(layers::probe_with(&a, &image, &obj, rule)).unwrap();
+        let pb = pollster::block_on(layers::probe_with(&b, &image, &obj, rule)).unwrap();
+        for (i, (la, lb)) in pa.layers.iter().zip(&pb.layers).enumerate() {
+            close(&format!("{rule:?} layer {i} activation"), &la.act.data, &lb.act.data);
+            close(&format!("{rule:?} layer {i} gradient"), &la.grad.data, &lb.grad.data);
+        }
+    }
+    let config = TrainConfig { method: Method::Sgd, learning_rate: 0.05, l2: 0.0, batch_size: 4, seed: 3, ..Default::default() };
+    let batches: Vec<(Vec<f32>, Vec<usize>)> =
+        (0..2).map(|s| ((0..4 * 192).map(|i| ((i * 13 + s * 7) % 29) as f32 / 14.0 - 1.0).collect(), vec![0, 1, 2, 3])).collect();
+    let (mut na, mut nb) = (a.clone(), b.clone());
+    let (mut oa, mut ob) = (Optimizer::new(&na, config), Optimizer::new(&nb, config));
+    let sa = pollster::block_on(train::train_chunk(&mut na, &mut oa, batches.clone(), &|| 0.0)).unwrap();
+    let sb = pollster::block_on(train::train_chunk(&mut nb, &mut ob, batches, &|| 0.0)).unwrap();
+    close("training losses", &sa.losses, &sb.losses);
+    let (wa, wb) = (pollster::block_on(na.read_weights()).unwrap(), pollster::block_on(nb.read_weights()).unwrap());
+    for (l, (x, y)) in na.spec.layers.iter().zip(wa.iter().zip(&wb)) {
+        for (p, (u, v)) in l.params().iter().zip(x.iter().zip(y)) {
+            close(&format!("{} after two steps", p.name), u, v);
         }
     }
 }
