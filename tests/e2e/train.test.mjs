@@ -36,6 +36,46 @@ test('the MNIST net learns the built-in digits in the worker: 3 epochs -> at lea
   }
 });
 
+test('a net with batchnorm and dropout trains in the worker, repeats from its seed, and evaluates deterministically', { timeout: 240_000 }, async () => {
+  const page = await openPage(ctx.browser, ctx.server.url, '?backend=cpu&fresh');
+  try {
+    const r = await page.evaluate(async () => {
+      const { client } = window.convlens;
+      const spec = JSON.stringify({ name: 'bn-dropout', layers: [
+        { type: 'input', width: 24, height: 24, depth: 1 },
+        { type: 'conv', size: 5, filters: 8, pad: 2, bias: false },
+        { type: 'batchnorm', momentum: 0.1 }, { type: 'relu' }, { type: 'pool', size: 2 },
+        { type: 'dropout', rate: 0.25 }, { type: 'fc', units: 10 }, { type: 'softmax' }] });
+      const run = async () => {
+        await client.load(spec, null, 3);
+        await client.loadDataset('mnist5k', new URL('/www/data/', location.href));
+        await client.setTrainer({ method: 'adam', learningRate: 0.005, batchSize: 20, l2: 0 });
+        const losses = [];
+        for (let i = 0; i < 8; i++) losses.push(...(await client.trainSteps(25)).losses);
+        return losses;
+      };
+      const a = await run();
+      const { probs, labels } = await client.evaluate('test', 0, 500);
+      const again = await client.evaluate('test', 0, 500);
+      let correct = 0;
+      for (let i = 0; i < 500; i++) {
+        const p = probs.subarray(i * 10, i * 10 + 10);
+        correct += p.indexOf(Math.max(...p)) === labels[i];
+      }
+      const b = await run();
+      return { a, b, correct, sameEval: probs.every((v, i) => v === again.probs[i]) };
+    });
+    const mean = (v) => v.reduce((x, y) => x + y, 0) / v.length;
+    console.log(`batchnorm + dropout: held-out accuracy ${r.correct}/500; loss ${mean(r.a.slice(0, 25)).toFixed(3)} -> ${mean(r.a.slice(-25)).toFixed(3)}`);
+    assert.deepEqual(r.b, r.a, 'the same seed gives the same run (data order and dropout masks)');
+    assert.ok(r.sameEval, 'evaluation has no dropout: the same probabilities twice');
+    assert.ok(r.correct >= 400, `held-out accuracy ${r.correct}/500`);
+    assert.ok(mean(r.a.slice(0, 25)) > 2 * mean(r.a.slice(-25)), 'the loss falls');
+  } finally {
+    await page.close();
+  }
+});
+
 test('the live panel: train, pause, step, change the trainer while running; divergence is reported', { timeout: 180_000 }, async () => {
   const page = await openPage(ctx.browser, ctx.server.url, '?backend=cpu&fresh');
   try {
