@@ -9,10 +9,10 @@ use clap::{Parser, Subcommand};
 use convlens_core::backend::{self, Backend};
 use convlens_core::burn::tensor::Device;
 use convlens_core::cpu_train::CpuTrainer;
+use convlens_core::grad::ReluRule;
 use convlens_core::train::TrainConfig;
 use convlens_core::vis::attribution::{self, Attributor, Display, Method, Settings};
 use convlens_core::vis::grid::{self, ColorMap};
-use convlens_core::vis::layers;
 use convlens_core::vis::occlusion::{self, Fill, Occlusion};
 use convlens_core::{Net, NetSpec, Objective, weights};
 
@@ -389,12 +389,10 @@ fn median(v: &mut [f64]) -> f64 {
 }
 
 /// The fused CPU path for this net when the backend is the CPU and the net allows it.
+/// The fused CPU path when the engine's rule picks it (as the page does).
 async fn fused_path(net: &Net, m: &ModelArgs) -> Result<Option<CpuTrainer>> {
-    if m.backend != "cpu" || !convlens_core::cpu_train::supported(&net.spec) {
-        return Ok(None);
-    }
-    let w = net.read_weights().await.map_err(|e| e.to_string())?;
-    Ok(Some(CpuTrainer::new(net, w, TrainConfig::default())))
+    let backend = Backend::parse(&m.backend).ok_or_else(|| format!("unknown backend '{}'; expected cpu or gpu", m.backend))?;
+    convlens_core::cpu_train::for_net(net, backend, TrainConfig::default()).await.map_err(|e| e.to_string())
 }
 
 /// The class with the highest score for one image.
@@ -466,7 +464,8 @@ async fn run(cli: Cli) -> Result<()> {
             };
             config.validate().map_err(|e| e.to_string())?;
             let mut opt = train::Optimizer::new(&net, config);
-            let mut fused = if !burn && model.backend == "cpu" && convlens_core::cpu_train::supported(&net.spec) {
+            let backend = Backend::parse(&model.backend).unwrap_or(Backend::Gpu);
+            let mut fused = if !burn && convlens_core::cpu_train::applies(backend, &net.spec) {
                 let w = net.read_weights().await.map_err(|e| e.to_string())?;
                 Some(convlens_core::cpu_train::CpuTrainer::new(&net, w, config))
             } else {
@@ -693,18 +692,21 @@ async fn run(cli: Cli) -> Result<()> {
             let net = load(&model).await?;
             let objective = Objective::parse_in(&target, &net.spec).map_err(|e| e.to_string())?;
             let input = load_image(&image, &net.spec)?;
+            // The page's path: the fused CPU path when it applies, else Burn.
+            let mut fused = fused_path(&net, &model).await?;
+            let mut at = Attributor::new(&net, fused.as_mut());
             if repeat > 0 {
                 let mut times = vec![];
                 for _ in 0..repeat + 2 {
                     let t0 = std::time::Instant::now();
-                    layers::probe(&net, &input, &objective).await.map_err(|e| e.to_string())?;
+                    at.probe(&input, &objective, ReluRule::Gradient).await.map_err(|e| e.to_string())?;
                     times.push(t0.elapsed().as_secs_f64() * 1e3);
                 }
                 let mut t = times[2..].to_vec();
                 t.sort_by(f64::total_cmp);
                 println!("probe: median {:.2} ms over {repeat} runs ({} backend)", t[t.len() / 2], model.backend);
             }
-            let p = layers::probe(&net, &input, &objective).await.map_err(|e| e.to_string())?;
+            let p = at.probe(&input, &objective, ReluRule::Gradient).await.map_err(|e| e.to_string())?;
             std::fs::create_dir_all(&out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
             let mut summary = vec![];
             for (l, lp) in net.spec.layers.iter().zip(&p.layers) {

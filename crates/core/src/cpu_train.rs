@@ -25,6 +25,20 @@ pub fn supported(spec: &NetSpec) -> bool {
     spec.layers[..=spec.score_layer()].iter().all(|l| (l.index == 0 || l.inputs == [l.index - 1]) && l.kind.ops().fused(l).is_some())
 }
 
+/// The one rule for which path runs, for every front end (the page's facade, the CLI): the fused
+/// path on the CPU backend for the nets it takes, Burn otherwise (WebGPU, graphs, batchnorm).
+pub fn applies(backend: crate::backend::Backend, spec: &NetSpec) -> bool {
+    backend == crate::backend::Backend::Cpu && supported(spec)
+}
+
+/// The fused path's state for `net` (its current weights), when [`applies`] says it runs.
+pub async fn for_net(net: &Net, backend: crate::backend::Backend, config: TrainConfig) -> Result<Option<CpuTrainer>, Error> {
+    if !applies(backend, &net.spec) {
+        return Ok(None);
+    }
+    Ok(Some(CpuTrainer::new(net, net.read_weights().await?, config)))
+}
+
 /// The fused part of a layer that [`supported`] accepted.
 fn fused(l: &Layer) -> &dyn Fused {
     l.kind.ops().fused(l).expect("checked by supported()")

@@ -126,7 +126,7 @@ async fn run_chunk(
     batches: Vec<(Vec<f32>, Vec<usize>)>,
     fused_ok: bool,
 ) -> Result<train::ChunkStats, JsValue> {
-    if fused_ok && cpu_train::supported(&model.spec) {
+    if fused_ok && cpu_train::applies(Backend::Cpu, &model.spec) {
         let existing = session.borrow_mut().fused.take();
         let mut fused = match existing {
             Some(f) => f,
@@ -171,7 +171,7 @@ async fn infer(
     layer: usize,
     fused_ok: bool,
 ) -> Result<Vec<f32>, convlens_core::Error> {
-    if !(fused_ok && cpu_train::supported(&net.spec) && layer <= net.spec.score_layer() + 1 && layer < net.spec.layers.len()) {
+    if !(fused_ok && cpu_train::applies(Backend::Cpu, &net.spec) && layer <= net.spec.score_layer() + 1 && layer < net.spec.layers.len()) {
         return forward_to(net, inputs, layer).await;
     }
     let per: usize = net.spec.input_shape().iter().product();
@@ -622,7 +622,7 @@ struct OcclusionJs {
 /// Takes the fused CPU path's state out of the session (building it if needed) when the backend
 /// is the CPU and the net allows it; give it back with `session.fused = ...` after use.
 async fn take_fused(session: &Rc<RefCell<Session>>, net: &Net, fused_ok: bool) -> Result<Option<CpuTrainer>, JsValue> {
-    if !fused_ok || !cpu_train::supported(&net.spec) {
+    if !(fused_ok && cpu_train::applies(Backend::Cpu, &net.spec)) {
         return Ok(None);
     }
     let existing = session.borrow_mut().fused.take();
@@ -781,7 +781,7 @@ impl Engine {
             // On the CPU, the fused path (the same numbers as Burn's, tests/cpu_train.rs), much
             // faster for one image; Burn for objectives above the scores, other nets and WebGPU.
             let mut fast = None;
-            if fused_ok && cpu_train::supported(&net.spec) {
+            if fused_ok && cpu_train::applies(Backend::Cpu, &net.spec) {
                 let existing = session.borrow_mut().fused.take();
                 let mut fused = match existing {
                     Some(f) => f,
@@ -954,7 +954,7 @@ impl Engine {
                 let (x, _) = d.batch(&idx, model.spec.input_shape(), None);
                 (x, d.labels[a..b].to_vec())
             };
-            let probs = if fused_ok && cpu_train::supported(&model.spec) {
+            let probs = if fused_ok && cpu_train::applies(Backend::Cpu, &model.spec) {
                 // Softmax of the scores, as train::probabilities.
                 let k = model.spec.classes();
                 let mut p = infer(&session, &model, &images, model.spec.score_layer(), true).await.map_err(js_err)?;
