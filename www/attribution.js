@@ -25,7 +25,10 @@ export const NETS = {
 const state = {
   net: null, summary: null, classNames: [], input: null, inputName: '', probs: null, predicted: null,
   target: null, autoTarget: true, occlusionClass: null,
-  settings: { display: 'auto', noise: 0.15, samples: 25, steps: 50, baseline: 0, rule: 'gausslegendre', camLayer: null, relu: true },
+  // The engine's settings schema (crates/core: vis::attribution::schema) gives the defaults and
+  // ranges; these are the page's own choices only.
+  settings: { display: 'auto', camLayer: null },
+  schema: {},
   occlusion: { window: 4, stride: 2, fill: 'gray' },
   results: {}, backend: null, webgpu: false,
 };
@@ -251,6 +254,11 @@ classSelect.onchange = () => setTarget({ kind: kindSelect.value === 'prob' ? 'pr
 predictedButton.onclick = () => setTarget({ kind: state.target?.kind === 'prob' ? 'prob' : 'class', index: state.predicted }, true);
 
 // ---- settings -----------------------------------------------------------------------------------
+/** A number field's range from the engine's schema: {min, max, step, title}. */
+function range(key) {
+  const f = state.schema[key];
+  return { min: f.min, max: f.max, step: f.step, title: f.help };
+}
 function numberInput(id, value, attrs, onchange) {
   const i = el('input', { id, type: 'number', value: String(value), ...attrs });
   i.onchange = () => { const v = Number(i.value); if (Number.isFinite(v)) onchange(v); };
@@ -284,11 +292,11 @@ function buildSettings() {
   $('settings').replaceChildren(
     field('Colours', display),
     el('h3.sub', { text: 'SmoothGrad' }),
-    field('noise (of the range)', numberInput('sg-noise', s.noise, { min: 0, max: 1, step: 0.05 }, (v) => { s.noise = v; refresh(['smoothgrad']); })),
-    field('samples', numberInput('sg-samples', s.samples, { min: 1, max: 200, step: 1 }, (v) => { s.samples = v; refresh(['smoothgrad']); })),
+    field('noise (of the range)', numberInput('sg-noise', s.noise, range('noise'), (v) => { s.noise = v; refresh(['smoothgrad']); })),
+    field('samples', numberInput('sg-samples', s.samples, range('samples'), (v) => { s.samples = v; refresh(['smoothgrad']); })),
     el('h3.sub', { text: 'Integrated gradients' }),
     field('baseline', baseline),
-    field('steps', numberInput('ig-steps', s.steps, { min: 2, max: 300, step: 1 }, (v) => { s.steps = v; refresh(['integrated-gradients']); })),
+    field('steps', numberInput('ig-steps', s.steps, range('steps'), (v) => { s.steps = v; refresh(['integrated-gradients']); })),
     field('rule', rule),
     el('h3.sub', { text: 'Grad-CAM' }),
     field('layer', camLayer),
@@ -298,7 +306,7 @@ function buildSettings() {
 function settingsFor(method) {
   const s = state.settings;
   switch (method) {
-    case 'smoothgrad': return { method, noise: s.noise, samples: s.samples, seed: 1 };
+    case 'smoothgrad': return { method, noise: s.noise, samples: s.samples, seed: s.seed };
     case 'integrated-gradients': return { method, baseline: [s.baseline], steps: s.steps, rule: s.rule };
     case 'grad-cam': return { method, ...(s.camLayer === null ? {} : { layer: s.camLayer }), relu: s.relu };
     default: return { method };
@@ -444,6 +452,9 @@ const ready = (async () => {
     const want = params.get('backend') ?? 'cpu';
     const info = await client.init(want);
     Object.assign(state, { backend: info.backend, webgpu: info.webgpu });
+    const schema = await client.request('settingsSchema', { technique: 'attribution' });
+    state.schema = Object.fromEntries(schema.map((f) => [f.key, f]));
+    for (const k of ['noise', 'samples', 'seed', 'baseline', 'steps', 'rule', 'relu']) state.settings[k] = state.schema[k].default;
     backendView.update(state);
     await selectNet(NETS[params.get('net')] ? params.get('net') : 'mnist');
     await running;

@@ -78,6 +78,10 @@ const commands = {
   loadTfjs({ modelJson, shards }) {
     return { result: needEngine().loadTfjs(modelJson, shards) };
   },
+  /** A technique's settings: keys, labels, defaults, ranges (crates/core/src/settings.rs). */
+  settingsSchema({ technique }) {
+    return { result: wasm.settingsSchema(technique) };
+  },
   async attribute({ input, objective, settings }) {
     const data = input instanceof Float32Array ? input : Float32Array.from(input);
     const result = await needEngine().attribute(data, objective, settings);

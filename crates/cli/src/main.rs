@@ -114,9 +114,10 @@ enum Command {
         /// Image: .npy (float32, CHW) or PNG/JPEG/BMP (scaled to [0,1], center-cropped).
         #[arg(long)]
         image: PathBuf,
-        /// gradient, deconvnet, guided, gradient-x-input, smoothgrad, integrated-gradients or grad-cam.
-        #[arg(long, default_value = "gradient")]
-        method: String,
+        /// gradient (the default), deconvnet, guided, gradient-x-input, smoothgrad,
+        /// integrated-gradients or grad-cam.
+        #[arg(long)]
+        method: Option<String>,
         /// predicted (the top class's score), class:K, prob:K, neuron:LAYER:INDEX or channel:LAYER:C.
         #[arg(long, default_value = "predicted")]
         target: String,
@@ -129,29 +130,37 @@ enum Command {
         #[arg(long)]
         display: Option<String>,
         /// SmoothGrad: the noise level, a fraction of the image's value range.
-        #[arg(long, default_value_t = 0.15)]
-        noise: f32,
+        #[arg(long)]
+        noise: Option<f64>,
         /// SmoothGrad: how many noisy copies are averaged.
-        #[arg(long, default_value_t = 25)]
-        samples: usize,
+        #[arg(long)]
+        samples: Option<u64>,
         /// SmoothGrad: the noise's seed.
-        #[arg(long, default_value_t = 1)]
-        noise_seed: u64,
+        #[arg(long)]
+        noise_seed: Option<u64>,
         /// Integrated gradients: the baseline's value (every pixel).
-        #[arg(long, default_value_t = 0.0)]
-        baseline: f32,
+        #[arg(long)]
+        baseline: Option<f64>,
         /// Integrated gradients: the number of points on the path from the baseline.
-        #[arg(long, default_value_t = 50)]
-        steps: usize,
+        #[arg(long)]
+        steps: Option<u64>,
         /// Integrated gradients: the quadrature rule, gausslegendre or riemann_trapezoid (Captum's).
-        #[arg(long, default_value = "gausslegendre")]
-        rule: String,
+        #[arg(long)]
+        rule: Option<String>,
         /// Grad-CAM: the layer, by name or number (default: the last spatial layer below the target).
         #[arg(long)]
         layer: Option<String>,
         /// Grad-CAM: keep the negative part of the map (no ReLU on the weighted sum).
         #[arg(long)]
         no_relu: bool,
+        /// Any attribution setting as KEY=VALUE, by its key in the engine's settings schema (the
+        /// page's names): method, noise, samples, seed, baseline, steps, rule, layer, relu.
+        /// `--settings` lists them with their defaults and ranges.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+        /// Print the attribution settings (keys, defaults, ranges) and exit.
+        #[arg(long)]
+        settings: bool,
         /// Pixels per input pixel in the PNG.
         #[arg(long, default_value_t = 8)]
         scale: usize,
@@ -569,9 +578,22 @@ async fn run(cli: Cli) -> Result<()> {
             rule,
             layer,
             no_relu,
+            set,
+            settings,
             scale,
             repeat,
         } => {
+            let schema = attribution::schema();
+            if settings {
+                for f in &schema.fields {
+                    let range = match (f.min, f.max) {
+                        (Some(a), Some(b)) => format!(" [{a} to {b}]"),
+                        _ => String::new(),
+                    };
+                    println!("{:<12} default {}{range}  {}", f.key, f.default, f.help);
+                }
+                return Ok(());
+            }
             let net = load(&model).await?;
             let input = load_image(&image, &net.spec)?;
             let mut fused = fused_path(&net, &model).await?;
@@ -579,19 +601,28 @@ async fn run(cli: Cli) -> Result<()> {
                 "predicted" => Objective::Class(predicted(&net, fused.as_mut(), &input).await?),
                 t => Objective::parse_in(t, &net.spec).map_err(|e| e.to_string())?,
             };
-            let method = Method::parse(&method).map_err(|e| e.to_string())?;
-            let settings = Settings {
-                method,
-                noise,
-                samples,
-                seed: noise_seed,
-                baseline: vec![baseline],
-                steps,
-                quadrature: attribution::Quadrature::parse(&rule).map_err(|e| e.to_string())?,
-                layer: layer.map(|l| net.spec.layer_index(&l)).transpose().map_err(|e| e.to_string())?,
-                relu: !no_relu,
-                ..Settings::default()
+            // The flags, then --set, through the engine's schema (its defaults and ranges).
+            let mut given = serde_json::Map::new();
+            let mut put = |k: &str, v: Option<serde_json::Value>| {
+                if let Some(v) = v {
+                    given.insert(k.to_string(), v);
+                }
             };
+            put("method", method.map(Into::into));
+            put("noise", noise.map(Into::into));
+            put("samples", samples.map(Into::into));
+            put("seed", noise_seed.map(Into::into));
+            put("baseline", baseline.map(Into::into));
+            put("steps", steps.map(Into::into));
+            put("rule", rule.map(Into::into));
+            put("layer", layer.map(Into::into));
+            put("relu", no_relu.then_some(false.into()));
+            if let serde_json::Value::Object(o) = schema.parse_set(&set).map_err(|e| e.to_string())? {
+                given.extend(o);
+            }
+            let values = schema.resolve(&serde_json::Value::Object(given), false).map_err(|e| e.to_string())?;
+            let settings = Settings::from_values(&values, &|l| net.spec.layer_index(l).map_err(Into::into)).map_err(|e| e.to_string())?;
+            let method = settings.method;
             let mut at = Attributor::new(&net, fused.as_mut());
             if repeat > 0 {
                 let mut times = vec![];

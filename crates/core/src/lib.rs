@@ -13,6 +13,7 @@ pub mod layers;
 pub mod net;
 pub mod oplist;
 pub mod rng;
+pub mod settings;
 pub mod spec;
 pub mod tfjs;
 pub mod tflite;

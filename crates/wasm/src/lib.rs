@@ -13,7 +13,7 @@ use convlens_core::burn::tensor::Device;
 use convlens_core::cpu_train::{self, CpuTrainer};
 use convlens_core::data::{self, Dataset, Sampler};
 use convlens_core::train::{self, Method, Optimizer, TrainConfig};
-use convlens_core::vis::attribution::{self, Attributor, Display, Quadrature, Settings};
+use convlens_core::vis::attribution::{self, Attributor, Display, Settings};
 use convlens_core::vis::layers::{self, Values};
 use convlens_core::vis::occlusion::{self, Fill, Occlusion};
 use convlens_core::{Net, Objective};
@@ -564,46 +564,32 @@ impl Engine {
     }
 }
 
-/// Attribution settings as JS gives them (every field optional; defaults as the papers').
-#[derive(Deserialize, Default)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct AttributionJs {
-    method: Option<String>,
-    noise: Option<f32>,
-    samples: Option<usize>,
-    seed: Option<f64>,
-    /// SmoothGrad with this noise (samples x image) instead of drawing it from `seed`.
-    noise_values: Option<Vec<f32>>,
-    /// One value or a whole image.
-    baseline: Option<Vec<f32>>,
-    steps: Option<usize>,
-    rule: Option<String>,
-    layer: Option<usize>,
-    relu: Option<bool>,
+/// A settings object from JS as JSON (typed arrays become plain lists), for a core schema.
+fn settings_json(settings: &JsValue, what: &str) -> Result<serde_json::Value, JsValue> {
+    if settings.is_undefined() || settings.is_null() {
+        return Ok(serde_json::Value::Null);
+    }
+    let plain = Object::new();
+    if let Some(obj) = settings.dyn_ref::<Object>() {
+        for entry in Object::entries(obj).iter() {
+            let pair: Array = entry.unchecked_into();
+            let v = pair.get(1);
+            let v = if js_sys::ArrayBuffer::is_view(&v) { Array::from(&v).into() } else { v };
+            let _ = Reflect::set(&plain, &pair.get(0), &v);
+        }
+    }
+    serde_wasm_bindgen::from_value(plain.into()).map_err(|e| js_err(format!("{what} settings: {e}")))
 }
 
-impl AttributionJs {
-    fn settings(self) -> Result<Settings, convlens_core::Error> {
-        let d = Settings::default();
-        Ok(Settings {
-            method: match self.method {
-                Some(m) => attribution::Method::parse(&m)?,
-                None => d.method,
-            },
-            noise: self.noise.unwrap_or(d.noise),
-            samples: self.samples.unwrap_or(d.samples),
-            seed: self.seed.map(|s| s as u64).unwrap_or(d.seed),
-            noise_values: self.noise_values,
-            baseline: self.baseline.unwrap_or(d.baseline),
-            steps: self.steps.unwrap_or(d.steps),
-            quadrature: match self.rule {
-                Some(r) => Quadrature::parse(&r)?,
-                None => d.quadrature,
-            },
-            layer: self.layer,
-            relu: self.relu.unwrap_or(d.relu),
-        })
-    }
+/// A technique's settings, described for the page's forms: `[{key, label, type: {kind, options?},
+/// default, min, max, step, unit, help, group}]` (`attribution`).
+#[wasm_bindgen(js_name = settingsSchema)]
+pub fn settings_schema(technique: &str) -> Result<JsValue, JsValue> {
+    let schema = match technique {
+        "attribution" => attribution::schema(),
+        other => return Err(js_err(format!("no settings schema for '{other}'; expected attribution"))),
+    };
+    schema.describe().serialize(&serde_wasm_bindgen::Serializer::json_compatible()).map_err(js_err)
 }
 
 #[derive(Deserialize)]
@@ -665,13 +651,9 @@ impl Engine {
         future_to_promise(async move {
             let objective: ObjectiveJs = serde_wasm_bindgen::from_value(objective).map_err(|e| js_err(format!("objective: {e}")))?;
             let objective: Objective = objective.into();
-            let settings: AttributionJs = if settings.is_undefined() || settings.is_null() {
-                AttributionJs::default()
-            } else {
-                serde_wasm_bindgen::from_value(settings).map_err(|e| js_err(format!("attribution settings: {e}")))?
-            };
-            let settings = settings.settings().map_err(js_err)?;
             let net = net.borrow().clone().ok_or_else(|| js_err("no network is loaded"))?;
+            let values = attribution::schema().resolve(&settings_json(&settings, "attribution")?, false).map_err(js_err)?;
+            let settings = Settings::from_values(&values, &|l| net.spec.layer_index(l).map_err(Into::into)).map_err(js_err)?;
             let mut fused = take_fused(&session, &net, fused_ok).await?;
             let r = {
                 let mut at = Attributor::new(&net, fused.as_mut());

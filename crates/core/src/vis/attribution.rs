@@ -5,6 +5,9 @@
 //! (Sundararajan et al. 2017) and Grad-CAM (Selvaraju et al. 2017) are built on them. Each is
 //! checked against Captum (tests/attribution.rs). Occlusion is in [`super::occlusion`].
 
+use serde_json::{Map, Value, json};
+
+use crate::settings::{Field, Schema};
 use burn::tensor::{Tensor, TensorData};
 
 use crate::cpu_train::CpuTrainer;
@@ -274,20 +277,72 @@ pub struct Settings {
     pub relu: bool,
 }
 
+/// The attribution settings: every key, default and range, written once (the page's controls,
+/// the facade and the CLI's flags and `--set` read them from here).
+pub fn schema() -> Schema {
+    Schema {
+        technique: "attribution",
+        fields: vec![
+            Field::choice("method", "method", Method::ALL.iter().map(|m| m.name()).collect(), "gradient"),
+            Field::number("noise", "noise", 0.15, 0.0, 1.0, 0.05)
+                .unit("of the value range")
+                .help("SmoothGrad: the noise's standard deviation (Smilkov et al. use 10-20%)")
+                .group("smoothgrad"),
+            Field::integer("samples", "samples", 25, 1, 500).help("SmoothGrad: how many noisy copies are averaged").group("smoothgrad"),
+            Field::integer("seed", "seed", 1, 0, 1 << 32).help("SmoothGrad: the noise's seed").group("smoothgrad"),
+            Field::numbers("noiseValues", "noise values", Value::Null)
+                .help("SmoothGrad: the noise itself (samples x image), instead of drawing it from the seed")
+                .group("smoothgrad"),
+            Field::numbers("baseline", "baseline", json!(0.0))
+                .help("Integrated gradients: the baseline, one value for every pixel or a whole image")
+                .group("integrated-gradients"),
+            Field::integer("steps", "steps", 50, 1, 1000).help("Integrated gradients: points on the path").group("integrated-gradients"),
+            Field::choice("rule", "rule", vec!["gausslegendre", "riemann_trapezoid"], "gausslegendre")
+                .help("Integrated gradients: Gauss-Legendre, or Captum's trapezoid rule")
+                .group("integrated-gradients"),
+            Field::layer("layer", "layer").help("Grad-CAM: the layer (default: the last spatial layer below the target)").group("grad-cam"),
+            Field::boolean("relu", "positive evidence only", true).help("Grad-CAM: the paper's ReLU on the weighted sum").group("grad-cam"),
+        ],
+    }
+}
+
+impl Settings {
+    /// The settings from values [`Schema::resolve`] returned; `layer_of` turns a layer's name or
+    /// number into its index (the net's [`crate::spec::NetSpec::layer_index`]).
+    pub fn from_values(v: &Map<String, Value>, layer_of: &dyn Fn(&str) -> Result<usize, Error>) -> Result<Settings, Error> {
+        let num = |k: &str| v[k].as_f64().expect("resolved");
+        let floats = |k: &str| -> Option<Vec<f32>> {
+            match &v[k] {
+                Value::Null => None,
+                Value::Array(a) => Some(a.iter().map(|x| x.as_f64().expect("resolved") as f32).collect()),
+                x => Some(vec![x.as_f64().expect("resolved") as f32]),
+            }
+        };
+        Ok(Settings {
+            method: Method::parse(v["method"].as_str().expect("resolved"))?,
+            noise: num("noise") as f32,
+            samples: num("samples") as usize,
+            seed: num("seed") as u64,
+            noise_values: floats("noiseValues"),
+            baseline: floats("baseline").unwrap_or_else(|| vec![0.0]),
+            steps: num("steps") as usize,
+            quadrature: Quadrature::parse(v["rule"].as_str().expect("resolved"))?,
+            layer: match &v["layer"] {
+                Value::Null => None,
+                Value::Number(n) => Some(layer_of(&n.to_string())?),
+                Value::String(s) => Some(layer_of(s)?),
+                other => return Err(Error::Input(format!("attribution setting 'layer': expected a layer, got {other}"))),
+            },
+            relu: v["relu"].as_bool().expect("resolved"),
+        })
+    }
+}
+
 impl Default for Settings {
+    /// The schema's defaults (the papers').
     fn default() -> Settings {
-        Settings {
-            method: Method::Gradient,
-            noise: 0.15,
-            samples: 25,
-            seed: 1,
-            noise_values: None,
-            baseline: vec![0.0],
-            steps: 50,
-            quadrature: Quadrature::GaussLegendre,
-            layer: None,
-            relu: true,
-        }
+        let v = schema().resolve(&Value::Null, false).expect("the defaults are valid");
+        Settings::from_values(&v, &|s| s.parse().map_err(|_| Error::Input(format!("no layer '{s}'")))).expect("the defaults are valid")
     }
 }
 

@@ -1,0 +1,221 @@
+//! One typed settings list per technique, as TF Playground keeps one list that is the form, the
+//! defaults and the URL: each field's key (the same in the page, the wasm facade and the CLI's
+//! `--set key=value`), label, type, default, range, unit and help, written once here.
+//!
+//! - The page builds its controls from [`Schema::describe`] (labels, defaults, ranges).
+//! - Values from the page or the CLI go through [`Schema::resolve`]: missing keys take their
+//!   defaults; a wrong type, an unknown key or a value out of range is refused with a message
+//!   naming the field. Values from a URL are clamped to the range instead (`clamp`).
+//! - A technique turns the resolved values into its settings struct (e.g.
+//!   `vis::attribution::Settings::from_values`).
+
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+
+use crate::Error;
+
+/// What a field holds.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "lowercase", tag = "kind", content = "options")]
+pub enum FieldType {
+    Number,
+    Integer,
+    Boolean,
+    /// One of these names.
+    Choice(Vec<&'static str>),
+    /// A layer, by number or name (null: the technique's choice).
+    Layer,
+    /// A number, or a list of numbers (a baseline image, recorded noise).
+    Numbers,
+}
+
+/// One setting.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Field {
+    pub key: &'static str,
+    pub label: &'static str,
+    #[serde(rename = "type")]
+    pub ty: FieldType,
+    pub default: Value,
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+    /// The step a form's control moves by.
+    pub step: Option<f64>,
+    pub unit: &'static str,
+    pub help: &'static str,
+    /// The part of the technique it belongs to (e.g. the method that reads it), or "".
+    pub group: &'static str,
+}
+
+impl Field {
+    fn new(key: &'static str, label: &'static str, ty: FieldType, default: Value) -> Field {
+        Field { key, label, ty, default, min: None, max: None, step: None, unit: "", help: "", group: "" }
+    }
+    pub fn number(key: &'static str, label: &'static str, default: f64, min: f64, max: f64, step: f64) -> Field {
+        Field { min: Some(min), max: Some(max), step: Some(step), ..Field::new(key, label, FieldType::Number, json!(default)) }
+    }
+    pub fn integer(key: &'static str, label: &'static str, default: u64, min: u64, max: u64) -> Field {
+        let (min, max) = (min as f64, max as f64);
+        Field { min: Some(min), max: Some(max), step: Some(1.0), ..Field::new(key, label, FieldType::Integer, json!(default)) }
+    }
+    pub fn boolean(key: &'static str, label: &'static str, default: bool) -> Field {
+        Field::new(key, label, FieldType::Boolean, json!(default))
+    }
+    pub fn choice(key: &'static str, label: &'static str, options: Vec<&'static str>, default: &'static str) -> Field {
+        Field::new(key, label, FieldType::Choice(options), json!(default))
+    }
+    pub fn layer(key: &'static str, label: &'static str) -> Field {
+        Field::new(key, label, FieldType::Layer, Value::Null)
+    }
+    pub fn numbers(key: &'static str, label: &'static str, default: Value) -> Field {
+        Field::new(key, label, FieldType::Numbers, default)
+    }
+    pub fn unit(self, unit: &'static str) -> Field {
+        Field { unit, ..self }
+    }
+    pub fn help(self, help: &'static str) -> Field {
+        Field { help, ..self }
+    }
+    pub fn group(self, group: &'static str) -> Field {
+        Field { group, ..self }
+    }
+
+    /// Checks (or, with `clamp`, clamps) one value.
+    fn check(&self, technique: &str, v: &Value, clamp: bool) -> Result<Value, Error> {
+        let bad = |want: String| Err(Error::Input(format!("{technique} setting '{}': expected {want}, got {v}", self.key)));
+        let range = |x: f64| -> Result<f64, Error> {
+            let (lo, hi) = (self.min.unwrap_or(f64::NEG_INFINITY), self.max.unwrap_or(f64::INFINITY));
+            if x.is_nan() {
+                return Err(Error::Input(format!("{technique} setting '{}': expected a number, got NaN", self.key)));
+            }
+            if clamp {
+                return Ok(x.clamp(lo, hi));
+            }
+            if x < lo || x > hi {
+                return Err(Error::Input(format!(
+                    "{technique} setting '{}': {x} is out of range; expected {lo} to {hi}{}",
+                    self.key,
+                    unit(self.unit)
+                )));
+            }
+            Ok(x)
+        };
+        match &self.ty {
+            FieldType::Number => match v.as_f64() {
+                Some(x) => Ok(json!(range(x)?)),
+                None => bad("a number".into()),
+            },
+            FieldType::Integer => match v.as_f64() {
+                Some(x) if x.fract() == 0.0 || clamp => Ok(json!(range(x.round())? as u64)),
+                _ => bad("a whole number".into()),
+            },
+            FieldType::Boolean => match v {
+                Value::Bool(_) => Ok(v.clone()),
+                _ => bad("true or false".into()),
+            },
+            FieldType::Choice(options) => match v.as_str() {
+                Some(s) if options.contains(&s) => Ok(v.clone()),
+                _ if clamp => Ok(self.default.clone()),
+                _ => bad(format!("one of {}", options.join(", "))),
+            },
+            FieldType::Layer => match v {
+                Value::Null | Value::String(_) => Ok(v.clone()),
+                Value::Number(n) if n.is_u64() => Ok(v.clone()),
+                _ => bad("a layer's number or name".into()),
+            },
+            FieldType::Numbers => match v {
+                Value::Null | Value::Number(_) => Ok(v.clone()),
+                Value::Array(a) if a.iter().all(|x| x.as_f64().is_some_and(f64::is_finite)) => Ok(v.clone()),
+                _ => bad("a number or a list of finite numbers".into()),
+            },
+        }
+    }
+
+    /// The value of `key=value` text (the CLI's `--set`).
+    fn parse_text(&self, technique: &str, text: &str) -> Result<Value, Error> {
+        let v = match &self.ty {
+            FieldType::Number | FieldType::Integer => {
+                json!(
+                    text.parse::<f64>()
+                        .map_err(|_| Error::Input(format!("{technique} setting '{}': '{text}' is not a number", self.key)))?
+                )
+            }
+            FieldType::Boolean => match text {
+                "true" | "on" | "yes" | "1" => json!(true),
+                "false" | "off" | "no" | "0" => json!(false),
+                _ => return Err(Error::Input(format!("{technique} setting '{}': expected true or false, got '{text}'", self.key))),
+            },
+            FieldType::Layer => text.parse::<u64>().map(|n| json!(n)).unwrap_or_else(|_| json!(text)),
+            FieldType::Numbers => {
+                let parts: Result<Vec<f64>, _> = text.split(',').map(|p| p.trim().parse::<f64>()).collect();
+                let parts =
+                    parts.map_err(|_| Error::Input(format!("{technique} setting '{}': expected numbers, got '{text}'", self.key)))?;
+                if parts.len() == 1 { json!(parts[0]) } else { json!(parts) }
+            }
+            FieldType::Choice(_) => json!(text),
+        };
+        self.check(technique, &v, false)
+    }
+}
+
+fn unit(u: &str) -> String {
+    if u.is_empty() { String::new() } else { format!(" ({u})") }
+}
+
+/// A technique's settings.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Schema {
+    pub technique: &'static str,
+    pub fields: Vec<Field>,
+}
+
+impl Schema {
+    /// The fields as the page reads them: `[{key, label, type: {kind, options?}, default, min,
+    /// max, step, unit, help, group}]`.
+    pub fn describe(&self) -> Value {
+        serde_json::to_value(&self.fields).expect("plain data")
+    }
+
+    /// Every field's value: `given`'s (an object, or null for all defaults), checked, or clamped
+    /// to its range with `clamp` (a URL's values); the default where `given` has none.
+    pub fn resolve(&self, given: &Value, clamp: bool) -> Result<Map<String, Value>, Error> {
+        let empty = Map::new();
+        let given = match given {
+            Value::Null => &empty,
+            Value::Object(o) => o,
+            other => return Err(Error::Input(format!("{} settings: expected an object, got {other}", self.technique))),
+        };
+        // A URL may carry other pages' keys; the page and the CLI may not.
+        if !clamp && let Some(k) = given.keys().find(|k| !self.fields.iter().any(|f| f.key == k.as_str())) {
+            let known: Vec<&str> = self.fields.iter().map(|f| f.key).collect();
+            return Err(Error::Input(format!("{} settings: unknown setting '{k}'; expected one of {}", self.technique, known.join(", "))));
+        }
+        let mut out = Map::new();
+        for f in &self.fields {
+            let v = match given.get(f.key) {
+                Some(v) if !v.is_null() || matches!(f.ty, FieldType::Layer | FieldType::Numbers) => f.check(self.technique, v, clamp)?,
+                _ => f.default.clone(),
+            };
+            out.insert(f.key.to_string(), v);
+        }
+        Ok(out)
+    }
+
+    /// `key=value` pairs (the CLI's `--set`) as an object for [`Schema::resolve`].
+    pub fn parse_set(&self, pairs: &[String]) -> Result<Value, Error> {
+        let mut out = Map::new();
+        for p in pairs {
+            let (k, text) =
+                p.split_once('=').ok_or_else(|| Error::Input(format!("--set {p}: expected key=value (keys: {})", self.keys())))?;
+            let f = self.fields.iter().find(|f| f.key == k.trim()).ok_or_else(|| {
+                Error::Input(format!("--set {p}: {} has no setting '{k}'; expected one of {}", self.technique, self.keys()))
+            })?;
+            out.insert(f.key.to_string(), f.parse_text(self.technique, text.trim())?);
+        }
+        Ok(Value::Object(out))
+    }
+
+    fn keys(&self) -> String {
+        self.fields.iter().map(|f| f.key).collect::<Vec<_>>().join(", ")
+    }
+}
