@@ -42,6 +42,10 @@ const summary = [];
 let passed = 0;
 let skipped = 0;
 try {
+  await step('rustfmt and clippy', async () => {
+    // A minimal rustup profile lacks them; `rustup component add` is a no-op when they are there.
+    await run('rustup', ['component', 'add', 'rustfmt', 'clippy']);
+  });
   await step('cargo fmt --check', () => run('cargo', ['fmt', '--all', '--check']));
   await step('cargo clippy -D warnings', () => run('cargo', ['clippy', '--release', '--workspace', '--all-targets', '--', '-D', 'warnings']));
   const rust = cargoCounts(await step('cargo test --release --workspace', () => runCapture('cargo', ['test', '--release', '--workspace'])));

@@ -37,8 +37,6 @@ export function createRunner(client, { seriesNames, chartTitle, onError, budgetM
     node,
     get busy() { return busy; },
     onRun: null,
-    /** The job this runner steps (its id in the engine), or null. */
-    get jobId() { return jobId; },
     cancel() {
       token++;
       if (jobId != null) client.request('optimizeCancel', { id: jobId }).catch(() => {});

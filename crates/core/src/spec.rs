@@ -176,7 +176,8 @@ pub fn describe_value(v: &Value) -> String {
     }
 }
 
-/// Reads one layer object, field by field, remembering which fields were read.
+/// Reads one layer object, field by field, remembering which fields were read (each layer kind's
+/// `Parse::parse` reads its own fields through it; see `layers/`).
 pub struct Fields<'a> {
     index: usize,
     ty: String,

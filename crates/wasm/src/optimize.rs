@@ -438,7 +438,6 @@ impl Engine {
     #[wasm_bindgen(js_name = linearDemo)]
     pub fn linear_demo(&self, files: &Object, sides: Vec<u32>, eps: f32, epochs: u32) -> Result<JsValue, JsValue> {
         let (train, test) = crate::decode_dataset("mnist5k", files, None)?;
-        let (train, test) = (&train, &test);
         let side = 24;
         let shape = [1, side, side];
         let (mut x, mut y) = train.batch(&(0..train.len()).collect::<Vec<_>>(), shape, None);

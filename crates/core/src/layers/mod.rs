@@ -231,9 +231,4 @@ impl LayerKind {
     pub fn activation(&self) -> Option<Activation> {
         self.ops().activation()
     }
-
-    /// Whether the layer reads several inputs.
-    pub fn multi_input(&self) -> bool {
-        Self::multi_input_type(self.type_name())
-    }
 }
