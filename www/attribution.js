@@ -453,7 +453,7 @@ const ready = (async () => {
     const info = await client.init(want);
     Object.assign(state, { backend: info.backend, webgpu: info.webgpu });
     const schema = await client.request('settingsSchema', { technique: 'attribution' });
-    state.schema = Object.fromEntries(schema.map((f) => [f.key, f]));
+    state.schema = Object.fromEntries(schema.fields.map((f) => [f.key, f]));
     for (const k of ['noise', 'samples', 'seed', 'baseline', 'steps', 'rule', 'relu']) state.settings[k] = state.schema[k].default;
     backendView.update(state);
     await selectNet(NETS[params.get('net')] ? params.get('net') : 'mnist');

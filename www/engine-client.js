@@ -123,16 +123,21 @@ export class EngineClient extends EventTarget {
    */
   async occlude(input, settings, { batch = 32, chunkMs = 60, onProgress = () => {}, signal = null } = {}) {
     let state = await this.request('occlusionStart', { input, settings });
+    const { id } = state;
     onProgress(state);
     while (state.done < state.total) {
-      if (signal?.aborted) return null;
+      if (signal?.aborted) {
+        this.request('optimizeCancel', { id }).catch(() => {});
+        return null;
+      }
       const t0 = performance.now();
-      state = await this.request('occlusionStep', { max: batch });
+      state = await this.request('occlusionStep', { id, max: batch });
       // Chunks of about `chunkMs`: long enough that messaging costs little, short enough to cancel.
       const ms = Math.max(1, performance.now() - t0);
       batch = Math.max(4, Math.min(4096, Math.round(batch * Math.min(4, chunkMs / ms))));
       onProgress(state);
     }
+    this.request('optimizeCancel', { id }).catch(() => {});
     return state;
   }
 

@@ -468,8 +468,12 @@ async function start() {
   const presetName = PRESETS[params.get('preset')] ? params.get('preset') : DEFAULT_PRESET;
   const saved = params.has('fresh') || params.has('preset') ? undefined : await store.load(AUTOSAVE_KEY);
   setEngine(await initEngine(want));
+  // The trainer's controls and the URL's trainer settings (?learningRate=0.05&batchSize=50), both
+  // from the engine's schema (values out of range are clamped to it).
+  panel.useSchema(await client.request('settingsSchema', { technique: 'trainer' }));
+  const urlTrainer = await client.request('settingsFromUrl', { technique: 'trainer', given: Object.fromEntries(params) });
   if (saved) {
-    state.trainer = saved.trainer;
+    state.trainer = { ...saved.trainer, ...urlTrainer };
     const ok = await loadNet({ text: saved.spec, weights: saved.weights, seed: saved.seed, preset: saved.preset,
       weightsFrom: `${saved.weightsFrom ?? 'weights'} (restored from your last visit)` });
     if (ok) {
@@ -480,7 +484,7 @@ async function start() {
     }
   }
   const p = await fetchPreset(presetName);
-  state.trainer = p.trainer;
+  state.trainer = { ...p.trainer, ...urlTrainer };
   specView.set(p.specText, state.seed, presetName);
   const ok = await loadNet({ text: p.specText, weights: p.weightBytes, seed: state.seed, preset: presetName,
     weightsFrom: p.weightBytes ? p.label.split('·')[1].trim() : null });

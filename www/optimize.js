@@ -145,6 +145,10 @@ async function selectNet(name) {
     + `${summary.input.width}×${summary.input.height}×${summary.input.depth}.`;
   await loadSamples(name);
   panels.forEach((p) => p.setNet());
+  // Settings in the URL (?view=dream&octaves=3) fill the shown view's form, clamped by the engine
+  // to their ranges.
+  const shown = panels.find((p) => p.technique && p.key === params.get('view'));
+  if (shown) shown.form.set(await client.request('settingsFromUrl', { technique: shown.technique, given: Object.fromEntries(params) }));
   status('ready');
 }
 
@@ -212,13 +216,19 @@ const VIEWS = [
 ];
 const panels = [];
 const tabs = [];
-for (const [key, label, create] of VIEWS) {
-  const root = el('section.panel.opt-view', { id: `view-${key}`, 'aria-label': label });
-  $('views').append(root);
-  panels.push(create(root, ctx));
-  const tab = el('button.tab', { type: 'button', id: `tab-${key}`, role: 'tab', text: label, onclick: () => show(key) });
-  tabs.push(tab);
-  $('tabs').append(tab);
+/** The views, once the engine has given the settings schemas their forms are built from. */
+async function createViews() {
+  ctx.schemas = {};
+  for (const t of ['visualize', 'invert', 'dream', 'style', 'attack']) ctx.schemas[t] = await client.request('settingsSchema', { technique: t });
+  for (const [key, label, create] of VIEWS) {
+    const root = el('section.panel.opt-view', { id: `view-${key}`, 'aria-label': label });
+    $('views').append(root);
+    panels.push(Object.assign(create(root, ctx), { key }));
+    const tab = el('button.tab', { type: 'button', id: `tab-${key}`, role: 'tab', text: label, onclick: () => show(key) });
+    tabs.push(tab);
+    $('tabs').append(tab);
+  }
+  show(VIEWS.some(([k]) => k === params.get('view')) ? params.get('view') : 'visualize');
 }
 function show(key) {
   VIEWS.forEach(([k], i) => {
@@ -229,7 +239,6 @@ function show(key) {
   u.searchParams.set('view', key);
   history.replaceState(null, '', u);
 }
-show(VIEWS.some(([k]) => k === params.get('view')) ? params.get('view') : 'visualize');
 
 // ---- start --------------------------------------------------------------------------------------
 client.addEventListener('panic', (e) => report('The engine crashed and is restarting', e.detail.message));
@@ -239,6 +248,7 @@ const ready = (async () => {
     const info = await client.init(params.get('backend') ?? 'cpu');
     Object.assign(state, { backend: info.backend, webgpu: info.webgpu });
     backendView.update(state);
+    await createViews();
     const want = params.get('net') ?? 'mobilenet';
     try {
       await selectNet(want);

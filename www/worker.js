@@ -82,6 +82,10 @@ const commands = {
   settingsSchema({ technique }) {
     return { result: wasm.settingsSchema(technique) };
   },
+  /** A technique's settings from a page's URL ({key: text}), clamped to the schema's ranges. */
+  settingsFromUrl({ technique, given }) {
+    return { result: wasm.settingsFromUrl(technique, given) };
+  },
   async attribute({ input, objective, settings }) {
     const data = input instanceof Float32Array ? input : Float32Array.from(input);
     const result = await needEngine().attribute(data, objective, settings);
@@ -93,8 +97,8 @@ const commands = {
     const data = input instanceof Float32Array ? input : Float32Array.from(input);
     return { result: await needEngine().occlusionStart(data, settings) };
   },
-  async occlusionStep({ max }) {
-    return { result: await needEngine().occlusionStep(max) };
+  async occlusionStep({ id, max }) {
+    return { result: await needEngine().occlusionStep(id, max) };
   },
   /** MobileNetV2's op list, safetensors and class names (one per line). */
   loadOpList({ opList, weights, labels = null }) {

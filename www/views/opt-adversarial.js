@@ -4,7 +4,7 @@
 import uPlot from '../vendor/uPlot.esm.js';
 import { el, fmt } from './dom.js';
 import { imageCard } from './image-io.js';
-import { createForm, createRunner } from './opt-run.js';
+import { createForm, createRunner, schemaFields, settingsOf } from './opt-run.js';
 
 export function createAdversarialPanel(root, ctx) {
   // ---- FGSM ----
@@ -44,10 +44,7 @@ export function createAdversarialPanel(root, ctx) {
   const form = createForm([
     { key: 'mode', label: 'start from', type: 'select', value: 'attack', options: [['attack', 'the image (within ε)'], ['fooling', 'noise (fooling image)']] },
     { key: 'target', label: 'target class', type: 'text', value: '', id: 'adv-target' },
-    { key: 'eps', label: 'ε (/255)', value: 4, min: 0 },
-    { key: 'step', label: 'step (/255)', value: 0.5, min: 0 },
-    { key: 'steps', label: 'steps', value: 20, min: 1, step: 1 },
-    { key: 'seed', label: 'seed (noise)', value: 1, min: 0, step: 1 },
+    ...schemaFields(ctx.schemas.attack, ['eps', 'step', 'steps', 'seed']),
   ]);
   form.inputs.target.input.setAttribute('list', 'adv-classes');
   const runner = createRunner(ctx.client, { seriesNames: ['-log p(target)'], chartTitle: "target's loss (falls)", onError: (e) => ctx.report('Attack failed', e) });
@@ -57,7 +54,7 @@ export function createAdversarialPanel(root, ctx) {
     const target = parseInt(v.target, 10);
     if (!(target >= 0 && target < ctx.state.summary.classes)) { ctx.report('Cannot run', new Error('pick a target class')); return; }
     const { depth, height, width } = ctx.state.summary.input;
-    const s = await runner.run(v.mode, v.mode === 'fooling' ? [] : ctx.state.image, { target, eps: v.eps, step: v.step, steps: v.steps, seed: v.seed }, (st) => {
+    const s = await runner.run(v.mode, v.mode === 'fooling' ? [] : ctx.state.image, { ...settingsOf(form, ['eps', 'step', 'steps', 'seed']), target }, (st) => {
       iterCards[2].set(st.images[1].data, [depth, height, width], '', 200);
     });
     if (s) await show(s.images[0].data, s.images[1].data, [depth, height, width], iterCards);
@@ -106,6 +103,8 @@ export function createAdversarialPanel(root, ctx) {
     el('div.opt-grid', {}, el('div', {}, linForm.node, linRun), el('div', {}, linChart, linTable)),
   );
   return {
+    technique: 'attack',
+    form,
     cancel: () => runner.cancel(),
     setImage: () => fgsm(),
     setNet() {

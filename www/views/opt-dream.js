@@ -2,19 +2,16 @@
 // octaves, with jitter and normalized steps; the image may be larger than the net's input.
 import { el } from './dom.js';
 import { imageCard } from './image-io.js';
-import { createForm, createRunner } from './opt-run.js';
+import { createForm, createRunner, schemaFields, settingsOf } from './opt-run.js';
+
+/** The settings the engine takes (crates/core/src/vis/deepdream.rs: schema) besides layer and size. */
+const KEYS = ['channel', 'octaves', 'octaveScale', 'steps', 'step', 'jitter', 'seed'];
 
 export function createDreamPanel(root, ctx) {
   const form = createForm([
     { key: 'layer', label: 'layer', type: 'select', value: '', options: [], id: 'dream-layer' },
-    { key: 'channel', label: 'channel (blank: all)', type: 'text', value: '' },
     { key: 'size', label: 'image size (px)', type: 'select', value: '224', options: [['224', '224'], ['320', '320'], ['448', '448'], ['512', '512']] },
-    { key: 'octaves', label: 'octaves', value: 4, min: 1, step: 1, id: 'dream-octaves' },
-    { key: 'octaveScale', label: 'octave scale', value: 1.4, min: 1 },
-    { key: 'steps', label: 'steps per octave', value: 10, min: 1, step: 1 },
-    { key: 'step', label: 'step (/255, per mean |g|)', value: 1.5, min: 0 },
-    { key: 'jitter', label: 'jitter (px)', value: 32, min: 0, step: 1 },
-    { key: 'seed', label: 'seed', value: 1, min: 0, step: 1 },
+    ...schemaFields(ctx.schemas.dream, KEYS, { channel: { label: 'channel (blank: all)' }, octaves: { id: 'dream-octaves' } }),
   ]);
   const runner = createRunner(ctx.client, { seriesNames: ['½‖a‖²'], chartTitle: 'activation energy (rises)', onError: (e) => ctx.report('DeepDream failed', e) });
   const before = imageCard('image', 'dream-original');
@@ -29,13 +26,14 @@ export function createDreamPanel(root, ctx) {
     const size = ctx.state.net === 'mobilenet' || ctx.state.net === 'tiny-vgg' ? Number(v.size) : height;
     const image = await ctx.imageAt(size);
     before.set(image, [depth, size, size], `${size}×${size}`, 256);
-    const channel = v.channel === '' ? undefined : Number(v.channel);
-    await runner.run('dream', image, { width: size, height: size, layer: Number(v.layer), channel, octaves: v.octaves, octaveScale: v.octaveScale, steps: v.steps, step: v.step, jitter: v.jitter, seed: v.seed }, (st) => {
+    await runner.run('dream', image, { width: size, height: size, layer: Number(v.layer), ...settingsOf(form, KEYS) }, (st) => {
       const im = st.images[0];
       after.set(im.data, im.shape, `octave size ${im.shape[2]}×${im.shape[1]}`, 256);
     });
   };
   return {
+    technique: 'dream',
+    form,
     cancel: () => runner.cancel(),
     setNet() {
       const layer = form.inputs.layer.input;

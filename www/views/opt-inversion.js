@@ -2,18 +2,15 @@
 // for several layers side by side, with the alpha-norm and total-variation priors.
 import { el, fmt } from './dom.js';
 import { imageCard } from './image-io.js';
-import { createForm, createRunner } from './opt-run.js';
+import { createForm, createRunner, schemaFields, settingsOf } from './opt-run.js';
+
+/** The settings the engine takes (crates/core/src/vis/inversion.rs: schema) besides the layers. */
+const KEYS = ['steps', 'lr', 'alpha', 'alphaWeight', 'beta', 'tvWeight', 'jitter', 'seed'];
 
 export function createInversionPanel(root, ctx) {
   const form = createForm([
     { key: 'layers', label: 'layers (indices)', type: 'text', value: '', id: 'inv-layers', title: 'Comma-separated layer indices; each gets its own reconstruction' },
-    { key: 'steps', label: 'steps per layer', value: 200, min: 1, step: 1 },
-    { key: 'lr', label: 'learning rate (Adam)', value: 0.02, min: 0 },
-    { key: 'alpha', label: 'α (alpha-norm)', value: 6, min: 1 },
-    { key: 'alphaWeight', label: 'α-norm weight', value: 1, min: 0 },
-    { key: 'beta', label: 'β (total variation)', value: 2, min: 1 },
-    { key: 'tvWeight', label: 'TV weight', value: 20, min: 0 },
-    { key: 'seed', label: 'seed', value: 1, min: 0, step: 1 },
+    ...schemaFields(ctx.schemas.invert, KEYS, { steps: { label: 'steps per layer' } }),
   ]);
   const runner = createRunner(ctx.client, { seriesNames: [], chartTitle: 'feature loss per layer (falls)', onError: (e) => ctx.report('Inversion failed', e) });
   const cards = el('div.opt-cards');
@@ -30,11 +27,13 @@ export function createInversionPanel(root, ctx) {
     original.set(ctx.state.image, [depth, height, width], ctx.state.imageName, 160);
     const list = layers.map((l) => imageCard(`layer ${l} ${ctx.state.summary.layers[l]?.name ?? ''}`, `inversion-layer${l}`));
     cards.replaceChildren(original.node, ...list.map((c) => c.node));
-    await runner.run('invert', ctx.state.image, { layers, steps: v.steps, lr: v.lr, alpha: v.alpha, alphaWeight: v.alphaWeight, beta: v.beta, tvWeight: v.tvWeight, seed: v.seed }, (st) => {
+    await runner.run('invert', ctx.state.image, { layers, ...settingsOf(form, KEYS) }, (st) => {
       st.images.forEach((im, i) => list[i]?.set(im.data, im.shape, `feature loss ${fmt(im.loss)}`, 160));
     });
   };
   return {
+    technique: 'invert',
+    form,
     cancel: () => runner.cancel(),
     setImage() {},
     setNet() {

@@ -144,3 +144,39 @@ export function createForm(fields) {
     },
   };
 }
+
+/**
+ * Form fields from a technique's settings schema (the engine's `settingsSchema`: labels, defaults,
+ * ranges, units, help), for `keys` in that order; `extra[key]` overrides a field's descriptor
+ * (an id, a shorter label, option labels). Choices become selects, booleans checkboxes, fields
+ * that may be "auto" (null) text boxes left blank for auto.
+ */
+export function schemaFields(schema, keys, extra = {}) {
+  return keys.map((key) => {
+    const f = schema.fields.find((x) => x.key === key);
+    if (!f) throw new Error(`the ${schema.technique} settings have no '${key}'`);
+    const label = f.unit ? `${f.label} (${f.unit})` : f.label;
+    const d = { key, label, title: f.help || undefined };
+    if (f.type.kind === 'choice') Object.assign(d, { type: 'select', value: f.default, options: f.type.options.map((o) => [o, o]) });
+    else if (f.type.kind === 'boolean') Object.assign(d, { type: 'checkbox', value: f.default });
+    else if (f.nullable) Object.assign(d, { type: 'text', value: f.default ?? '', label: `${label}, blank: auto` });
+    else Object.assign(d, { value: f.default, min: f.min ?? undefined, max: f.max ?? undefined, step: f.step ?? 'any' });
+    return { ...d, ...(extra[key] ?? {}) };
+  });
+}
+
+/** A schema's preset by name: every value it gives ({} if there is none). */
+export function presetValues(schema, name) {
+  return schema.presets.find((p) => p.name === name)?.values ?? {};
+}
+
+/** The form's values for the engine: blank "auto" text fields become null. */
+export function settingsOf(form, keys) {
+  const v = form.values();
+  const out = {};
+  for (const k of keys) {
+    const x = v[k];
+    out[k] = x === '' ? null : (form.inputs[k]?.f.type === 'text' && x != null && !Number.isNaN(Number(x)) ? Number(x) : x);
+  }
+  return out;
+}

@@ -3,7 +3,10 @@
 import { el, fmt } from './dom.js';
 import { drawHeat } from './colormap.js';
 import { imageCard, loadSquare } from './image-io.js';
-import { createForm, createRunner } from './opt-run.js';
+import { createForm, createRunner, schemaFields, settingsOf } from './opt-run.js';
+
+/** The settings the engine takes (crates/core/src/vis/style.rs: schema) besides size and layers. */
+const KEYS = ['contentWeight', 'styleWeight', 'tvWeight', 'optimizer', 'lr', 'steps', 'fromContent', 'seed'];
 
 export function createStylePanel(root, ctx) {
   const STYLES = ctx.styles;
@@ -24,16 +27,8 @@ export function createStylePanel(root, ctx) {
     { key: 'size', label: 'size (px)', type: 'select', value: '224', options: [['160', '160'], ['224', '224'], ['320', '320'], ['384', '384'], ['512', '512']] },
     { key: 'contentLayer', label: 'content layer', type: 'select', value: '', options: [], id: 'style-content-layer' },
     { key: 'styleLayers', label: 'style layers', type: 'text', value: '', id: 'style-layers' },
-    { key: 'contentWeight', label: 'content weight', value: 1, min: 0 },
-    { key: 'styleWeight', label: 'style weight', value: 10000, min: 0 },
-    { key: 'tvWeight', label: 'TV weight', value: 1, min: 0 },
-    { key: 'optimizer', label: 'optimizer', type: 'select', value: 'adam', options: [['adam', 'Adam'], ['lbfgs', 'L-BFGS']] },
-    { key: 'lr', label: 'learning rate', value: 0.03, min: 0 },
-    { key: 'steps', label: 'steps', value: 300, min: 1, step: 1 },
-    { key: 'fromContent', label: 'start from the content image', type: 'checkbox', value: true },
-    { key: 'seed', label: 'seed', value: 1, min: 0, step: 1 },
+    ...schemaFields(ctx.schemas.style, KEYS, { optimizer: { options: [['adam', 'Adam'], ['lbfgs', 'L-BFGS']] } }),
   ]);
-  form.inputs.optimizer.input.addEventListener('change', () => form.set({ lr: form.inputs.optimizer.input.value === 'lbfgs' ? 1 : 0.03 }));
   const runner = createRunner(ctx.client, { seriesNames: ['total', 'content', 'style', 'TV'], chartTitle: 'loss (falls)', onError: (e) => ctx.report('Style transfer failed', e) });
   const content = imageCard('content', 'style-content');
   const style = imageCard('style', 'style-style');
@@ -83,7 +78,7 @@ export function createStylePanel(root, ctx) {
     gramLayer.replaceChildren(...styleLayers.map((l, i) => el('option', { value: i, text: `layer ${l} ${ctx.state.summary.layers[l]?.name ?? ''}` })));
     grams = null;
     let last = 0;
-    await runner.run('style', contentImage, { size, style: styleImage, contentLayer: Number(v.contentLayer), styleLayers, contentWeight: v.contentWeight, styleWeight: v.styleWeight, tvWeight: v.tvWeight, optimizer: v.optimizer, lr: v.lr, steps: v.steps, fromContent: v.fromContent, seed: v.seed }, async (st) => {
+    await runner.run('style', contentImage, { size, style: styleImage, contentLayer: Number(v.contentLayer), styleLayers, ...settingsOf(form, KEYS) }, async (st) => {
       result.set(st.images[0].data, st.images[0].shape, `${size}×${size}`, 200);
       if (st.done || performance.now() - last > 1500) {
         last = performance.now();
@@ -93,6 +88,8 @@ export function createStylePanel(root, ctx) {
     });
   };
   return {
+    technique: 'style',
+    form,
     cancel: () => runner.cancel(),
     setNet() {
       const mobile = ctx.state.net === 'mobilenet';

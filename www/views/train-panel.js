@@ -77,6 +77,19 @@ export function createTrainPanel(root, { onRun, onPause, onStep, onReset, onData
   const text = (id, v) => { root.querySelector(`#${id}`).textContent = v; };
   const pct = (v) => (v === null ? '–' : `${(100 * v).toFixed(1)}%`);
   return {
+    /** Labels, ranges and help from the engine's trainer settings (settingsSchema('trainer')). */
+    useSchema(schema) {
+      for (const f of schema.fields) {
+        if (f.key === 'method') {
+          method.replaceChildren(...f.type.options.map((m) => el('option', { value: m, text: m })));
+          continue;
+        }
+        const input = inputs[f.key];
+        if (!input) continue;
+        Object.assign(input, { min: f.min ?? '', max: f.max ?? '', step: f.step ?? 'any', title: f.help ?? '' });
+        input.previousSibling.textContent = f.unit ? `${f.label} (${f.unit})` : f.label;
+      }
+    },
     setDataset(name) { dataset.value = name; },
     setTrainer(config) {
       method.value = config.method;

@@ -8,13 +8,12 @@ use std::path::{Path, PathBuf};
 use clap::{Parser, Subcommand};
 use convlens_core::backend::{self, Backend};
 use convlens_core::burn::tensor::Device;
-use convlens_core::cpu_train::CpuTrainer;
-use convlens_core::grad::ReluRule;
-use convlens_core::train::TrainConfig;
-use convlens_core::vis::attribution::{self, Attributor, Display, Method, Settings};
+use convlens_core::jobs::{Budget, Inputs};
+use convlens_core::session::Session;
+use convlens_core::vis::attribution::{self, Display, Method};
 use convlens_core::vis::grid::{self, ColorMap};
-use convlens_core::vis::occlusion::{self, Fill, Occlusion};
 use convlens_core::{Net, NetSpec, Objective, weights};
+use serde_json::Value;
 
 #[derive(Parser)]
 #[command(name = "convlens", version, about = "See inside a convolutional network: the ConvLens engine on the command line")]
@@ -84,19 +83,26 @@ enum Command {
         data: Option<PathBuf>,
         #[arg(long, default_value_t = 1.0)]
         epochs: f64,
-        /// sgd, momentum, nesterov, adagrad, adadelta or adam.
-        #[arg(long, default_value = "momentum")]
-        trainer: String,
-        #[arg(long, default_value_t = 20)]
-        batch: usize,
-        #[arg(long, default_value_t = 0.01)]
-        lr: f64,
-        #[arg(long, default_value_t = 0.9)]
-        momentum: f64,
-        #[arg(long, default_value_t = 0.0)]
-        l1: f64,
-        #[arg(long, default_value_t = 0.001)]
-        l2: f64,
+        /// sgd, momentum, nesterov, adagrad, adadelta or adam [default: momentum].
+        #[arg(long)]
+        trainer: Option<String>,
+        /// [default: 20]
+        #[arg(long)]
+        batch: Option<u64>,
+        /// [default: 0.01]
+        #[arg(long)]
+        lr: Option<f64>,
+        /// [default: 0.9]
+        #[arg(long)]
+        momentum: Option<f64>,
+        #[arg(long)]
+        l1: Option<f64>,
+        /// [default: 0.001]
+        #[arg(long)]
+        l2: Option<f64>,
+        /// Any trainer setting as KEY=VALUE (`convlens settings trainer` lists them).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
         /// Learning-rate schedule: constant, or cosine (from --lr down to 0 over the run).
         #[arg(long, default_value = "constant")]
         schedule: String,
@@ -183,15 +189,18 @@ enum Command {
         /// Track the class's score (the logit) instead of its probability.
         #[arg(long)]
         logit: bool,
-        /// The patch's side in pixels.
-        #[arg(long, default_value_t = 8)]
-        window: usize,
-        /// Pixels between patch positions.
-        #[arg(long, default_value_t = 2)]
-        stride: usize,
-        /// gray, black, white, blur, mean:V[,V,V] or a number.
-        #[arg(long, default_value = "gray")]
-        fill: String,
+        /// The patch's side in pixels [default: 8].
+        #[arg(long)]
+        window: Option<u64>,
+        /// Pixels between patch positions [default: 2].
+        #[arg(long)]
+        stride: Option<u64>,
+        /// gray (the default), black, white, blur, mean:V[,V,V] or a number.
+        #[arg(long)]
+        fill: Option<String>,
+        /// Any occlusion setting as KEY=VALUE (`convlens settings occlusion` lists them).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
         /// Occluded images per batch.
         #[arg(long, default_value_t = 64)]
         batch: usize,
@@ -205,6 +214,10 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         repeat: usize,
     },
+    /// A technique's settings: keys, defaults, ranges, units and presets (give them to a command
+    /// as --set KEY=VALUE). TECHNIQUE: attribution, occlusion, visualize, invert, dream, style,
+    /// attack (adversarial's towards and fooling) or trainer.
+    Settings { technique: String },
     /// Class and neuron visualization by gradient ascent (presets lucid, yosinski, simonyan).
     Visualize(optimize::VisualizeArgs),
     /// Feature inversion (Mahendran & Vedaldi): reconstruct an image from layers' codes, side by side.
@@ -397,17 +410,54 @@ fn median(v: &mut [f64]) -> f64 {
     v[v.len() / 2]
 }
 
-/// The fused CPU path for this net when the backend is the CPU and the net allows it.
-/// The fused CPU path when the engine's rule picks it (as the page does).
-async fn fused_path(net: &Net, m: &ModelArgs) -> Result<Option<CpuTrainer>> {
+/// A session (the page's engine state, and its choice of path: the fused CPU path where it
+/// applies, else Burn) on the model's backend, with `net` loaded.
+fn session(net: Net, m: &ModelArgs) -> Result<Session> {
     let backend = Backend::parse(&m.backend).ok_or_else(|| format!("unknown backend '{}'; expected cpu or gpu", m.backend))?;
-    convlens_core::cpu_train::for_net(net, backend, TrainConfig::default()).await.map_err(|e| e.to_string())
+    let s = Session::new(backend, net.device.clone());
+    s.load(net);
+    Ok(s)
+}
+
+/// A technique's settings: the flags that were given, then `--set KEY=VALUE` pairs, as an object
+/// for the engine's schema, which holds the defaults and ranges (`convlens settings TECHNIQUE`).
+fn settings_of(technique: &str, flags: Vec<(&str, Option<Value>)>, set: &[String]) -> Result<Value> {
+    let schema = convlens_core::jobs::schema(technique).map_err(|e| e.to_string())?;
+    let mut given: serde_json::Map<String, Value> = flags.into_iter().filter_map(|(k, v)| v.map(|v| (k.to_string(), v))).collect();
+    if let Value::Object(o) = schema.parse_set(set).map_err(|e| e.to_string())? {
+        given.extend(o);
+    }
+    Ok(Value::Object(given))
+}
+
+/// Prints a technique's settings: keys, defaults, ranges, units, presets.
+fn print_schema(technique: &str) -> Result<()> {
+    let schema = convlens_core::jobs::schema(technique).map_err(|e| e.to_string())?;
+    let described = schema.describe();
+    println!("{technique} settings (give them as --set KEY=VALUE):");
+    for f in described["fields"].as_array().into_iter().flatten() {
+        let range = match (f["min"].as_f64(), f["max"].as_f64()) {
+            (Some(a), Some(b)) => format!(" [{a} to {b}]"),
+            _ => String::new(),
+        };
+        let options = f["type"]["options"]
+            .as_array()
+            .map(|o| format!(" one of {}", o.iter().map(|v| v.as_str().unwrap_or("")).collect::<Vec<_>>().join(", ")))
+            .unwrap_or_default();
+        let unit = f["unit"].as_str().filter(|u| !u.is_empty()).map(|u| format!(" ({u})")).unwrap_or_default();
+        let default = if f["default"].is_null() { "auto".to_string() } else { f["default"].to_string() };
+        println!("  {:<14} default {default}{range}{options}{unit}  {}", f["key"].as_str().unwrap_or(""), f["help"].as_str().unwrap_or(""));
+    }
+    for p in described["presets"].as_array().into_iter().flatten() {
+        println!("  preset {:<10} {}: {}", p["name"].as_str().unwrap_or(""), p["label"].as_str().unwrap_or(""), p["values"]);
+    }
+    Ok(())
 }
 
 /// The class with the highest score for one image.
-async fn predicted(net: &Net, fused: Option<&mut CpuTrainer>, image: &[f32]) -> Result<usize> {
-    let mut at = Attributor::new(net, fused);
-    let out = at.outputs(image, 1).await.map_err(|e| e.to_string())?;
+async fn predicted(s: &Session, image: &[f32]) -> Result<usize> {
+    let net = s.net().map_err(|e| e.to_string())?;
+    let out = s.infer(image, net.spec.score_layer()).await.map_err(|e| e.to_string())?;
     Ok(convlens_core::train::argmax(&out))
 }
 
@@ -439,8 +489,8 @@ async fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::Train { model, dataset, data, epochs, trainer, batch, lr, momentum, l1, l2, schedule, burn, out } => {
-            use convlens_core::{data, train};
+        Command::Train { model, dataset, data, epochs, trainer, batch, lr, momentum, l1, l2, set, schedule, burn, out } => {
+            use convlens_core::data;
             if schedule != "constant" && schedule != "cosine" {
                 return Err(format!("unknown schedule '{schedule}'; expected constant or cosine"));
             }
@@ -458,98 +508,76 @@ async fn run(cli: Cli) -> Result<()> {
                         .map_err(|e| convlens_core::Error::Data(format!("cannot read {}: {e}", dir.join(f).display())))
                 })
                 .map_err(|e| e.to_string())?;
-            let mut net = load_with(&model, false).await?;
-            let input = net.spec.input_shape();
-            train_set.check_input(input).map_err(|e| e.to_string())?;
-            let config = train::TrainConfig {
-                method: train::Method::parse(&trainer).map_err(|e| e.to_string())?,
-                learning_rate: lr,
-                momentum,
-                batch_size: batch,
-                l1,
-                l2,
-                seed: model.seed(),
-                ..Default::default()
-            };
-            config.validate().map_err(|e| e.to_string())?;
-            let mut opt = train::Optimizer::new(&net, config);
-            let backend = Backend::parse(&model.backend).unwrap_or(Backend::Gpu);
-            let mut fused = if !burn && convlens_core::cpu_train::applies(backend, &net.spec) {
-                let w = net.read_weights().await.map_err(|e| e.to_string())?;
-                Some(convlens_core::cpu_train::CpuTrainer::new(&net, w, config))
-            } else {
-                None
-            };
-            let mut sampler = data::Sampler::new(train_set.len(), model.seed());
-            let steps = (epochs * train_set.len() as f64 / batch as f64).ceil() as usize;
+            let net = load_with(&model, false).await?;
+            train_set.check_input(net.spec.input_shape()).map_err(|e| e.to_string())?;
+            let s = session(net, &model)?;
+            let s = if burn { s.without_fused_path() } else { s };
+            let e = |e: convlens_core::Error| e.to_string();
+            let given = settings_of(
+                "trainer",
+                vec![
+                    ("method", trainer.map(Into::into)),
+                    ("batchSize", batch.map(Into::into)),
+                    ("learningRate", lr.map(Into::into)),
+                    ("momentum", momentum.map(Into::into)),
+                    ("l1", l1.map(Into::into)),
+                    ("l2", l2.map(Into::into)),
+                    ("seed", Some(model.seed().into())),
+                ],
+                &set,
+            )?;
+            let config = s.set_trainer(&given).map_err(e)?;
+            let (n_train, n_test) = (train_set.len(), test_set.len());
+            s.set_data(&dataset, train_set, test_set);
+            let net = s.net().map_err(e)?;
+            let batch = config.batch_size;
+            let steps = (epochs * n_train as f64 / batch as f64).ceil() as usize;
             println!(
-                "training {} on {} ({} train, {} test images) for {steps} steps of {batch} ({})",
+                "training {} on {} ({n_train} train, {n_test} test images) for {steps} steps of {batch} ({})",
                 net.spec.name,
                 dataset,
-                train_set.len(),
-                test_set.len(),
-                if fused.is_some() { "fused CPU path" } else { "Burn autodiff" }
+                if s.fused_path(&net) { "fused CPU path" } else { "Burn autodiff" }
             );
             let t0 = std::time::Instant::now();
             let clock = || t0.elapsed().as_secs_f64() * 1e3;
             let mut avg = None::<f32>;
-            let mut s = 0;
-            while s < steps {
-                let k = 50.min(steps - s);
-                let mut batches = Vec::with_capacity(k);
-                for _ in 0..k {
-                    let idx = sampler.next(batch);
-                    batches.push(train_set.batch(&idx, input, Some(&mut sampler.rng)));
-                }
+            let mut k0 = 0;
+            while k0 < steps {
+                let k = 50.min(steps - k0);
                 if schedule == "cosine" {
                     // The rate moves once per chunk of 50 steps.
-                    let c = train::TrainConfig {
-                        learning_rate: lr * 0.5 * (1.0 + (std::f64::consts::PI * s as f64 / steps as f64).cos()),
-                        ..config
-                    };
-                    opt.set_config(c);
-                    if let Some(f) = fused.as_mut() {
-                        f.set_config(c);
-                    }
+                    let rate = config.learning_rate * 0.5 * (1.0 + (std::f64::consts::PI * k0 as f64 / steps as f64).cos());
+                    s.set_trainer(&serde_json::json!({ "learningRate": rate })).map_err(e)?;
                 }
-                let stats = match fused.as_mut() {
-                    Some(f) => f.train_chunk(&batches, &clock),
-                    None => train::train_chunk(&mut net, &mut opt, batches, &clock).await,
-                }
-                .map_err(|e| e.to_string())?;
-                for l in stats.losses {
+                let r = s.train_steps(k, &clock).await.map_err(e)?;
+                for l in r.stats.losses {
                     avg = Some(avg.map_or(l, |a| 0.99 * a + 0.01 * l));
                 }
-                s += k;
-                if s % 500 < k || s == steps {
+                k0 += k;
+                if k0 % 500 < k || k0 == steps {
                     println!(
-                        "step {s}/{steps}: loss {:.4} ({:.0} examples/s)",
+                        "step {k0}/{steps}: loss {:.4} ({:.0} examples/s)",
                         avg.unwrap(),
-                        (s * batch) as f64 / t0.elapsed().as_secs_f64()
+                        (k0 * batch) as f64 / t0.elapsed().as_secs_f64()
                     );
                 }
             }
-            if let Some(f) = &fused {
-                net = f.to_net(&net);
-            }
             let mut correct = 0;
-            for chunk in (0..test_set.len()).collect::<Vec<_>>().chunks(500) {
-                let (images, labels) = test_set.batch(chunk, input, None);
-                let pred = train::predict(&net, &images, chunk.len()).await.map_err(|e| e.to_string())?;
-                correct += labels.iter().zip(pred).filter(|&(&l, p)| l == p).count();
+            for start in (0..n_test).step_by(500) {
+                let (probs, labels) = s.evaluate("test", start, 500).await.map_err(e)?;
+                let k = net.spec.classes();
+                correct += labels.iter().zip(probs.chunks(k)).filter(|&(&l, p)| l as usize == convlens_core::train::argmax(p)).count();
             }
             println!(
-                "test accuracy: {:.2}% ({correct}/{}) after {steps} steps in {:.1} s",
-                100.0 * correct as f64 / test_set.len() as f64,
-                test_set.len(),
+                "test accuracy: {:.2}% ({correct}/{n_test}) after {steps} steps in {:.1} s",
+                100.0 * correct as f64 / n_test as f64,
                 t0.elapsed().as_secs_f64()
             );
-            let w = net.read_weights().await.map_err(|e| e.to_string())?;
-            let bytes = weights::save(&net.spec, &w).map_err(|e| e.to_string())?;
-            std::fs::write(&out, bytes).map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+            std::fs::write(&out, s.export_weights().await.map_err(e)?).map_err(|e| format!("cannot write {}: {e}", out.display()))?;
             println!("wrote {}", out.display());
             Ok(())
         }
+        Command::Settings { technique } => print_schema(&technique),
         Command::Visualize(a) => optimize::visualize(a).await,
         Command::Invert(a) => optimize::invert(a).await,
         Command::Dream(a) => optimize::dream(a).await,
@@ -583,54 +611,40 @@ async fn run(cli: Cli) -> Result<()> {
             scale,
             repeat,
         } => {
-            let schema = attribution::schema();
             if settings {
-                for f in &schema.fields {
-                    let range = match (f.min, f.max) {
-                        (Some(a), Some(b)) => format!(" [{a} to {b}]"),
-                        _ => String::new(),
-                    };
-                    println!("{:<12} default {}{range}  {}", f.key, f.default, f.help);
-                }
-                return Ok(());
+                return print_schema("attribution");
             }
             let net = load(&model).await?;
             let input = load_image(&image, &net.spec)?;
-            let mut fused = fused_path(&net, &model).await?;
+            let s = session(net.clone(), &model)?;
             let objective = match target.as_str() {
-                "predicted" => Objective::Class(predicted(&net, fused.as_mut(), &input).await?),
+                "predicted" => Objective::Class(predicted(&s, &input).await?),
                 t => Objective::parse_in(t, &net.spec).map_err(|e| e.to_string())?,
             };
             // The flags, then --set, through the engine's schema (its defaults and ranges).
-            let mut given = serde_json::Map::new();
-            let mut put = |k: &str, v: Option<serde_json::Value>| {
-                if let Some(v) = v {
-                    given.insert(k.to_string(), v);
-                }
-            };
-            put("method", method.map(Into::into));
-            put("noise", noise.map(Into::into));
-            put("samples", samples.map(Into::into));
-            put("seed", noise_seed.map(Into::into));
-            put("baseline", baseline.map(Into::into));
-            put("steps", steps.map(Into::into));
-            put("rule", rule.map(Into::into));
-            put("layer", layer.map(Into::into));
-            put("relu", no_relu.then_some(false.into()));
-            if let serde_json::Value::Object(o) = schema.parse_set(&set).map_err(|e| e.to_string())? {
-                given.extend(o);
-            }
-            let values = schema.resolve(&serde_json::Value::Object(given), false).map_err(|e| e.to_string())?;
-            let settings = Settings::from_values(&values, &|l| net.spec.layer_index(l).map_err(Into::into)).map_err(|e| e.to_string())?;
-            let method = settings.method;
-            let mut at = Attributor::new(&net, fused.as_mut());
+            let given = settings_of(
+                "attribution",
+                vec![
+                    ("method", method.map(Into::into)),
+                    ("noise", noise.map(Into::into)),
+                    ("samples", samples.map(Into::into)),
+                    ("seed", noise_seed.map(Into::into)),
+                    ("baseline", baseline.map(Into::into)),
+                    ("steps", steps.map(Into::into)),
+                    ("rule", rule.map(Into::into)),
+                    ("layer", layer.map(Into::into)),
+                    ("relu", no_relu.then_some(false.into())),
+                ],
+                &set,
+            )?;
             if repeat > 0 {
                 let mut times = vec![];
                 for _ in 0..repeat + 2 {
                     let t0 = std::time::Instant::now();
-                    attribution::attribute(&mut at, &input, &objective, &settings).await.map_err(|e| e.to_string())?;
+                    s.attribute(&input, &objective, &given).await.map_err(|e| e.to_string())?;
                     times.push(t0.elapsed().as_secs_f64() * 1e3);
                 }
+                let method = s.attribute(&input, &objective, &given).await.map_err(|e| e.to_string())?.1.method;
                 println!(
                     "{}: median {:.2} ms over {repeat} runs ({} backend)",
                     method.name(),
@@ -638,7 +652,8 @@ async fn run(cli: Cli) -> Result<()> {
                     model.backend
                 );
             }
-            let a = attribution::attribute(&mut at, &input, &objective, &settings).await.map_err(|e| e.to_string())?;
+            let (a, settings) = s.attribute(&input, &objective, &given).await.map_err(|e| e.to_string())?;
+            let method = settings.method;
             let [c, h, w] = a.shape;
             if out.extension().is_some_and(|e| e == "npy") {
                 npy::write(&out, &a.shape, &a.map).map_err(|e| format!("cannot write {}: {e}", out.display()))?;
@@ -669,31 +684,43 @@ async fn run(cli: Cli) -> Result<()> {
             println!("{} of {} = {}{extra}; wrote {c}x{h}x{w} map to {}", method.name(), objective.describe(&net), a.value, out.display());
             Ok(())
         }
-        Command::Occlude { model, image, class, logit, window, stride, fill, batch, out, scale, repeat } => {
+        Command::Occlude { model, image, class, logit, window, stride, fill, set, batch, out, scale, repeat } => {
             let net = load(&model).await?;
             let input = load_image(&image, &net.spec)?;
-            let mut fused = fused_path(&net, &model).await?;
+            let s = session(net.clone(), &model)?;
             let class = match class {
                 Some(k) => k,
-                None => predicted(&net, fused.as_mut(), &input).await?,
+                None => predicted(&s, &input).await?,
             };
-            let settings =
-                occlusion::Settings { window, stride, fill: Fill::parse(&fill, window).map_err(|e| e.to_string())?, class, logit };
-            let mut at = Attributor::new(&net, fused.as_mut());
+            let given = settings_of(
+                "occlusion",
+                vec![
+                    ("window", window.map(Into::into)),
+                    ("stride", stride.map(Into::into)),
+                    ("fill", fill.map(Into::into)),
+                    ("class", Some(class.into())),
+                    ("logit", logit.then_some(true.into())),
+                ],
+                &set,
+            )?;
+            let t = std::time::Instant::now();
+            let clock = move || t.elapsed().as_secs_f64() * 1e3;
             let mut times = vec![];
             let mut occ = None;
             for _ in 0..repeat.max(1) + if repeat > 0 { 2 } else { 0 } {
                 let t0 = std::time::Instant::now();
-                let mut o = Occlusion::new(&mut at, &input, settings.clone()).await.map_err(|e| e.to_string())?;
-                while !o.run(&mut at, batch).await.map_err(|e| e.to_string())? {}
+                let inputs = Inputs { image: &input, ..Default::default() };
+                let p =
+                    s.run_job("occlusion", inputs, &given, Budget::Items(batch), &clock, &mut |_| {}).await.map_err(|e| e.to_string())?;
                 times.push(t0.elapsed().as_secs_f64() * 1e3);
-                occ = Some(o);
+                occ = Some(p);
             }
-            let occ = occ.expect("ran at least once");
+            let p = occ.expect("ran at least once");
+            let occ = p.occlusion.as_ref().expect("an occlusion's progress");
             if repeat > 0 {
                 println!(
                     "occlusion: {} positions, median {:.1} ms over {repeat} runs ({} backend)",
-                    occ.total(),
+                    p.total,
                     median(&mut times[2..].to_vec()),
                     model.backend
                 );
@@ -701,9 +728,8 @@ async fn run(cli: Cli) -> Result<()> {
             if out.extension().is_some_and(|e| e == "npy") {
                 npy::write(&out, &[occ.ny, occ.nx], &occ.grid).map_err(|e| format!("cannot write {}: {e}", out.display()))?;
             } else {
-                let [c, h, w] = net.spec.input_shape();
-                let drop: Vec<f32> = occ.attribution();
-                let _ = c;
+                let [_, h, w] = net.spec.input_shape();
+                let drop = occ.map.clone().expect("a finished occlusion has its map");
                 write_png(&out, &grid::overlay(&input, net.spec.input_shape()[0], &drop, h, w, ColorMap::Diverging, scale))?;
             }
             let (worst, low) = occ.grid.iter().enumerate().fold((0, f32::INFINITY), |a, (i, &v)| if v < a.1 { (i, v) } else { a });
@@ -711,8 +737,8 @@ async fn run(cli: Cli) -> Result<()> {
             println!(
                 "class {class} {what}: {} unoccluded; lowest {low} with the patch at y={}, x={}; {}x{} positions; wrote {}",
                 occ.base,
-                (worst / occ.nx) * stride,
-                (worst % occ.nx) * stride,
+                (worst / occ.nx) * occ.stride,
+                (worst % occ.nx) * occ.stride,
                 occ.ny,
                 occ.nx,
                 out.display()
@@ -724,20 +750,19 @@ async fn run(cli: Cli) -> Result<()> {
             let objective = Objective::parse_in(&target, &net.spec).map_err(|e| e.to_string())?;
             let input = load_image(&image, &net.spec)?;
             // The page's path: the fused CPU path when it applies, else Burn.
-            let mut fused = fused_path(&net, &model).await?;
-            let mut at = Attributor::new(&net, fused.as_mut());
+            let s = session(net.clone(), &model)?;
             if repeat > 0 {
                 let mut times = vec![];
                 for _ in 0..repeat + 2 {
                     let t0 = std::time::Instant::now();
-                    at.probe(&input, &objective, ReluRule::Gradient).await.map_err(|e| e.to_string())?;
+                    s.probe(&input, &objective).await.map_err(|e| e.to_string())?;
                     times.push(t0.elapsed().as_secs_f64() * 1e3);
                 }
                 let mut t = times[2..].to_vec();
                 t.sort_by(f64::total_cmp);
                 println!("probe: median {:.2} ms over {repeat} runs ({} backend)", t[t.len() / 2], model.backend);
             }
-            let p = at.probe(&input, &objective, ReluRule::Gradient).await.map_err(|e| e.to_string())?;
+            let p = s.probe(&input, &objective).await.map_err(|e| e.to_string())?;
             std::fs::create_dir_all(&out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
             let mut summary = vec![];
             for (l, lp) in net.spec.layers.iter().zip(&p.layers) {

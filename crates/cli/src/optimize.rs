@@ -3,12 +3,28 @@
 
 use std::path::{Path, PathBuf};
 
-use convlens_core::vis::class_vis::{ClassVis, Settings};
+use convlens_core::jobs::{Budget, Inputs, Progress};
+use convlens_core::session::Session;
 use convlens_core::vis::grid;
-use convlens_core::vis::image_param::Parametrization;
 use convlens_core::{Net, Objective};
+use serde_json::{Value, json};
 
-use crate::{ModelArgs, Result, load, npy, write_png};
+use crate::{ModelArgs, Result, load, npy, session, settings_of, write_png};
+
+/// Any setting of the technique as KEY=VALUE, by its key in the engine's settings schema (the
+/// page's names); `convlens settings TECHNIQUE` lists them with their defaults and ranges.
+#[derive(clap::Args)]
+pub struct SetArgs {
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+}
+
+/// Runs a job to its end, calling `each` after every step.
+async fn run_job(s: &Session, kind: &str, inputs: Inputs<'_>, settings: &Value, each: &mut dyn FnMut(&Progress)) -> Result<Progress> {
+    let t0 = std::time::Instant::now();
+    let clock = move || t0.elapsed().as_secs_f64() * 1e3;
+    s.run_job(kind, inputs, settings, Budget::Items(1), &clock, each).await.map_err(|e| e.to_string())
+}
 
 #[derive(clap::Args)]
 pub struct VisualizeArgs {
@@ -17,33 +33,39 @@ pub struct VisualizeArgs {
     /// What to maximize: class:K, prob:K, neuron:LAYER:INDEX or channel:LAYER:C.
     #[arg(long, default_value = "class:1")]
     pub target: String,
-    /// lucid (Fourier, decorrelated colour, jitter), yosinski (pixels, decay, blur, clipping) or simonyan.
-    #[arg(long, default_value = "lucid")]
-    pub preset: String,
-    /// Overrides of the preset.
+    /// lucid (Fourier, decorrelated colour, jitter), yosinski (pixels, decay, blur) or simonyan
+    /// (pixels, L2 decay) [default: lucid].
+    #[arg(long)]
+    pub preset: Option<String>,
+    /// Overrides of the preset: the image's parametrization (pixel, fourier, fourier-decorrelated).
     #[arg(long)]
     pub param: Option<String>,
     #[arg(long)]
-    pub steps: Option<usize>,
+    pub steps: Option<u64>,
+    /// Adam's learning rate.
     #[arg(long)]
-    pub lr: Option<f32>,
+    pub lr: Option<f64>,
+    /// Random roll before each step, in pixels.
     #[arg(long)]
-    pub jitter: Option<usize>,
+    pub jitter: Option<u64>,
+    /// Pixels: each step pulls the image towards gray by this fraction.
     #[arg(long)]
-    pub l2: Option<f32>,
+    pub l2: Option<f64>,
     #[arg(long)]
-    pub blur_every: Option<usize>,
+    pub blur_every: Option<u64>,
     #[arg(long)]
-    pub blur_sigma: Option<f32>,
+    pub blur_sigma: Option<f64>,
     #[arg(long)]
-    pub norm_pct: Option<f32>,
+    pub norm_pct: Option<f64>,
     #[arg(long)]
-    pub contrib_pct: Option<f32>,
+    pub contrib_pct: Option<f64>,
     #[arg(long)]
-    pub tv: Option<f32>,
-    /// Seed of the starting image and the jitter.
-    #[arg(long, default_value_t = 1)]
-    pub noise_seed: u64,
+    pub tv: Option<f64>,
+    /// Seed of the starting image and the jitter [default: 1].
+    #[arg(long)]
+    pub noise_seed: Option<u64>,
+    #[command(flatten)]
+    pub set: SetArgs,
     /// PNG (or .npy, CHW floats).
     #[arg(long)]
     pub out: PathBuf,
@@ -75,41 +97,43 @@ pub fn class_name(net: &Net, k: usize) -> String {
 pub async fn visualize(a: VisualizeArgs) -> Result<()> {
     let net = load(&a.model).await?;
     let objective = Objective::parse_in(&a.target, &net.spec).map_err(|e| e.to_string())?;
-    let mut s = Settings::preset(&a.preset, objective).map_err(|e| e.to_string())?;
-    if let Some(p) = &a.param {
-        s.param = Parametrization::parse(p)
-            .ok_or_else(|| format!("unknown parametrization '{p}'; expected pixel, fourier or fourier-decorrelated"))?;
-    }
-    s.steps = a.steps.unwrap_or(s.steps);
-    s.lr = a.lr.unwrap_or(s.lr);
-    s.jitter = a.jitter.unwrap_or(s.jitter);
-    s.l2_decay = a.l2.unwrap_or(s.l2_decay);
-    s.blur_every = a.blur_every.unwrap_or(s.blur_every);
-    s.blur_sigma = a.blur_sigma.unwrap_or(s.blur_sigma);
-    s.norm_pct = a.norm_pct.unwrap_or(s.norm_pct);
-    s.contrib_pct = a.contrib_pct.unwrap_or(s.contrib_pct);
-    s.tv = a.tv.unwrap_or(s.tv);
-    s.seed = a.noise_seed;
-    let what = s.objective.describe(&net);
-    let mut run = ClassVis::new(&net, s).map_err(|e| e.to_string())?;
+    let given = settings_of(
+        "visualize",
+        vec![
+            ("preset", a.preset.map(Into::into)),
+            ("param", a.param.map(Into::into)),
+            ("steps", a.steps.map(Into::into)),
+            ("lr", a.lr.map(Into::into)),
+            ("jitter", a.jitter.map(Into::into)),
+            ("l2", a.l2.map(Into::into)),
+            ("blurEvery", a.blur_every.map(Into::into)),
+            ("blurSigma", a.blur_sigma.map(Into::into)),
+            ("normPct", a.norm_pct.map(Into::into)),
+            ("contribPct", a.contrib_pct.map(Into::into)),
+            ("tv", a.tv.map(Into::into)),
+            ("seed", a.noise_seed.map(Into::into)),
+        ],
+        &a.set.set,
+    )?;
+    let what = objective.describe(&net);
+    let s = session(net.clone(), &a.model)?;
     let t0 = std::time::Instant::now();
-    while !run.done() {
-        let v = run.step(&net).await.map_err(|e| e.to_string())?;
-        let i = run.history.len();
-        if i == 1 || i % 25 == 0 {
-            println!("step {i}: {what} = {v:.4}");
+    let p = run_job(&s, "visualize", Inputs { objective: Some(objective), ..Default::default() }, &given, &mut |p| {
+        if p.step == 1 || p.step % 25 == 0 {
+            println!("step {}: {what} = {:.4}", p.step, p.history.last().map_or(0.0, |h| h[0]));
         }
-    }
-    let image = run.current();
-    let (k, p, name) = top(&net, &image).await?;
+    })
+    .await?;
+    let image = &p.images[0].data;
+    let (k, prob, name) = top(&net, image).await?;
     println!(
         "{} steps in {:.1} s ({:.2} steps/s); the net calls the result {name} (class {k}, {:.1}%)",
-        run.history.len(),
+        p.step,
         t0.elapsed().as_secs_f64(),
-        run.history.len() as f64 / t0.elapsed().as_secs_f64(),
-        100.0 * p
+        p.step as f64 / t0.elapsed().as_secs_f64(),
+        100.0 * prob
     );
-    write_image(&a.out, &image, net.spec.input_shape(), a.scale)?;
+    write_image(&a.out, image, net.spec.input_shape(), a.scale)?;
     println!("wrote {}", a.out.display());
     Ok(())
 }
@@ -175,11 +199,6 @@ fn input_image(path: &Path, net: &Net) -> Result<Vec<f32>> {
     load_square(path, h, c)
 }
 
-/// A layer by index or name.
-fn layer_index(net: &Net, s: &str) -> Result<usize> {
-    net.spec.layer_index(s).map_err(|e| e.to_string())
-}
-
 fn report(what: &str, steps: usize, t0: std::time::Instant) {
     let t = t0.elapsed().as_secs_f64();
     println!("{what}: {steps} steps in {t:.1} s ({:.2} steps/s)", steps as f64 / t);
@@ -195,22 +214,27 @@ pub struct InvertArgs {
     /// reconstruction side by side.
     #[arg(long, value_delimiter = ',')]
     pub layers: Vec<String>,
-    #[arg(long, default_value_t = 200)]
-    pub steps: usize,
-    #[arg(long, default_value_t = 0.02)]
-    pub lr: f32,
-    #[arg(long, default_value_t = 6.0)]
-    pub alpha: f32,
-    #[arg(long, default_value_t = 1.0)]
-    pub alpha_weight: f32,
-    #[arg(long, default_value_t = 2.0)]
-    pub beta: f32,
-    #[arg(long, default_value_t = 20.0)]
-    pub tv_weight: f32,
-    #[arg(long, default_value_t = 0)]
-    pub jitter: usize,
-    #[arg(long, default_value_t = 1)]
-    pub noise_seed: u64,
+    #[arg(long)]
+    pub steps: Option<u64>,
+    /// Adam's learning rate [default: 0.02].
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// The alpha-norm's exponent [default: 6].
+    #[arg(long)]
+    pub alpha: Option<f64>,
+    #[arg(long)]
+    pub alpha_weight: Option<f64>,
+    /// Total variation's exponent [default: 2].
+    #[arg(long)]
+    pub beta: Option<f64>,
+    #[arg(long)]
+    pub tv_weight: Option<f64>,
+    #[arg(long)]
+    pub jitter: Option<u64>,
+    #[arg(long)]
+    pub noise_seed: Option<u64>,
+    #[command(flatten)]
+    pub set: SetArgs,
     #[arg(long)]
     pub out: PathBuf,
     #[arg(long, default_value_t = 1)]
@@ -218,40 +242,34 @@ pub struct InvertArgs {
 }
 
 pub async fn invert(a: InvertArgs) -> Result<()> {
-    use convlens_core::vis::inversion::{Inversion, Settings};
     let net = load(&a.model).await?;
     let image = input_image(&a.image, &net)?;
     let shape = net.spec.input_shape();
+    let given = settings_of(
+        "invert",
+        vec![
+            ("layers", (!a.layers.is_empty()).then(|| json!(a.layers))),
+            ("steps", a.steps.map(Into::into)),
+            ("lr", a.lr.map(Into::into)),
+            ("alpha", a.alpha.map(Into::into)),
+            ("alphaWeight", a.alpha_weight.map(Into::into)),
+            ("beta", a.beta.map(Into::into)),
+            ("tvWeight", a.tv_weight.map(Into::into)),
+            ("jitter", a.jitter.map(Into::into)),
+            ("seed", a.noise_seed.map(Into::into)),
+        ],
+        &a.set.set,
+    )?;
+    let s = session(net.clone(), &a.model)?;
+    let t0 = std::time::Instant::now();
+    let p = run_job(&s, "invert", Inputs { image: &image, ..Default::default() }, &given, &mut |_| {}).await?;
     let mut panels = vec![grid::picture(&image, shape, a.scale)];
-    for l in &a.layers {
-        let layer = layer_index(&net, l)?;
-        let s = Settings {
-            steps: a.steps,
-            lr: a.lr,
-            alpha: a.alpha,
-            alpha_weight: a.alpha_weight,
-            tv_beta: a.beta,
-            tv_weight: a.tv_weight,
-            jitter: a.jitter,
-            seed: a.noise_seed,
-            ..Settings::new(layer)
-        };
-        let mut inv = Inversion::new(&net, &image, s).await.map_err(|e| e.to_string())?;
-        let t0 = std::time::Instant::now();
-        while !inv.done() {
-            inv.step(&net).await.map_err(|e| e.to_string())?;
-        }
-        let h = inv.history.last().copied().unwrap_or_default();
-        report(
-            &format!(
-                "layer {} ({}): loss {:.4} (feature {:.4}, alpha {:.4}, TV {:.4})",
-                layer, net.spec.layers[layer].name, h[0], h[1], h[2], h[3]
-            ),
-            inv.history.len(),
-            t0,
-        );
-        panels.push(grid::picture(&inv.current(), shape, a.scale));
+    for im in &p.images {
+        let layer = im.layer.unwrap_or_default();
+        println!("layer {layer} ({}): feature loss {:.4}", net.spec.layers[layer].name, im.loss.unwrap_or_default());
+        panels.push(grid::picture(&im.data, shape, a.scale));
     }
+    report("inversion", p.step, t0);
     write_png(&a.out, &grid::hstack(&panels, 4))?;
     println!("wrote {}", a.out.display());
     Ok(())
@@ -263,55 +281,62 @@ pub struct DreamArgs {
     pub model: ModelArgs,
     #[arg(long)]
     pub image: PathBuf,
-    /// Image size (short side, centre-cropped square); any size the layer fits.
-    #[arg(long, default_value_t = 224)]
-    pub size: usize,
+    /// Image size (short side, centre-cropped square); any size the layer fits [default: the
+    /// network's input].
+    #[arg(long)]
+    pub size: Option<usize>,
     /// The layer (index or name).
     #[arg(long)]
     pub layer: String,
     #[arg(long)]
-    pub channel: Option<usize>,
-    #[arg(long, default_value_t = 4)]
-    pub octaves: usize,
-    #[arg(long, default_value_t = 1.4)]
-    pub octave_scale: f32,
-    #[arg(long, default_value_t = 10)]
-    pub steps: usize,
-    /// Step size on 0-255 pixels per unit of normalized gradient (google/deepdream's 1.5).
-    #[arg(long, default_value_t = 1.5)]
-    pub step: f32,
-    #[arg(long, default_value_t = 32)]
-    pub jitter: usize,
-    #[arg(long, default_value_t = 1)]
-    pub noise_seed: u64,
+    pub channel: Option<u64>,
+    #[arg(long)]
+    pub octaves: Option<u64>,
+    #[arg(long)]
+    pub octave_scale: Option<f64>,
+    /// Steps per octave.
+    #[arg(long)]
+    pub steps: Option<u64>,
+    /// Step size on 0-255 pixels per unit of normalized gradient [default: google/deepdream's 1.5].
+    #[arg(long)]
+    pub step: Option<f64>,
+    #[arg(long)]
+    pub jitter: Option<u64>,
+    #[arg(long)]
+    pub noise_seed: Option<u64>,
+    #[command(flatten)]
+    pub set: SetArgs,
     #[arg(long)]
     pub out: PathBuf,
 }
 
 pub async fn dream(a: DreamArgs) -> Result<()> {
-    use convlens_core::vis::deepdream::{Dream, Settings};
     let net = load(&a.model).await?;
-    let c = net.spec.input_shape()[0];
-    let image = load_square(&a.image, a.size, c)?;
-    let layer = layer_index(&net, &a.layer)?;
-    let s = Settings {
-        channel: a.channel,
-        octaves: a.octaves,
-        octave_scale: a.octave_scale,
-        steps_per_octave: a.steps,
-        step: a.step / 255.0,
-        jitter: a.jitter,
-        seed: a.noise_seed,
-        ..Settings::new(layer)
-    };
-    let mut d = Dream::new(&net, &image, [c, a.size, a.size], s).map_err(|e| e.to_string())?;
+    let [c, h, _] = net.spec.input_shape();
+    let size = a.size.unwrap_or(h);
+    let image = load_square(&a.image, size, c)?;
+    let given = settings_of(
+        "dream",
+        vec![
+            ("layer", Some(a.layer.clone().into())),
+            ("width", Some(size.into())),
+            ("height", Some(size.into())),
+            ("channel", a.channel.map(Into::into)),
+            ("octaves", a.octaves.map(Into::into)),
+            ("octaveScale", a.octave_scale.map(Into::into)),
+            ("steps", a.steps.map(Into::into)),
+            ("step", a.step.map(Into::into)),
+            ("jitter", a.jitter.map(Into::into)),
+            ("seed", a.noise_seed.map(Into::into)),
+        ],
+        &a.set.set,
+    )?;
+    let s = session(net.clone(), &a.model)?;
     let t0 = std::time::Instant::now();
-    while !d.done() {
-        d.step(&net).await.map_err(|e| e.to_string())?;
-    }
-    report(&format!("DeepDream on layer {layer} ({})", net.spec.layers[layer].name), d.history.len(), t0);
-    let (img, shape) = d.current();
-    write_image(&a.out, &img, shape, 1)?;
+    let p = run_job(&s, "dream", Inputs { image: &image, ..Default::default() }, &given, &mut |_| {}).await?;
+    let layer = net.spec.layer_index(&a.layer).map_err(|e| e.to_string())?;
+    report(&format!("DeepDream on layer {layer} ({})", net.spec.layers[layer].name), p.step, t0);
+    write_image(&a.out, &p.images[0].data, p.images[0].shape, 1)?;
     println!("wrote {}", a.out.display());
     Ok(())
 }
@@ -324,32 +349,36 @@ pub struct StyleArgs {
     pub content: PathBuf,
     #[arg(long)]
     pub style: PathBuf,
-    #[arg(long, default_value_t = 224)]
-    pub size: usize,
+    /// The square image's side [default: the network's input].
+    #[arg(long)]
+    pub size: Option<usize>,
     /// Content layer (index or name); default MobileNetV2's op16.
     #[arg(long)]
     pub content_layer: Option<String>,
     /// Style layers (comma-separated); default MobileNetV2's op0,op3,op6,op13,op24.
     #[arg(long, value_delimiter = ',')]
     pub style_layers: Vec<String>,
-    #[arg(long, default_value_t = 1.0)]
-    pub content_weight: f32,
-    #[arg(long, default_value_t = 1e4)]
-    pub style_weight: f32,
-    #[arg(long, default_value_t = 1.0)]
-    pub tv_weight: f32,
-    /// lbfgs or adam.
-    #[arg(long, default_value = "adam")]
-    pub optimizer: String,
     #[arg(long)]
-    pub lr: Option<f32>,
-    #[arg(long, default_value_t = 300)]
-    pub steps: usize,
+    pub content_weight: Option<f64>,
+    #[arg(long)]
+    pub style_weight: Option<f64>,
+    #[arg(long)]
+    pub tv_weight: Option<f64>,
+    /// adam or lbfgs [default: adam].
+    #[arg(long)]
+    pub optimizer: Option<String>,
+    /// [default: 0.03 for Adam, 1 for L-BFGS]
+    #[arg(long)]
+    pub lr: Option<f64>,
+    #[arg(long)]
+    pub steps: Option<u64>,
     /// Start from noise instead of the content image.
     #[arg(long)]
     pub from_noise: bool,
-    #[arg(long, default_value_t = 1)]
-    pub noise_seed: u64,
+    #[arg(long)]
+    pub noise_seed: Option<u64>,
+    #[command(flatten)]
+    pub set: SetArgs,
     #[arg(long)]
     pub out: PathBuf,
     /// Also write the Gram matrices of the style layers (style image | result) as heatmaps here.
@@ -358,47 +387,51 @@ pub struct StyleArgs {
 }
 
 pub async fn style(a: StyleArgs) -> Result<()> {
-    use convlens_core::vis::style::{Optimizer, Settings, Style};
     let net = load(&a.model).await?;
-    let c = net.spec.input_shape()[0];
-    let content = load_square(&a.content, a.size, c)?;
+    let [c, h, _] = net.spec.input_shape();
+    let size = a.size.unwrap_or(h);
+    let content = load_square(&a.content, size, c)?;
     let style_img =
-        load_square_of(trim_white(image::open(&a.style).map_err(|e| format!("cannot decode {}: {e}", a.style.display()))?), a.size, c)?;
-    let mut s = match (&a.content_layer, a.style_layers.is_empty()) {
-        (Some(cl), false) => {
-            Settings::new(layer_index(&net, cl)?, a.style_layers.iter().map(|l| layer_index(&net, l)).collect::<Result<_>>()?)
-        }
-        _ => Settings::mobilenet(&net).ok_or("this network has no MobileNetV2 layer names; give --content-layer and --style-layers")?,
-    };
-    s.content_weight = a.content_weight;
-    s.style_weight = a.style_weight;
-    s.tv_weight = a.tv_weight;
-    s.steps = a.steps;
-    s.from_content = !a.from_noise;
-    s.seed = a.noise_seed;
-    s.optimizer = match a.optimizer.as_str() {
-        "lbfgs" => Optimizer::Lbfgs { lr: a.lr.unwrap_or(1.0) },
-        "adam" => Optimizer::Adam { lr: a.lr.unwrap_or(0.03) },
-        o => return Err(format!("unknown optimizer '{o}'; expected lbfgs or adam")),
-    };
-    let shape = [c, a.size, a.size];
-    let mut st = Style::new(&net, &content, &style_img, shape, s).await.map_err(|e| e.to_string())?;
+        load_square_of(trim_white(image::open(&a.style).map_err(|e| format!("cannot decode {}: {e}", a.style.display()))?), size, c)?;
+    if net.spec.layers.iter().all(|l| l.name != "op16") && (a.content_layer.is_none() || a.style_layers.is_empty()) {
+        return Err("this network has no MobileNetV2 layer names; give --content-layer and --style-layers".into());
+    }
+    let given = settings_of(
+        "style",
+        vec![
+            ("size", Some(size.into())),
+            ("contentLayer", a.content_layer.map(Into::into)),
+            ("styleLayers", (!a.style_layers.is_empty()).then(|| json!(a.style_layers))),
+            ("contentWeight", a.content_weight.map(Into::into)),
+            ("styleWeight", a.style_weight.map(Into::into)),
+            ("tvWeight", a.tv_weight.map(Into::into)),
+            ("optimizer", a.optimizer.map(Into::into)),
+            ("lr", a.lr.map(Into::into)),
+            ("steps", a.steps.map(Into::into)),
+            ("fromContent", a.from_noise.then_some(false.into())),
+            ("seed", a.noise_seed.map(Into::into)),
+        ],
+        &a.set.set,
+    )?;
+    let s = session(net.clone(), &a.model)?;
     let t0 = std::time::Instant::now();
-    while !st.done() {
-        let v = st.step().await.map_err(|e| e.to_string())?;
-        let i = st.history.len();
-        if i == 1 || i % 50 == 0 {
-            let h = st.history[i - 1];
-            println!("step {i}: loss {v:.4} (content {:.4}, style {:.4}, TV {:.4})", h[1], h[2], h[3]);
+    let (id, mut p) =
+        s.start_job("style", Inputs { image: &content, style: &style_img, objective: None }, &given).await.map_err(|e| e.to_string())?;
+    let clock = move || t0.elapsed().as_secs_f64() * 1e3;
+    while !p.done {
+        p = s.step_job(id, Budget::Items(1), &clock).await.map_err(|e| e.to_string())?;
+        if p.step == 1 || p.step % 50 == 0 {
+            let h = &p.history[p.step - 1];
+            println!("step {}: loss {:.4} (content {:.4}, style {:.4}, TV {:.4})", p.step, h[0], h[1], h[2], h[3]);
         }
     }
-    report("style transfer", st.history.len(), t0);
-    write_image(&a.out, &st.current(), shape, 1)?;
+    report("style transfer", p.step, t0);
+    write_image(&a.out, &p.images[0].data, p.images[0].shape, 1)?;
     println!("wrote {}", a.out.display());
     if let Some(path) = &a.grams {
-        let (target, now) = (st.target_grams().await.map_err(|e| e.to_string())?, st.grams_of(None).await.map_err(|e| e.to_string())?);
+        let g = s.style_grams(id).await.map_err(|e| e.to_string())?;
         let mut panels = vec![];
-        for (t, n) in target.iter().zip(&now) {
+        for (t, n) in g.target.iter().zip(&g.current) {
             let c = (t.len() as f64).sqrt() as usize;
             let scale = (192 / c).max(1);
             panels.push(grid::heatmap(t, c, c, grid::ColorMap::Viridis, scale));
@@ -414,24 +447,27 @@ pub async fn style(a: StyleArgs) -> Result<()> {
 pub struct AdversarialArgs {
     #[command(flatten)]
     pub model: ModelArgs,
-    /// The image to attack (omit with --fooling).
+    /// The image to attack (omit with --method fooling).
     #[arg(long)]
     pub image: Option<PathBuf>,
     /// fgsm, towards (iterative attack towards --class) or fooling (grown from noise).
     #[arg(long, default_value = "fgsm")]
     pub method: String,
-    /// Pixels move by at most this much (on 0-255).
-    #[arg(long, default_value_t = 2.0)]
-    pub eps: f32,
+    /// Pixels move by at most this much, on 0-255 [default: 2].
+    #[arg(long)]
+    pub eps: Option<f64>,
     /// The true label for FGSM (default: the predicted class); the target class otherwise.
     #[arg(long)]
-    pub class: Option<usize>,
-    #[arg(long, default_value_t = 0.5)]
-    pub step: f32,
-    #[arg(long, default_value_t = 20)]
-    pub steps: usize,
-    #[arg(long, default_value_t = 1)]
-    pub noise_seed: u64,
+    pub class: Option<u64>,
+    /// The iterative attacks' step, on 0-255 [default: 0.5].
+    #[arg(long)]
+    pub step: Option<f64>,
+    #[arg(long)]
+    pub steps: Option<u64>,
+    #[arg(long)]
+    pub noise_seed: Option<u64>,
+    #[command(flatten)]
+    pub set: SetArgs,
     /// PNG: original | amplified perturbation | adversarial image.
     #[arg(long)]
     pub out: PathBuf,
@@ -440,35 +476,43 @@ pub struct AdversarialArgs {
 }
 
 pub async fn adversarial(a: AdversarialArgs) -> Result<()> {
-    use convlens_core::vis::adversarial::{self, Attack};
-    use convlens_core::vis::attribution::Attributor;
+    use convlens_core::settings::Resolved;
     let net = load(&a.model).await?;
     let shape = net.spec.input_shape();
-    let (eps, step) = (a.eps / 255.0, a.step / 255.0);
-    let mut at = Attributor::new(&net, None);
+    let flags = |target: Option<u64>| {
+        vec![
+            ("target", target.map(Into::into)),
+            ("eps", a.eps.map(Into::into)),
+            ("step", a.step.map(Into::into)),
+            ("steps", a.steps.map(Into::into)),
+            ("seed", a.noise_seed.map(Into::into)),
+        ]
+    };
+    let s = session(net.clone(), &a.model)?;
     let (original, result) = match a.method.as_str() {
         "fgsm" => {
             let image = input_image(a.image.as_ref().ok_or("fgsm needs --image")?, &net)?;
             let label = match a.class {
-                Some(k) => k,
+                Some(k) => k as usize,
                 None => top(&net, &image).await?.0,
             };
-            let adv = adversarial::fgsm(&mut at, &image, label, eps).await.map_err(|e| e.to_string())?;
+            let given = settings_of("attack", flags(Some(label as u64)), &a.set.set)?;
+            let v = convlens_core::jobs::schema("attack").and_then(|sc| sc.resolve(&given, false)).map_err(|e| e.to_string())?;
+            let adv = s.fgsm(&image, label, v.num("eps") as f32).await.map_err(|e| e.to_string())?;
             (image, adv)
         }
         "towards" | "fooling" => {
             let target = a.class.ok_or("give the target class as --class")?;
-            let mut attack = if a.method == "fooling" {
-                Attack::fooling(shape.iter().product(), target, step, a.steps, a.noise_seed)
-            } else {
-                Attack::new(&input_image(a.image.as_ref().ok_or("towards needs --image")?, &net)?, target, eps, step, a.steps)
+            let given = settings_of("attack", flags(Some(target)), &a.set.set)?;
+            let image = match a.method.as_str() {
+                "towards" => input_image(a.image.as_ref().ok_or("towards needs --image")?, &net)?,
+                _ => vec![],
             };
+            let kind = if a.method == "fooling" { "fooling" } else { "attack" };
             let t0 = std::time::Instant::now();
-            while !attack.done() {
-                attack.step(&mut at).await.map_err(|e| e.to_string())?;
-            }
-            report(&format!("{} towards class {target}", a.method), attack.history.len(), t0);
-            (attack.original, attack.x)
+            let p = run_job(&s, kind, Inputs { image: &image, ..Default::default() }, &given, &mut |_| {}).await?;
+            report(&format!("{} towards class {target}", a.method), p.step, t0);
+            (p.images[0].data.clone(), p.images[1].data.clone())
         }
         m => return Err(format!("unknown method '{m}'; expected fgsm, towards or fooling")),
     };

@@ -7,7 +7,9 @@ use burn::tensor::activation::{log_softmax, softmax};
 use burn::tensor::{Tensor, TensorData};
 
 use crate::net::{Mode, Net, ParamTensor, TrainPass};
+use crate::settings::{Field, Resolved, Schema};
 use crate::{Error, read, read_all};
+use serde_json::{Map, Value, json};
 
 /// The update rule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,26 +73,72 @@ pub struct TrainConfig {
     pub seed: u64,
 }
 
+/// The trainer settings: keys, defaults (ConvNetJS's MNIST demo: batch 20, L2 0.001; here SGD
+/// with momentum 0.9 at 0.01) and ranges, written once.
+pub fn schema() -> Schema {
+    Schema::new(
+        "trainer",
+        vec![
+            Field::choice("method", "method", Method::ALL.iter().map(|m| m.as_str()).collect(), "momentum"),
+            Field::number("learningRate", "learning rate", 0.01, 1e-6, 10.0, 0.001).help("Unused by Adadelta"),
+            Field::number("momentum", "momentum", 0.9, 0.0, 0.999, 0.01).group("momentum"),
+            Field::integer("batchSize", "batch size", 20, 1, 4096),
+            Field::number("l1", "L1 decay", 0.0, 0.0, 1.0, 0.0001).help("On conv and fc weights (not biases or batchnorm)"),
+            Field::number("l2", "L2 decay", 0.001, 0.0, 1.0, 0.0001).help("On conv and fc weights (not biases or batchnorm)"),
+            Field::number("beta1", "β1", 0.9, 0.0, 0.9999, 0.001).group("adam"),
+            Field::number("beta2", "β2", 0.999, 0.0, 0.9999, 0.001).group("adam"),
+            Field::number("rho", "ρ", 0.95, 0.0, 0.9999, 0.01).group("adadelta"),
+            Field::number("eps", "ε", 1e-8, 1e-12, 1.0, 1e-8).optional().help("auto: 1e-6 for Adadelta, 1e-8 otherwise"),
+            Field::integer("seed", "seed", 1, 0, 1 << 32).help("The data order and dropout's masks"),
+        ],
+    )
+}
+
 impl Default for TrainConfig {
-    /// ConvNetJS's MNIST demo: batch 20, L2 0.001; here SGD lr 0.01 with momentum 0.9.
+    /// The schema's defaults.
     fn default() -> Self {
-        TrainConfig {
-            method: Method::Momentum,
-            learning_rate: 0.01,
-            momentum: 0.9,
-            batch_size: 20,
-            l1: 0.0,
-            l2: 0.001,
-            beta1: 0.9,
-            beta2: 0.999,
-            rho: 0.95,
-            eps: None,
-            seed: 1,
-        }
+        TrainConfig::from_values(&schema().resolve(&Value::Null, false).expect("the defaults are valid")).expect("the defaults are valid")
     }
 }
 
 impl TrainConfig {
+    /// The settings from values [`Schema::resolve`] returned; checked.
+    pub fn from_values(v: &Map<String, Value>) -> Result<TrainConfig, Error> {
+        let c = TrainConfig {
+            method: Method::parse(v.text("method"))?,
+            learning_rate: v.num("learningRate"),
+            momentum: v.num("momentum"),
+            batch_size: v.int("batchSize"),
+            l1: v.num("l1"),
+            l2: v.num("l2"),
+            beta1: v.num("beta1"),
+            beta2: v.num("beta2"),
+            rho: v.num("rho"),
+            eps: v["eps"].as_f64(),
+            seed: v.num("seed") as u64,
+        };
+        c.validate()?;
+        Ok(c)
+    }
+
+    /// The values, by the schema's keys (`eps` shows the method's when it is automatic).
+    pub fn to_values(&self) -> Map<String, Value> {
+        let v = json!({
+            "method": self.method.as_str(), "learningRate": self.learning_rate, "momentum": self.momentum,
+            "batchSize": self.batch_size, "l1": self.l1, "l2": self.l2, "beta1": self.beta1, "beta2": self.beta2,
+            "rho": self.rho, "eps": self.eps, "seed": self.seed,
+        });
+        match v {
+            Value::Object(m) => m,
+            _ => unreachable!(),
+        }
+    }
+
+    /// These settings changed by `patch` (any of the schema's keys; the others stay).
+    pub fn patched(&self, patch: &Value) -> Result<TrainConfig, Error> {
+        TrainConfig::from_values(&schema().resolve_over(patch, Some(&self.to_values()), false)?)
+    }
+
     /// Checks the ranges, with a message naming the setting.
     pub fn validate(&self) -> Result<(), Error> {
         let bad = |what: &str, v: f64, want: &str| Err(Error::Input(format!("trainer: {what} is {v}; it must be {want}")));

@@ -18,7 +18,7 @@ fn the_defaults_are_the_papers_and_live_in_the_schema() {
     assert_eq!((d.layer, d.relu, d.noise_values.clone()), (None, true, None));
     let schema = attribution::schema();
     let described = schema.describe();
-    let noise = described.as_array().unwrap().iter().find(|f| f["key"] == "noise").unwrap();
+    let noise = described["fields"].as_array().unwrap().iter().find(|f| f["key"] == "noise").unwrap();
     assert_eq!(noise["default"], json!(0.15));
     assert_eq!((noise["min"].as_f64(), noise["max"].as_f64()), (Some(0.0), Some(1.0)));
     assert_eq!(noise["group"], "smoothgrad");

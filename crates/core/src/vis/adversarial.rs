@@ -5,7 +5,24 @@
 
 use crate::Error;
 use crate::grad::{Objective, ReluRule};
+use crate::settings::{Field, Resolved, Schema};
 use crate::vis::attribution::Attributor;
+use serde_json::{Map, Value};
+
+/// The settings of an iterative attack (and of a fooling image, which ignores `eps`): keys,
+/// defaults and ranges, written once. Sizes are on 0-255 pixels, as the papers quote them.
+pub fn schema() -> Schema {
+    Schema::new(
+        "attack",
+        vec![
+            Field::integer("target", "target class", 0, 0, 1 << 20).help("The class the image is pushed towards"),
+            Field::number("eps", "ε", 2.0, 0.0, 255.0, 0.5).unit("on 0-255 pixels").help("How far any pixel may move from the original"),
+            Field::number("step", "step size", 0.5, 0.0, 255.0, 0.1).unit("on 0-255 pixels"),
+            Field::integer("steps", "steps", 20, 1, 10_000),
+            Field::integer("seed", "seed", 1, 0, 1 << 32).help("Fooling images: the starting noise's seed"),
+        ],
+    )
+}
 
 fn sign(v: f32) -> f32 {
     if v > 0.0 {
@@ -51,6 +68,16 @@ pub struct Attack {
 impl Attack {
     pub fn new(image: &[f32], target: usize, eps: f32, step: f32, steps: usize) -> Attack {
         Attack { original: image.to_vec(), x: image.to_vec(), target, eps, step_size: step, steps, history: vec![] }
+    }
+
+    /// An attack on `image` from values [`schema`]'s `resolve` returned.
+    pub fn from_values(image: &[f32], v: &Map<String, Value>) -> Attack {
+        Attack::new(image, v.int("target"), v.num("eps") as f32 / 255.0, v.num("step") as f32 / 255.0, v.int("steps"))
+    }
+
+    /// A fooling image of `size` values from values [`schema`]'s `resolve` returned.
+    pub fn fooling_from_values(size: usize, v: &Map<String, Value>) -> Attack {
+        Attack::fooling(size, v.int("target"), v.num("step") as f32 / 255.0, v.int("steps"), v.num("seed") as u64)
     }
 
     /// A fooling image's start: uniform noise in [0, 1] from `seed`.

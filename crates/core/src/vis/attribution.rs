@@ -280,9 +280,9 @@ pub struct Settings {
 /// The attribution settings: every key, default and range, written once (the page's controls,
 /// the facade and the CLI's flags and `--set` read them from here).
 pub fn schema() -> Schema {
-    Schema {
-        technique: "attribution",
-        fields: vec![
+    Schema::new(
+        "attribution",
+        vec![
             Field::choice("method", "method", Method::ALL.iter().map(|m| m.name()).collect(), "gradient"),
             Field::number("noise", "noise", 0.15, 0.0, 1.0, 0.05)
                 .unit("of the value range")
@@ -303,7 +303,7 @@ pub fn schema() -> Schema {
             Field::layer("layer", "layer").help("Grad-CAM: the layer (default: the last spatial layer below the target)").group("grad-cam"),
             Field::boolean("relu", "positive evidence only", true).help("Grad-CAM: the paper's ReLU on the weighted sum").group("grad-cam"),
         ],
-    }
+    )
 }
 
 impl Settings {

@@ -7,10 +7,12 @@
 
 use crate::grad::{Objective, ReluRule};
 use crate::rng::SplitMix64;
+use crate::settings::{Field, Preset, Resolved, Schema};
 use crate::vis::image_param::{self, Adam, ImageParam, Parametrization};
 use crate::vis::optimize::objective_grad;
 use crate::vis::regularizers;
 use crate::{Error, Net};
+use serde_json::{Map, Value, json};
 
 /// Everything a run depends on.
 #[derive(Debug, Clone, PartialEq)]
@@ -43,46 +45,83 @@ pub struct Settings {
     pub seed: u64,
 }
 
-impl Settings {
-    /// The presets: `lucid` (Fourier, decorrelated colour, Adam 0.05, jitter 16, scale 0.9-1.1,
-    /// rotation up to 10 degrees: recognizable images on MobileNetV2), `yosinski` (pixels, L2
-    /// decay 1e-4, blur sigma 1 every 4 steps, jitter 4; the clipping is off by default),
-    /// `simonyan` (pixels, L2 decay only: the high-frequency images of the 2014 paper). Adam
-    /// everywhere, so one learning rate fits every net.
-    pub fn preset(name: &str, objective: Objective) -> Result<Settings, Error> {
-        let base = Settings {
-            objective,
-            param: Parametrization::Pixel,
-            steps: 200,
-            lr: 0.05,
-            jitter: 0,
-            scale_jitter: 0.0,
-            rotate: 0.0,
-            l2_decay: 0.0,
-            blur_every: 0,
-            blur_sigma: 0.0,
-            norm_pct: 0.0,
-            contrib_pct: 0.0,
-            tv: 0.0,
-            init_noise: 0.0,
-            seed: 1,
-        };
-        Ok(match name {
-            "lucid" => Settings {
-                param: Parametrization::Fourier { decorrelate: true },
-                steps: 256,
-                lr: 0.05,
-                jitter: 16,
-                scale_jitter: 0.1,
-                rotate: 10.0,
-                ..base
+/// The visualization settings (the objective comes separately): keys, defaults, ranges and the
+/// three presets, written once (the page's form, the facade and the CLI read them from here).
+pub fn schema() -> Schema {
+    Schema {
+        technique: "visualize",
+        fields: vec![
+            Field::choice("preset", "preset", vec!["lucid", "yosinski", "simonyan"], "lucid").help(
+                "lucid: Fourier, decorrelated colour, jitter, scale and rotation (Olah et al. 2017); yosinski: pixels, L2 decay, \
+                 blur (Yosinski et al. 2015); simonyan: pixels, L2 decay only (Simonyan et al. 2014)",
+            ),
+            Field::choice("param", "image", vec!["fourier-decorrelated", "fourier", "pixel"], "pixel")
+                .help("What is optimized: the pixels, or a Fourier spectrum (optionally in decorrelated colour)"),
+            Field::integer("steps", "steps", 200, 1, 10_000),
+            Field::number("lr", "learning rate (Adam)", 0.05, 0.0, 10.0, 0.01)
+                .help("In parameter units: pixels in [0, 1] or spectrum coefficients"),
+            Field::integer("jitter", "jitter", 0, 0, 128).unit("px").help("Random roll before each step"),
+            Field::number("scale", "random scale ±", 0.0, 0.0, 0.5, 0.01)
+                .help("Random scale by a factor in [1 - s, 1 + s] before each step"),
+            Field::number("rotate", "random rotation ±", 0.0, 0.0, 180.0, 1.0).unit("degrees"),
+            Field::number("l2", "L2 decay", 0.0, 0.0, 1.0, 0.0001).help("Pixels: each step pulls the image towards gray by this fraction"),
+            Field::integer("blurEvery", "blur every k steps", 0, 0, 1000).help("0: never"),
+            Field::number("blurSigma", "blur σ", 0.0, 0.0, 10.0, 0.1).unit("px"),
+            Field::number("normPct", "clip small norm", 0.0, 0.0, 100.0, 1.0)
+                .unit("percentile")
+                .help("Set to gray the pixels whose norm is below this percentile"),
+            Field::number("contribPct", "clip small contribution", 0.0, 0.0, 100.0, 1.0)
+                .unit("percentile")
+                .help("Set to gray the pixels whose contribution to the objective is below this percentile"),
+            Field::number("tv", "total variation", 0.0, 0.0, 100.0, 0.01).help("Weight of total variation (beta 2), per pixel"),
+            Field::number("initNoise", "starting noise", 0.0, 0.0, 1.0, 0.01).help("Pixels: standard deviation of the start about gray"),
+            Field::integer("seed", "seed", 1, 0, 1 << 32),
+        ],
+        presets: vec![
+            Preset {
+                name: "lucid",
+                label: "Lucid (Fourier, decorrelated, transforms)",
+                values: json!({"param": "fourier-decorrelated", "steps": 256, "jitter": 16, "scale": 0.1, "rotate": 10.0}),
             },
-            "yosinski" => {
-                Settings { lr: 0.05, jitter: 4, l2_decay: 1e-4, blur_every: 4, blur_sigma: 1.0, init_noise: 0.1, steps: 300, ..base }
-            }
-            "simonyan" => Settings { lr: 0.05, l2_decay: 1e-3, steps: 200, ..base },
-            other => return Err(Error::Input(format!("unknown preset '{other}'; expected lucid, yosinski or simonyan"))),
+            Preset {
+                name: "yosinski",
+                label: "Yosinski et al. (decay, blur)",
+                values: json!({"steps": 300, "jitter": 4, "l2": 0.0001, "blurEvery": 4, "blurSigma": 1.0, "initNoise": 0.1}),
+            },
+            Preset { name: "simonyan", label: "Simonyan et al. (L2 only)", values: json!({"steps": 200, "l2": 0.001}) },
+        ],
+    }
+}
+
+impl Settings {
+    /// The settings from values [`Schema::resolve`] returned.
+    pub fn from_values(v: &Map<String, Value>, objective: Objective) -> Result<Settings, Error> {
+        let param = v.text("param");
+        Ok(Settings {
+            objective,
+            param: Parametrization::parse(param).ok_or_else(|| Error::Input(format!("unknown parametrization '{param}'")))?,
+            steps: v.int("steps"),
+            lr: v.num("lr") as f32,
+            jitter: v.int("jitter"),
+            scale_jitter: v.num("scale") as f32,
+            rotate: v.num("rotate") as f32,
+            l2_decay: v.num("l2") as f32,
+            blur_every: v.int("blurEvery"),
+            blur_sigma: v.num("blurSigma") as f32,
+            norm_pct: v.num("normPct") as f32,
+            contrib_pct: v.num("contribPct") as f32,
+            tv: v.num("tv") as f32,
+            init_noise: v.num("initNoise") as f32,
+            seed: v.num("seed") as u64,
         })
+    }
+
+    /// A preset's settings (see [`schema`]): `lucid` gives recognizable images on MobileNetV2,
+    /// `yosinski` and `simonyan` the papers' pixel-space images. Adam everywhere, so one
+    /// learning rate fits every net.
+    pub fn preset(name: &str, objective: Objective) -> Result<Settings, Error> {
+        let v = schema().resolve(&json!({ "preset": name }), false)?;
+        Settings::from_values(&v, objective)
     }
 }
 

@@ -7,9 +7,11 @@
 use burn::tensor::{Tensor, TensorData};
 
 use crate::rng::SplitMix64;
+use crate::settings::{Field, Resolved, Schema};
 use crate::vis::image_param;
 use crate::vis::optimize::layer_loss_grad;
 use crate::{Error, Net};
+use serde_json::{Map, Value};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
@@ -26,10 +28,44 @@ pub struct Settings {
     pub seed: u64,
 }
 
+/// The DeepDream settings: keys, defaults (google/deepdream's: 4 octaves of 1.4, 10 steps each,
+/// step 1.5 on 0-255 pixels, jitter 32) and ranges, written once.
+pub fn schema() -> Schema {
+    Schema::new(
+        "dream",
+        vec![
+            Field::layer("layer", "layer").help("The layer whose activations are amplified"),
+            Field::integer("channel", "channel", 0, 0, 1 << 16).optional().help("Amplify this channel alone (auto: the whole layer)"),
+            Field::integer("width", "width", 224, 8, 2048).unit("px").optional().help("The image's size (auto: the network's input)"),
+            Field::integer("height", "height", 224, 8, 2048).unit("px").optional(),
+            Field::integer("octaves", "octaves", 4, 1, 10),
+            Field::number("octaveScale", "octave scale", 1.4, 1.0, 4.0, 0.1),
+            Field::integer("steps", "steps per octave", 10, 1, 500),
+            Field::number("step", "step size", 1.5, 0.01, 50.0, 0.1).unit("on 0-255 pixels").help("Per unit of normalized gradient"),
+            Field::integer("jitter", "jitter", 32, 0, 256).unit("px"),
+            Field::integer("seed", "seed", 1, 0, 1 << 32),
+        ],
+    )
+}
+
 impl Settings {
-    /// google/deepdream's defaults: 4 octaves of 1.4, 10 steps each, step 1.5/255, jitter 32.
+    /// The settings for `layer` from values [`Schema::resolve`] returned.
+    pub fn from_values(v: &Map<String, Value>, layer: usize) -> Settings {
+        Settings {
+            layer,
+            channel: v.opt_int("channel"),
+            octaves: v.int("octaves"),
+            octave_scale: v.num("octaveScale") as f32,
+            steps_per_octave: v.int("steps"),
+            step: v.num("step") as f32 / 255.0,
+            jitter: v.int("jitter"),
+            seed: v.num("seed") as u64,
+        }
+    }
+
+    /// The defaults, for `layer`.
     pub fn new(layer: usize) -> Settings {
-        Settings { layer, channel: None, octaves: 4, octave_scale: 1.4, steps_per_octave: 10, step: 1.5 / 255.0, jitter: 32, seed: 1 }
+        Settings::from_values(&schema().resolve(&Value::Null, false).expect("the defaults are valid"), layer)
     }
 
     pub fn total_steps(&self) -> usize {

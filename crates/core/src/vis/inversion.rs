@@ -8,10 +8,12 @@
 use burn::tensor::Tensor;
 
 use crate::rng::SplitMix64;
+use crate::settings::{Field, Resolved, Schema};
 use crate::vis::image_param::{self, Adam, ImageParam, Parametrization};
 use crate::vis::optimize::{self, layer_loss_grad};
 use crate::vis::regularizers;
 use crate::{Error, Net};
+use serde_json::{Map, Value};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
@@ -30,21 +32,46 @@ pub struct Settings {
     pub seed: u64,
 }
 
+/// The inversion settings: keys, defaults (Mahendran & Vedaldi's regularizers, alpha 6 and beta
+/// 2, weights for images in [0, 1]) and ranges, written once.
+pub fn schema() -> Schema {
+    Schema::new(
+        "invert",
+        vec![
+            Field::layers("layers", "layers").help("The layers whose codes are inverted, side by side"),
+            Field::integer("steps", "steps", 200, 1, 10_000),
+            Field::number("lr", "learning rate (Adam)", 0.02, 0.0, 10.0, 0.005),
+            Field::number("alpha", "α (norm exponent)", 6.0, 1.0, 12.0, 1.0).help("The alpha-norm regularizer's exponent"),
+            Field::number("alphaWeight", "α-norm weight", 1.0, 0.0, 1000.0, 0.1),
+            Field::number("beta", "β (TV exponent)", 2.0, 1.0, 4.0, 0.5).help("Total variation's exponent"),
+            Field::number("tvWeight", "TV weight", 20.0, 0.0, 10_000.0, 1.0),
+            Field::integer("jitter", "jitter", 0, 0, 64).unit("px"),
+            Field::number("initNoise", "starting noise", 0.1, 0.0, 1.0, 0.01).help("Standard deviation of the start about gray"),
+            Field::integer("seed", "seed", 1, 0, 1 << 32),
+        ],
+    )
+}
+
 impl Settings {
-    /// Mahendran & Vedaldi's regularizers (alpha 6, beta 2), weights for images in [0, 1].
-    pub fn new(layer: usize) -> Settings {
+    /// The settings for `layer` from values [`Schema::resolve`] returned.
+    pub fn from_values(v: &Map<String, Value>, layer: usize) -> Settings {
         Settings {
             layer,
-            steps: 200,
-            lr: 0.02,
-            alpha: 6.0,
-            alpha_weight: 1.0,
-            tv_beta: 2.0,
-            tv_weight: 20.0,
-            jitter: 0,
-            init_noise: 0.1,
-            seed: 1,
+            steps: v.int("steps"),
+            lr: v.num("lr") as f32,
+            alpha: v.num("alpha") as f32,
+            alpha_weight: v.num("alphaWeight") as f32,
+            tv_beta: v.num("beta") as f32,
+            tv_weight: v.num("tvWeight") as f32,
+            jitter: v.int("jitter"),
+            init_noise: v.num("initNoise") as f32,
+            seed: v.num("seed") as u64,
         }
+    }
+
+    /// The defaults, for `layer`.
+    pub fn new(layer: usize) -> Settings {
+        Settings::from_values(&schema().resolve(&Value::Null, false).expect("the defaults are valid"), layer)
     }
 }
 

@@ -116,3 +116,16 @@ pub fn run(
         })
         .collect()
 }
+
+/// The demo on a dataset of 1-channel images (the built-in digits): its train and test images at
+/// 24 x 24, each side length clamped to 2..24, seed 1.
+pub fn demo(train: &crate::data::Dataset, test: &crate::data::Dataset, sides: &[usize], eps: f32, epochs: usize) -> Vec<LinearPoint> {
+    let side = 24;
+    let shape = [1, side, side];
+    let (mut x, mut y) = train.batch(&(0..train.len()).collect::<Vec<_>>(), shape, None);
+    let (hx, hy) = test.batch(&(0..test.len()).collect::<Vec<_>>(), shape, None);
+    x.extend(hx);
+    y.extend(hy);
+    let sides: Vec<usize> = sides.iter().map(|&s| s.clamp(2, side)).collect();
+    run(&x, &y, side, train.len(), &sides, eps, epochs, 1)
+}

@@ -10,7 +10,9 @@
 use crate::Error;
 use crate::cpu_occlude::{IncrementalForward, Rect};
 use crate::cpu_train::softmax_in_place;
+use crate::settings::{Field, Resolved, Schema};
 use crate::vis::attribution::Attributor;
+use serde_json::{Map, Value};
 
 /// What the patch is filled with.
 #[derive(Debug, Clone, PartialEq)]
@@ -77,6 +79,34 @@ pub fn gaussian_blur(plane: &[f32], h: usize, w: usize, sigma: f32) -> Vec<f32> 
         }
     }
     out
+}
+
+/// The occlusion settings (Zeiler & Fergus): keys, defaults and ranges, written once.
+pub fn schema() -> Schema {
+    Schema::new(
+        "occlusion",
+        vec![
+            Field::integer("window", "window", 8, 1, 512).unit("px").help("The occluding square's side"),
+            Field::integer("stride", "stride", 2, 1, 512).unit("px"),
+            Field::text("fill", "fill", "gray").help("gray, black, white, blur, mean:R,G,B (the dataset's mean colour) or a number"),
+            Field::integer("class", "class", 0, 0, 1 << 20).help("The class whose probability is tracked"),
+            Field::boolean("logit", "track the score", false).help("The class's score (the logit, before the softmax) instead"),
+        ],
+    )
+}
+
+impl Settings {
+    /// The settings from values [`schema`]'s `resolve` returned.
+    pub fn from_values(v: &Map<String, Value>) -> Result<Settings, Error> {
+        let window = v.int("window");
+        Ok(Settings {
+            window,
+            stride: v.int("stride"),
+            fill: Fill::parse(v.text("fill"), window)?,
+            class: v.int("class"),
+            logit: v.flag("logit"),
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

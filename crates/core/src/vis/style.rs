@@ -10,10 +10,12 @@
 use burn::tensor::Tensor;
 
 use crate::rng::SplitMix64;
+use crate::settings::{Field, Resolved, Schema};
 use crate::vis::image_param::Adam;
 use crate::vis::optimize::{self, Lbfgs, layer_loss_grad};
 use crate::vis::regularizers;
 use crate::{Error, Net, read_all};
+use serde_json::{Map, Value};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Optimizer {
@@ -36,19 +38,50 @@ pub struct Settings {
     pub seed: u64,
 }
 
+/// The style-transfer settings: keys, defaults (Gatys et al.'s losses; weights for images in
+/// [0, 1]) and ranges, written once.
+pub fn schema() -> Schema {
+    Schema::new(
+        "style",
+        vec![
+            Field::integer("size", "size", 224, 16, 1024).unit("px").optional().help("The square image's side (auto: the network's input)"),
+            Field::layer("contentLayer", "content layer").help("auto: MobileNetV2's op16"),
+            Field::layers("styleLayers", "style layers").help("auto: MobileNetV2's op0, op3, op6, op13, op24"),
+            Field::number("contentWeight", "content weight", 1.0, 0.0, 1e6, 0.1),
+            Field::number("styleWeight", "style weight", 1e4, 0.0, 1e9, 1000.0),
+            Field::number("tvWeight", "TV weight", 1.0, 0.0, 1e4, 0.1),
+            Field::choice("optimizer", "optimizer", vec!["adam", "lbfgs"], "adam"),
+            Field::number("lr", "learning rate", 0.03, 0.0, 10.0, 0.01).optional().help("auto: 0.03 for Adam, 1 for L-BFGS"),
+            Field::integer("steps", "steps", 300, 1, 10_000),
+            Field::boolean("fromContent", "start from the content image", true).help("Else from noise about gray"),
+            Field::integer("seed", "seed", 1, 0, 1 << 32),
+        ],
+    )
+}
+
 impl Settings {
-    pub fn new(content_layer: usize, style_layers: Vec<usize>) -> Settings {
+    /// The settings from values [`Schema::resolve`] returned, with the layers resolved.
+    pub fn from_values(v: &Map<String, Value>, content_layer: usize, style_layers: Vec<usize>) -> Settings {
+        let lr = v["lr"].as_f64().map(|x| x as f32);
         Settings {
             content_layer,
             style_layers,
-            content_weight: 1.0,
-            style_weight: 1e4,
-            tv_weight: 1.0,
-            optimizer: Optimizer::Adam { lr: 0.03 },
-            steps: 300,
-            from_content: true,
-            seed: 1,
+            content_weight: v.num("contentWeight") as f32,
+            style_weight: v.num("styleWeight") as f32,
+            tv_weight: v.num("tvWeight") as f32,
+            optimizer: match v.text("optimizer") {
+                "lbfgs" => Optimizer::Lbfgs { lr: lr.unwrap_or(1.0) },
+                _ => Optimizer::Adam { lr: lr.unwrap_or(0.03) },
+            },
+            steps: v.int("steps"),
+            from_content: v.flag("fromContent"),
+            seed: v.num("seed") as u64,
         }
+    }
+
+    /// The defaults, for these layers.
+    pub fn new(content_layer: usize, style_layers: Vec<usize>) -> Settings {
+        Settings::from_values(&schema().resolve(&Value::Null, false).expect("the defaults are valid"), content_layer, style_layers)
     }
 
     /// MobileNetV2's layers for style (the expanded, post-relu6 activations of the first blocks,

@@ -1,0 +1,311 @@
+//! The techniques that run for a while — class visualization, feature inversion (of several layers
+//! side by side), DeepDream, style transfer, an iterative attack or a fooling image, and occlusion —
+//! as jobs: started from a technique's settings (its [`Schema`]), stepped a budget at a time (for
+//! progress and cancel), and read as [`Progress`] (the step, the history, images to preview).
+//! A [`crate::session::Session`] keeps them by id; the CLI runs one to its end.
+
+use serde_json::Value;
+
+use crate::backend::Backend;
+use crate::cpu_train::{self, CpuTrainer};
+use crate::settings::{Resolved, Schema};
+use crate::train::{self, TrainConfig};
+use crate::vis::adversarial::{self, Attack};
+use crate::vis::attribution::{self, Attributor};
+use crate::vis::class_vis::{self, ClassVis};
+use crate::vis::occlusion::{self, Occlusion};
+use crate::vis::{deepdream, inversion, style};
+use crate::{Error, Net, Objective};
+
+/// The techniques with a settings schema, by the name the page, the facade and the CLI use.
+pub const TECHNIQUES: [&str; 9] = ["attribution", "occlusion", "visualize", "invert", "dream", "style", "attack", "fooling", "trainer"];
+
+/// A technique's settings schema (see [`TECHNIQUES`]).
+pub fn schema(technique: &str) -> Result<Schema, Error> {
+    Ok(match technique {
+        "attribution" => attribution::schema(),
+        "occlusion" => occlusion::schema(),
+        "visualize" => class_vis::schema(),
+        "invert" => inversion::schema(),
+        "dream" => deepdream::schema(),
+        "style" => style::schema(),
+        "attack" | "fooling" => adversarial::schema(),
+        "trainer" => train::schema(),
+        other => return Err(Error::Input(format!("no settings for '{other}'; expected one of {}", TECHNIQUES.join(", ")))),
+    })
+}
+
+/// A job in progress (one per running view: the size of its largest variant does not matter).
+#[allow(clippy::large_enum_variant)]
+pub enum Job {
+    Visualize(ClassVis),
+    /// One inversion per layer, stepped in turn.
+    Invert(Vec<inversion::Inversion>),
+    Dream(deepdream::Dream),
+    Style(style::Style),
+    Attack(Attack),
+    /// With its own fused CPU state (the weights it started with) where that path applies.
+    Occlusion(Occlusion, Option<CpuTrainer>),
+}
+
+/// What a job starts from.
+#[derive(Default)]
+pub struct Inputs<'a> {
+    /// The image (visualize and fooling need none; style's content image; dream's at its size).
+    pub image: &'a [f32],
+    /// Style transfer's style image (square, any size).
+    pub style: &'a [f32],
+    /// Class visualization's objective (default: class 0's score).
+    pub objective: Option<Objective>,
+}
+
+/// How much a step call may do: about this many milliseconds (at least one step), or this many
+/// steps (occlusion: patch positions, evaluated as one batch).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Budget {
+    Ms(f64),
+    Items(usize),
+}
+
+/// A preview image.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Preview {
+    pub data: Vec<f32>,
+    pub shape: [usize; 3],
+    /// Inversion: the layer and its loss.
+    pub layer: Option<usize>,
+    pub loss: Option<f32>,
+}
+
+/// An occlusion's state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OcclusionProgress {
+    pub ny: usize,
+    pub nx: usize,
+    /// The tracked class's output without a patch, and with the patch at each position so far.
+    pub base: f32,
+    pub grid: Vec<f32>,
+    pub class: usize,
+    pub window: usize,
+    pub stride: usize,
+    /// Captum's per-pixel [H, W] map, once done.
+    pub map: Option<Vec<f32>>,
+}
+
+/// A job's state after a step.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Progress {
+    pub kind: &'static str,
+    pub step: usize,
+    pub total: usize,
+    pub done: bool,
+    /// One row of values per step (the objective or losses it plots).
+    pub history: Vec<Vec<f32>>,
+    pub images: Vec<Preview>,
+    pub occlusion: Option<OcclusionProgress>,
+}
+
+fn preview(data: Vec<f32>, shape: [usize; 3]) -> Preview {
+    Preview { data, shape, layer: None, loss: None }
+}
+
+impl Job {
+    /// Starts a `kind` job (visualize, invert, dream, style, attack, fooling or occlusion) on
+    /// `net` with `settings` (an object of the technique's schema; missing keys take their
+    /// defaults; with `clamp`, values out of range are clamped instead of refused). Occlusion
+    /// runs on the fused CPU path where it applies, from `fused` (a copy of the caller's state
+    /// for this net) or a new one.
+    pub async fn start(
+        kind: &str,
+        net: &Net,
+        backend: Backend,
+        inputs: Inputs<'_>,
+        settings: &Value,
+        clamp: bool,
+        fused: Option<CpuTrainer>,
+    ) -> Result<Job, Error> {
+        let v = schema(kind)?.resolve(settings, clamp)?;
+        let spec = &net.spec;
+        let [c, h, w] = spec.input_shape();
+        Ok(match kind {
+            "visualize" => {
+                let s = class_vis::Settings::from_values(&v, inputs.objective.unwrap_or(Objective::Class(0)))?;
+                Job::Visualize(ClassVis::new(net, s)?)
+            }
+            "invert" => {
+                let layers = v.layers("layers", spec)?.unwrap_or_default();
+                if layers.is_empty() {
+                    return Err(Error::Input("pick at least one layer to invert".into()));
+                }
+                let mut list = vec![];
+                for layer in layers {
+                    list.push(inversion::Inversion::new(net, inputs.image, inversion::Settings::from_values(&v, layer)).await?);
+                }
+                Job::Invert(list)
+            }
+            "dream" => {
+                let layer = v.layer("layer", spec)?.ok_or_else(|| Error::Input("pick a layer to dream on".into()))?;
+                let shape = [c, v.opt_int("height").unwrap_or(h), v.opt_int("width").unwrap_or(w)];
+                Job::Dream(deepdream::Dream::new(net, inputs.image, shape, deepdream::Settings::from_values(&v, layer))?)
+            }
+            "style" => {
+                let s = match (v.layer("contentLayer", spec)?, v.layers("styleLayers", spec)?) {
+                    (Some(content), Some(styles)) => style::Settings::from_values(&v, content, styles),
+                    (None, None) => {
+                        let m =
+                            style::Settings::mobilenet(net).ok_or_else(|| Error::Input("pick a content layer and style layers".into()))?;
+                        style::Settings::from_values(&v, m.content_layer, m.style_layers)
+                    }
+                    _ => return Err(Error::Input("pick both a content layer and style layers".into())),
+                };
+                let size = v.opt_int("size").unwrap_or(h);
+                Job::Style(style::Style::new(net, inputs.image, inputs.style, [c, size, size], s).await?)
+            }
+            "attack" | "fooling" => {
+                Objective::Class(v.int("target")).check(net)?;
+                if kind == "fooling" {
+                    Job::Attack(Attack::fooling_from_values(c * h * w, &v))
+                } else {
+                    net.input_tensor(inputs.image)?;
+                    Job::Attack(Attack::from_values(inputs.image, &v))
+                }
+            }
+            "occlusion" => {
+                let mut fused = match fused {
+                    Some(f) if cpu_train::applies(backend, &net.spec) => Some(f),
+                    _ => cpu_train::for_net(net, backend, TrainConfig::default()).await?,
+                };
+                let occ = {
+                    let mut at = Attributor::new(net, fused.as_mut());
+                    Occlusion::new(&mut at, inputs.image, occlusion::Settings::from_values(&v)?).await?
+                };
+                Job::Occlusion(occ, fused)
+            }
+            k => {
+                return Err(Error::Input(format!(
+                    "unknown job '{k}'; expected visualize, invert, dream, style, attack, fooling or occlusion"
+                )));
+            }
+        })
+    }
+
+    pub fn done(&self) -> bool {
+        match self {
+            Job::Visualize(v) => v.done(),
+            Job::Invert(list) => list.iter().all(|l| l.done()),
+            Job::Dream(d) => d.done(),
+            Job::Style(s) => s.done(),
+            Job::Attack(a) => a.done(),
+            Job::Occlusion(o, _) => o.done() == o.total(),
+        }
+    }
+
+    /// Runs steps until the budget is spent or the job is done (at least one step); `clock` is in
+    /// milliseconds.
+    pub async fn step(&mut self, net: &Net, budget: Budget, clock: &dyn Fn() -> f64) -> Result<(), Error> {
+        let t0 = clock();
+        let mut n = 0;
+        loop {
+            match self {
+                Job::Visualize(v) => {
+                    v.step(net).await?;
+                }
+                Job::Invert(list) => {
+                    // The inversion furthest behind takes the next step.
+                    let i = (0..list.len()).min_by_key(|&i| list[i].history.len()).unwrap_or(0);
+                    if !list[i].done() {
+                        list[i].step(net).await?;
+                    }
+                }
+                Job::Dream(d) => {
+                    d.step(net).await?;
+                }
+                Job::Style(s) => {
+                    s.step().await?;
+                }
+                Job::Attack(a) => {
+                    let mut at = Attributor::new(net, None);
+                    a.step(&mut at).await?;
+                }
+                Job::Occlusion(o, fused) => {
+                    let mut at = Attributor::new(net, fused.as_mut());
+                    let batch = match budget {
+                        Budget::Items(k) => k.max(1),
+                        Budget::Ms(_) => 16,
+                    };
+                    o.run(&mut at, batch).await?;
+                    if matches!(budget, Budget::Items(_)) {
+                        return Ok(());
+                    }
+                }
+            }
+            n += 1;
+            let spent = match budget {
+                Budget::Ms(ms) => clock() - t0 >= ms,
+                Budget::Items(k) => n >= k,
+            };
+            if self.done() || spent {
+                return Ok(());
+            }
+        }
+    }
+
+    /// The job's state: kind, step, total steps, history, previews.
+    pub fn progress(&self, net: &Net) -> Progress {
+        let shape = net.spec.input_shape();
+        let one = |h: &[f32]| h.iter().map(|&v| vec![v]).collect::<Vec<_>>();
+        let (kind, step, total, history, images): (&'static str, usize, usize, Vec<Vec<f32>>, Vec<Preview>) = match self {
+            Job::Visualize(v) => ("visualize", v.history.len(), v.settings.steps, one(&v.history), vec![preview(v.current(), shape)]),
+            Job::Invert(list) => {
+                let history =
+                    (0..list[0].history.len()).map(|i| list.iter().filter_map(|inv| inv.history.get(i).map(|h| h[1])).collect()).collect();
+                let images = list
+                    .iter()
+                    .map(|inv| Preview {
+                        layer: Some(inv.settings.layer),
+                        loss: Some(inv.history.last().copied().unwrap_or_default()[1]),
+                        ..preview(inv.current(), shape)
+                    })
+                    .collect();
+                ("invert", list.iter().map(|i| i.history.len()).sum(), list.iter().map(|i| i.settings.steps).sum(), history, images)
+            }
+            Job::Dream(d) => {
+                let (im, s) = d.current();
+                ("dream", d.history.len(), d.settings.total_steps(), one(&d.history), vec![preview(im, s)])
+            }
+            Job::Style(s) => (
+                "style",
+                s.history.len(),
+                s.settings.steps,
+                s.history.iter().map(|h| h.to_vec()).collect(),
+                vec![preview(s.current(), s.shape())],
+            ),
+            Job::Attack(a) => {
+                ("attack", a.history.len(), a.steps, one(&a.history), vec![preview(a.original.clone(), shape), preview(a.x.clone(), shape)])
+            }
+            Job::Occlusion(o, _) => {
+                let done = o.done() == o.total();
+                let occlusion = OcclusionProgress {
+                    ny: o.ny,
+                    nx: o.nx,
+                    base: o.base,
+                    grid: o.grid.clone(),
+                    class: o.settings.class,
+                    window: o.settings.window,
+                    stride: o.settings.stride,
+                    map: done.then(|| o.attribution()),
+                };
+                return Progress {
+                    kind: "occlusion",
+                    step: o.done(),
+                    total: o.total(),
+                    done,
+                    history: vec![],
+                    images: vec![],
+                    occlusion: Some(occlusion),
+                };
+            }
+        };
+        Progress { kind, step, total, done: step >= total, history, images, occlusion: None }
+    }
+}

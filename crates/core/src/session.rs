@@ -1,0 +1,640 @@
+//! A session: what one page (or one CLI run) works on — the network, the dataset and its sampler,
+//! the trainer's settings and state, the fused CPU path's state, and the running jobs by id — and
+//! every decision about them: which path runs (the fused CPU path where [`cpu_train::applies`],
+//! else Burn), what a load resets, what a failed step keeps. The wasm facade and the CLI only
+//! convert values to and from it.
+//!
+//! Every method takes `&self` and holds no borrow across an await, so calls may interleave (the
+//! page's worker runs the next message while a WebGPU read-back is pending): state that a call
+//! takes out for its duration (the fused state, the optimizer, a job) goes back only if the
+//! network was not replaced meanwhile, and a job that is stepping cannot be stepped twice.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+
+use burn::tensor::{Device, Tensor, TensorData};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::backend::Backend;
+use crate::cpu_train::{self, CpuTrainer};
+use crate::data::{Dataset, Sampler};
+use crate::jobs::{Budget, Inputs, Job, Progress};
+use crate::spec::LayerKind;
+use crate::train::{self, ChunkStats, Optimizer, TrainConfig};
+use crate::vis::adversarial;
+use crate::vis::attribution::{self, Attribution, Attributor, Settings};
+use crate::vis::layers::{self, Probe};
+use crate::{Error, Net, Objective};
+
+/// At most this many jobs are kept; starting another drops the oldest.
+pub const MAX_JOBS: usize = 16;
+
+/// A network's summary, as the page shows it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Summary {
+    pub name: String,
+    pub input: InputInfo,
+    pub classes: usize,
+    pub class_names: Vec<String>,
+    pub params: usize,
+    pub layers: Vec<LayerInfo>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct InputInfo {
+    pub depth: usize,
+    pub height: usize,
+    pub width: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LayerInfo {
+    pub index: usize,
+    pub name: String,
+    #[serde(rename = "type")]
+    pub ty: String,
+    /// A conv or fc layer's fused activation.
+    pub activation: Option<String>,
+    /// The layers it reads, by index.
+    pub inputs: Vec<usize>,
+    pub desc: String,
+    pub shape: [usize; 3],
+    pub params: usize,
+    pub weights: Vec<WeightInfo>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct WeightInfo {
+    pub name: String,
+    pub shape: Vec<usize>,
+}
+
+impl Summary {
+    pub fn of(net: &Net) -> Summary {
+        let s = &net.spec;
+        let [depth, height, width] = s.input_shape();
+        Summary {
+            name: s.name.clone(),
+            input: InputInfo { depth, height, width },
+            classes: s.classes(),
+            class_names: s.class_names.clone().unwrap_or_else(|| (0..s.classes()).map(|i| i.to_string()).collect()),
+            params: s.param_count(),
+            layers: s
+                .layers
+                .iter()
+                .map(|l| LayerInfo {
+                    index: l.index,
+                    name: l.name.clone(),
+                    ty: l.kind.type_name().to_string(),
+                    activation: match l.kind {
+                        LayerKind::Conv(_) | LayerKind::Fc(_) => l.kind.activation().map(|a| a.as_str().to_string()),
+                        _ => None,
+                    },
+                    inputs: l.inputs.clone(),
+                    desc: l.describe(),
+                    shape: l.out_shape,
+                    params: l.param_count(),
+                    weights: l.params().into_iter().map(|p| WeightInfo { name: p.name, shape: p.shape }).collect(),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// The loaded dataset.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct DatasetInfo {
+    pub name: String,
+    pub shape: [usize; 3],
+    pub classes: Vec<String>,
+    pub train: usize,
+    pub test: usize,
+}
+
+/// What a chunk of training steps did.
+#[derive(Debug, Clone)]
+pub struct StepsReport {
+    pub stats: ChunkStats,
+    pub batch_size: usize,
+    /// The sampler's epoch, and the examples trained on since the network was loaded.
+    pub epoch: usize,
+    pub total_examples: u64,
+}
+
+/// Images of a split, for drawing.
+#[derive(Debug, Clone)]
+pub struct Images {
+    pub shape: [usize; 3],
+    /// CHW each.
+    pub data: Vec<f32>,
+    pub labels: Vec<u8>,
+}
+
+/// Style transfer's Gram matrices, per style layer.
+#[derive(Debug, Clone)]
+pub struct Grams {
+    pub target: Vec<Vec<f32>>,
+    pub current: Vec<Vec<f32>>,
+    pub layers: Vec<usize>,
+}
+
+struct Data {
+    name: String,
+    train: Dataset,
+    test: Dataset,
+    sampler: Sampler,
+}
+
+/// A job and the network it runs on (a snapshot taken when it started: tensors are shared
+/// handles, so this costs nothing until training replaces the weights).
+struct Slot {
+    job: Job,
+    net: Net,
+}
+
+#[derive(Default)]
+struct State {
+    net: Option<Net>,
+    /// Counts loads: state taken out across an await goes back only into the same network.
+    generation: u64,
+    data: Option<Data>,
+    config: TrainConfig,
+    opt: Option<Optimizer>,
+    /// The fused CPU path's state (weights, optimizer), while it serves the current net.
+    fused: Option<CpuTrainer>,
+    /// Examples trained on since the network was loaded.
+    examples: u64,
+    /// `None` while a step runs.
+    jobs: BTreeMap<u32, Option<Slot>>,
+    next_job: u32,
+}
+
+/// One page's (or one CLI run's) engine state; see the module docs.
+pub struct Session {
+    backend: Backend,
+    device: Device,
+    /// The fused CPU path may run (the CLI's `--burn` turns it off).
+    fused_allowed: bool,
+    state: RefCell<State>,
+}
+
+fn no_net() -> Error {
+    Error::Input("no network is loaded".into())
+}
+
+impl Session {
+    pub fn new(backend: Backend, device: Device) -> Session {
+        Session { backend, device, fused_allowed: true, state: RefCell::new(State::default()) }
+    }
+
+    /// Without the fused CPU path: everything through Burn (the CLI's `--burn`).
+    pub fn without_fused_path(self) -> Session {
+        Session { fused_allowed: false, ..self }
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Whether `net` runs on the fused CPU path here (the rule is [`cpu_train::applies`]).
+    pub fn fused_path(&self, net: &Net) -> bool {
+        self.fused_allowed && cpu_train::applies(self.backend, &net.spec)
+    }
+
+    /// Makes `net` the current network: the optimizer's and the fused path's state, the jobs and
+    /// the example count start afresh; the dataset and the trainer's settings stay.
+    pub fn load(&self, net: Net) -> Summary {
+        let summary = Summary::of(&net);
+        let mut s = self.state.borrow_mut();
+        s.net = Some(net);
+        s.generation += 1;
+        s.opt = None;
+        s.fused = None;
+        s.jobs.clear();
+        s.examples = 0;
+        summary
+    }
+
+    /// The current network (a cheap clone: tensors are shared handles).
+    pub fn net(&self) -> Result<Net, Error> {
+        self.state.borrow().net.clone().ok_or_else(no_net)
+    }
+
+    /// The current network's weights as a safetensors file (with its spec).
+    pub async fn export_weights(&self) -> Result<Vec<u8>, Error> {
+        let net = self.net()?;
+        let w = net.read_weights().await?;
+        crate::weights::save(&net.spec, &w)
+    }
+
+    // ---- the trainer -------------------------------------------------------------------------
+
+    pub fn trainer(&self) -> TrainConfig {
+        self.state.borrow().config
+    }
+
+    /// Changes trainer settings (`patch`: any of [`train::schema`]'s keys; the others stay).
+    /// Switching the method starts its state afresh. Returns the full settings.
+    pub fn set_trainer(&self, patch: &Value) -> Result<TrainConfig, Error> {
+        let mut s = self.state.borrow_mut();
+        let cfg = s.config.patched(patch)?;
+        s.config = cfg;
+        if let Some(opt) = s.opt.as_mut() {
+            opt.set_config(cfg);
+        }
+        if let Some(f) = s.fused.as_mut() {
+            f.set_config(cfg);
+        }
+        Ok(cfg)
+    }
+
+    /// The fused path's state for `net` when it runs here: the session's (taken out; give it
+    /// back with [`Session::put_fused`]) or a new one from the net's weights.
+    async fn take_fused(&self, net: &Net) -> Result<Option<CpuTrainer>, Error> {
+        if !self.fused_path(net) {
+            return Ok(None);
+        }
+        let (existing, cfg) = {
+            let mut s = self.state.borrow_mut();
+            (s.fused.take(), s.config)
+        };
+        Ok(Some(match existing {
+            Some(f) => f,
+            None => CpuTrainer::new(net, net.read_weights().await?, cfg),
+        }))
+    }
+
+    fn put_fused(&self, generation: u64, fused: Option<CpuTrainer>) {
+        let mut s = self.state.borrow_mut();
+        if fused.is_some() && s.generation == generation {
+            s.fused = fused;
+        }
+    }
+
+    fn generation(&self) -> u64 {
+        self.state.borrow().generation
+    }
+
+    /// Trains on `batches` (images CHW each, labels): through the fused CPU path when it runs
+    /// here, else Burn's autodiff. On an error nothing of the chunk is kept.
+    async fn run_chunk(&self, batches: Vec<(Vec<f32>, Vec<usize>)>, clock: &dyn Fn() -> f64) -> Result<ChunkStats, Error> {
+        let mut model = self.net()?;
+        let generation = self.generation();
+        let cfg = self.trainer();
+        let stats = if let Some(mut fused) = self.take_fused(&model).await? {
+            fused.set_config(cfg);
+            let r = fused.train_chunk(&batches, clock);
+            if r.is_ok() {
+                model = fused.to_net(&model);
+            }
+            self.put_fused(generation, Some(fused));
+            r?
+        } else {
+            let existing = self.state.borrow_mut().opt.take();
+            let mut opt = existing.unwrap_or_else(|| Optimizer::new(&model, cfg));
+            opt.set_config(cfg);
+            let r = train::train_chunk(&mut model, &mut opt, batches, clock).await;
+            let mut s = self.state.borrow_mut();
+            if s.generation == generation {
+                s.opt = Some(opt);
+            }
+            r?
+        };
+        let mut s = self.state.borrow_mut();
+        if s.generation != generation {
+            return Err(Error::Input("the network was replaced while it trained; the steps were dropped".into()));
+        }
+        s.net = Some(model);
+        s.examples += stats.examples as u64;
+        Ok(stats)
+    }
+
+    /// Trains on the given examples (N images, CHW each; N labels) in minibatches, with the
+    /// trainer settings changed by `patch` first; returns the mean loss.
+    pub async fn train(&self, images: &[f32], labels: &[u32], patch: &Value, clock: &dyn Fn() -> f64) -> Result<f64, Error> {
+        let net = self.net()?;
+        let per = net.spec.input_shape().iter().product::<usize>();
+        if images.len() != labels.len() * per {
+            return Err(Error::Input(format!(
+                "train: {} labels need {} image values, got {}",
+                labels.len(),
+                labels.len() * per,
+                images.len()
+            )));
+        }
+        let cfg = self.set_trainer(patch)?;
+        let batches = labels
+            .chunks(cfg.batch_size)
+            .enumerate()
+            .map(|(k, chunk)| {
+                let start = k * cfg.batch_size * per;
+                (images[start..start + chunk.len() * per].to_vec(), chunk.iter().map(|&l| l as usize).collect())
+            })
+            .collect();
+        let stats = self.run_chunk(batches, clock).await?;
+        Ok(stats.losses.iter().map(|&l| l as f64).sum::<f64>() / stats.losses.len().max(1) as f64)
+    }
+
+    // ---- data --------------------------------------------------------------------------------
+
+    /// Makes these the training and test data; the data order starts afresh from the trainer's
+    /// seed (a run can be repeated exactly).
+    pub fn set_data(&self, name: &str, train: Dataset, test: Dataset) -> DatasetInfo {
+        let mut s = self.state.borrow_mut();
+        let sampler = Sampler::new(train.len(), s.config.seed);
+        s.data = Some(Data { name: name.to_string(), train, test, sampler });
+        drop(s);
+        self.dataset()
+    }
+
+    pub fn dataset(&self) -> DatasetInfo {
+        let s = self.state.borrow();
+        match &s.data {
+            None => DatasetInfo::default(),
+            Some(d) => DatasetInfo {
+                name: d.name.clone(),
+                shape: d.train.shape,
+                classes: d.train.classes.clone(),
+                train: d.train.len(),
+                test: d.test.len(),
+            },
+        }
+    }
+
+    /// Runs `steps` training steps on the loaded dataset (random augmented minibatches, a new
+    /// shuffle each epoch). On an error nothing of the chunk is kept.
+    pub async fn train_steps(&self, steps: usize, clock: &dyn Fn() -> f64) -> Result<StepsReport, Error> {
+        let net = self.net()?;
+        let batches = {
+            let mut s = self.state.borrow_mut();
+            let cfg = s.config;
+            let d = s.data.as_mut().ok_or_else(|| Error::Input("no dataset is loaded".into()))?;
+            let input = net.spec.input_shape();
+            d.train.check_input(input)?;
+            if let Some(&bad) = d.train.labels.iter().find(|&&l| l as usize >= net.spec.classes()) {
+                return Err(Error::Data(format!("the dataset has class {bad} but the network has {} classes", net.spec.classes())));
+            }
+            (0..steps.max(1))
+                .map(|_| {
+                    let idx = d.sampler.next(cfg.batch_size);
+                    d.train.batch(&idx, input, Some(&mut d.sampler.rng))
+                })
+                .collect()
+        };
+        let stats = self.run_chunk(batches, clock).await?;
+        let s = self.state.borrow();
+        Ok(StepsReport {
+            stats,
+            batch_size: s.config.batch_size,
+            epoch: s.data.as_ref().map_or(0, |d| d.sampler.epoch),
+            total_examples: s.examples,
+        })
+    }
+
+    fn with_split<T>(&self, split: &str, f: impl FnOnce(&Dataset) -> Result<T, Error>) -> Result<T, Error> {
+        let s = self.state.borrow();
+        let d = s.data.as_ref().ok_or_else(|| Error::Input("no dataset is loaded".into()))?;
+        match split {
+            "train" => f(&d.train),
+            "test" => f(&d.test),
+            other => Err(Error::Input(format!("unknown split '{other}'; expected train or test"))),
+        }
+    }
+
+    /// Class probabilities of `count` images of a split from `start` (centre crops), and their
+    /// labels.
+    pub async fn evaluate(&self, split: &str, start: usize, count: usize) -> Result<(Vec<f32>, Vec<u8>), Error> {
+        let net = self.net()?;
+        let (images, labels) = self.with_split(split, |d| {
+            d.check_input(net.spec.input_shape())?;
+            let (a, b) = (start, (start + count).min(d.len()));
+            if a >= b {
+                return Err(Error::Input(format!("evaluate: no images at {start}.. of the {} {split} images", d.len())));
+            }
+            let idx: Vec<usize> = (a..b).collect();
+            let (x, _) = d.batch(&idx, net.spec.input_shape(), None);
+            Ok((x, d.labels[a..b].to_vec()))
+        })?;
+        let probs = if self.fused_path(&net) {
+            // Softmax of the scores, as train::probabilities.
+            let k = net.spec.classes();
+            let mut p = self.infer(&images, net.spec.score_layer()).await?;
+            p.chunks_mut(k).for_each(cpu_train::softmax_in_place);
+            p
+        } else {
+            train::probabilities(&net, &images, labels.len()).await?
+        };
+        Ok((probs, labels))
+    }
+
+    /// One image of a split as the network takes it (centre crop, CHW).
+    pub fn example(&self, split: &str, index: usize) -> Result<Vec<f32>, Error> {
+        let net = self.net()?;
+        self.with_split(split, |d| {
+            d.check_input(net.spec.input_shape())?;
+            if index >= d.len() {
+                return Err(Error::Input(format!("there is no {split} image {index} (the split has {})", d.len())));
+            }
+            let mut out = vec![];
+            d.example(index, net.spec.input_shape(), None, &mut out);
+            Ok(out)
+        })
+    }
+
+    /// Whole images of a split, for drawing.
+    pub fn images(&self, split: &str, start: usize, count: usize) -> Result<Images, Error> {
+        self.with_split(split, |d| {
+            let (a, b) = (start, (start + count).min(d.len()));
+            let b = b.max(a);
+            Ok(Images { shape: d.shape, data: (a..b).flat_map(|i| d.image(i)).collect(), labels: d.labels[a..b].to_vec() })
+        })
+    }
+
+    // ---- one image or a batch ----------------------------------------------------------------
+
+    /// Layer `layer`'s output for a batch of inputs (N images, CHW each), flat: on the fused CPU
+    /// path when it runs here (its host copy of the weights is the current one), else Burn.
+    pub async fn infer(&self, inputs: &[f32], layer: usize) -> Result<Vec<f32>, Error> {
+        let net = self.net()?;
+        let [d, h, w] = net.spec.input_shape();
+        let per = d * h * w;
+        if inputs.is_empty() || !inputs.len().is_multiple_of(per) {
+            return Err(Error::Input(format!("{} values are not a whole number of {d}x{h}x{w} inputs", inputs.len())));
+        }
+        if layer >= net.spec.layers.len() {
+            return Err(Error::Input(format!("there is no layer {layer}; the network has {}", net.spec.layers.len())));
+        }
+        if let Some(i) = inputs.iter().position(|v| !v.is_finite()) {
+            return Err(Error::Input(format!("the input has a non-finite value ({}) at index {i}", inputs[i])));
+        }
+        let n = inputs.len() / per;
+        if layer <= net.spec.score_layer() + 1 {
+            let generation = self.generation();
+            if let Some(mut fused) = self.take_fused(&net).await? {
+                let out = fused.layer_output(inputs, n, layer);
+                self.put_fused(generation, Some(fused));
+                return out;
+            }
+        }
+        let x = Tensor::<4>::from_data(TensorData::new(inputs.to_vec(), [n, d, h, w]), &net.device);
+        let out = net.forward_upto(x, layer, &net.params).pop().expect("layer 0 at least");
+        crate::read(out.flatten::<1>(0, 3)).await
+    }
+
+    /// One image's output of the last layer (the class probabilities).
+    pub async fn forward(&self, input: &[f32]) -> Result<Vec<f32>, Error> {
+        let last = self.net()?.spec.layers.len() - 1;
+        self.infer(input, last).await
+    }
+
+    /// Every layer's output for one image (forward only), in one read-back.
+    pub async fn activations(&self, input: &[f32]) -> Result<Vec<Vec<f32>>, Error> {
+        let net = self.net()?;
+        let x = net.input_tensor(input)?;
+        crate::read_all(net.forward_all(x).into_iter().map(|t| t.flatten::<1>(0, 3)).collect()).await
+    }
+
+    /// Activations, gradients and weights of every layer for one image: on the fused CPU path
+    /// when it can (the same numbers, tests/cpu_train.rs), else Burn.
+    pub async fn probe(&self, input: &[f32], objective: &Objective) -> Result<Probe, Error> {
+        let net = self.net()?;
+        let generation = self.generation();
+        if let Some(mut fused) = self.take_fused(&net).await? {
+            let r = fused.probe(&net, input, objective);
+            self.put_fused(generation, Some(fused));
+            if let Some(p) = r? {
+                return Ok(p);
+            }
+        }
+        layers::probe(&net, input, objective).await
+    }
+
+    /// One attribution map (`settings`: an object of [`attribution::schema`]'s keys).
+    pub async fn attribute(&self, input: &[f32], objective: &Objective, settings: &Value) -> Result<(Attribution, Settings), Error> {
+        let net = self.net()?;
+        let values = attribution::schema().resolve(settings, false)?;
+        let settings = Settings::from_values(&values, &|l| net.spec.layer_index(l).map_err(Into::into))?;
+        let generation = self.generation();
+        let mut fused = self.take_fused(&net).await?;
+        let r = {
+            let mut at = Attributor::new(&net, fused.as_mut());
+            attribution::attribute(&mut at, input, objective, &settings).await
+        };
+        self.put_fused(generation, fused);
+        Ok((r?, settings))
+    }
+
+    /// FGSM: the image moved by `eps` (on 0-255 pixels) along the sign of the gradient of the
+    /// loss of `label`.
+    pub async fn fgsm(&self, input: &[f32], label: usize, eps: f32) -> Result<Vec<f32>, Error> {
+        let net = self.net()?;
+        Objective::Class(label).check(&net)?;
+        let mut at = Attributor::new(&net, None);
+        adversarial::fgsm(&mut at, input, label, eps / 255.0).await
+    }
+
+    // ---- jobs --------------------------------------------------------------------------------
+
+    /// Starts a job (see [`Job::start`]) on the current network; returns its id and state. The
+    /// job keeps the network as it is now, so training meanwhile does not change it.
+    pub async fn start_job(&self, kind: &str, inputs: Inputs<'_>, settings: &Value) -> Result<(u32, Progress), Error> {
+        let net = self.net()?;
+        let generation = self.generation();
+        // Occlusion gets a copy of the fused path's state (the same weights as `net`).
+        let fused = if kind == "occlusion" {
+            let f = self.take_fused(&net).await?;
+            let copy = f.clone();
+            self.put_fused(generation, f);
+            copy
+        } else {
+            None
+        };
+        let job = Job::start(kind, &net, self.backend, inputs, settings, false, fused).await?;
+        let progress = job.progress(&net);
+        let mut s = self.state.borrow_mut();
+        if s.generation != generation {
+            return Err(Error::Input("the network was replaced while the job started".into()));
+        }
+        s.next_job += 1;
+        let id = s.next_job;
+        while s.jobs.len() >= MAX_JOBS {
+            let oldest = *s.jobs.keys().next().expect("not empty");
+            s.jobs.remove(&oldest);
+        }
+        s.jobs.insert(id, Some(Slot { job, net }));
+        Ok((id, progress))
+    }
+
+    /// Takes job `id` out for a step (its entry stays, empty, so that a second step meanwhile is
+    /// refused and a cancel meanwhile is seen).
+    fn take_job(&self, id: u32) -> Result<Slot, Error> {
+        match self.state.borrow_mut().jobs.get_mut(&id) {
+            None => Err(Error::Input(format!("there is no job {id} (finished and released, cancelled, or the network was replaced)"))),
+            Some(slot) => slot.take().ok_or_else(|| Error::Input(format!("job {id} is already running a step"))),
+        }
+    }
+
+    /// Returns a job taken out for a step, unless it was cancelled meanwhile.
+    fn put_job(&self, id: u32, slot: Slot) {
+        if let Some(entry) = self.state.borrow_mut().jobs.get_mut(&id) {
+            *entry = Some(slot);
+        }
+    }
+
+    /// Runs job `id` for `budget`; returns its state (on an error, the job stays as it was
+    /// after its last good step).
+    pub async fn step_job(&self, id: u32, budget: Budget, clock: &dyn Fn() -> f64) -> Result<Progress, Error> {
+        let Slot { mut job, net } = self.take_job(id)?;
+        let r = job.step(&net, budget, clock).await;
+        let progress = job.progress(&net);
+        self.put_job(id, Slot { job, net });
+        r.map(|_| progress)
+    }
+
+    /// Drops job `id` (a step in progress finishes, and its job is not kept).
+    pub fn cancel_job(&self, id: u32) -> bool {
+        self.state.borrow_mut().jobs.remove(&id).is_some()
+    }
+
+    /// Style job `id`'s Gram matrices (the style image's and the current image's).
+    pub async fn style_grams(&self, id: u32) -> Result<Grams, Error> {
+        let slot = self.take_job(id)?;
+        let r = match &slot.job {
+            Job::Style(s) => {
+                let target = s.target_grams().await;
+                let current = s.grams_of(None).await;
+                Some((target, current, s.settings.style_layers.clone()))
+            }
+            _ => None,
+        };
+        self.put_job(id, slot);
+        let (target, current, layers) = r.ok_or_else(|| Error::Input(format!("job {id} is not a style transfer")))?;
+        Ok(Grams { target: target?, current: current?, layers })
+    }
+
+    /// Runs a job to its end on the current network (the CLI), calling `each` after every chunk
+    /// of `budget`.
+    pub async fn run_job(
+        &self,
+        kind: &str,
+        inputs: Inputs<'_>,
+        settings: &Value,
+        budget: Budget,
+        clock: &dyn Fn() -> f64,
+        each: &mut dyn FnMut(&Progress),
+    ) -> Result<Progress, Error> {
+        let (id, mut p) = self.start_job(kind, inputs, settings).await?;
+        while !p.done {
+            p = self.step_job(id, budget, clock).await?;
+            each(&p);
+        }
+        self.cancel_job(id);
+        Ok(p)
+    }
+}
