@@ -157,7 +157,7 @@ test('the page runs, previews, cancels, saves PNG, reports bad settings and runs
     const [download] = await Promise.all([page.waitForEvent('download'), page.locator('#view-visualize figure button').click()]);
     assert.equal(download.suggestedFilename(), 'visualize-class3.png');
     // Cancel a long run.
-    await page.fill('#vis-steps', '100000');
+    await page.fill('#vis-steps', '10000');
     await page.locator('#view-visualize button.primary').click();
     await page.waitForFunction(() => /step \d+ \//.test(document.querySelector('#view-visualize .opt-run .hint').textContent));
     await page.locator('#view-visualize .opt-run button', { hasText: 'Cancel' }).click();
@@ -166,7 +166,7 @@ test('the page runs, previews, cancels, saves PNG, reports bad settings and runs
     await page.click('#tab-invert');
     await page.fill('#inv-layers', '99');
     await page.locator('#view-invert button.primary').click();
-    await page.waitForFunction(() => /layer 99 cannot be inverted/.test(document.querySelector('#banner').textContent));
+    await page.waitForFunction(() => /setting 'layers': there is no layer '99'/.test(document.querySelector('#banner').textContent));
     await page.click('#tab-dream');
     await page.fill('#dream-octaves', '9');
     await page.locator('#view-dream button.primary').click();

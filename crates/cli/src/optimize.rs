@@ -266,7 +266,11 @@ pub async fn invert(a: InvertArgs) -> Result<()> {
     let mut panels = vec![grid::picture(&image, shape, a.scale)];
     for im in &p.images {
         let layer = im.layer.unwrap_or_default();
-        println!("layer {layer} ({}): feature loss {:.4}", net.spec.layers[layer].name, im.loss.unwrap_or_default());
+        println!(
+            "layer {layer} ({}): feature {:.4} (the loss before the last step)",
+            net.spec.layers[layer].name,
+            im.loss.unwrap_or_default()
+        );
         panels.push(grid::picture(&im.data, shape, a.scale));
     }
     report("inversion", p.step, t0);

@@ -57,8 +57,10 @@ impl Field {
     fn new(key: &'static str, label: &'static str, ty: FieldType, default: Value) -> Field {
         Field { key, label, ty, default, min: None, max: None, step: None, unit: "", help: "", group: "", nullable: false }
     }
+    /// A number in `min..=max` (an infinite bound: none).
     pub fn number(key: &'static str, label: &'static str, default: f64, min: f64, max: f64, step: f64) -> Field {
-        Field { min: Some(min), max: Some(max), step: Some(step), ..Field::new(key, label, FieldType::Number, json!(default)) }
+        let (min, max) = (min.is_finite().then_some(min), max.is_finite().then_some(max));
+        Field { min, max, step: Some(step), ..Field::new(key, label, FieldType::Number, json!(default)) }
     }
     pub fn integer(key: &'static str, label: &'static str, default: u64, min: u64, max: u64) -> Field {
         let (min, max) = (min as f64, max as f64);
@@ -368,12 +370,14 @@ pub trait Resolved {
     fn layers(&self, key: &str, spec: &crate::spec::NetSpec) -> Result<Option<Vec<usize>>, Error>;
 }
 
-fn layer_of(v: &Value, spec: &crate::spec::NetSpec) -> Result<usize, Error> {
-    match v {
-        Value::Number(n) => Ok(spec.layer_index(&n.to_string())?),
-        Value::String(s) => Ok(spec.layer_index(s)?),
-        other => Err(Error::Input(format!("expected a layer's number or name, got {other}"))),
-    }
+/// A layer setting's value as an index of `spec`; an error names the setting.
+fn layer_of(key: &str, v: &Value, spec: &crate::spec::NetSpec) -> Result<usize, Error> {
+    let found = match v {
+        Value::Number(n) => spec.layer_index(&n.to_string()),
+        Value::String(s) => spec.layer_index(s),
+        other => return Err(Error::Input(format!("setting '{key}': expected a layer's number or name, got {other}"))),
+    };
+    found.map_err(|e| Error::Input(format!("setting '{key}': {}", e.message)))
 }
 
 impl Resolved for Map<String, Value> {
@@ -392,14 +396,14 @@ impl Resolved for Map<String, Value> {
     fn layer(&self, key: &str, spec: &crate::spec::NetSpec) -> Result<Option<usize>, Error> {
         match &self[key] {
             Value::Null => Ok(None),
-            v => layer_of(v, spec).map(Some),
+            v => layer_of(key, v, spec).map(Some),
         }
     }
     fn layers(&self, key: &str, spec: &crate::spec::NetSpec) -> Result<Option<Vec<usize>>, Error> {
         match &self[key] {
             Value::Null => Ok(None),
-            Value::Array(a) => a.iter().map(|v| layer_of(v, spec)).collect::<Result<Vec<_>, _>>().map(Some),
-            v => layer_of(v, spec).map(|l| Some(vec![l])),
+            Value::Array(a) => a.iter().map(|v| layer_of(key, v, spec)).collect::<Result<Vec<_>, _>>().map(Some),
+            v => layer_of(key, v, spec).map(|l| Some(vec![l])),
         }
     }
 }

@@ -80,7 +80,8 @@ pub fn schema() -> Schema {
         "trainer",
         vec![
             Field::choice("method", "method", Method::ALL.iter().map(|m| m.as_str()).collect(), "momentum"),
-            Field::number("learningRate", "learning rate", 0.01, 1e-6, 10.0, 0.001).help("Unused by Adadelta"),
+            Field::number("learningRate", "learning rate", 0.01, 1e-6, f64::INFINITY, 0.001)
+                .help("Unused by Adadelta. No upper bound: a rate that makes training diverge is reported and its steps undone"),
             Field::number("momentum", "momentum", 0.9, 0.0, 0.999, 0.01).group("momentum"),
             Field::integer("batchSize", "batch size", 20, 1, 4096),
             Field::number("l1", "L1 decay", 0.0, 0.0, 1.0, 0.0001).help("On conv and fc weights (not biases or batchnorm)"),

@@ -89,7 +89,7 @@ impl Engine {
             if kind == "occlusion" {
                 return Err(js_err("start an occlusion with occlusionStart"));
             }
-            let target = take_key(&settings, "target");
+            let target = if kind == "visualize" { take_key(&settings, "target") } else { JsValue::UNDEFINED };
             let objective: Option<Objective> = if target.is_undefined() || target.is_null() {
                 None
             } else {
