@@ -44,7 +44,8 @@ pub enum Job {
     Dream(deepdream::Dream),
     Style(style::Style),
     Attack(Attack),
-    /// With its own fused CPU state (the weights it started with) where that path applies.
+    /// Runs on the fused CPU path where it applies: on the caller's state while that still holds
+    /// the weights the job started with (lent to each step), else on its own copy, made once.
     Occlusion(Occlusion, Option<CpuTrainer>),
 }
 
@@ -112,17 +113,15 @@ fn preview(data: Vec<f32>, shape: [usize; 3]) -> Preview {
 impl Job {
     /// Starts a `kind` job (visualize, invert, dream, style, attack, fooling or occlusion) on
     /// `net` with `settings` (an object of the technique's schema; missing keys take their
-    /// defaults; with `clamp`, values out of range are clamped instead of refused). Occlusion
-    /// runs on the fused CPU path where it applies, from `fused` (a copy of the caller's state
-    /// for this net) or a new one.
+    /// defaults; with `clamp`, values out of range are clamped instead of refused). `fused`: the
+    /// fused CPU path's state for `net` where that path applies (occlusion runs on it).
     pub async fn start(
         kind: &str,
         net: &Net,
-        backend: Backend,
         inputs: Inputs<'_>,
         settings: &Value,
         clamp: bool,
-        fused: Option<CpuTrainer>,
+        fused: Option<&mut CpuTrainer>,
     ) -> Result<Job, Error> {
         let v = schema(kind)?.resolve(settings, clamp)?;
         let spec = &net.spec;
@@ -171,15 +170,8 @@ impl Job {
                 }
             }
             "occlusion" => {
-                let mut fused = match fused {
-                    Some(f) if cpu_train::applies(backend, &net.spec) => Some(f),
-                    _ => cpu_train::for_net(net, backend, TrainConfig::default()).await?,
-                };
-                let occ = {
-                    let mut at = Attributor::new(net, fused.as_mut());
-                    Occlusion::new(&mut at, inputs.image, occlusion::Settings::from_values(&v)?).await?
-                };
-                Job::Occlusion(occ, fused)
+                let mut at = Attributor::new(net, fused);
+                Job::Occlusion(Occlusion::new(&mut at, inputs.image, occlusion::Settings::from_values(&v)?).await?, None)
             }
             k => {
                 return Err(Error::Input(format!(
@@ -200,9 +192,31 @@ impl Job {
         }
     }
 
+    /// Whether a step wants the fused CPU path's state lent (see [`Job::step`]).
+    pub fn wants_fused(&self) -> bool {
+        matches!(self, Job::Occlusion(_, None))
+    }
+
+    /// Makes the job's own copy of the fused CPU path's state from `net` (the network it started
+    /// on), where the path applies on `backend`: when the caller's state no longer holds `net`'s
+    /// weights (training went on).
+    pub async fn own_fused(&mut self, net: &Net, backend: Backend) -> Result<(), Error> {
+        if let Job::Occlusion(_, own @ None) = self {
+            *own = cpu_train::for_net(net, backend, TrainConfig::default()).await?;
+        }
+        Ok(())
+    }
+
     /// Runs steps until the budget is spent or the job is done (at least one step); `clock` is in
-    /// milliseconds.
-    pub async fn step(&mut self, net: &Net, budget: Budget, clock: &dyn Fn() -> f64) -> Result<(), Error> {
+    /// milliseconds. `lent`: the fused CPU path's state for `net`, for a job that
+    /// [`Job::wants_fused`] (its own copy is used otherwise).
+    pub async fn step(
+        &mut self,
+        net: &Net,
+        budget: Budget,
+        clock: &dyn Fn() -> f64,
+        mut lent: Option<&mut CpuTrainer>,
+    ) -> Result<(), Error> {
         let t0 = clock();
         let mut n = 0;
         loop {
@@ -227,8 +241,12 @@ impl Job {
                     let mut at = Attributor::new(net, None);
                     a.step(&mut at).await?;
                 }
-                Job::Occlusion(o, fused) => {
-                    let mut at = Attributor::new(net, fused.as_mut());
+                Job::Occlusion(o, own) => {
+                    let fused = match own.as_mut() {
+                        Some(f) => Some(f),
+                        None => lent.as_deref_mut(),
+                    };
+                    let mut at = Attributor::new(net, fused);
                     let batch = match budget {
                         Budget::Items(k) => k.max(1),
                         Budget::Ms(_) => 16,

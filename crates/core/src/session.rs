@@ -152,6 +152,8 @@ struct Data {
 struct Slot {
     job: Job,
     net: Net,
+    /// The session's weights version when it started.
+    version: u64,
 }
 
 #[derive(Default)]
@@ -159,6 +161,9 @@ struct State {
     net: Option<Net>,
     /// Counts loads: state taken out across an await goes back only into the same network.
     generation: u64,
+    /// Counts loads and training chunks: a job that started at this version runs on the
+    /// session's fused state; after training, on its own copy of the weights it started with.
+    version: u64,
     data: Option<Data>,
     config: TrainConfig,
     opt: Option<Optimizer>,
@@ -214,6 +219,7 @@ impl Session {
         let mut s = self.state.borrow_mut();
         s.net = Some(net);
         s.generation += 1;
+        s.version += 1;
         s.opt = None;
         s.fused = None;
         s.jobs.clear();
@@ -311,6 +317,7 @@ impl Session {
             return Err(Error::Input("the network was replaced while it trained; the steps were dropped".into()));
         }
         s.net = Some(model);
+        s.version += 1;
         s.examples += stats.examples as u64;
         Ok(stats)
     }
@@ -546,16 +553,12 @@ impl Session {
     pub async fn start_job(&self, kind: &str, inputs: Inputs<'_>, settings: &Value) -> Result<(u32, Progress), Error> {
         let net = self.net()?;
         let generation = self.generation();
-        // Occlusion gets a copy of the fused path's state (the same weights as `net`).
-        let fused = if kind == "occlusion" {
-            let f = self.take_fused(&net).await?;
-            let copy = f.clone();
-            self.put_fused(generation, f);
-            copy
-        } else {
-            None
-        };
-        let job = Job::start(kind, &net, self.backend, inputs, settings, false, fused).await?;
+        let version = self.state.borrow().version;
+        // Occlusion runs on the fused path's state (the same weights as `net`).
+        let mut fused = if kind == "occlusion" { self.take_fused(&net).await? } else { None };
+        let job = Job::start(kind, &net, inputs, settings, false, fused.as_mut()).await;
+        self.put_fused(generation, fused);
+        let job = job?;
         let progress = job.progress(&net);
         let mut s = self.state.borrow_mut();
         if s.generation != generation {
@@ -567,7 +570,7 @@ impl Session {
             let oldest = *s.jobs.keys().next().expect("not empty");
             s.jobs.remove(&oldest);
         }
-        s.jobs.insert(id, Some(Slot { job, net }));
+        s.jobs.insert(id, Some(Slot { job, net, version }));
         Ok((id, progress))
     }
 
@@ -590,10 +593,24 @@ impl Session {
     /// Runs job `id` for `budget`; returns its state (on an error, the job stays as it was
     /// after its last good step).
     pub async fn step_job(&self, id: u32, budget: Budget, clock: &dyn Fn() -> f64) -> Result<Progress, Error> {
-        let Slot { mut job, net } = self.take_job(id)?;
-        let r = job.step(&net, budget, clock).await;
+        let Slot { mut job, net, version } = self.take_job(id)?;
+        let r = async {
+            if !job.wants_fused() || !self.fused_path(&net) {
+                return job.step(&net, budget, clock, None).await;
+            }
+            if self.state.borrow().version != version {
+                job.own_fused(&net, self.backend).await?;
+                return job.step(&net, budget, clock, None).await;
+            }
+            let generation = self.generation();
+            let mut fused = self.take_fused(&net).await?;
+            let r = job.step(&net, budget, clock, fused.as_mut()).await;
+            self.put_fused(generation, fused);
+            r
+        }
+        .await;
         let progress = job.progress(&net);
-        self.put_job(id, Slot { job, net });
+        self.put_job(id, Slot { job, net, version });
         r.map(|_| progress)
     }
 

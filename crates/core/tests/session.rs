@@ -104,6 +104,30 @@ fn occlusion_is_a_job_and_matches_both_paths() {
 }
 
 #[test]
+fn an_occlusion_keeps_its_weights_while_training_goes_on() {
+    pollster::block_on(async {
+        let settings = json!({"window": 4, "stride": 2, "fill": "black", "class": 3});
+        let s = session(Backend::Cpu);
+        let img = image(&s);
+        let inputs = || Inputs { image: &img, ..Default::default() };
+        let solo = s.run_job("occlusion", inputs(), &settings, Budget::Items(10), &clock, &mut |_| {}).await.unwrap();
+        let (id, _) = s.start_job("occlusion", inputs(), &settings).await.unwrap();
+        let mut p = s.step_job(id, Budget::Items(10), &clock).await.unwrap();
+        s.set_trainer(&json!({"learningRate": 0.1})).unwrap();
+        s.train_steps(5, &clock).await.unwrap();
+        while !p.done {
+            p = s.step_job(id, Budget::Items(10), &clock).await.unwrap();
+        }
+        let solo = solo.occlusion.unwrap();
+        let solo_base = solo.base;
+        assert_eq!(p.occlusion.unwrap().grid, solo.grid, "the weights it started with, to the end");
+        let after = s.run_job("occlusion", inputs(), &settings, Budget::Items(10), &clock, &mut |_| {}).await.unwrap();
+        let (a, b) = (after.occlusion.unwrap().base, solo_base);
+        assert!((a - b).abs() > 1e-6, "a new occlusion sees the trained weights ({a} vs {b})");
+    });
+}
+
+#[test]
 fn a_load_resets_the_networks_state_and_keeps_the_data() {
     pollster::block_on(async {
         let s = session(Backend::Cpu);
