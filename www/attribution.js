@@ -74,7 +74,8 @@ async function selectNet(name) {
   netInfo.textContent = `${summary.layers.length} layers, ${summary.params.toLocaleString('en-US')} parameters; input `
     + `${summary.input.width}×${summary.input.height}×${summary.input.depth}.`;
   buildSettings();
-  occlusionView.setDefaults(net.patch);
+  // The net's patch size, unless the URL gives one (?window=6&stride=3, clamped by the engine).
+  occlusionView.setDefaults({ ...net.patch, ...state.urlOcclusion });
   await loadSamples(name);
   status('ready');
 }
@@ -454,7 +455,12 @@ const ready = (async () => {
     Object.assign(state, { backend: info.backend, webgpu: info.webgpu });
     const schema = await client.request('settingsSchema', { technique: 'attribution' });
     state.schema = Object.fromEntries(schema.fields.map((f) => [f.key, f]));
-    for (const k of ['noise', 'samples', 'seed', 'baseline', 'steps', 'rule', 'relu']) state.settings[k] = state.schema[k].default;
+    // Defaults from the schema; the URL's values (?noise=0.2&steps=100) clamped to its ranges.
+    const given = Object.fromEntries(params);
+    const fromUrl = await client.request('settingsFromUrl', { technique: 'attribution', given });
+    for (const k of ['noise', 'samples', 'seed', 'baseline', 'steps', 'rule', 'relu']) state.settings[k] = fromUrl[k] ?? state.schema[k].default;
+    const occ = await client.request('settingsFromUrl', { technique: 'occlusion', given });
+    state.urlOcclusion = Object.fromEntries(['window', 'stride'].filter((k) => k in occ).map((k) => [k, occ[k]]));
     backendView.update(state);
     await selectNet(NETS[params.get('net')] ? params.get('net') : 'mnist');
     await running;

@@ -247,10 +247,12 @@ impl Job {
                         None => lent.as_deref_mut(),
                     };
                     let mut at = Attributor::new(net, fused);
+                    // As many positions as asked, as far as a batch of them fits.
                     let batch = match budget {
                         Budget::Items(k) => k.max(1),
                         Budget::Ms(_) => 16,
-                    };
+                    }
+                    .min(crate::spec::Limits::here().max_batch(&net.spec));
                     o.run(&mut at, batch).await?;
                     if matches!(budget, Budget::Items(_)) {
                         return Ok(());

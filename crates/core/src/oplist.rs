@@ -21,7 +21,7 @@ fn err(m: impl Into<String>) -> Error {
 /// Builds the spec of an op list; `weight_shape` gives a weight tensor's shape by name (from the
 /// safetensors file), `classes` the class names if known.
 pub fn spec(op_list: &str, weight_shape: &dyn Fn(&str) -> Option<Vec<usize>>, classes: Option<Vec<String>>) -> Result<NetSpec, Error> {
-    let v: Value = serde_json::from_str(op_list).map_err(|e| err(format!("the op list is not valid JSON ({e})")))?;
+    let v: Value = crate::spec::strict_json(op_list).map_err(|e| err(format!("the op list is not valid JSON ({e})")))?;
     let shape = v["input_shape_nhwc"].as_array().and_then(|a| a.iter().map(|d| d.as_u64().map(|d| d as usize)).collect::<Option<Vec<_>>>());
     let Some([_, h, w, c]) = shape.as_deref().and_then(|s| <[usize; 4]>::try_from(s).ok()) else {
         return Err(err("the op list has no input_shape_nhwc [1, H, W, C]"));

@@ -20,7 +20,7 @@ use crate::backend::Backend;
 use crate::cpu_train::{self, CpuTrainer};
 use crate::data::{Dataset, Sampler};
 use crate::jobs::{Budget, Inputs, Job, Progress};
-use crate::spec::LayerKind;
+use crate::spec::{LayerKind, Limits};
 use crate::train::{self, ChunkStats, Optimizer, TrainConfig};
 use crate::vis::adversarial;
 use crate::vis::attribution::{self, Attribution, Attributor, Settings};
@@ -291,6 +291,7 @@ impl Session {
     /// here, else Burn's autodiff. On an error nothing of the chunk is kept.
     async fn run_chunk(&self, batches: Vec<(Vec<f32>, Vec<usize>)>, clock: &dyn Fn() -> f64) -> Result<ChunkStats, Error> {
         let mut model = self.net()?;
+        Limits::here().check_batch(&model.spec, batches.iter().map(|b| b.1.len()).max().unwrap_or(0))?;
         let generation = self.generation();
         let cfg = self.trainer();
         let stats = if let Some(mut fused) = self.take_fused(&model).await? {
@@ -336,6 +337,7 @@ impl Session {
             )));
         }
         let cfg = self.set_trainer(patch)?;
+        Limits::here().check_batch(&net.spec, cfg.batch_size.min(labels.len()))?;
         let batches = labels
             .chunks(cfg.batch_size)
             .enumerate()
@@ -382,6 +384,7 @@ impl Session {
             let mut s = self.state.borrow_mut();
             let cfg = s.config;
             let d = s.data.as_mut().ok_or_else(|| Error::Input("no dataset is loaded".into()))?;
+            Limits::here().check_batch(&net.spec, cfg.batch_size)?;
             let input = net.spec.input_shape();
             d.train.check_input(input)?;
             if let Some(&bad) = d.train.labels.iter().find(|&&l| l as usize >= net.spec.classes()) {
@@ -418,6 +421,7 @@ impl Session {
     /// labels.
     pub async fn evaluate(&self, split: &str, start: usize, count: usize) -> Result<(Vec<f32>, Vec<u8>), Error> {
         let net = self.net()?;
+        Limits::here().check_batch(&net.spec, count.min(self.dataset().test.max(self.dataset().train)))?;
         let (images, labels) = self.with_split(split, |d| {
             d.check_input(net.spec.input_shape())?;
             let (a, b) = (start, (start + count).min(d.len()));
@@ -481,6 +485,7 @@ impl Session {
             return Err(Error::Input(format!("the input has a non-finite value ({}) at index {i}", inputs[i])));
         }
         let n = inputs.len() / per;
+        Limits::here().check_batch(&net.spec, n)?;
         if layer <= net.spec.score_layer() + 1 {
             let generation = self.generation();
             if let Some(mut fused) = self.take_fused(&net).await? {

@@ -57,6 +57,99 @@ pub struct ParamSpec {
     pub decay: bool,
 }
 
+/// How large a network this engine takes, checked in 64-bit arithmetic while a spec is read,
+/// before anything is allocated. The browser's engine is wasm32 (a 4 GiB address space that also
+/// holds the activations, the gradients and the optimizer's state); natively memory is the limit.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Limits {
+    /// Values of one layer's output for one image.
+    pub values: u64,
+    /// Parameters of the whole network (trainable or not).
+    pub params: u64,
+    /// Values of one layer's output for a whole batch (a training step's, an occlusion's).
+    pub batch_values: u64,
+    pub what: &'static str,
+}
+
+impl Limits {
+    /// 64M values per layer (256 MB per image), 256M parameters (1 GiB of weights), 256M values
+    /// per layer and batch (1 GiB).
+    pub const BROWSER: Limits = Limits { values: 1 << 26, params: 1 << 28, batch_values: 1 << 28, what: "in the browser" };
+    /// 64M values per layer, 4G parameters (16 GiB of weights), 2G values per layer and batch.
+    pub const NATIVE: Limits = Limits { values: 1 << 26, params: 1 << 32, batch_values: 1 << 31, what: "natively" };
+
+    /// The largest batch of `spec`'s inputs whose every layer fits `batch_values`.
+    pub fn max_batch(&self, spec: &NetSpec) -> usize {
+        let most = spec.layers.iter().map(|l| l.out_shape.iter().map(|&d| d as u64).product::<u64>()).max().unwrap_or(1).max(1);
+        (self.batch_values / most).max(1) as usize
+    }
+
+    /// Checks that a batch of `n` inputs fits (before the batch is made); the error gives the
+    /// largest layer, the number and the limit.
+    pub fn check_batch(&self, spec: &NetSpec, n: usize) -> Result<(), crate::Error> {
+        if n <= self.max_batch(spec) {
+            return Ok(());
+        }
+        let l = spec.layers.iter().max_by_key(|l| l.out_shape.iter().map(|&d| d as u64).product::<u64>()).expect("a layer");
+        let values = l.out_shape.iter().map(|&d| d as u64).product::<u64>() * n as u64;
+        Err(crate::Error::Input(format!(
+            "a batch of {n} images needs {values} values in layer {} ({}); this engine takes at most {} per layer {}: use batches of at most {}",
+            l.index,
+            l.name,
+            self.batch_values,
+            self.what,
+            self.max_batch(spec)
+        )))
+    }
+
+    /// The limits of the build this runs in.
+    pub fn here() -> Limits {
+        if cfg!(target_pointer_width = "32") { Limits::BROWSER } else { Limits::NATIVE }
+    }
+
+    /// Checks one layer's output size and adds its parameters to `total`, in checked 64-bit
+    /// arithmetic; the error gives the number and the limit.
+    pub fn check(&self, l: &Layer, total: &mut u64) -> Result<(), SpecError> {
+        let err = |message: String| SpecError { layer: Some((l.index, l.kind.type_name().to_string())), field: None, message };
+        let product = |dims: &[usize]| dims.iter().try_fold(1u64, |a, &d| a.checked_mul(d as u64));
+        match product(&l.out_shape) {
+            Some(v) if v <= self.values => {}
+            v => {
+                return Err(err(format!(
+                    "its output {:?} has {} values; this engine takes at most {} per layer {}",
+                    l.out_shape,
+                    v.map_or("over 2^64".into(), |v| v.to_string()),
+                    self.values,
+                    self.what
+                )));
+            }
+        }
+        for p in l.params() {
+            let n = product(&p.shape).and_then(|n| total.checked_add(n));
+            match n {
+                Some(t) if t <= self.params => *total = t,
+                _ => {
+                    return Err(err(format!(
+                        "its {} {:?} takes the network past {} parameters, the most this engine takes {} ({} GiB of weights)",
+                        p.name,
+                        p.shape,
+                        self.params,
+                        self.what,
+                        (self.params * 4) >> 30
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks a whole spec against these limits (a spec read natively, against the browser's).
+    pub fn check_spec(&self, spec: &NetSpec) -> Result<(), SpecError> {
+        let mut total = 0;
+        spec.layers.iter().try_for_each(|l| self.check(l, &mut total))
+    }
+}
+
 impl Layer {
     /// The parameters of this layer in PyTorch's layout: conv weight (out, in, kh, kw), linear
     /// weight (out, in), batchnorm weight/bias/running_mean/running_var (C).
@@ -133,13 +226,86 @@ impl NetSpec {
     }
 
     pub fn parse(text: &str) -> Result<NetSpec, SpecError> {
-        let value: Value =
-            serde_json::from_str(text).map_err(|e| SpecError { layer: None, field: None, message: format!("not valid JSON: {e}") })?;
+        let value = strict_json(text).map_err(|e| SpecError { layer: None, field: None, message: format!("not valid JSON: {e}") })?;
         NetSpec::from_value(&value)
     }
 
     pub fn from_value(value: &Value) -> Result<NetSpec, SpecError> {
         validate(value)
+    }
+}
+
+/// JSON as a person wrote it, read strictly: a key given twice in one object is refused (serde_json
+/// keeps the last silently, so `"filters": 8, "filters": 64` would mean 64), and a leading UTF-8
+/// byte-order mark (which some editors save) is skipped. Hand-written because serde_json has no
+/// option for duplicate keys; it is serde_json's parser with a stricter object visitor.
+pub fn strict_json(text: &str) -> Result<Value, serde_json::Error> {
+    use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+    struct Strict(Value);
+    struct V;
+    impl<'de> Visitor<'de> for V {
+        type Value = Value;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a JSON value")
+        }
+        fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+            Ok(Value::Bool(v))
+        }
+        fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+            Ok(v.into())
+        }
+        fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+            Ok(v.into())
+        }
+        fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+            Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
+        }
+        fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+            Ok(Value::String(v.to_string()))
+        }
+        fn visit_string<E>(self, v: String) -> Result<Value, E> {
+            Ok(Value::String(v))
+        }
+        fn visit_unit<E>(self) -> Result<Value, E> {
+            Ok(Value::Null)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<Value, A::Error> {
+            let mut out = vec![];
+            while let Some(Strict(v)) = a.next_element()? {
+                out.push(v);
+            }
+            Ok(Value::Array(out))
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Value, A::Error> {
+            let mut out = serde_json::Map::new();
+            while let Some(k) = a.next_key::<String>()? {
+                if out.contains_key(&k) {
+                    return Err(de::Error::custom(format!("the key \"{}\" is given twice in one object", cut(&k, 40))));
+                }
+                let Strict(v) = a.next_value()?;
+                out.insert(k, v);
+            }
+            Ok(Value::Object(out))
+        }
+    }
+    impl<'de> Deserialize<'de> for Strict {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Strict, D::Error> {
+            d.deserialize_any(V).map(Strict)
+        }
+    }
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut de = serde_json::Deserializer::from_str(text);
+    let Strict(v) = Strict::deserialize(&mut de)?;
+    de.end()?;
+    Ok(v)
+}
+
+/// `s` cut to about `max` characters (a name or a value echoed in a message).
+pub fn cut(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        s.to_string()
+    } else {
+        format!("{}… ({} characters)", s.chars().take(max).collect::<String>(), s.chars().count())
     }
 }
 
@@ -169,10 +335,11 @@ impl fmt::Display for SpecError {
 
 impl std::error::Error for SpecError {}
 
+/// A value as a message shows it, cut to 60 characters (a 10 MB name is not echoed whole).
 pub fn describe_value(v: &Value) -> String {
     match v {
-        Value::String(s) => format!("\"{s}\""),
-        other => other.to_string(),
+        Value::String(s) => format!("\"{}\"", cut(s, 60)),
+        other => cut(&other.to_string(), 60),
     }
 }
 
@@ -300,6 +467,7 @@ fn validate(value: &Value) -> Result<NetSpec, SpecError> {
     }
 
     let mut layers: Vec<Layer> = Vec::with_capacity(list.len());
+    let mut total_params = 0u64;
     let mut counts: std::collections::HashMap<&'static str, usize> = Default::default();
     for (index, lv) in list.iter().enumerate() {
         let lobj = lv.as_object().ok_or_else(|| SpecError {
@@ -409,14 +577,24 @@ fn validate(value: &Value) -> Result<NetSpec, SpecError> {
         if let Some(prev) = layers.iter().find(|l| l.name == name) {
             return Err(f.err("name", format!("\"{name}\" is already the name of layer {}; names must be unique", prev.index)));
         }
-        if out_shape.iter().product::<usize>() > 1 << 26 {
-            return Err(f.err("type", format!("the output {out_shape:?} is too large (over 67M values)")));
-        }
         f.finish(COMMON)?;
-        layers.push(Layer { index, name, kind, inputs, in_shape, out_shape });
+        let layer = Layer { index, name, kind, inputs, in_shape, out_shape };
+        // Before the next layer reads this one's size (which would wrap in the browser's 32-bit
+        // arithmetic) and before anything is allocated.
+        Limits::here().check(&layer, &mut total_params)?;
+        layers.push(layer);
     }
     if layers.len() < 2 {
         return Err(top_err("layers", "expected at least an input layer and one more layer".into()));
+    }
+    // The class scores are the input of a final softmax: a softmax anywhere else would be read as
+    // the scores.
+    if let Some(l) = layers.iter().find(|l| matches!(l.kind, LayerKind::Softmax(_)) && l.index + 1 < layers.len()) {
+        return Err(SpecError {
+            layer: Some((l.index, "softmax".into())),
+            field: None,
+            message: "a softmax may only be the last layer (the class scores are read before it)".into(),
+        });
     }
     let mut spec = NetSpec { name, layers, class_names: None, json: value.clone() };
     if let Some(v) = obj.get("classes") {

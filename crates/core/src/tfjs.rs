@@ -103,7 +103,7 @@ pub struct Model {
 
 /// Reads a TF.js layers model; `read` fetches a weight shard named in the manifest.
 pub fn load(model_json: &str, read: &mut dyn FnMut(&str) -> Result<Vec<u8>, Error>) -> Result<Model, Error> {
-    let model: Value = serde_json::from_str(model_json).map_err(|e| err(format!("model.json is not valid JSON ({e})")))?;
+    let model: Value = crate::spec::strict_json(model_json).map_err(|e| err(format!("model.json is not valid JSON ({e})")))?;
     let topo = &model["modelTopology"];
     let config = if topo["model_config"].is_object() { &topo["model_config"] } else { topo };
     let class = config["class_name"].as_str().unwrap_or("?");
