@@ -90,15 +90,15 @@ enum Command {
         #[arg(long)]
         batch: Option<u64>,
         /// [default: 0.01]
-        #[arg(long)]
+        #[arg(long, allow_negative_numbers = true)]
         lr: Option<f64>,
         /// [default: 0.9]
-        #[arg(long)]
+        #[arg(long, allow_negative_numbers = true)]
         momentum: Option<f64>,
-        #[arg(long)]
+        #[arg(long, allow_negative_numbers = true)]
         l1: Option<f64>,
         /// [default: 0.001]
-        #[arg(long)]
+        #[arg(long, allow_negative_numbers = true)]
         l2: Option<f64>,
         /// Any trainer setting as KEY=VALUE (`convlens settings trainer` lists them).
         #[arg(long = "set", value_name = "KEY=VALUE")]
@@ -136,7 +136,7 @@ enum Command {
         #[arg(long)]
         display: Option<String>,
         /// SmoothGrad: the noise level, a fraction of the image's value range.
-        #[arg(long)]
+        #[arg(long, allow_negative_numbers = true)]
         noise: Option<f64>,
         /// SmoothGrad: how many noisy copies are averaged.
         #[arg(long)]
@@ -145,7 +145,7 @@ enum Command {
         #[arg(long)]
         noise_seed: Option<u64>,
         /// Integrated gradients: the baseline's value (every pixel).
-        #[arg(long)]
+        #[arg(long, allow_negative_numbers = true)]
         baseline: Option<f64>,
         /// Integrated gradients: the number of points on the path from the baseline.
         #[arg(long)]
@@ -248,6 +248,13 @@ impl ModelArgs {
 }
 
 fn main() {
+    // `convlens info | head -3`: end quietly when the reader goes away, as other command-line
+    // tools do (Rust ignores SIGPIPE, so println! would panic on the broken pipe).
+    #[cfg(unix)]
+    // SAFETY: restoring the default disposition of a signal, before any other thread runs.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     // Mesa's Vulkan drivers print "XDG_RUNTIME_DIR is invalid or not set" once per probe when it
     // is unset (a headless machine, a container); a private empty directory quiets them.

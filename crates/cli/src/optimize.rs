@@ -43,23 +43,23 @@ pub struct VisualizeArgs {
     #[arg(long)]
     pub steps: Option<u64>,
     /// Adam's learning rate.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub lr: Option<f64>,
     /// Random roll before each step, in pixels.
     #[arg(long)]
     pub jitter: Option<u64>,
     /// Pixels: each step pulls the image towards gray by this fraction.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub l2: Option<f64>,
     #[arg(long)]
     pub blur_every: Option<u64>,
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub blur_sigma: Option<f64>,
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub norm_pct: Option<f64>,
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub contrib_pct: Option<f64>,
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub tv: Option<f64>,
     /// Seed of the starting image and the jitter [default: 1].
     #[arg(long)]
@@ -217,17 +217,17 @@ pub struct InvertArgs {
     #[arg(long)]
     pub steps: Option<u64>,
     /// Adam's learning rate [default: 0.02].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub lr: Option<f64>,
     /// The alpha-norm's exponent [default: 6].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub alpha: Option<f64>,
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub alpha_weight: Option<f64>,
     /// Total variation's exponent [default: 2].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub beta: Option<f64>,
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub tv_weight: Option<f64>,
     #[arg(long)]
     pub jitter: Option<u64>,
@@ -296,13 +296,13 @@ pub struct DreamArgs {
     pub channel: Option<u64>,
     #[arg(long)]
     pub octaves: Option<u64>,
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub octave_scale: Option<f64>,
     /// Steps per octave.
     #[arg(long)]
     pub steps: Option<u64>,
     /// Step size on 0-255 pixels per unit of normalized gradient [default: google/deepdream's 1.5].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub step: Option<f64>,
     #[arg(long)]
     pub jitter: Option<u64>,
@@ -362,17 +362,17 @@ pub struct StyleArgs {
     /// Style layers (comma-separated); default MobileNetV2's op0,op3,op6,op13,op24.
     #[arg(long, value_delimiter = ',')]
     pub style_layers: Vec<String>,
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub content_weight: Option<f64>,
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub style_weight: Option<f64>,
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub tv_weight: Option<f64>,
     /// adam or lbfgs [default: adam].
     #[arg(long)]
     pub optimizer: Option<String>,
     /// [default: 0.03 for Adam, 1 for L-BFGS]
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub lr: Option<f64>,
     #[arg(long)]
     pub steps: Option<u64>,
@@ -458,13 +458,13 @@ pub struct AdversarialArgs {
     #[arg(long, default_value = "fgsm")]
     pub method: String,
     /// Pixels move by at most this much, on 0-255 [default: 2].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub eps: Option<f64>,
     /// The true label for FGSM (default: the predicted class); the target class otherwise.
     #[arg(long)]
     pub class: Option<u64>,
     /// The iterative attacks' step, on 0-255 [default: 0.5].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub step: Option<f64>,
     #[arg(long)]
     pub steps: Option<u64>,

@@ -38,7 +38,7 @@ fn read_weights(model: &Value, read: &mut dyn FnMut(&str) -> Result<Vec<u8>, Err
         }
         let mut at = 0usize;
         for w in group["weights"].as_array().ok_or_else(|| err("a weightsManifest group has no weights"))? {
-            let name = w["name"].as_str().unwrap_or("?").to_string();
+            let name = crate::spec::cut(w["name"].as_str().unwrap_or("?"), 60);
             let shape: Vec<usize> = w["shape"]
                 .as_array()
                 .ok_or_else(|| err(format!("weight '{name}' has no shape")))?
@@ -46,7 +46,12 @@ fn read_weights(model: &Value, read: &mut dyn FnMut(&str) -> Result<Vec<u8>, Err
                 .map(|d| d.as_u64().map(|d| d as usize))
                 .collect::<Option<_>>()
                 .ok_or_else(|| err(format!("weight '{name}' has a bad shape")))?;
-            let n: usize = shape.iter().product();
+            // Checked: a hostile shape must not wrap (32-bit sizes in the browser) past the bytes.
+            let n = shape
+                .iter()
+                .try_fold(1usize, |a, &d| a.checked_mul(d))
+                .filter(|&n| n <= bytes.len().saturating_sub(at))
+                .ok_or_else(|| short(&name))?;
             let q = &w["quantization"];
             let (width, values): (usize, Vec<f32>) = if q.is_object() {
                 let (scale, min) = (q["scale"].as_f64().unwrap_or(1.0) as f32, q["min"].as_f64().unwrap_or(0.0) as f32);
@@ -82,6 +87,9 @@ fn read_weights(model: &Value, read: &mut dyn FnMut(&str) -> Result<Vec<u8>, Err
                 }
             };
             at += width * n;
+            if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+                return Err(err(format!("weight '{name}' has a non-finite value ({}) at index {i}", values[i])));
+            }
             out.push(Entry { name, shape, values });
         }
         if at != bytes.len() {

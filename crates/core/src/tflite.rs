@@ -288,6 +288,9 @@ impl Model {
                         if *shape != p.shape {
                             return Err(err(format!("{} has shape {shape:?}; the layer needs {:?}", p.name, p.shape)));
                         }
+                        if let Some(i) = data.iter().position(|v| !v.is_finite()) {
+                            return Err(err(format!("{} has a non-finite value ({}) at index {i}", p.name, data[i])));
+                        }
                         Ok(data.clone())
                     })
                     .collect()
