@@ -307,6 +307,7 @@ async function loadNet({ text, weights, seed, preset = null, weightsFrom = null 
   } catch (e) {
     specView.showError(e.message);
     report('Network not changed', e);
+    state.loadError = e.message;
     return false;
   }
   banner.clear();
@@ -382,6 +383,17 @@ async function openModel(fileName, bytes) {
 }
 
 // ---- autosave ----
+
+/** Moves a stored state that failed to start the page out of the way, and offers it for download. */
+async function setAside(saved, why) {
+  state.trainer = null;
+  await store.save('set-aside', saved).catch(() => {});
+  await store.remove(AUTOSAVE_KEY).catch(() => {});
+  const url = URL.createObjectURL(new Blob([saved.weights ?? saved.spec ?? ''], { type: 'application/octet-stream' }));
+  const link = el('a', { href: url, download: saved.weights ? 'convlens-set-aside.safetensors' : 'convlens-set-aside.json', text: 'Download it', id: 'set-aside-download' });
+  // Shown once the defaults have loaded (a successful load clears the banner).
+  state.setAside = { why, show: () => banner.show(`Your last session could not be restored (${why}); it was set aside and the defaults loaded.`, link) };
+}
 
 let saveTimer = null;
 function scheduleAutosave() {
@@ -473,15 +485,24 @@ async function start() {
   panel.useSchema(await client.request('settingsSchema', { technique: 'trainer' }));
   const urlTrainer = await client.request('settingsFromUrl', { technique: 'trainer', given: Object.fromEntries(params) });
   if (saved) {
-    state.trainer = { ...saved.trainer, ...urlTrainer };
-    const ok = await loadNet({ text: saved.spec, weights: saved.weights, seed: saved.seed, preset: saved.preset,
-      weightsFrom: `${saved.weightsFrom ?? 'weights'} (restored from your last visit)` });
-    if (ok) {
-      specView.set(formatSpec(saved.spec), saved.seed, saved.preset ?? '');
-      await setDataset(saved.dataset ?? PRESETS[saved.preset]?.dataset ?? 'mnist5k').catch(() => {});
-      state.restored = true;
-      return;
+    // A stored state that cannot start the page is set aside (offered for download), never
+    // retried on every visit; the defaults load instead.
+    let why = 'its network could not be loaded';
+    try {
+      state.trainer = { ...saved.trainer, ...urlTrainer };
+      const ok = await loadNet({ text: saved.spec, weights: saved.weights, seed: saved.seed, preset: saved.preset,
+        weightsFrom: `${saved.weightsFrom ?? 'weights'} (restored from your last visit)` });
+      if (ok) {
+        specView.set(formatSpec(saved.spec), saved.seed, saved.preset ?? '');
+        await setDataset(saved.dataset ?? PRESETS[saved.preset]?.dataset ?? 'mnist5k').catch(() => {});
+        state.restored = true;
+        return;
+      }
+      why = state.loadError ?? why;
+    } catch (e) {
+      why = e?.message ?? String(e);
     }
+    await setAside(saved, why);
   }
   const p = await fetchPreset(presetName);
   state.trainer = { ...p.trainer, ...urlTrainer };
@@ -490,6 +511,7 @@ async function start() {
     weightsFrom: p.weightBytes ? p.label.split('·')[1].trim() : null });
   if (!ok) await loadNet({ text: p.specText, weights: null, seed: state.seed, preset: presetName });
   await setDataset(p.dataset).catch(() => {});
+  state.setAside?.show();
 }
 
 const ready = start();

@@ -92,3 +92,36 @@ test('a digit drawn on the pad is the input of every view', { timeout: 120_000 }
     await page.close();
   }
 });
+
+test('a stored state that cannot start the page is set aside, offered for download, and the defaults load', { timeout: 120_000 }, async () => {
+  const page = await openPage(ctx.browser, ctx.server.url, '?backend=cpu&fresh');
+  try {
+    // What an older version autosaved: a spec whose input wraps the browser's 32-bit sizes.
+    await page.waitForFunction(() => window.convlens.state.savedAt); // this page's own autosave is done
+    const hostile = '{"name":"w01","layers":[{"type":"input","width":65536,"height":65536,"depth":1},{"type":"fc","units":10},{"type":"softmax"}]}';
+    await page.evaluate(async (spec) => {
+      const store = await import('/www/store.js');
+      await store.save('image', { spec, weights: null, seed: 1, preset: null, dataset: 'mnist5k', trainer: { method: 'sgd' } });
+    }, hostile);
+    await page.goto(`${ctx.server.url}?backend=cpu`);
+    await page.waitForFunction(() => window.convlens?.ready);
+    await page.evaluate(() => window.convlens.ready);
+    const banner = await page.textContent('#banner');
+    assert.match(banner, /Your last session could not be restored \(network spec: layer 0 \(input\): its output \[1, 65536, 65536\] has 4294967296 values; this engine takes at most 67108864 per layer in the browser\); it was set aside and the defaults loaded\./);
+    assert.equal(await page.getAttribute('#set-aside-download', 'download'), 'convlens-set-aside.json');
+    const after = await page.evaluate(async () => {
+      const store = await import('/www/store.js');
+      return { summary: window.convlens.state.summary?.name, autosave: (await store.load('image'))?.spec ?? null, aside: (await store.load('set-aside'))?.spec };
+    });
+    assert.equal(after.summary, 'mnist-convnetjs', 'the defaults run');
+    assert.notEqual(after.autosave, hostile, 'the bad state is no longer the autosave');
+    assert.equal(after.aside, hostile, 'it is kept aside');
+    // The next visit starts normally.
+    await page.reload();
+    await page.waitForFunction(() => window.convlens?.ready);
+    await page.evaluate(() => window.convlens.ready);
+    assert.equal(await page.evaluate(() => window.convlens.state.setAside ?? null), null);
+  } finally {
+    await page.close();
+  }
+});

@@ -3,8 +3,9 @@ export function createBanner(node) {
   const text = node.querySelector('.banner-text');
   node.querySelector('.banner-close').onclick = () => { node.hidden = true; };
   return {
-    show(message) {
-      text.textContent = message;
+    /** Shows `message`, and after it `extra` (a node, e.g. a download link) if given. */
+    show(message, extra = null) {
+      text.replaceChildren(message, ...(extra ? [' ', extra] : []));
       node.hidden = false;
     },
     clear() {
