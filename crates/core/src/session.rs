@@ -501,7 +501,7 @@ impl Session {
 
     /// One image's output of the last layer (the class probabilities).
     pub async fn forward(&self, input: &[f32]) -> Result<Vec<f32>, Error> {
-        let last = self.net()?.spec.layers.len() - 1;
+        let last = self.state.borrow().net.as_ref().ok_or_else(no_net)?.spec.layers.len() - 1;
         self.infer(input, last).await
     }
 
