@@ -299,15 +299,16 @@ function setSummary(summary) {
 }
 
 /** Loads a net; on error the current one stays and the message points into the spec box. */
-async function loadNet({ text, weights, seed, preset = null, weightsFrom = null }) {
+async function loadNet({ text, weights, seed, preset = null, weightsFrom = null, quiet = false }) {
   await loop.pause();
   let summary;
   try {
     summary = await client.load(text, weights, seed);
   } catch (e) {
+    state.loadError = e.message;
+    if (quiet) return false;
     specView.showError(e.message);
     report('Network not changed', e);
-    state.loadError = e.message;
     return false;
   }
   banner.clear();
@@ -375,6 +376,14 @@ async function openModel(fileName, bytes) {
   try {
     spec = await client.embeddedSpec(bytes);
   } catch (e) {
+    // A safetensors file without a spec (PyTorch's, or another tool's): try it as the weights of
+    // the network in the Network box.
+    if (/carries no network spec/.test(e.message) && state.spec) {
+      const ok = await loadNet({ text: state.spec, weights: bytes, seed: state.seed, preset: state.preset, weightsFrom: `weights from ${fileName}`, quiet: true });
+      if (ok) return;
+      report(`Could not open ${fileName}; the network was not changed`, new Error(`it carries no network spec, and its tensors do not fit the network in the Network box (${state.loadError}). Put the network it was saved from into the Network box, Apply, and open the file again`));
+      return;
+    }
     report(`Could not open ${fileName}; the network was not changed`, e);
     return;
   }

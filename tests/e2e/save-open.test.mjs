@@ -1,5 +1,5 @@
 // Download the model (spec + weights in one safetensors file), open it again: the same numbers.
-// A corrupt file, or one without a spec, is refused with a message and changes nothing.
+// A corrupt file is refused with a message and changes nothing; one without a spec loads as the weights of the current network when its tensors fit, and is refused saying what to do when they do not.
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -18,6 +18,17 @@ after(async () => {
 
 const bannerText = (page) => page.$eval('#banner', (b) => (b.hidden ? null : b.textContent.trim()));
 const snapshot = (page) => page.evaluate(() => window.convlens.state.probe.layers.map((l) => Array.from(l.act)));
+
+/** The same safetensors file without its metadata (where ConvLens keeps the spec). */
+function withoutSpec(bytes) {
+  const n = Number(bytes.readBigUInt64LE(0));
+  const header = JSON.parse(bytes.subarray(8, 8 + n).toString());
+  delete header.__metadata__;
+  const h = Buffer.from(JSON.stringify(header));
+  const len = Buffer.alloc(8);
+  len.writeBigUInt64LE(BigInt(h.length));
+  return Buffer.concat([len, h, bytes.subarray(8 + n)]);
+}
 
 async function open(page, file) {
   const seq = await page.evaluate(() => window.convlens.state.seq);
@@ -58,6 +69,32 @@ test('download, change the net, open the download: the same net and numbers', { 
     await page.waitForFunction(() => !document.querySelector('#banner').hidden);
     assert.match(await bannerText(page), /Could not open corrupt\.safetensors; the network was not changed: .*not a valid safetensors file/);
     assert.deepEqual(await snapshot(page), before);
+
+    // A file without a spec (PyTorch's own save) is taken as the weights of the network in the
+    // Network box when its tensors fit (issue 12)...
+    const bare = join(dir, 'bare.safetensors');
+    writeFileSync(bare, withoutSpec(bytes));
+    seq = await page.evaluate(() => window.convlens.state.seq);
+    await page.fill('#spec-seed', '5');
+    await page.click('#spec-apply');
+    await page.waitForFunction((s) => window.convlens.state.seq > s, seq);
+    seq = await open(page, bare);
+    await page.waitForFunction((s) => window.convlens.state.seq > s, seq);
+    (await snapshot(page)).forEach((act, i) => assert.deepEqual(act, before[i], `spec-less file: layer ${i} activations identical`));
+    // ... and refused, saying what to do, when they do not.
+    seq = await page.evaluate(() => window.convlens.state.seq);
+    await page.fill('#spec-text', (await page.inputValue('#spec-text')).replace(/"filters": ?8/, '"filters": 6'));
+    await page.click('#spec-apply');
+    await page.waitForFunction((s) => window.convlens.state.seq > s, seq);
+    assert.deepEqual(await page.evaluate(() => window.convlens.state.summary.layers[1].shape), [6, 24, 24]);
+    const other = await snapshot(page);
+    await page.evaluate(() => document.querySelector('#banner').setAttribute('hidden', ''));
+    const bare2 = join(dir, 'bare2.safetensors');
+    writeFileSync(bare2, withoutSpec(bytes));
+    await open(page, bare2);
+    await page.waitForFunction(() => !document.querySelector('#banner').hidden);
+    assert.match(await bannerText(page), /Could not open bare2\.safetensors; the network was not changed: .*it carries no network spec, and its tensors do not fit the network in the Network box \(weights: .*\)\. Put the network it was saved from into the Network box, Apply, and open the file again/);
+    assert.deepEqual(await snapshot(page), other);
   } finally {
     await page.close();
   }

@@ -92,7 +92,7 @@ pub async fn webgpu_available() -> bool {
 #[wasm_bindgen(js_name = embeddedSpec)]
 pub fn embedded_spec(bytes: &[u8]) -> Result<String, JsValue> {
     convlens_core::weights::embedded_spec(bytes).map_err(js_err)?.ok_or_else(|| {
-        js_err("weights: this safetensors file carries no network spec; paste the spec into the Network box and load the weights with it")
+        js_err("weights: this safetensors file carries no network spec (ConvLens writes one into every file it saves); put the network it was saved from into the Network box, Apply, and open the file again")
     })
 }
 
