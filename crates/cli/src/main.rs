@@ -320,8 +320,7 @@ async fn load_with(m: &ModelArgs, warn_random: bool) -> Result<Net> {
         let weights_path =
             m.weights.as_ref().ok_or_else(|| format!("{} is an op list; give its safetensors as --weights", m.model.display()))?;
         let bytes = read(weights_path)?;
-        let st = convlens_core::safetensors::SafeTensors::deserialize(&bytes)
-            .map_err(|e| format!("{}: not a valid safetensors file ({e})", weights_path.display()))?;
+        let st = weights::read(&bytes).map_err(|e| format!("{}: {e}", weights_path.display()))?;
         let shape = |name: &str| st.tensor(name).ok().map(|t| t.shape().to_vec());
         let labels =
             std::fs::read_to_string(m.model.with_file_name("imagenet_labels.txt")).ok().map(|t| t.lines().map(str::to_string).collect());

@@ -14,7 +14,7 @@ pub const SPEC_KEY: &str = "convlens_spec";
 /// Reads the weights for `spec` from a safetensors file, strictly: every parameter must be there
 /// with its exact shape, and nothing else may be (except batchnorm's `num_batches_tracked`).
 pub fn load(spec: &NetSpec, bytes: &[u8]) -> Result<Vec<Vec<Vec<f32>>>, Error> {
-    let st = SafeTensors::deserialize(bytes).map_err(|e| Error::Weights(format!("not a valid safetensors file ({e})")))?;
+    let st = read(bytes)?;
     let mut used = std::collections::HashSet::new();
     let mut out = Vec::with_capacity(spec.layers.len());
     for layer in &spec.layers {
@@ -66,9 +66,63 @@ fn to_f32(name: &str, t: &TensorView) -> Result<Vec<f32>, Error> {
     Ok(v)
 }
 
+/// A safetensors file, read; a broken one is refused with what is wrong and, where one is at
+/// fault, the tensor's name (the safetensors crate's messages name neither).
+pub fn read(bytes: &[u8]) -> Result<SafeTensors<'_>, Error> {
+    SafeTensors::deserialize(bytes).map_err(|e| invalid(bytes, &e.to_string()))
+}
+
+/// What is wrong with a file the safetensors crate refused, found by reading its header again.
+fn invalid(bytes: &[u8], crate_says: &str) -> Error {
+    let bad = |m: String| Error::Weights(format!("not a valid safetensors file: {m}"));
+    let Some(n) = bytes.get(..8).map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes"))) else {
+        return bad(format!("{} bytes, shorter than the 8-byte header length", bytes.len()));
+    };
+    let Some(header) = usize::try_from(n).ok().and_then(|n| bytes.get(8..8usize.checked_add(n)?)) else {
+        return bad(format!("the header claims {n} bytes; the file has {} after the length", bytes.len() - 8));
+    };
+    let Ok(serde_json::Value::Object(h)) = serde_json::from_slice::<serde_json::Value>(header) else {
+        return bad(format!("the header is not a JSON object ({crate_says})"));
+    };
+    let data = (bytes.len() - 8 - header.len()) as u64;
+    let mut covered = 0u64;
+    for (name, t) in h.iter().filter(|(k, _)| *k != "__metadata__") {
+        let name = crate::spec::cut(name, 60);
+        let size: u64 = match t["dtype"].as_str() {
+            Some("F64" | "I64" | "U64") => 8,
+            Some("F32" | "I32" | "U32") => 4,
+            Some("F16" | "BF16" | "I16" | "U16") => 2,
+            Some("I8" | "U8" | "BOOL" | "F8_E4M3" | "F8_E5M2") => 1,
+            other => return bad(format!("tensor '{name}' has dtype {other:?}")),
+        };
+        let shape: Option<Vec<u64>> = t["shape"].as_array().and_then(|a| a.iter().map(|d| d.as_u64()).collect());
+        let offsets: Option<Vec<u64>> = t["data_offsets"].as_array().and_then(|a| a.iter().map(|d| d.as_u64()).collect());
+        let (Some(shape), Some([start, end])) = (shape, offsets.as_deref().and_then(|o| <[u64; 2]>::try_from(o).ok())) else {
+            return bad(format!("tensor '{name}' has no valid shape or data_offsets"));
+        };
+        let want = shape.iter().try_fold(size, |a, &d| a.checked_mul(d));
+        if want != end.checked_sub(start) {
+            return bad(format!(
+                "tensor '{name}' is {} {shape:?} ({} bytes) but its data_offsets [{start}, {end}] hold {} bytes",
+                t["dtype"].as_str().unwrap_or("?"),
+                want.map_or("over 2^64".into(), |w| w.to_string()),
+                end.saturating_sub(start)
+            ));
+        }
+        if end > data {
+            return bad(format!("tensor '{name}' ends at byte {end} of the data, which has {data} bytes (a truncated file?)"));
+        }
+        covered = covered.max(end);
+    }
+    if covered != data {
+        return bad(format!("the tensors cover {covered} of the {data} data bytes (a truncated file, or bytes appended to it)"));
+    }
+    bad(crate_says.to_string())
+}
+
 /// The spec stored in a file's metadata, if any.
 pub fn embedded_spec(bytes: &[u8]) -> Result<Option<String>, Error> {
-    let (_, meta) = SafeTensors::read_metadata(bytes).map_err(|e| Error::Weights(format!("not a valid safetensors file ({e})")))?;
+    let (_, meta) = SafeTensors::read_metadata(bytes).map_err(|e| invalid(bytes, &e.to_string()))?;
     Ok(meta.metadata().as_ref().and_then(|m| m.get(SPEC_KEY).cloned()))
 }
 

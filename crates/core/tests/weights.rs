@@ -102,6 +102,33 @@ fn bad_weight_files_give_clear_messages() {
     assert!(err(b"garbage").starts_with("weights: not a valid safetensors file"), "{}", err(b"garbage"));
     let good = weights::save(&spec, &w).unwrap();
     assert!(err(&good[..good.len() - 10]).starts_with("weights: not a valid safetensors file"));
+    // What is wrong, and which tensor (issue 12): the safetensors crate says "incomplete metadata,
+    // file not fully covered" or "invalid shape, data type, or offset for tensor".
+    let truncated = err(&good[..good.len() - 10]);
+    assert!(truncated.starts_with("weights: not a valid safetensors file: tensor 'fc1."), "{truncated}");
+    assert!(truncated.contains("(a truncated file?)"), "{truncated}");
+    let mut appended = good.clone();
+    appended.extend([0u8; 12]);
+    let data = good.len() - 8 - u64::from_le_bytes(good[..8].try_into().unwrap()) as usize;
+    assert_eq!(
+        err(&appended),
+        format!(
+            "weights: not a valid safetensors file: the tensors cover {data} of the {} data bytes (a truncated file, or bytes appended to it)",
+            data + 12
+        )
+    );
+    let n = u64::from_le_bytes(good[..8].try_into().unwrap()) as usize;
+    let header = String::from_utf8(good[8..8 + n].to_vec()).unwrap();
+    let lie = header.replacen("[8,1,5,5]", "[9,1,5,5]", 1);
+    assert_eq!(lie.len(), header.len());
+    let mut liar = good[..8].to_vec();
+    liar.extend(lie.as_bytes());
+    liar.extend(&good[8 + n..]);
+    let e = err(&liar);
+    assert!(
+        e.starts_with("weights: not a valid safetensors file: tensor 'conv1.weight' is F32 [9, 1, 5, 5] (900 bytes) but its data_offsets"),
+        "{e}"
+    );
 
     // A file for another architecture.
     let other = NetSpec::parse(&MNIST_SPEC.replace("\"filters\": 8", "\"filters\": 6")).unwrap();

@@ -296,8 +296,7 @@ impl Engine {
     #[wasm_bindgen(js_name = loadOpList)]
     pub fn load_op_list(&self, op_list: &str, weights: Uint8Array, labels: Option<String>) -> Result<JsValue, JsValue> {
         let bytes = weights.to_vec();
-        let st = convlens_core::safetensors::SafeTensors::deserialize(&bytes)
-            .map_err(|e| js_err(format!("weights: not a valid safetensors file ({e})")))?;
+        let st = convlens_core::weights::read(&bytes).map_err(js_err)?;
         let shape = |name: &str| st.tensor(name).ok().map(|t| t.shape().to_vec());
         let names = labels.map(|t| t.lines().map(str::to_string).collect());
         let spec = convlens_core::oplist::spec(op_list, &shape, names).map_err(js_err)?;
