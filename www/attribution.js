@@ -98,6 +98,7 @@ async function decodeRgb(url, { depth, height, width }) {
   const bitmap = await createImageBitmap(blob);
   const c = el('canvas', { width, height });
   const g = c.getContext('2d');
+  g.fillRect(0, 0, width, height); // transparency composited on black, as the CLI does
   g.drawImage(bitmap, 0, 0, width, height);
   const px = g.getImageData(0, 0, width, height).data;
   const out = new Float32Array(depth * height * width);
@@ -160,6 +161,7 @@ upload.onchange = async () => {
     const c = el('canvas', { width, height });
     const g = c.getContext('2d');
     g.imageSmoothingQuality = 'high';
+    g.fillRect(0, 0, width, height); // transparency composited on black, as the CLI does
     g.drawImage(bitmap, (bitmap.width - s) / 2, (bitmap.height - s) / 2, s, s, 0, 0, width, height);
     const px = g.getImageData(0, 0, width, height).data;
     const data = new Float32Array(depth * height * width);

@@ -1,17 +1,38 @@
 // The CLI against careless input (issue 12): a closed pipe ends it quietly, a negative number reaches
 // the engine's range check (not clap's "unexpected argument"), and a network too large to allocate
-// is refused with its size before anything is allocated.
+// is refused with its size before anything is allocated; transparency is composited on black, as in the page.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { crc32, deflateSync } from 'node:zlib';
 import { ROOT, targetDir } from './browser.mjs';
+import { readNpy } from './npy.mjs';
 
 const CLI = join(targetDir(), 'release', 'convlens');
 
-test('the CLI: a closed pipe, a negative number, a net too large to allocate', () => {
+/** A w x h RGBA PNG from `rgba(x, y)` -> [r, g, b, a]. */
+function png(w, h, rgba) {
+  const chunk = (type, data) => {
+    const len = Buffer.alloc(4);
+    len.writeUInt32BE(data.length);
+    const body = Buffer.concat([Buffer.from(type), data]);
+    const crc = Buffer.alloc(4);
+    crc.writeUInt32BE(crc32(body));
+    return Buffer.concat([len, body, crc]);
+  };
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(w, 0);
+  ihdr.writeUInt32BE(h, 4);
+  ihdr.set([8, 6, 0, 0, 0], 8); // 8 bits, RGBA
+  const rows = [];
+  for (let y = 0; y < h; y++) rows.push(Buffer.from([0, ...Array.from({ length: w }, (_, x) => rgba(x, y)).flat()]));
+  return Buffer.concat([Buffer.from([137, 80, 78, 71, 13, 10, 26, 10]), chunk('IHDR', ihdr), chunk('IDAT', deflateSync(Buffer.concat(rows))), chunk('IEND', Buffer.alloc(0))]);
+}
+
+test('the CLI: a closed pipe, a negative number, a net too large to allocate, a transparent image', () => {
   assert.ok(existsSync(CLI), `${CLI} missing: build it with \`cargo build --release --workspace\``);
   const piped = spawnSync('sh', ['-c', `"${CLI}" info --model www/nets/cifar10.json | head -1`], { cwd: ROOT, encoding: 'utf8' });
   assert.equal(piped.stderr, '', 'no panic on the broken pipe');
@@ -28,6 +49,16 @@ test('the CLI: a closed pipe, a negative number, a net too large to allocate', (
     const huge = spawnSync(CLI, ['info', '--model', spec], { cwd: ROOT, encoding: 'utf8' });
     assert.equal(huge.status, 1, 'refused, not aborted');
     assert.match(huge.stderr, /conv1\.weight \[1000000, 1000000, 1, 1\] takes the network past 4294967296 parameters/);
+
+    // Transparency is composited on black, as the page's canvas does: transparent red is black, not
+    // the gray of its dropped alpha.
+    const image = join(dir, 'rgba.png');
+    writeFileSync(image, png(24, 24, (x) => (x < 12 ? [255, 0, 0, 0] : [255, 255, 255, 255])));
+    const out = join(dir, 'probe');
+    const probe = spawnSync(CLI, ['probe', '--model', 'www/nets/mnist.json', '--weights', 'www/nets/mnist.safetensors', '--image', image, '--out', out], { cwd: ROOT, encoding: 'utf8' });
+    assert.equal(probe.status, 0, probe.stderr);
+    const input = readNpy(join(out, '0_input_act.npy')).data;
+    assert.deepEqual([input[0], input[11], input[12], input[23]], [0, 0, 1, 1]);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

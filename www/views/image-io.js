@@ -38,6 +38,7 @@ export async function loadSquare(src, size, depth = 3, { trim = false } = {}) {
   const c = el('canvas', { width: size, height: size });
   const g = c.getContext('2d');
   g.imageSmoothingQuality = 'high';
+  g.fillRect(0, 0, size, size); // transparency composited on black, as the CLI does
   g.drawImage(bitmap, box.x + (box.w - s) / 2, box.y + (box.h - s) / 2, s, s, 0, 0, size, size);
   const px = g.getImageData(0, 0, size, size).data;
   const out = new Float32Array(depth * size * size);

@@ -379,7 +379,7 @@ fn load_image(path: &Path, spec: &NetSpec) -> Result<Vec<f32>> {
         }
         return Ok(data);
     }
-    let img = image::open(path).map_err(|e| format!("cannot decode {}: {e}", path.display()))?;
+    let img = open_image(path)?;
     let (iw, ih) = (img.width() as usize, img.height() as usize);
     if iw < w || ih < h {
         return Err(format!("{} is {iw}x{ih}; the network's input is {w}x{h}", path.display()));
@@ -458,6 +458,24 @@ fn print_schema(technique: &str) -> Result<()> {
         println!("  preset {:<10} {}: {}", p["name"].as_str().unwrap_or(""), p["label"].as_str().unwrap_or(""), p["values"]);
     }
     Ok(())
+}
+
+/// An image file, decoded; one with transparency is composited on black, as the page's canvas does
+/// (dropping the alpha channel would show whatever colour the transparent pixels happen to hold).
+pub fn open_image(path: &Path) -> Result<image::DynamicImage> {
+    let img = image::open(path).map_err(|e| format!("cannot decode {}: {e}", path.display()))?;
+    if !img.color().has_alpha() {
+        return Ok(img);
+    }
+    let mut rgba = img.to_rgba8();
+    for p in rgba.pixels_mut() {
+        let a = p[3] as u32;
+        for c in 0..3 {
+            p[c] = ((p[c] as u32 * a + 127) / 255) as u8;
+        }
+        p[3] = 255;
+    }
+    Ok(image::DynamicImage::ImageRgba8(rgba))
 }
 
 /// The class with the highest score for one image.

@@ -141,7 +141,7 @@ pub async fn visualize(a: VisualizeArgs) -> Result<()> {
 /// An image file scaled (short side to `size`, or as it is with `None`) and centre-cropped to a
 /// square of `size`, as CHW in [0, 1] with `channels` channels (1 = gray).
 pub fn load_square(path: &Path, size: usize, channels: usize) -> Result<Vec<f32>> {
-    load_square_of(image::open(path).map_err(|e| format!("cannot decode {}: {e}", path.display()))?, size, channels)
+    load_square_of(crate::open_image(path)?, size, channels)
 }
 
 /// The image inside plain white margins (a scanned painting's border, as starry.jpg has).
@@ -395,8 +395,7 @@ pub async fn style(a: StyleArgs) -> Result<()> {
     let [c, h, _] = net.spec.input_shape();
     let size = a.size.unwrap_or(h);
     let content = load_square(&a.content, size, c)?;
-    let style_img =
-        load_square_of(trim_white(image::open(&a.style).map_err(|e| format!("cannot decode {}: {e}", a.style.display()))?), size, c)?;
+    let style_img = load_square_of(trim_white(crate::open_image(&a.style)?), size, c)?;
     if net.spec.layers.iter().all(|l| l.name != "op16") && (a.content_layer.is_none() || a.style_layers.is_empty()) {
         return Err("this network has no MobileNetV2 layer names; give --content-layer and --style-layers".into());
     }
