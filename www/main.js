@@ -24,6 +24,9 @@ const AUTOSAVE_EVERY_MS = 20_000;
 const AUTOSAVE_KEY = 'image';
 
 const state = {
+  // This tab, and when it last loaded or wrote the autosave: a tab never overwrites a newer save
+  // of another tab (see autosave()).
+  tab: crypto.randomUUID(), autosaveSeen: Date.now(), autosavePaused: false,
   backend: null, webgpu: false, busy: false,
   spec: '', seed: 7, summary: null, preset: null,
   trained: false, weightsFrom: null,
@@ -411,14 +414,22 @@ function scheduleAutosave() {
 }
 
 async function autosave() {
-  if (!state.summary || !window.indexedDB) return;
+  if (!state.summary || !window.indexedDB || state.autosavePaused) return;
   try {
+    // Another tab saved after this one last loaded or saved: keep its work, and stop here.
+    const current = await store.load(AUTOSAVE_KEY);
+    if (current?.tab && current.tab !== state.tab && current.savedAt > state.autosaveSeen) {
+      state.autosavePaused = true;
+      banner.show('Another tab saved its model after this one, so this tab no longer autosaves (the other tab\'s work is kept). "Download model" keeps this tab\'s.');
+      return;
+    }
     const weights = await client.exportWeights();
     await store.save(AUTOSAVE_KEY, {
       spec: state.spec, weights, seed: state.seed, preset: state.preset, dataset: state.dataset?.name ?? null,
-      trainer: state.trainer, weightsFrom: state.weightsFrom, examples: loop.stats.examples,
+      trainer: state.trainer, weightsFrom: state.weightsFrom, examples: loop.stats.examples, tab: state.tab,
     });
     state.savedAt = Date.now();
+    state.autosaveSeen = state.savedAt;
   } catch (e) {
     console.warn('autosave failed', e);
   }
@@ -488,6 +499,7 @@ async function start() {
   }
   const presetName = PRESETS[params.get('preset')] ? params.get('preset') : DEFAULT_PRESET;
   const saved = params.has('fresh') || params.has('preset') ? undefined : await store.load(AUTOSAVE_KEY);
+  if (saved?.savedAt) state.autosaveSeen = Math.max(state.autosaveSeen, saved.savedAt);
   setEngine(await initEngine(want));
   // The trainer's controls and the URL's trainer settings (?learningRate=0.05&batchSize=50), both
   // from the engine's schema (values out of range are clamped to it).

@@ -125,3 +125,42 @@ test('a stored state that cannot start the page is set aside, offered for downlo
     await page.close();
   }
 });
+
+test('two tabs: a tab never overwrites a newer save of another; it stops autosaving and says so', { timeout: 120_000 }, async () => {
+  // Two tabs of one browser profile: they share IndexedDB.
+  const context = await ctx.browser.newContext({ viewport: { width: 1400, height: 900 } });
+  const a = await context.newPage();
+  const b = await context.newPage();
+  try {
+    await a.goto(`${ctx.server.url}?backend=cpu&fresh`);
+    await a.waitForFunction(() => window.convlens?.ready);
+    await a.evaluate(() => window.convlens.ready);
+    await a.waitForFunction(() => window.convlens.state.savedAt);
+    // Tab B opens the model tab A saved.
+    await b.goto(`${ctx.server.url}?backend=cpu`);
+    await b.waitForFunction(() => window.convlens?.ready);
+    await b.evaluate(() => window.convlens.ready);
+    assert.equal(await b.evaluate(() => window.convlens.state.restored), true);
+    await b.waitForFunction(() => window.convlens.state.savedAt); // tab B's save is now the newest
+    const stored = async () => a.evaluate(async () => (await import('/www/store.js')).load('image').then((r) => ({ tab: r.tab, seed: r.seed, savedAt: r.savedAt })));
+    const before = await stored();
+    assert.equal(before.tab, await b.evaluate(() => window.convlens.state.tab));
+    // Tab A changes its model: it must not overwrite B's newer save.
+    await a.fill('#spec-seed', '11');
+    await a.click('#spec-apply');
+    await a.waitForFunction(() => window.convlens.state.autosavePaused, null, { timeout: 10_000 });
+    assert.match(await a.textContent('#banner'), /Another tab saved its model after this one, so this tab no longer autosaves/);
+    await new Promise((r) => setTimeout(r, 700));
+    assert.deepEqual(await stored(), before, "tab B's save is kept");
+    // Tab B goes on saving.
+    const bSaved = await b.evaluate(() => window.convlens.state.savedAt);
+    await b.fill('#spec-seed', '12');
+    await b.click('#spec-apply');
+    await b.waitForFunction((t) => window.convlens.state.savedAt > t, bSaved);
+    const after = await stored();
+    assert.equal(after.tab, before.tab);
+    assert.ok(after.savedAt > before.savedAt, 'tab B saved again');
+  } finally {
+    await context.close();
+  }
+});
