@@ -113,17 +113,10 @@ fn preview(data: Vec<f32>, shape: [usize; 3]) -> Preview {
 impl Job {
     /// Starts a `kind` job (visualize, invert, dream, style, attack, fooling or occlusion) on
     /// `net` with `settings` (an object of the technique's schema; missing keys take their
-    /// defaults; with `clamp`, values out of range are clamped instead of refused). `fused`: the
+    /// defaults, values out of range are refused). `fused`: the
     /// fused CPU path's state for `net` where that path applies (occlusion runs on it).
-    pub async fn start(
-        kind: &str,
-        net: &Net,
-        inputs: Inputs<'_>,
-        settings: &Value,
-        clamp: bool,
-        fused: Option<&mut CpuTrainer>,
-    ) -> Result<Job, Error> {
-        let v = schema(kind)?.resolve(settings, clamp)?;
+    pub async fn start(kind: &str, net: &Net, inputs: Inputs<'_>, settings: &Value, fused: Option<&mut CpuTrainer>) -> Result<Job, Error> {
+        let v = schema(kind)?.resolve(settings, false)?;
         let spec = &net.spec;
         let [c, h, w] = spec.input_shape();
         Ok(match kind {

@@ -287,11 +287,11 @@ impl Session {
         self.state.borrow().generation
     }
 
-    /// Trains on `batches` (images CHW each, labels): through the fused CPU path when it runs
-    /// here, else Burn's autodiff. On an error nothing of the chunk is kept.
+    /// Trains on `batches` (images CHW each, labels; their size checked against the limits by the
+    /// caller, before it made them): through the fused CPU path when it runs here, else Burn's
+    /// autodiff. On an error nothing of the chunk is kept.
     async fn run_chunk(&self, batches: Vec<(Vec<f32>, Vec<usize>)>, clock: &dyn Fn() -> f64) -> Result<ChunkStats, Error> {
         let mut model = self.net()?;
-        Limits::here().check_batch(&model.spec, batches.iter().map(|b| b.1.len()).max().unwrap_or(0))?;
         let generation = self.generation();
         let cfg = self.trainer();
         let stats = if let Some(mut fused) = self.take_fused(&model).await? {
@@ -421,13 +421,13 @@ impl Session {
     /// labels.
     pub async fn evaluate(&self, split: &str, start: usize, count: usize) -> Result<(Vec<f32>, Vec<u8>), Error> {
         let net = self.net()?;
-        Limits::here().check_batch(&net.spec, count.min(self.dataset().test.max(self.dataset().train)))?;
         let (images, labels) = self.with_split(split, |d| {
             d.check_input(net.spec.input_shape())?;
             let (a, b) = (start, (start + count).min(d.len()));
             if a >= b {
                 return Err(Error::Input(format!("evaluate: no images at {start}.. of the {} {split} images", d.len())));
             }
+            Limits::here().check_batch(&net.spec, b - a)?;
             let idx: Vec<usize> = (a..b).collect();
             let (x, _) = d.batch(&idx, net.spec.input_shape(), None);
             Ok((x, d.labels[a..b].to_vec()))
@@ -561,7 +561,7 @@ impl Session {
         let version = self.state.borrow().version;
         // Occlusion runs on the fused path's state (the same weights as `net`).
         let mut fused = if kind == "occlusion" { self.take_fused(&net).await? } else { None };
-        let job = Job::start(kind, &net, inputs, settings, false, fused.as_mut()).await;
+        let job = Job::start(kind, &net, inputs, settings, fused.as_mut()).await;
         self.put_fused(generation, fused);
         let job = job?;
         let progress = job.progress(&net);

@@ -101,7 +101,7 @@ impl Field {
     /// Checks (or, with `clamp`, clamps) one value.
     fn check(&self, technique: &str, v: &Value, clamp: bool) -> Result<Value, Error> {
         let bad = |want: String| Err(Error::Input(format!("{technique} setting '{}': expected {want}, got {v}", self.key)));
-        if v.is_null() && (self.nullable || matches!(self.ty, FieldType::Layer | FieldType::Layers | FieldType::Numbers)) {
+        if v.is_null() && self.accepts_null() {
             return Ok(Value::Null);
         }
         let range = |x: f64| -> Result<f64, Error> {
@@ -161,9 +161,19 @@ impl Field {
         }
     }
 
-    /// The value of `key=value` text (the CLI's `--set`).
+    /// Whether null is a value of this field (the technique's choice) rather than "not given".
+    fn accepts_null(&self) -> bool {
+        self.nullable || matches!(self.ty, FieldType::Layer | FieldType::Layers | FieldType::Numbers)
+    }
+
+    /// The value of `key=value` text (the CLI's `--set`), checked.
     fn parse_text(&self, technique: &str, text: &str) -> Result<Value, Error> {
-        let v = match &self.ty {
+        self.check(technique, &self.text_value(technique, text)?, false)
+    }
+
+    /// The value text stands for (the CLI's `--set`, a URL's parameters), not yet checked.
+    fn text_value(&self, technique: &str, text: &str) -> Result<Value, Error> {
+        Ok(match &self.ty {
             FieldType::Number | FieldType::Integer => {
                 json!(
                     text.parse::<f64>()
@@ -193,8 +203,7 @@ impl Field {
                 if parts.len() == 1 { json!(parts[0]) } else { json!(parts) }
             }
             FieldType::Choice(_) => json!(text),
-        };
-        self.check(technique, &v, false)
+        })
     }
 }
 
@@ -292,9 +301,7 @@ impl Schema {
         let mut out = Map::new();
         for f in &self.fields {
             let v = match given.get(f.key) {
-                Some(v) if !v.is_null() || f.nullable || matches!(f.ty, FieldType::Layer | FieldType::Layers | FieldType::Numbers) => {
-                    f.check(self.technique, v, clamp)?
-                }
+                Some(v) if !v.is_null() || f.accepts_null() => f.check(self.technique, v, clamp)?,
                 _ => defaults[f.key].clone(),
             };
             out.insert(f.key.to_string(), v);
@@ -315,18 +322,12 @@ impl Schema {
             {
                 continue;
             }
-            let v = match (v, &f.ty) {
-                (Value::String(t), FieldType::Number | FieldType::Integer) => match t.trim().parse::<f64>() {
-                    Ok(x) if x.is_finite() => json!(x),
-                    _ => continue,
+            let v = match v {
+                Value::String(t) => match f.text_value(self.technique, t.trim()) {
+                    Ok(v) => v,
+                    Err(_) => continue,
                 },
-                (Value::String(t), FieldType::Boolean) => match t.as_str() {
-                    "true" | "on" | "yes" | "1" => json!(true),
-                    "false" | "off" | "no" | "0" => json!(false),
-                    _ => continue,
-                },
-                (Value::String(t), FieldType::Layer) => t.parse::<u64>().map(|n| json!(n)).unwrap_or_else(|_| v.clone()),
-                _ => v.clone(),
+                v => v.clone(),
             };
             if let Ok(v) = f.check(self.technique, &v, true) {
                 out.insert(f.key.to_string(), v);
