@@ -471,7 +471,12 @@ const ready = (async () => {
     status('error');
   }
 })();
-client.addEventListener('panic', (e) => report('The engine crashed and is restarting', e.detail.message));
-client.addEventListener('restarted', () => refresh());
+let failure = null;
+client.addEventListener('panic', (e) => { failure = e.detail; banner.engineStopped(failure); });
+client.addEventListener('restarted', (e) => {
+  if (failure) banner.engineRestarted(failure, e.detail);
+  failure = null;
+  refresh();
+});
 
 window.convlens = { client, state, ready, refresh, selectNet, setInput, setTarget, occlusion: occlusionView };

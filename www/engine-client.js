@@ -1,6 +1,13 @@
 // Page side of the worker protocol (docs/ENGINE_API.md): promise-based requests, and automatic restart of
-// the worker after a Rust panic (re-sends init and the last successful load).
-// Events: 'panic' {message}, 'restarted' {backend, webgpu}, 'error' {error}.
+// the worker after a Rust panic, a wasm trap or (on WebGPU) a request that does not answer in time:
+// it re-sends init, the last successful load with the newest weights the page has exported (the
+// autosave exports them every 20 s while training and on pause), and the dataset.
+// Events: 'panic' {message, hang}, 'restarted' {backend, webgpu, weightsAt}, 'error' {error}.
+
+/** How long a request on WebGPU may go unanswered (`?gpuTimeout=ms` changes it, for tests). */
+const GPU_TIMEOUT_MS = 120_000;
+/** Requests that wait on more than the GPU (the network, the CPU decoding a dataset). */
+const NO_TIMEOUT = new Set(['loadDataset']);
 export class EngineClient extends EventTarget {
   #worker = null;
   #pending = new Map();
@@ -15,9 +22,14 @@ export class EngineClient extends EventTarget {
   summary = null;
   /** The last dataset loaded, re-sent after a restart. */
   lastData = null;
+  /** When `lastLoad.weights` were last replaced by exported (trained) weights (ms since the epoch). */
+  weightsAt = null;
+  gpuTimeoutMs = GPU_TIMEOUT_MS;
 
   constructor() {
     super();
+    const t = Number(new URLSearchParams(globalThis.location?.search ?? '').get('gpuTimeout'));
+    if (t > 0) this.gpuTimeoutMs = t;
     this.#spawn();
   }
 
@@ -57,13 +69,14 @@ export class EngineClient extends EventTarget {
     if (!entry) return;
     this.#pending.delete(msg.id);
     if (msg.ok) entry.resolve(msg.result);
-    else entry.reject(new Error(msg.error));
+    else entry.reject(Object.assign(new Error(msg.error), msg.suggestedRate === undefined ? {} : { suggestedRate: msg.suggestedRate }));
   }
 
-  #onPanic(message) {
-    this.#kill(new Error(`engine panicked: ${message}`));
-    this.dispatchEvent(new CustomEvent('panic', { detail: { message } }));
-    this.restart().then(
+  #onPanic(message, { hang = false } = {}) {
+    this.#kill(new Error(hang ? message : `engine panicked: ${message}`));
+    this.dispatchEvent(new CustomEvent('panic', { detail: { message, hang } }));
+    // A GPU that does not answer may not answer again: the engine comes back on the CPU.
+    this.restart(hang ? { backend: 'cpu' } : {}).then(
       (info) => this.dispatchEvent(new CustomEvent('restarted', { detail: info })),
       (error) => this.dispatchEvent(new CustomEvent('error', { detail: { error } })),
     );
@@ -73,7 +86,16 @@ export class EngineClient extends EventTarget {
     return new Promise((resolve, reject) => {
       if (!this.#worker) this.#spawn();
       const id = this.#nextId++;
-      this.#pending.set(id, { resolve, reject });
+      let timer = null;
+      if (this.info?.backend === 'webgpu' && !NO_TIMEOUT.has(cmd)) {
+        const s = this.gpuTimeoutMs / 1000;
+        timer = setTimeout(() => this.#onPanic(`WebGPU did not answer '${cmd}' in ${s} s`, { hang: true }), this.gpuTimeoutMs);
+      }
+      const done = (f) => (v) => {
+        clearTimeout(timer);
+        f(v);
+      };
+      this.#pending.set(id, { resolve: done(resolve), reject: done(reject) });
       this.#worker.postMessage({ id, cmd, args }, transfer);
     });
   }
@@ -95,6 +117,7 @@ export class EngineClient extends EventTarget {
     const text = typeof spec === 'string' ? spec : JSON.stringify(spec);
     const summary = await this.request('load', { spec: text, weights, seed });
     this.lastLoad = { spec: text, weights, seed };
+    this.weightsAt = null;
     this.summary = summary;
     return summary;
   }
@@ -107,6 +130,7 @@ export class EngineClient extends EventTarget {
     const summary = await this.request('loadTfjs', { modelJson, shards });
     const weights = await this.exportWeights();
     this.lastLoad = { spec: summary.spec, weights, seed: 0 };
+    this.weightsAt = null;
     this.summary = summary;
     return summary;
   }
@@ -178,6 +202,11 @@ export class EngineClient extends EventTarget {
     return this.request('trainSteps', { steps });
   }
 
+  /** Judges the last training step (after a Step or a pause); rejects if it diverged (then undone). */
+  checkLastStep() {
+    return this.request('checkLastStep', {});
+  }
+
   /** Class probabilities of test/train images [start, start+count): {probs, labels}. */
   evaluate(split, start, count) {
     return this.request('evaluate', { split, start, count });
@@ -213,13 +242,19 @@ export class EngineClient extends EventTarget {
     return this.request('embeddedSpec', { bytes });
   }
 
-  exportWeights() {
-    return this.request('exportWeights', {});
+  /** The current weights as safetensors bytes; a copy is kept for a restart (see `restart`). */
+  async exportWeights() {
+    const bytes = await this.request('exportWeights', {});
+    if (this.lastLoad) {
+      this.lastLoad = { ...this.lastLoad, weights: bytes.slice() };
+      this.weightsAt = Date.now();
+    }
+    return bytes;
   }
 
   /**
    * Replaces the worker with a fresh one on `backend` (default: the current one), then re-sends the last
-   * load, with `weights` instead of the last ones if given.
+   * load (with the newest exported weights), with `weights` instead if given.
    */
   restart({ backend = this.info?.backend ?? 'auto', weights } = {}) {
     const previous = this.#restarting ?? Promise.resolve();
@@ -236,7 +271,7 @@ export class EngineClient extends EventTarget {
       const d = this.lastData;
       if (d?.kind === 'dataset') await this.#send('loadDataset', d).catch(() => {});
       if (d?.kind === 'points') await this.#send('loadPoints', d).catch(() => {});
-      return this.info;
+      return { ...this.info, weightsAt: this.weightsAt };
     };
     const job = previous.catch(() => {}).then(run);
     this.#restarting = job;

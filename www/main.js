@@ -291,7 +291,7 @@ loop.addEventListener('state', () => {
     updateGrid().catch(() => {});
   }
 });
-loop.addEventListener('error', (e) => report('Training stopped', e.detail.error));
+loop.addEventListener('error', (e) => banner.trainingStopped(e.detail.error, (rate) => setTrainer({ learningRate: rate })));
 
 // ---- networks ----
 
@@ -464,15 +464,15 @@ async function switchBackend(target) {
   await refresh().catch(() => {});
 }
 
-let panicMessage = null;
+let failure = null;
 client.addEventListener('panic', (e) => {
   loop.running = false;
-  panicMessage = e.detail.message;
-  banner.show(`The engine panicked; restarting it…\n${panicMessage}`);
+  failure = e.detail;
+  banner.engineStopped(failure);
 });
 client.addEventListener('restarted', async (e) => {
-  if (panicMessage !== null) banner.show(`The engine panicked and was restarted with the same network:\n${panicMessage}`);
-  panicMessage = null;
+  if (failure !== null) banner.engineRestarted(failure, e.detail);
+  failure = null;
   setEngine(e.detail);
   if (state.trainer) await client.setTrainer(state.trainer).catch(() => {});
   refresh().catch(() => {});

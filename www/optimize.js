@@ -241,7 +241,12 @@ function show(key) {
 }
 
 // ---- start --------------------------------------------------------------------------------------
-client.addEventListener('panic', (e) => report('The engine crashed and is restarting', e.detail.message));
+let failure = null;
+client.addEventListener('panic', (e) => { failure = e.detail; banner.engineStopped(failure); });
+client.addEventListener('restarted', (e) => {
+  if (failure) banner.engineRestarted(failure, e.detail);
+  failure = null;
+});
 client.addEventListener('error', (e) => report('Engine error', e.detail.error));
 const ready = (async () => {
   try {

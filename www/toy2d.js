@@ -39,11 +39,13 @@ const panel = createTrainPanel($('train'), {
   onStep: () => loop.step(),
   onReset: () => loadNet(state.spec, specView.seed()),
   onDataset: (name) => setToy(name, state.seed),
-  onTrainer: async (config) => {
-    try { state.trainer = await client.setTrainer(config); } catch (e) { report('Trainer settings not changed', e); }
-    panel.setTrainer(state.trainer);
-  },
+  onTrainer: setTrainer,
 });
+
+async function setTrainer(config) {
+  try { state.trainer = await client.setTrainer(config); } catch (e) { report('Trainer settings not changed', e); }
+  panel.setTrainer(state.trainer);
+}
 
 function report(what, e) {
   console.error(what, e);
@@ -314,11 +316,17 @@ async function drawWarp() {
 
 // ---- start ----
 
-client.addEventListener('panic', (e) => { loop.running = false; banner.show(`The engine panicked; restarting it…\n${e.detail.message}`); });
-client.addEventListener('restarted', async () => { if (state.trainer) await client.setTrainer(state.trainer).catch(() => {}); drawSoon(); });
+let failure = null;
+client.addEventListener('panic', (e) => { loop.running = false; failure = e.detail; banner.engineStopped(failure); });
+client.addEventListener('restarted', async (e) => {
+  if (failure) banner.engineRestarted(failure, e.detail);
+  failure = null;
+  if (state.trainer) await client.setTrainer(state.trainer).catch(() => {});
+  drawSoon();
+});
 loop.addEventListener('stats', () => panel.update(loop.stats));
 loop.addEventListener('state', () => { panel.setRunning(loop.running, state.labels.length > 0); if (!loop.running) drawSoon(); });
-loop.addEventListener('error', (e) => report('Training stopped', e.detail.error));
+loop.addEventListener('error', (e) => banner.trainingStopped(e.detail.error, (rate) => setTrainer({ learningRate: rate })));
 
 async function start() {
   const want = new URLSearchParams(location.search).get('backend') ?? 'cpu';

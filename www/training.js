@@ -58,6 +58,13 @@ export class TrainingLoop extends EventTarget {
     this.running = false;
     this.dispatchEvent(new Event('state'));
     await this.#busy?.catch(() => {});
+    // The last step is judged now (a later chunk's first loss would have judged it).
+    try {
+      await this.#client.checkLastStep();
+    } catch (e) {
+      this.#fail(e);
+      return;
+    }
     // A fresh look at the validation estimate for the weights training stopped at.
     if (this.stats.steps > 0) {
       await this.#validate().catch(() => {});
@@ -69,7 +76,10 @@ export class TrainingLoop extends EventTarget {
   async step() {
     if (this.running) return;
     await this.#busy?.catch(() => {});
-    this.#busy = this.#chunk(1).then(() => this.#between(true)).catch((e) => this.#fail(e));
+    this.#busy = this.#chunk(1)
+      .then(() => this.#client.checkLastStep())
+      .then(() => this.#between(true))
+      .catch((e) => this.#fail(e));
     await this.#busy;
   }
 

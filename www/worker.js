@@ -169,6 +169,9 @@ const commands = {
     const result = await needEngine().trainSteps(steps);
     return { result, transfer: [result.losses.buffer, result.correct.buffer] };
   },
+  async checkLastStep() {
+    return { result: await needEngine().checkLastStep() };
+  },
   async evaluate({ split, start, count }) {
     const result = await needEngine().evaluate(split, start, count);
     return { result, transfer: [result.probs.buffer, result.labels.buffer] };
@@ -216,6 +219,15 @@ const commands = {
     needEngine().debugPanic();
     return { result: null };
   },
+  /** A wasm trap that is not a Rust panic (no panic hook runs): tests the restart after traps. */
+  debugTrap() {
+    needEngine().debugTrap();
+    return { result: null };
+  },
+  /** Never answers: tests the WebGPU time-out. */
+  debugHang() {
+    return new Promise(() => {});
+  },
 };
 
 self.onmessage = async ({ data: { id, cmd, args } }) => {
@@ -226,6 +238,10 @@ self.onmessage = async ({ data: { id, cmd, args } }) => {
     const { result, transfer = [] } = await handler(args ?? {});
     postMessage({ id, ok: true, result }, transfer);
   } catch (e) {
-    postMessage({ id, ok: false, error: e?.message || String(e) });
+    // A divergence carries the learning rate to suggest.
+    postMessage({ id, ok: false, error: e?.message || String(e), suggestedRate: e?.suggestedRate });
+    // A trap (memory access out of bounds, unreachable, ...) leaves the wasm instance unusable even
+    // when no panic hook ran: the page restarts the worker as after a panic.
+    if (e instanceof WebAssembly.RuntimeError) postMessage({ type: 'panic', message: `wasm trap in ${cmd}: ${e.message}` });
   }
 };

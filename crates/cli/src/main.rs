@@ -586,6 +586,8 @@ async fn run(cli: Cli) -> Result<()> {
                     );
                 }
             }
+            // The last step is judged too (a later chunk's first loss judges the others).
+            s.check_last_step(&clock).await.map_err(e)?;
             let mut correct = 0;
             for start in (0..n_test).step_by(500) {
                 let (probs, labels) = s.evaluate("test", start, 500).await.map_err(e)?;

@@ -531,9 +531,19 @@ impl CpuTrainer {
         Ok(Some(Probe { objective: value, probs, layers }))
     }
 
-    /// Runs one step per batch (the same contract as [`crate::train::train_chunk`]): if a loss or
-    /// the new weights are not finite, everything is restored to before the chunk.
-    pub fn train_chunk(&mut self, batches: &[(Vec<f32>, Vec<usize>)], clock: &dyn Fn() -> f64) -> Result<ChunkStats, Error> {
+    /// The training state (weights, the optimizer's, the step counts), to come back to.
+    pub fn save(&self) -> Saved {
+        Saved { weights: self.weights.clone(), slots: self.slots.clone(), config: self.config, steps: self.steps, trained: self.trained }
+    }
+
+    pub fn restore(&mut self, saved: Saved) {
+        Saved { weights: self.weights, slots: self.slots, config: self.config, steps: self.steps, trained: self.trained } = saved;
+    }
+
+    /// Runs one step per batch (the same contract as [`crate::train::train_chunk`]): every step is
+    /// taken, whatever its loss; the caller judges the losses (see `crate::session`). Returns the
+    /// statistics and the state before the chunk's last step.
+    pub fn train_chunk(&mut self, batches: &[(Vec<f32>, Vec<usize>)], clock: &dyn Fn() -> f64) -> Result<(ChunkStats, Saved), Error> {
         self.config.validate()?;
         let [d, h, w] = self.spec.input_shape();
         let classes = self.spec.classes();
@@ -550,24 +560,33 @@ impl CpuTrainer {
                 return Err(Error::Input(format!("label {bad} is out of range; the network has {classes} classes")));
             }
         }
-        let snapshot = (self.weights.clone(), self.slots.clone(), self.steps);
+        if batches.is_empty() {
+            return Err(Error::Input("a training chunk needs at least one batch".into()));
+        }
         let mut stats = ChunkStats::default();
-        for (x, y) in batches {
+        let mut before_last = None;
+        for (k, (x, y)) in batches.iter().enumerate() {
+            if k + 1 == batches.len() {
+                before_last = Some(self.save());
+            }
             let (loss, correct) = self.step(x, y, clock, &mut stats);
             stats.losses.push(loss);
             stats.correct.push(correct);
             stats.examples += y.len();
         }
-        let norm: f32 = self.weights.iter().flatten().flatten().map(|v| v * v).sum();
-        if let Some(bad) = stats.losses.iter().find(|v| !v.is_finite()).copied().or((!norm.is_finite()).then_some(norm)) {
-            let what = if stats.losses.iter().all(|v| v.is_finite()) { "weights" } else { "loss" };
-            (self.weights, self.slots, self.steps) = snapshot;
-            return Err(Error::Input(format!(
-                "the {what} became {bad}: training diverged (lower the learning rate; the weights were not changed)"
-            )));
-        }
-        Ok(stats)
+        stats.weights_finite = self.weights.iter().flatten().flatten().all(|v| v.is_finite());
+        Ok((stats, before_last.expect("a chunk has a last step")))
     }
+}
+
+/// A [`CpuTrainer`]'s training state: [`CpuTrainer::save`], [`CpuTrainer::restore`].
+#[derive(Clone)]
+pub struct Saved {
+    weights: Vec<Vec<Vec<f32>>>,
+    slots: Vec<Vec<(Vec<f32>, Vec<f32>)>>,
+    config: TrainConfig,
+    steps: u64,
+    trained: u64,
 }
 
 /// For a 'same' convolution (stride 1, output size = input size w x w', plane size p) and kernel

@@ -8,6 +8,7 @@ pub mod backend;
 pub mod cpu_occlude;
 pub mod cpu_train;
 pub mod data;
+pub mod divergence;
 pub mod grad;
 pub mod jobs;
 pub mod layers;
@@ -40,6 +41,8 @@ pub enum Error {
     Objective(String),
     Backend(String),
     Data(String),
+    /// Training diverged; the message says which step and what came back (starts "training diverged").
+    Diverged(String),
 }
 
 impl std::fmt::Display for Error {
@@ -51,6 +54,7 @@ impl std::fmt::Display for Error {
             Error::Objective(m) => write!(f, "objective: {m}"),
             Error::Backend(m) => write!(f, "backend: {m}"),
             Error::Data(m) => write!(f, "data: {m}"),
+            Error::Diverged(m) => write!(f, "{m}"),
         }
     }
 }
@@ -60,7 +64,9 @@ impl Error {
     pub fn message(&self) -> String {
         match self {
             Error::Spec(e) => e.to_string(),
-            Error::Weights(m) | Error::Input(m) | Error::Objective(m) | Error::Backend(m) | Error::Data(m) => m.clone(),
+            Error::Weights(m) | Error::Input(m) | Error::Objective(m) | Error::Backend(m) | Error::Data(m) | Error::Diverged(m) => {
+                m.clone()
+            }
         }
     }
 }

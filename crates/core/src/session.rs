@@ -19,6 +19,7 @@ use serde_json::Value;
 use crate::backend::Backend;
 use crate::cpu_train::{self, CpuTrainer};
 use crate::data::{Dataset, Sampler};
+use crate::divergence;
 use crate::jobs::{Budget, Inputs, Job, Progress};
 use crate::spec::{LayerKind, Limits};
 use crate::train::{self, ChunkStats, Optimizer, TrainConfig};
@@ -171,9 +172,83 @@ struct State {
     fused: Option<CpuTrainer>,
     /// Examples trained on since the network was loaded.
     examples: u64,
+    /// What judges the steps (see [`crate::divergence`]).
+    watch: Watch,
     /// `None` while a step runs.
     jobs: BTreeMap<u32, Option<Slot>>,
     next_job: u32,
+}
+
+/// Training steps since the network was loaded, as [`crate::divergence`] judges them.
+#[derive(Default)]
+struct Watch {
+    /// Steps kept.
+    steps: u64,
+    /// The loss of the first step: with ln(classes), it sets the limit.
+    start_loss: Option<f32>,
+    /// The loss of the most recent step (before its update).
+    last_loss: Option<f32>,
+    /// The state before the most recent step, and that step's batch, until a later loss judges
+    /// the step.
+    unjudged: Option<(Saved, (Vec<f32>, Vec<usize>))>,
+}
+
+/// Training state to come back to: the fused path's or Burn's.
+#[derive(Clone)]
+enum Saved {
+    Fused(cpu_train::Saved),
+    Burn(train::Saved),
+}
+
+/// What trains the current network: the fused CPU path or Burn's autodiff with its optimizer.
+enum Trainer {
+    Fused(CpuTrainer),
+    Burn(Optimizer),
+}
+
+impl Trainer {
+    fn save(&self, net: &Net) -> Saved {
+        match self {
+            Trainer::Fused(f) => Saved::Fused(f.save()),
+            Trainer::Burn(opt) => Saved::Burn(train::Saved { params: net.params.clone(), opt: opt.clone() }),
+        }
+    }
+
+    /// Brings back `saved` (false, and nothing changed, if it was saved by the other path).
+    fn restore(&mut self, net: &mut Net, saved: Saved) -> bool {
+        match (self, saved) {
+            (Trainer::Fused(f), Saved::Fused(s)) => {
+                f.restore(s);
+                *net = f.to_net(net);
+            }
+            (Trainer::Burn(opt), Saved::Burn(s)) => {
+                net.params = s.params;
+                *opt = s.opt;
+            }
+            _ => return false,
+        }
+        true
+    }
+
+    /// One step per batch (not judged); the statistics and the state before the last step.
+    async fn chunk(
+        &mut self,
+        net: &mut Net,
+        batches: &[(Vec<f32>, Vec<usize>)],
+        clock: &dyn Fn() -> f64,
+    ) -> Result<(ChunkStats, Saved), Error> {
+        match self {
+            Trainer::Fused(f) => {
+                let (stats, saved) = f.train_chunk(batches, clock)?;
+                *net = f.to_net(net);
+                Ok((stats, Saved::Fused(saved)))
+            }
+            Trainer::Burn(opt) => {
+                let (stats, saved) = train::train_chunk(net, opt, batches, clock).await?;
+                Ok((stats, Saved::Burn(saved)))
+            }
+        }
+    }
 }
 
 /// One page's (or one CLI run's) engine state; see the module docs.
@@ -224,6 +299,7 @@ impl Session {
         s.fused = None;
         s.jobs.clear();
         s.examples = 0;
+        s.watch = Watch::default();
         summary
     }
 
@@ -260,6 +336,22 @@ impl Session {
         Ok(cfg)
     }
 
+    /// What trains `net` here, taken out of the session (give it back with
+    /// [`Session::put_trainer`]): the fused path's state (or a new one from the net's weights)
+    /// when it runs here, else the optimizer (or a new one).
+    async fn take_trainer(&self, net: &Net) -> Result<Trainer, Error> {
+        let cfg = self.trainer();
+        if !self.fused_path(net) {
+            let existing = self.state.borrow_mut().opt.take();
+            let mut opt = existing.unwrap_or_else(|| Optimizer::new(net, cfg));
+            opt.set_config(cfg);
+            return Ok(Trainer::Burn(opt));
+        }
+        let mut fused = self.take_fused(net).await?.expect("the fused path runs here");
+        fused.set_config(cfg);
+        Ok(Trainer::Fused(fused))
+    }
+
     /// The fused path's state for `net` when it runs here: the session's (taken out; give it
     /// back with [`Session::put_fused`]) or a new one from the net's weights.
     async fn take_fused(&self, net: &Net) -> Result<Option<CpuTrainer>, Error> {
@@ -283,44 +375,153 @@ impl Session {
         }
     }
 
-    fn generation(&self) -> u64 {
-        self.state.borrow().generation
-    }
-
-    /// Trains on `batches` (images CHW each, labels; their size checked against the limits by the
-    /// caller, before it made them): through the fused CPU path when it runs here, else Burn's
-    /// autodiff. On an error nothing of the chunk is kept.
-    async fn run_chunk(&self, batches: Vec<(Vec<f32>, Vec<usize>)>, clock: &dyn Fn() -> f64) -> Result<ChunkStats, Error> {
-        let mut model = self.net()?;
-        let generation = self.generation();
-        let cfg = self.trainer();
-        let stats = if let Some(mut fused) = self.take_fused(&model).await? {
-            fused.set_config(cfg);
-            let r = fused.train_chunk(&batches, clock);
-            if r.is_ok() {
-                model = fused.to_net(&model);
-            }
-            self.put_fused(generation, Some(fused));
-            r?
-        } else {
-            let existing = self.state.borrow_mut().opt.take();
-            let mut opt = existing.unwrap_or_else(|| Optimizer::new(&model, cfg));
-            opt.set_config(cfg);
-            let r = train::train_chunk(&mut model, &mut opt, batches, clock).await;
-            let mut s = self.state.borrow_mut();
-            if s.generation == generation {
-                s.opt = Some(opt);
-            }
-            r?
-        };
+    /// Gives the trainer back, and the net if it changed, unless another network was loaded
+    /// meanwhile (then an error).
+    fn put_trainer(&self, generation: u64, trainer: Trainer, net: Option<Net>) -> Result<(), Error> {
         let mut s = self.state.borrow_mut();
         if s.generation != generation {
             return Err(Error::Input("the network was replaced while it trained; the steps were dropped".into()));
         }
-        s.net = Some(model);
-        s.version += 1;
-        s.examples += stats.examples as u64;
-        Ok(stats)
+        match trainer {
+            Trainer::Fused(f) => s.fused = Some(f),
+            Trainer::Burn(opt) => s.opt = Some(opt),
+        }
+        if let Some(net) = net {
+            s.net = Some(net);
+            s.version += 1;
+        }
+        Ok(())
+    }
+
+    fn generation(&self) -> u64 {
+        self.state.borrow().generation
+    }
+
+    fn limit(&self, net: &Net, first_loss: f32) -> f32 {
+        divergence::limit(self.state.borrow().watch.start_loss.unwrap_or(first_loss), net.spec.classes())
+    }
+
+    /// Trains on `batches` (images CHW each, labels; their size checked against the limits by the
+    /// caller, before it made them): through the fused CPU path when it runs here, else Burn's
+    /// autodiff. Every step is judged ([`crate::divergence`]): when one diverged (in this chunk
+    /// or, judged by this chunk's first loss, the last step before it), the weights and the
+    /// optimizer come back to before that step (the good steps of this chunk before it are taken
+    /// again from the chunk's start) and the error says so. On any other error nothing of the
+    /// chunk is kept.
+    async fn run_chunk(&self, batches: Vec<(Vec<f32>, Vec<usize>)>, clock: &dyn Fn() -> f64) -> Result<ChunkStats, Error> {
+        let mut model = self.net()?;
+        let generation = self.generation();
+        let mut trainer = self.take_trainer(&model).await?;
+        let start = trainer.save(&model);
+        let (stats, before_last) = match trainer.chunk(&mut model, &batches, clock).await {
+            Ok(r) => r,
+            Err(e) => {
+                self.put_trainer(generation, trainer, None)?;
+                return Err(e);
+            }
+        };
+        let limit = self.limit(&model, stats.losses[0]);
+        let n = batches.len();
+        let Some(j) = divergence::first_bad(&stats.losses, stats.weights_finite, limit) else {
+            self.put_trainer(generation, trainer, Some(model))?;
+            let mut s = self.state.borrow_mut();
+            s.examples += stats.examples as u64;
+            let w = &mut s.watch;
+            w.steps += n as u64;
+            w.start_loss.get_or_insert(stats.losses[0]);
+            w.last_loss = stats.losses.last().copied();
+            w.unjudged = Some((before_last, batches.into_iter().next_back().expect("a chunk has a batch")));
+            return Ok(stats);
+        };
+        let (steps, last_loss, unjudged) = {
+            let mut s = self.state.borrow_mut();
+            (s.watch.steps, s.watch.last_loss, s.watch.unjudged.take())
+        };
+        let cfg = self.trainer();
+        if j == 0 {
+            // The step before this chunk diverged (or the net was already unusable).
+            let Some((saved, batch)) = unjudged else {
+                trainer.restore(&mut model, start);
+                self.put_trainer(generation, trainer, Some(model))?;
+                return Err(divergence::bad_start(stats.losses[0], limit));
+            };
+            if !trainer.restore(&mut model, saved) {
+                trainer.restore(&mut model, start);
+            }
+            self.put_trainer(generation, trainer, Some(model))?;
+            let mut s = self.state.borrow_mut();
+            s.examples -= batch.1.len() as u64;
+            s.watch.steps -= 1;
+            s.watch.last_loss = None;
+            return Err(divergence::diverged(steps, last_loss, Some(stats.losses[0]), limit, &cfg));
+        }
+        // Step j - 1 of this chunk diverged: keep the j - 1 steps before it.
+        let keep = j - 1;
+        let kept = if keep + 1 == n {
+            trainer.restore(&mut model, before_last);
+            stats.examples - batches[n - 1].1.len()
+        } else {
+            trainer.restore(&mut model, start);
+            if keep > 0 {
+                match trainer.chunk(&mut model, &batches[..keep], clock).await {
+                    Ok((again, _)) => again.examples,
+                    Err(e) => {
+                        self.put_trainer(generation, trainer, Some(model))?;
+                        return Err(e);
+                    }
+                }
+            } else {
+                0
+            }
+        };
+        self.put_trainer(generation, trainer, Some(model))?;
+        let mut s = self.state.borrow_mut();
+        s.examples += kept as u64;
+        s.watch.steps += keep as u64;
+        s.watch.start_loss.get_or_insert(stats.losses[0]);
+        s.watch.last_loss = Some(stats.losses[keep]);
+        let after = stats.losses.get(j).copied();
+        Err(divergence::diverged(steps + j as u64, Some(stats.losses[j - 1]), after, limit, &cfg))
+    }
+
+    /// Judges the most recent training step now (a Step, a pause, the end of a run), by the loss
+    /// of its weights on its batch (a trial step, undone): if it diverged, the weights and the
+    /// optimizer come back to before it and the error says so. Nothing to judge: `Ok`.
+    pub async fn check_last_step(&self, clock: &dyn Fn() -> f64) -> Result<(), Error> {
+        let Some((saved, batch)) = self.state.borrow_mut().watch.unjudged.take() else { return Ok(()) };
+        let mut model = self.net()?;
+        let generation = self.generation();
+        let mut trainer = self.take_trainer(&model).await?;
+        let here = trainer.save(&model);
+        let mut trial = model.clone();
+        let r = trainer.chunk(&mut trial, std::slice::from_ref(&batch), clock).await;
+        trainer.restore(&mut trial, here);
+        let loss = match r {
+            Ok((stats, _)) => stats.losses[0],
+            Err(e) => {
+                self.put_trainer(generation, trainer, None)?;
+                return Err(e);
+            }
+        };
+        let limit = self.limit(&model, loss);
+        if divergence::first_bad(&[loss], true, limit).is_none() {
+            self.put_trainer(generation, trainer, None)?;
+            return Ok(());
+        }
+        let (steps, last_loss, cfg) = {
+            let s = self.state.borrow();
+            (s.watch.steps, s.watch.last_loss, s.config)
+        };
+        if !trainer.restore(&mut model, saved) {
+            self.put_trainer(generation, trainer, None)?;
+            return Ok(());
+        }
+        self.put_trainer(generation, trainer, Some(model))?;
+        let mut s = self.state.borrow_mut();
+        s.examples -= batch.1.len() as u64;
+        s.watch.steps -= 1;
+        s.watch.last_loss = None;
+        Err(divergence::diverged(steps, last_loss, Some(loss), limit, &cfg))
     }
 
     /// Trains on the given examples (N images, CHW each; N labels) in minibatches, with the

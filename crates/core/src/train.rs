@@ -6,7 +6,7 @@
 use burn::tensor::activation::{log_softmax, softmax};
 use burn::tensor::{Tensor, TensorData};
 
-use crate::net::{Mode, Net, ParamTensor, TrainPass};
+use crate::net::{LayerParams, Mode, Net, ParamTensor, TrainPass};
 use crate::settings::{Field, Resolved, Schema};
 use crate::{Error, read, read_all};
 use serde_json::{Map, Value, json};
@@ -319,25 +319,37 @@ pub struct ChunkStats {
     pub backward_ms: f64,
     /// The time waiting for the chunk's one read-back.
     pub sync_ms: f64,
+    /// Whether every weight after the chunk is finite.
+    pub weights_finite: bool,
 }
 
 /// Runs one step per batch, committing each update, and reads the losses and scores back once at
-/// the end. If any loss or the new weights are not finite, the net and optimizer are restored to
-/// where they were before the chunk and an error explains. `clock` gives milliseconds.
+/// the end. Every step is taken, whatever its loss: the caller judges the losses and
+/// `weights_finite` (see `crate::session`, which restores a diverged run to its last good step).
+/// Returns the statistics and the state before the chunk's last step. On an error (a bad batch, a
+/// failed read-back) the net and optimizer are as before the chunk. `clock` gives milliseconds.
 pub async fn train_chunk(
     net: &mut Net,
     opt: &mut Optimizer,
-    batches: Vec<(Vec<f32>, Vec<usize>)>,
+    batches: &[(Vec<f32>, Vec<usize>)],
     clock: &dyn Fn() -> f64,
-) -> Result<ChunkStats, Error> {
+) -> Result<(ChunkStats, Saved), Error> {
     opt.config.validate()?;
+    if batches.is_empty() {
+        return Err(Error::Input("a training chunk needs at least one batch".into()));
+    }
+    let last = batches.len() - 1;
+    let mut before_last = None;
     let snapshot = (net.params.clone(), opt.clone());
     let mut stats = ChunkStats::default();
     let mut losses = vec![];
     let mut all_scores = vec![];
     let mut labels_all = vec![];
     let inputs = batches.iter().map(|(x, y)| batch_tensors(net, x, y)).collect::<Result<Vec<_>, _>>()?;
-    for ((x, y), (_, labels)) in inputs.into_iter().zip(&batches) {
+    for (k, ((x, y), (_, labels))) in inputs.into_iter().zip(batches).enumerate() {
+        if k == last {
+            before_last = Some(Saved { params: net.params.clone(), opt: opt.clone() });
+        }
         let t0 = clock();
         let n = labels.len() as f64;
         // Only learned parameters are tracked; batchnorm's running statistics are constants of
@@ -393,13 +405,8 @@ pub async fn train_chunk(
         }
     };
     let (loss_v, scores_v, norm) = (&values[0], &values[1], values[2][0]);
-    if let Some(bad) = loss_v.iter().find(|v| !v.is_finite()).copied().or((!norm.is_finite()).then_some(norm)) {
-        undo(net, opt);
-        let what = if loss_v.iter().all(|v| v.is_finite()) { "weights" } else { "loss" };
-        return Err(Error::Input(format!(
-            "the {what} became {bad}: training diverged (lower the learning rate; the weights were not changed)"
-        )));
-    }
+    // A sum of squares overflows for huge but finite weights: treated as not finite (diverged).
+    stats.weights_finite = norm.is_finite();
     let k = net.spec.classes();
     let mut rows = scores_v.chunks(k);
     for labels in labels_all {
@@ -407,12 +414,20 @@ pub async fn train_chunk(
         stats.correct.push(correct as u32);
     }
     stats.losses = loss_v.clone();
-    Ok(stats)
+    Ok((stats, before_last.expect("a chunk has a last step")))
 }
 
-/// One step on one batch; returns the mean cross-entropy loss before the step.
+/// The net's parameters and the optimizer's state, to come back to (cheap: tensors are shared).
+#[derive(Clone)]
+pub struct Saved {
+    pub params: Vec<LayerParams>,
+    pub opt: Optimizer,
+}
+
+/// One step on one batch; returns the mean cross-entropy loss before the step (not judged: see
+/// [`train_chunk`]).
 pub async fn step(net: &mut Net, opt: &mut Optimizer, images: &[f32], labels: &[usize]) -> Result<f32, Error> {
-    let stats = train_chunk(net, opt, vec![(images.to_vec(), labels.to_vec())], &|| 0.0).await?;
+    let (stats, _) = train_chunk(net, opt, &[(images.to_vec(), labels.to_vec())], &|| 0.0).await?;
     Ok(stats.losses[0])
 }
 

@@ -107,8 +107,8 @@ fn import_layers_and_training_agree(gpu: &convlens_core::burn::tensor::Device) {
         (0..2).map(|s| ((0..4 * 192).map(|i| ((i * 13 + s * 7) % 29) as f32 / 14.0 - 1.0).collect(), vec![0, 1, 2, 3])).collect();
     let (mut na, mut nb) = (a.clone(), b.clone());
     let (mut oa, mut ob) = (Optimizer::new(&na, config), Optimizer::new(&nb, config));
-    let sa = pollster::block_on(train::train_chunk(&mut na, &mut oa, batches.clone(), &|| 0.0)).unwrap();
-    let sb = pollster::block_on(train::train_chunk(&mut nb, &mut ob, batches, &|| 0.0)).unwrap();
+    let (sa, _) = pollster::block_on(train::train_chunk(&mut na, &mut oa, &batches, &|| 0.0)).unwrap();
+    let (sb, _) = pollster::block_on(train::train_chunk(&mut nb, &mut ob, &batches, &|| 0.0)).unwrap();
     close("training losses", &sa.losses, &sb.losses);
     let (wa, wb) = (pollster::block_on(na.read_weights()).unwrap(), pollster::block_on(nb.read_weights()).unwrap());
     for (l, (x, y)) in na.spec.layers.iter().zip(wa.iter().zip(&wb)) {

@@ -126,7 +126,7 @@ fn batchnorm_and_dropout_train_as_pytorch() {
             )
         })
         .collect();
-    let stats = pollster::block_on(train::train_chunk(&mut net, &mut opt, batches, &|| 0.0)).unwrap();
+    let (stats, _) = pollster::block_on(train::train_chunk(&mut net, &mut opt, &batches, &|| 0.0)).unwrap();
     let e = rel_err(&stats.losses, &a["losses"]);
     println!("losses {:?} vs PyTorch {:?}: {e:.2e}", stats.losses, a["losses"]);
     assert!(e < 1e-4, "losses");
@@ -177,10 +177,10 @@ fn dropout_masks_follow_the_seed_and_evaluation_is_the_identity() {
             (0..3).map(|s| ((0..4 * 36).map(|i| ((i * 7 + s * 13) % 17) as f32 / 17.0).collect(), vec![0, 1, 2, s % 3])).collect();
         if fused {
             let w = pollster::block_on(net.read_weights()).unwrap();
-            CpuTrainer::new(&net, w, config).train_chunk(&batches, &|| 0.0).unwrap().losses
+            CpuTrainer::new(&net, w, config).train_chunk(&batches, &|| 0.0).unwrap().0.losses
         } else {
             let mut opt = Optimizer::new(&net, config);
-            pollster::block_on(train::train_chunk(&mut net, &mut opt, batches, &|| 0.0)).unwrap().losses
+            pollster::block_on(train::train_chunk(&mut net, &mut opt, &batches, &|| 0.0)).unwrap().0.losses
         }
     };
     let (burn, fused) = (run(1, false), run(1, true));

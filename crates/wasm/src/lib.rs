@@ -100,6 +100,17 @@ fn js_err(e: impl std::fmt::Display) -> JsValue {
     JsError::new(&e.to_string()).into()
 }
 
+/// A training error; a divergence carries the learning rate to suggest (`suggestedRate`) so that
+/// the page can offer it.
+fn train_err(e: convlens_core::Error, config: &TrainConfig) -> JsValue {
+    let diverged = matches!(e, convlens_core::Error::Diverged(_));
+    let err = js_err(e);
+    if diverged && config.method != convlens_core::train::Method::Adadelta {
+        let _ = Reflect::set(&err, &"suggestedRate".into(), &convlens_core::divergence::suggested_rate(config).into());
+    }
+    err
+}
+
 /// Decodes a dataset from its files (path -> bytes, as `datasetFiles` lists them).
 fn decode_dataset(name: &str, files: &Object, max_train_sheets: Option<u32>) -> Result<(Dataset, Dataset), JsValue> {
     let layout = data::layout(name, max_train_sheets.map(|k| k as usize)).map_err(js_err)?;
@@ -380,7 +391,7 @@ impl Engine {
     pub fn train_steps(&self, steps: u32) -> Promise {
         let session = self.session.clone();
         future_to_promise(async move {
-            let r = session.train_steps(steps as usize, &now).await.map_err(js_err)?;
+            let r = session.train_steps(steps as usize, &now).await.map_err(|e| train_err(e, &session.trainer()))?;
             let out = Object::new();
             set(&out, "losses", Float32Array::from(r.stats.losses.as_slice()));
             set(&out, "correct", Uint32Array::from(r.stats.correct.as_slice()));
@@ -392,6 +403,17 @@ impl Engine {
             set(&out, "epoch", r.epoch as u32);
             set(&out, "totalExamples", r.total_examples as f64);
             Ok(out.into())
+        })
+    }
+
+    /// Judges the most recent training step now (after a Step, or when training pauses): if it
+    /// diverged, the weights come back to before it and the promise rejects saying so.
+    #[wasm_bindgen(js_name = checkLastStep)]
+    pub fn check_last_step(&self) -> Promise {
+        let session = self.session.clone();
+        future_to_promise(async move {
+            session.check_last_step(&now).await.map_err(|e| train_err(e, &session.trainer()))?;
+            Ok(JsValue::UNDEFINED)
         })
     }
 
@@ -515,6 +537,13 @@ impl Engine {
     #[wasm_bindgen(js_name = debugPanic)]
     pub fn debug_panic(&self) {
         panic!("debugPanic was called (a deliberate test panic)");
+    }
+
+    /// Traps without panicking (no panic hook runs), as an out-of-bounds access would: for tests.
+    #[wasm_bindgen(js_name = debugTrap)]
+    pub fn debug_trap(&self) {
+        #[cfg(target_arch = "wasm32")]
+        core::arch::wasm32::unreachable();
     }
 }
 
