@@ -219,6 +219,9 @@ const commands = {
     needEngine().debugPanic();
     return { result: null };
   },
+  memory() {
+    return { result: needEngine().memory() };
+  },
   /** A wasm trap that is not a Rust panic (no panic hook runs): tests the restart after traps. */
   debugTrap() {
     needEngine().debugTrap();

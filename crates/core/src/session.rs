@@ -104,6 +104,15 @@ impl Summary {
     }
 }
 
+/// The GPU allocator's state: [`Session::gpu_memory`].
+#[derive(Debug, Clone, Copy, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GpuMemory {
+    pub allocations: u64,
+    pub bytes_in_use: u64,
+    pub bytes_reserved: u64,
+}
+
 /// The loaded dataset.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct DatasetInfo {
@@ -301,6 +310,13 @@ impl Session {
         s.examples = 0;
         s.watch = Watch::default();
         summary
+    }
+
+    /// The device allocator's state (GPU: live allocations, bytes in use and reserved); `None` on
+    /// the CPU, which reports none. For the memory soak (scripts/memory-soak.mjs).
+    pub fn gpu_memory(&self) -> Option<GpuMemory> {
+        let u = self.device.memory_pool_usage()?;
+        Some(GpuMemory { allocations: u.number_allocs, bytes_in_use: u.bytes_in_use, bytes_reserved: u.bytes_reserved })
     }
 
     /// The current network (a cheap clone: tensors are shared handles).

@@ -533,6 +533,20 @@ impl Engine {
         })
     }
 
+    /// Memory now: `{wasmBytes, gpu: {allocations, bytesInUse, bytesReserved} | null}` (the wasm
+    /// linear memory, which only grows; the GPU allocator's state on WebGPU).
+    pub fn memory(&self) -> Result<JsValue, JsValue> {
+        let out = Object::new();
+        #[cfg(target_arch = "wasm32")]
+        set(&out, "wasmBytes", (core::arch::wasm32::memory_size(0) * 65536) as f64);
+        let gpu = match self.session.gpu_memory() {
+            Some(m) => to_js(&m)?,
+            None => JsValue::NULL,
+        };
+        set(&out, "gpu", gpu);
+        Ok(out.into())
+    }
+
     /// Panics on purpose, to test that the page survives an engine panic.
     #[wasm_bindgen(js_name = debugPanic)]
     pub fn debug_panic(&self) {
