@@ -2,9 +2,9 @@
 // line; a drawn digit becomes the input; presets switch nets.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { openPage, useBrowser } from './browser.mjs';
+import { BACKENDS, openPage, useBrowser } from './browser.mjs';
 
-const ctx = useBrowser({ webgpu: false });
+const ctx = useBrowser({ webgpu: true });
 
 test('autosave: trained weights, spec and trainer come back after a reload, bit for bit', { timeout: 180_000 }, async () => {
   const page = await openPage(ctx.browser, ctx.server.url, '?backend=cpu');
@@ -93,8 +93,9 @@ test('a digit drawn on the pad is the input of every view', { timeout: 120_000 }
   }
 });
 
-test('a stored state that cannot start the page is set aside, offered for download, and the defaults load', { timeout: 120_000 }, async () => {
-  const page = await openPage(ctx.browser, ctx.server.url, '?backend=cpu&fresh');
+for (const backend of BACKENDS) {
+test(`a stored state that cannot start the page is set aside, offered for download, and the defaults load, on ${backend}`, { timeout: 180_000 }, async () => {
+  const page = await openPage(ctx.browser, ctx.server.url, `?backend=${backend}&fresh`);
   try {
     // What an older version autosaved: a spec whose input wraps the browser's 32-bit sizes.
     await page.waitForFunction(() => window.convlens.state.savedAt); // this page's own autosave is done
@@ -103,7 +104,7 @@ test('a stored state that cannot start the page is set aside, offered for downlo
       const store = await import('/www/store.js');
       await store.save('image', { spec, weights: null, seed: 1, preset: null, dataset: 'mnist5k', trainer: { method: 'sgd' } });
     }, hostile);
-    await page.goto(`${ctx.server.url}?backend=cpu`);
+    await page.goto(`${ctx.server.url}?backend=${backend}`);
     await page.waitForFunction(() => window.convlens?.ready);
     await page.evaluate(() => window.convlens.ready);
     const banner = await page.textContent('#banner');
@@ -125,6 +126,7 @@ test('a stored state that cannot start the page is set aside, offered for downlo
     await page.close();
   }
 });
+}
 
 test('two tabs: a tab never overwrites a newer save of another; it stops autosaving and says so', { timeout: 120_000 }, async () => {
   // Two tabs of one browser profile: they share IndexedDB.

@@ -2,7 +2,7 @@
 // the numbers the same.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { openPage, useBrowser } from './browser.mjs';
+import { BACKENDS, openPage, useBrowser } from './browser.mjs';
 
 const ctx = useBrowser({ webgpu: true });
 
@@ -16,8 +16,9 @@ async function applySpec(page, text) {
   return seq;
 }
 
-test('malformed specs: exact message in the page, previous network kept', { timeout: 120_000 }, async () => {
-  const page = await openPage(ctx.browser, ctx.server.url, '?backend=cpu');
+for (const backend of BACKENDS) {
+test(`malformed and oversized specs: exact message in the page, previous network kept, nothing autosaved, on ${backend}`, { timeout: 180_000 }, async () => {
+  const page = await openPage(ctx.browser, ctx.server.url, `?backend=${backend}`);
   try {
     const original = await page.evaluate(() => window.convlens.state.spec);
     const panels = await page.$$eval('.layer-panel', (p) => p.length);
@@ -27,7 +28,17 @@ test('malformed specs: exact message in the page, previous network kept', { time
       [original.replace('"type": "pool", "name": "pool2"', '"type": "pooling", "name": "pool2"'), 'layer 4 (pooling): field \'type\': unknown layer type "pooling"'],
       [original.replace('"size": 3, "stride": 3', '"size": 30, "stride": 3'), "layer 4 (pool): field 'size': the 30x30 window does not fit the 12x12 input; expected at most 12"],
       ['{ "layers": [', 'network spec: not valid JSON'],
+      // The issue's sizes that wrapped the browser's 32-bit arithmetic or exhausted its memory.
+      ['{"name":"w01","layers":[{"type":"input","width":65536,"height":65536,"depth":1},{"type":"fc","units":10},{"type":"softmax"}]}',
+        'layer 0 (input): its output [1, 65536, 65536] has 4294967296 values; this engine takes at most 67108864 per layer in the browser'],
+      ['{"layers":[{"type":"input","width":4096,"height":4096,"depth":3},{"type":"conv","size":1,"filters":257},{"type":"fc","units":10},{"type":"softmax"}]}',
+        'has 4311744512 values; this engine takes at most 67108864 per layer in the browser'],
+      ['{"layers":[{"type":"input","width":28,"height":28,"depth":1},{"type":"fc","units":16777216},{"type":"softmax"}]}',
+        'takes the network past 268435456 parameters, the most this engine takes in the browser'],
+      ['{"layers":[{"type":"input","width":8,"height":8,"depth":1},{"type":"conv","size":3,"filters":8,"filters":64},{"type":"fc","units":2},{"type":"softmax"}]}',
+        'the key "filters" is given twice in one object'],
     ];
+    const saved = await page.evaluate(async () => (await import('/www/store.js')).load('image').then((r) => r?.spec ?? null));
     for (const [text, message] of cases) {
       await applySpec(page, text);
       const banner = await bannerText(page);
@@ -35,6 +46,8 @@ test('malformed specs: exact message in the page, previous network kept', { time
       assert.equal(await page.$$eval('.layer-panel', (p) => p.length), panels, 'the previous network stays');
       assert.equal(await page.evaluate(() => window.convlens.state.spec), original);
     }
+    const stored = await page.evaluate(async () => (await import('/www/store.js')).load('image').then((r) => r?.spec ?? null));
+    assert.equal(stored, saved, 'no refused spec was autosaved');
     // A good spec after the bad ones loads and probes.
     const seq = await applySpec(page, original.replace('"filters": 8', '"filters": 4'));
     await page.waitForFunction((s) => window.convlens.state.seq > s, seq);
@@ -44,6 +57,7 @@ test('malformed specs: exact message in the page, previous network kept', { time
     await page.close();
   }
 });
+}
 
 test('switching CPU -> WebGPU keeps the numbers', { timeout: 180_000 }, async () => {
   const page = await openPage(ctx.browser, ctx.server.url, '?backend=cpu');

@@ -143,6 +143,14 @@ pub fn load(model_json: &str, read: &mut dyn FnMut(&str) -> Result<Vec<u8>, Erro
                 [n] => [1, 1, *n],
                 _ => return Err(unsupported(format!("input shape {input:?} is not [height, width, channels]"))),
             };
+            let limits = crate::spec::Limits::here();
+            let values = [h, w, d].iter().try_fold(1u64, |a, &x| a.checked_mul(x as u64)).unwrap_or(u64::MAX);
+            if h == 0 || w == 0 || d == 0 || values > limits.values {
+                return Err(unsupported(format!(
+                    "input shape {h}x{w}x{d} ({values} values) must be nonzero and at most {} values {}",
+                    limits.values, limits.what
+                )));
+            }
             specs.push(json!({"type": "input", "name": "input", "width": w, "height": h, "depth": d}));
             weights.push(vec![]);
             shape = Some([d, h, w]);
@@ -222,6 +230,9 @@ pub fn load(model_json: &str, read: &mut dyn FnMut(&str) -> Result<Vec<u8>, Erro
                 if specs.last().is_some_and(|s| s["type"] == "softmax") {
                     weights.push(vec![]);
                 }
+                if kh == 0 || sy == 0 || h + 2 * pad < kh || w + 2 * pad < kh {
+                    return Err(unsupported(format!("a {kh}x{kh} kernel with stride {sy} does not fit the {h}x{w} input")));
+                }
                 let out = |n: usize| (n + 2 * pad - kh) / sy + 1;
                 shape = Some([filters, out(h), out(w)]);
             }
@@ -233,6 +244,9 @@ pub fn load(model_json: &str, read: &mut dyn FnMut(&str) -> Result<Vec<u8>, Erro
                 }
                 if c["padding"].as_str().unwrap_or("valid") != "valid" {
                     return Err(unsupported("only 'valid' pooling is supported".into()));
+                }
+                if ph == 0 || sy == 0 || h < ph || w < ph {
+                    return Err(unsupported(format!("a {ph}x{ph} pool with stride {sy} does not fit the {h}x{w} input")));
                 }
                 let mode = if kind == "MaxPooling2D" { "max" } else { "avg" };
                 specs.push(json!({"type": "pool", "name": name, "size": ph, "stride": sy, "mode": mode}));
@@ -257,7 +271,7 @@ pub fn load(model_json: &str, read: &mut dyn FnMut(&str) -> Result<Vec<u8>, Erro
                 }
                 // kernel [in, out] -> (out, in); with a channels-last flatten before it, input
                 // row (y, x, c) moves to PyTorch's (c, y, x).
-                let mut wt = vec![0f32; fan_in * units];
+                let mut wt = vec![0f32; kernel.values.len()];
                 for r in 0..fan_in {
                     let chw = match flattened_hwc {
                         Some([fd, fh, fw]) => {

@@ -166,10 +166,18 @@ pub fn read(bytes: &[u8]) -> Result<Model, Error> {
         let t = tensors.get(id).ok_or_else(|| err(format!("tensor {id} does not exist")))?;
         let b = *buffers.get(t.buffer).ok_or_else(|| err(format!("tensor {id} names buffer {}, which does not exist", t.buffer)))?;
         let data = fb.ubytes(b, 0)?;
-        let n: usize = t.shape.iter().product();
+        let n = t
+            .shape
+            .iter()
+            .try_fold(1usize, |a, &d| a.checked_mul(d))
+            .ok_or_else(|| err(format!("tensor {id}: shape {:?} is too large", t.shape)))?;
         let raw: Vec<f32> = match t.ty {
-            0 if data.len() == 4 * n => data.chunks(4).map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes"))).collect(),
-            2 if data.len() == 4 * n => data.chunks(4).map(|c| i32::from_le_bytes(c.try_into().expect("4 bytes")) as f32).collect(),
+            0 if data.len() / 4 == n && data.len() % 4 == 0 => {
+                data.chunks(4).map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes"))).collect()
+            }
+            2 if data.len() / 4 == n && data.len() % 4 == 0 => {
+                data.chunks(4).map(|c| i32::from_le_bytes(c.try_into().expect("4 bytes")) as f32).collect()
+            }
             3 if data.len() == n => data.iter().map(|&v| v as f32).collect(),
             9 if data.len() == n => data.iter().map(|&v| v as i8 as f32).collect(),
             ty => {
@@ -183,7 +191,7 @@ pub fn read(bytes: &[u8]) -> Result<Model, Error> {
             return Ok(raw);
         }
         // Per-tensor or per-channel (along `qdim`) scale and zero point.
-        let inner: usize = t.shape.iter().skip(t.qdim + 1).product();
+        let inner = t.shape.iter().skip(t.qdim + 1).fold(1usize, |a, &d| a.saturating_mul(d));
         let chans = t.shape.get(t.qdim).copied().unwrap_or(1);
         Ok(raw
             .iter()
