@@ -44,6 +44,14 @@ test('the CLI: a closed pipe, a negative number, a net too large to allocate, a 
 
   const dir = mkdtempSync(join(tmpdir(), 'convlens-hostile-'));
   try {
+    // A diverging rate stops training, names the step and suggests a rate; nothing is written.
+    const never = join(dir, 'never.safetensors');
+    const diverge = spawnSync(CLI, ['train', '--model', 'www/nets/mnist.json', '--weights', 'www/nets/mnist.safetensors', '--dataset', 'mnist5k',
+      '--trainer', 'sgd', '--lr', '1e6', '--epochs', '0.05', '--out', never], { cwd: ROOT, encoding: 'utf8' });
+    assert.equal(diverge.status, 1, diverge.stdout + diverge.stderr);
+    assert.match(diverge.stderr, /^convlens: training diverged: step 1 .*The weights are back to before step 1; lower the learning rate \(1e6\): try 0\.01\./);
+    assert.ok(!existsSync(never));
+
     const spec = join(dir, 'huge.json');
     writeFileSync(spec, '{"layers":[{"type":"input","width":1,"height":1,"depth":1000000},{"type":"conv","size":1,"filters":1000000},{"type":"fc","units":2}]}');
     const huge = spawnSync(CLI, ['info', '--model', spec], { cwd: ROOT, encoding: 'utf8' });

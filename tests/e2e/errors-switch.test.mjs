@@ -37,6 +37,8 @@ test(`malformed and oversized specs: exact message in the page, previous network
         'takes the network past 268435456 parameters, the most this engine takes in the browser'],
       ['{"layers":[{"type":"input","width":8,"height":8,"depth":1},{"type":"conv","size":3,"filters":8,"filters":64},{"type":"fc","units":2},{"type":"softmax"}]}',
         'the key "filters" is given twice in one object'],
+      ['{"layers":[{"type":"input","width":8,"height":8,"depth":1},{"type":"fc","units":2},{"type":"softmax"},{"type":"softmax"}]}',
+        'a softmax may only be the last layer (the class scores are read before it)'],
     ];
     const saved = await page.evaluate(async () => (await import('/www/store.js')).load('image').then((r) => r?.spec ?? null));
     for (const [text, message] of cases) {

@@ -5,9 +5,9 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { openPage, useBrowser } from './browser.mjs';
+import { BACKENDS, openPage, useBrowser } from './browser.mjs';
 
-const ctx = useBrowser({ webgpu: false });
+const ctx = useBrowser({ webgpu: true });
 let dir;
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'convlens-files-'));
@@ -36,8 +36,9 @@ async function open(page, file) {
   return seq;
 }
 
-test('download, change the net, open the download: the same net and numbers', { timeout: 120_000 }, async () => {
-  const page = await openPage(ctx.browser, ctx.server.url, '?backend=cpu');
+for (const backend of BACKENDS) {
+test(`download, change the net, open the download: the same net and numbers, on ${backend}`, { timeout: 180_000 }, async () => {
+  const page = await openPage(ctx.browser, ctx.server.url, `?backend=${backend}`);
   try {
     const before = await snapshot(page);
     const [download] = await Promise.all([page.waitForEvent('download'), page.click('#model-save')]);
@@ -99,3 +100,4 @@ test('download, change the net, open the download: the same net and numbers', { 
     await page.close();
   }
 });
+}
