@@ -3,7 +3,7 @@
 // is refused with its size before anything is allocated; transparency is composited on black, as in the page.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -57,6 +57,18 @@ test('the CLI: a closed pipe, a negative number, a net too large to allocate, a 
     const huge = spawnSync(CLI, ['info', '--model', spec], { cwd: ROOT, encoding: 'utf8' });
     assert.equal(huge.status, 1, 'refused, not aborted');
     assert.match(huge.stderr, /conv1\.weight \[1000000, 1000000, 1, 1\] takes the network past 4294967296 parameters/);
+
+    // An image whose header claims 100000 x 100000 pixels is refused before it is decoded.
+    const big = join(dir, 'big.png');
+    writeFileSync(big, png(1, 1, () => [0, 0, 0, 255]));
+    const bytes = readFileSync(big);
+    bytes.writeUInt32BE(100000, 16);
+    bytes.writeUInt32BE(100000, 20);
+    bytes.writeUInt32BE(crc32(bytes.subarray(12, 29)), 29); // the IHDR chunk's CRC
+    writeFileSync(big, bytes);
+    const bomb = spawnSync(CLI, ['probe', '--model', 'www/nets/mnist.json', '--image', big, '--out', join(dir, 'never')], { cwd: ROOT, encoding: 'utf8' });
+    assert.equal(bomb.status, 1);
+    assert.match(bomb.stderr, /big\.png is 100000x100000 pixels; this engine takes images of at most \d+ pixels/);
 
     // Transparency is composited on black, as the page's canvas does: transparent red is black, not
     // the gray of its dropped alpha.

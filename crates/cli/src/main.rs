@@ -463,7 +463,23 @@ fn print_schema(technique: &str) -> Result<()> {
 /// An image file, decoded; one with transparency is composited on black, as the page's canvas does
 /// (dropping the alpha channel would show whatever colour the transparent pixels happen to hold).
 pub fn open_image(path: &Path) -> Result<image::DynamicImage> {
-    let img = image::open(path).map_err(|e| format!("cannot decode {}: {e}", path.display()))?;
+    // The size is read from the header and checked before anything is decoded: at most the
+    // values of one layer the engine takes (as RGBA), and the decoder may allocate no more.
+    let max = convlens_core::spec::Limits::here().values;
+    let cannot = |e: image::ImageError| format!("cannot decode {}: {e}", path.display());
+    let reader = || image::ImageReader::open(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?.with_guessed_format().map_err(|e| format!("cannot read {}: {e}", path.display()));
+    // The header alone (no limits: the decoder's own would answer "Memory limit exceeded").
+    let mut header = reader()?;
+    header.no_limits();
+    let (w, h) = header.into_dimensions().map_err(cannot)?;
+    if w as u64 * h as u64 > max {
+        return Err(format!("{} is {w}x{h} pixels; this engine takes images of at most {max} pixels", path.display()));
+    }
+    let mut decoder = reader()?;
+    let mut limits = image::Limits::default();
+    limits.max_alloc = Some(4 * max);
+    decoder.limits(limits);
+    let img = decoder.decode().map_err(cannot)?;
     if !img.color().has_alpha() {
         return Ok(img);
     }
