@@ -467,7 +467,12 @@ pub fn open_image(path: &Path) -> Result<image::DynamicImage> {
     // values of one layer the engine takes (as RGBA), and the decoder may allocate no more.
     let max = convlens_core::spec::Limits::here().values;
     let cannot = |e: image::ImageError| format!("cannot decode {}: {e}", path.display());
-    let reader = || image::ImageReader::open(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?.with_guessed_format().map_err(|e| format!("cannot read {}: {e}", path.display()));
+    let reader = || {
+        image::ImageReader::open(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?
+            .with_guessed_format()
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))
+    };
     // The header alone (no limits: the decoder's own would answer "Memory limit exceeded").
     let mut header = reader()?;
     header.no_limits();
