@@ -40,7 +40,6 @@ test(`malformed and oversized specs: exact message in the page, previous network
       ['{"layers":[{"type":"input","width":8,"height":8,"depth":1},{"type":"fc","units":2},{"type":"softmax"},{"type":"softmax"}]}',
         'a softmax may only be the last layer (the class scores are read before it)'],
     ];
-    const saved = await page.evaluate(async () => (await import('/www/store.js')).load('image').then((r) => r?.spec ?? null));
     for (const [text, message] of cases) {
       await applySpec(page, text);
       const banner = await bannerText(page);
@@ -49,7 +48,7 @@ test(`malformed and oversized specs: exact message in the page, previous network
       assert.equal(await page.evaluate(() => window.convlens.state.spec), original);
     }
     const stored = await page.evaluate(async () => (await import('/www/store.js')).load('image').then((r) => r?.spec ?? null));
-    assert.equal(stored, saved, 'no refused spec was autosaved');
+    assert.ok(stored === null || stored === original, 'no refused spec was autosaved');
     // A good spec after the bad ones loads and probes.
     const seq = await applySpec(page, original.replace('"filters": 8', '"filters": 4'));
     await page.waitForFunction((s) => window.convlens.state.seq > s, seq);
