@@ -48,21 +48,25 @@ pub fn diverged(step: u64, from: Option<f32>, to: Option<f32>, limit: f32, confi
         (Some(a), Some(b)) => format!("step {} made the loss {} (it was {})", count(step), num(b), num(a)),
         (None, Some(b)) => format!("step {} made the loss {}", count(step), num(b)),
     };
-    let advice = if config.method == Method::Adadelta {
-        "Adadelta has no learning rate: try another method".to_string()
+    let (advice, rate) = if config.method == Method::Adadelta {
+        ("Adadelta has no learning rate: try another method".to_string(), None)
     } else {
-        format!("lower the learning rate ({}): try {}", num(config.learning_rate as f32), num(suggested_rate(config) as f32))
+        let rate = suggested_rate(config);
+        (format!("lower the learning rate ({}): try {}", num(config.learning_rate as f32), num(rate as f32)), Some(rate))
     };
-    Error::Diverged(format!("training diverged: {what}. The weights are back to before step {}; {advice}.", count(step)))
+    Error::Diverged(format!("training diverged: {what}. The weights are back to before step {}; {advice}.", count(step)), rate)
 }
 
 /// The loss of the network before any step already over the limit (or not finite).
 pub fn bad_start(loss: f32, limit: f32) -> Error {
-    Error::Diverged(format!(
-        "training diverged before it started: the loss of this batch is {} before any step (the limit is {}): the weights give unusable scores; nothing was changed",
-        num(loss),
-        num(limit)
-    ))
+    Error::Diverged(
+        format!(
+            "training diverged before it started: the loss of this batch is {} before any step (the limit is {}): the weights give unusable scores; nothing was changed",
+            num(loss),
+            num(limit)
+        ),
+        None,
+    )
 }
 
 fn count(n: u64) -> String {

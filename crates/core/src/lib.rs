@@ -41,8 +41,9 @@ pub enum Error {
     Objective(String),
     Backend(String),
     Data(String),
-    /// Training diverged; the message says which step and what came back (starts "training diverged").
-    Diverged(String),
+    /// Training diverged: the message (which step, what came back; it starts "training
+    /// diverged") and the learning rate to suggest, if the method has one.
+    Diverged(String, Option<f64>),
 }
 
 impl std::fmt::Display for Error {
@@ -54,7 +55,7 @@ impl std::fmt::Display for Error {
             Error::Objective(m) => write!(f, "objective: {m}"),
             Error::Backend(m) => write!(f, "backend: {m}"),
             Error::Data(m) => write!(f, "data: {m}"),
-            Error::Diverged(m) => write!(f, "{m}"),
+            Error::Diverged(m, _) => write!(f, "{m}"),
         }
     }
 }
@@ -64,7 +65,7 @@ impl Error {
     pub fn message(&self) -> String {
         match self {
             Error::Spec(e) => e.to_string(),
-            Error::Weights(m) | Error::Input(m) | Error::Objective(m) | Error::Backend(m) | Error::Data(m) | Error::Diverged(m) => {
+            Error::Weights(m) | Error::Input(m) | Error::Objective(m) | Error::Backend(m) | Error::Data(m) | Error::Diverged(m, _) => {
                 m.clone()
             }
         }

@@ -188,6 +188,15 @@ struct State {
     next_job: u32,
 }
 
+impl State {
+    /// The most recent step (on a batch of `examples`) was undone.
+    fn forget_last_step(&mut self, examples: usize) {
+        self.examples -= examples as u64;
+        self.watch.steps -= 1;
+        self.watch.last_loss = None;
+    }
+}
+
 /// Training steps since the network was loaded, as [`crate::divergence`] judges them.
 #[derive(Default)]
 struct Watch {
@@ -465,10 +474,7 @@ impl Session {
                 trainer.restore(&mut model, start);
             }
             self.put_trainer(generation, trainer, Some(model))?;
-            let mut s = self.state.borrow_mut();
-            s.examples -= batch.1.len() as u64;
-            s.watch.steps -= 1;
-            s.watch.last_loss = None;
+            self.state.borrow_mut().forget_last_step(batch.1.len());
             return Err(divergence::diverged(steps, last_loss, Some(stats.losses[0]), limit, &cfg));
         }
         // Step j - 1 of this chunk diverged: keep the j - 1 steps before it.
@@ -533,10 +539,7 @@ impl Session {
             return Ok(());
         }
         self.put_trainer(generation, trainer, Some(model))?;
-        let mut s = self.state.borrow_mut();
-        s.examples -= batch.1.len() as u64;
-        s.watch.steps -= 1;
-        s.watch.last_loss = None;
+        self.state.borrow_mut().forget_last_step(batch.1.len());
         Err(divergence::diverged(steps, last_loss, Some(loss), limit, &cfg))
     }
 

@@ -100,13 +100,13 @@ fn js_err(e: impl std::fmt::Display) -> JsValue {
     JsError::new(&e.to_string()).into()
 }
 
-/// A training error; a divergence carries the learning rate to suggest (`suggestedRate`) so that
-/// the page can offer it.
-fn train_err(e: convlens_core::Error, config: &TrainConfig) -> JsValue {
-    let diverged = matches!(e, convlens_core::Error::Diverged(_));
+/// A training error; a divergence carries the learning rate the engine suggests (`suggestedRate`)
+/// so that the page can offer it.
+fn train_err(e: convlens_core::Error) -> JsValue {
+    let rate = if let convlens_core::Error::Diverged(_, rate) = &e { *rate } else { None };
     let err = js_err(e);
-    if diverged && config.method != convlens_core::train::Method::Adadelta {
-        let _ = Reflect::set(&err, &"suggestedRate".into(), &convlens_core::divergence::suggested_rate(config).into());
+    if let Some(rate) = rate {
+        let _ = Reflect::set(&err, &"suggestedRate".into(), &rate.into());
     }
     err
 }
@@ -391,7 +391,7 @@ impl Engine {
     pub fn train_steps(&self, steps: u32) -> Promise {
         let session = self.session.clone();
         future_to_promise(async move {
-            let r = session.train_steps(steps as usize, &now).await.map_err(|e| train_err(e, &session.trainer()))?;
+            let r = session.train_steps(steps as usize, &now).await.map_err(train_err)?;
             let out = Object::new();
             set(&out, "losses", Float32Array::from(r.stats.losses.as_slice()));
             set(&out, "correct", Uint32Array::from(r.stats.correct.as_slice()));
@@ -412,7 +412,7 @@ impl Engine {
     pub fn check_last_step(&self) -> Promise {
         let session = self.session.clone();
         future_to_promise(async move {
-            session.check_last_step(&now).await.map_err(|e| train_err(e, &session.trainer()))?;
+            session.check_last_step(&now).await.map_err(train_err)?;
             Ok(JsValue::UNDEFINED)
         })
     }
