@@ -1,5 +1,6 @@
 //! `convlens`: the ConvLens engine on the command line, for slides, scripts and tests.
 
+mod dataset;
 mod npy;
 mod optimize;
 
@@ -228,6 +229,15 @@ enum Command {
     Style(optimize::StyleArgs),
     /// Adversarial examples: FGSM, an iterative attack towards a class, fooling images.
     Adversarial(optimize::AdversarialArgs),
+    /// Maximally activating patches: for every channel of a layer, the images of a dataset that
+    /// excite it most, cropped to the receptive field of the unit where each peaks.
+    Patches(dataset::PatchesArgs),
+    /// A t-SNE map of a layer's codes over a dataset's images (exact or Barnes-Hut), as
+    /// scikit-learn makes it.
+    Tsne(dataset::TsneArgs),
+    /// The loss surface: along the line from the initial weights to the trained ones, or a 2-D
+    /// slice along two random filter-normalized directions.
+    Landscape(dataset::LandscapeArgs),
     /// Write the model's weights (e.g. a seeded init) as safetensors with the spec embedded, so
     /// one file opens the whole model (in the page's "Open model…" or as --model).
     Export {
@@ -625,6 +635,9 @@ async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Settings { technique } => print_schema(&technique),
+        Command::Patches(a) => dataset::patches(a).await,
+        Command::Tsne(a) => dataset::tsne(a).await,
+        Command::Landscape(a) => dataset::landscape(a).await,
         Command::Visualize(a) => optimize::visualize(a).await,
         Command::Invert(a) => optimize::invert(a).await,
         Command::Dream(a) => optimize::dream(a).await,

@@ -418,8 +418,10 @@ pub async fn style(a: StyleArgs) -> Result<()> {
     )?;
     let s = session(net.clone(), &a.model)?;
     let t0 = std::time::Instant::now();
-    let (id, mut p) =
-        s.start_job("style", Inputs { image: &content, style: &style_img, objective: None }, &given).await.map_err(|e| e.to_string())?;
+    let (id, mut p) = s
+        .start_job("style", Inputs { image: &content, style: &style_img, objective: None, data: None }, &given)
+        .await
+        .map_err(|e| e.to_string())?;
     let clock = move || t0.elapsed().as_secs_f64() * 1e3;
     while !p.done {
         p = s.step_job(id, Budget::Items(1), &clock).await.map_err(|e| e.to_string())?;

@@ -8,17 +8,23 @@ use serde_json::Value;
 
 use crate::backend::Backend;
 use crate::cpu_train::{self, CpuTrainer};
+use crate::data::Dataset;
 use crate::settings::{Resolved, Schema};
 use crate::train::{self, TrainConfig};
 use crate::vis::adversarial::{self, Attack};
 use crate::vis::attribution::{self, Attributor};
 use crate::vis::class_vis::{self, ClassVis};
+use crate::vis::landscape::{self, Landscape};
 use crate::vis::occlusion::{self, Occlusion};
+use crate::vis::patches::{self, Patches};
+use crate::vis::tsne::{self, TsneRun};
 use crate::vis::{deepdream, inversion, style};
 use crate::{Error, Net, Objective};
+use std::rc::Rc;
 
 /// The techniques with a settings schema, by the name the page, the facade and the CLI use.
-pub const TECHNIQUES: [&str; 9] = ["attribution", "occlusion", "visualize", "invert", "dream", "style", "attack", "fooling", "trainer"];
+pub const TECHNIQUES: [&str; 12] =
+    ["attribution", "occlusion", "visualize", "invert", "dream", "style", "attack", "fooling", "trainer", "patches", "tsne", "landscape"];
 
 /// A technique's settings schema (see [`TECHNIQUES`]).
 pub fn schema(technique: &str) -> Result<Schema, Error> {
@@ -31,6 +37,9 @@ pub fn schema(technique: &str) -> Result<Schema, Error> {
         "style" => style::schema(),
         "attack" | "fooling" => adversarial::schema(),
         "trainer" => train::schema(),
+        "patches" => patches::schema(),
+        "tsne" => tsne::schema(),
+        "landscape" => landscape::schema(),
         other => return Err(Error::Input(format!("no settings for '{other}'; expected one of {}", TECHNIQUES.join(", ")))),
     })
 }
@@ -47,6 +56,10 @@ pub enum Job {
     /// Runs on the fused CPU path where it applies: on the caller's state while that still holds
     /// the weights the job started with (lent to each step), else on its own copy, made once.
     Occlusion(Occlusion, Option<CpuTrainer>),
+    /// The dataset views: like occlusion, on the fused CPU path where it applies.
+    Patches(Patches, Option<CpuTrainer>),
+    Tsne(Box<TsneRun>, Option<CpuTrainer>),
+    Landscape(Landscape, Option<CpuTrainer>),
 }
 
 /// What a job starts from.
@@ -58,6 +71,8 @@ pub struct Inputs<'a> {
     pub style: &'a [f32],
     /// Class visualization's objective (default: class 0's score).
     pub objective: Option<Objective>,
+    /// The dataset views' images: the session's training and test splits.
+    pub data: Option<(Rc<Dataset>, Rc<Dataset>)>,
 }
 
 /// How much a step call may do: about this many milliseconds (at least one step), or this many
@@ -104,6 +119,72 @@ pub struct Progress {
     pub history: Vec<Vec<f32>>,
     pub images: Vec<Preview>,
     pub occlusion: Option<OcclusionProgress>,
+    /// A dataset view's state.
+    pub dataset: Option<DatasetProgress>,
+}
+
+/// Maximally activating patches so far: each channel's best images (best first), the unit where
+/// each peaks, and the layer's receptive field.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PatchesProgress {
+    pub layer: usize,
+    /// The layer's output shape, `[C, H, W]`.
+    pub shape: [usize; 3],
+    /// Patches per channel, and the patches' size (`[depth, height, width]`).
+    pub top: usize,
+    pub patch: [usize; 3],
+    pub split: String,
+    /// `[C, top]` each, row-major; `image` -1 where a channel has fewer hits.
+    pub values: Vec<f32>,
+    pub images: Vec<i32>,
+    pub ys: Vec<i32>,
+    pub xs: Vec<i32>,
+}
+
+/// A t-SNE map: where it is, the points, the KL divergence so far.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TsneProgress {
+    /// "codes", "affinities", "optimizing" or "done".
+    pub stage: &'static str,
+    pub layer: usize,
+    pub points: usize,
+    /// Values per code before the PCA, and the share of their variance the PCA kept.
+    pub dim: usize,
+    pub explained: f32,
+    pub method: &'static str,
+    pub iteration: usize,
+    pub iterations: usize,
+    pub learning_rate: f64,
+    pub exaggerating: bool,
+    /// `[points, 2]` (empty before the optimization).
+    pub embedding: Vec<f32>,
+    pub labels: Vec<u8>,
+    pub split: String,
+    /// (iteration, KL) each time it was measured.
+    pub kl: Vec<(usize, f64)>,
+}
+
+/// A loss surface being evaluated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LandscapeProgress {
+    /// "line" or "plane".
+    pub slice: &'static str,
+    /// The line's α values, or each side's coordinates.
+    pub axis: Vec<f64>,
+    /// Per point (the line's, or the plane's row-major), NaN where not yet evaluated.
+    pub loss: Vec<f32>,
+    pub accuracy: Vec<f32>,
+    pub images: usize,
+    /// The first `coarse` points evaluated make a coarse grid.
+    pub coarse: usize,
+}
+
+/// A dataset view's state.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DatasetProgress {
+    Patches(PatchesProgress),
+    Tsne(TsneProgress),
+    Landscape(LandscapeProgress),
 }
 
 fn preview(data: Vec<f32>, shape: [usize; 3]) -> Preview {
@@ -166,9 +247,21 @@ impl Job {
                 let mut at = Attributor::new(net, fused);
                 Job::Occlusion(Occlusion::new(&mut at, inputs.image, occlusion::Settings::from_values(&v)?).await?, None)
             }
+            "patches" | "tsne" | "landscape" => {
+                let (train, test) = inputs.data.ok_or_else(|| Error::Input(format!("{kind} needs a dataset: load one first")))?;
+                let data = if v.text("split") == "train" { train } else { test };
+                match kind {
+                    "patches" => Job::Patches(Patches::new(net, data, patches::Settings::from_values(&v, spec)?)?, None),
+                    "tsne" => Job::Tsne(Box::new(TsneRun::new(net, data, &v)?), None),
+                    _ => {
+                        let weights = net.read_weights().await?;
+                        Job::Landscape(Landscape::new(net, weights, &data, landscape::Settings::from_values(&v)?)?, None)
+                    }
+                }
+            }
             k => {
                 return Err(Error::Input(format!(
-                    "unknown job '{k}'; expected visualize, invert, dream, style, attack, fooling or occlusion"
+                    "unknown job '{k}'; expected visualize, invert, dream, style, attack, fooling, occlusion, patches, tsne or landscape"
                 )));
             }
         })
@@ -182,19 +275,27 @@ impl Job {
             Job::Style(s) => s.done(),
             Job::Attack(a) => a.done(),
             Job::Occlusion(o, _) => o.done() == o.total(),
+            Job::Patches(p, _) => p.done(),
+            Job::Tsne(t, _) => t.done(),
+            Job::Landscape(l, _) => l.done(),
         }
     }
 
     /// Whether a step wants the fused CPU path's state lent (see [`Job::step`]).
     pub fn wants_fused(&self) -> bool {
-        matches!(self, Job::Occlusion(_, None))
+        match self {
+            Job::Occlusion(_, None) | Job::Patches(_, None) | Job::Landscape(_, None) => true,
+            Job::Tsne(t, None) => t.reading(),
+            _ => false,
+        }
     }
 
     /// Makes the job's own copy of the fused CPU path's state from `net` (the network it started
     /// on), where the path applies on `backend`: when the caller's state no longer holds `net`'s
     /// weights (training went on).
     pub async fn own_fused(&mut self, net: &Net, backend: Backend) -> Result<(), Error> {
-        if let Job::Occlusion(_, own @ None) = self {
+        if let Job::Occlusion(_, own @ None) | Job::Patches(_, own @ None) | Job::Tsne(_, own @ None) | Job::Landscape(_, own @ None) = self
+        {
             *own = cpu_train::for_net(net, backend, TrainConfig::default()).await?;
         }
         Ok(())
@@ -250,6 +351,34 @@ impl Job {
                     if matches!(budget, Budget::Items(_)) {
                         return Ok(());
                     }
+                }
+                Job::Patches(p, own) => {
+                    let fused = own.as_mut().or(lent.as_deref_mut());
+                    let batch = match budget {
+                        Budget::Items(k) => k.max(1),
+                        Budget::Ms(_) => 64,
+                    };
+                    p.run(net, fused, batch).await?;
+                    if matches!(budget, Budget::Items(_)) {
+                        return Ok(());
+                    }
+                }
+                Job::Tsne(t, own) => {
+                    let fused = own.as_mut().or(lent.as_deref_mut());
+                    // Budget::Items: that many images, or iterations.
+                    let k = match budget {
+                        Budget::Items(k) => k.max(1),
+                        Budget::Ms(_) => 64,
+                    };
+                    let iters = if matches!(budget, Budget::Items(_)) { k } else { 1 };
+                    t.run(net, fused, k, iters, n == 0).await?;
+                    if matches!(budget, Budget::Items(_)) {
+                        return Ok(());
+                    }
+                }
+                Job::Landscape(l, own) => {
+                    let fused = own.as_mut().or(lent.as_deref_mut());
+                    l.run(net, fused).await?;
                 }
             }
             n += 1;
@@ -316,9 +445,105 @@ impl Job {
                     history: vec![],
                     images: vec![],
                     occlusion: Some(occlusion),
+                    dataset: None,
+                };
+            }
+            Job::Patches(p, _) => {
+                let (c, k) = (p.shape[0], p.top.k);
+                let mut pp = PatchesProgress {
+                    layer: p.settings.layer,
+                    shape: p.shape,
+                    top: k,
+                    patch: [p.input[0], p.field.y.size as usize, p.field.x.size as usize],
+                    split: p.settings.split.clone(),
+                    values: vec![f32::NAN; c * k],
+                    images: vec![-1; c * k],
+                    ys: vec![-1; c * k],
+                    xs: vec![-1; c * k],
+                };
+                for (ch, hits) in p.top.channels.iter().enumerate() {
+                    for (r, h) in hits.iter().enumerate() {
+                        let at = ch * k + r;
+                        pp.values[at] = h.value;
+                        pp.images[at] = h.image as i32;
+                        pp.ys[at] = h.y as i32;
+                        pp.xs[at] = h.x as i32;
+                    }
+                }
+                return Progress {
+                    kind: "patches",
+                    step: p.next,
+                    total: p.total,
+                    done: p.done(),
+                    history: vec![],
+                    images: vec![],
+                    occlusion: None,
+                    dataset: Some(DatasetProgress::Patches(pp)),
+                };
+            }
+            Job::Tsne(t, _) => {
+                let s = &t.settings;
+                let method = match s.method {
+                    tsne::Method::Exact => "exact",
+                    tsne::Method::BarnesHut { .. } => "barnes_hut",
+                };
+                let (stage, iteration, embedding, kl, lr) = match &t.stage {
+                    tsne::Stage::Codes => ("codes", 0, vec![], vec![], 0.0),
+                    tsne::Stage::Affinities => ("affinities", 0, vec![], vec![], 0.0),
+                    tsne::Stage::Optimizing(m) => {
+                        (if m.done() { "done" } else { "optimizing" }, m.iteration, m.y.clone(), m.kl.clone(), m.learning_rate)
+                    }
+                };
+                // Progress counts images read, then iterations.
+                let (step, total) = (t.next + iteration, t.n + s.iterations);
+                let tp = TsneProgress {
+                    stage,
+                    layer: t.layer,
+                    points: t.n,
+                    dim: t.dim,
+                    explained: t.explained,
+                    method,
+                    iteration,
+                    iterations: s.iterations,
+                    learning_rate: lr,
+                    exaggerating: iteration < tsne::EXPLORATION_ITERS,
+                    embedding,
+                    labels: t.labels.clone(),
+                    split: t.split.clone(),
+                    kl,
+                };
+                return Progress {
+                    kind: "tsne",
+                    step,
+                    total,
+                    done: t.done(),
+                    history: vec![],
+                    images: vec![],
+                    occlusion: None,
+                    dataset: Some(DatasetProgress::Tsne(tp)),
+                };
+            }
+            Job::Landscape(l, _) => {
+                let lp = LandscapeProgress {
+                    slice: if l.settings.slice == landscape::Slice::Line { "line" } else { "plane" },
+                    axis: l.axis.clone(),
+                    loss: l.loss.clone(),
+                    accuracy: l.accuracy.clone(),
+                    images: l.settings.images,
+                    coarse: l.coarse,
+                };
+                return Progress {
+                    kind: "landscape",
+                    step: l.done_points,
+                    total: l.total(),
+                    done: l.done(),
+                    history: vec![],
+                    images: vec![],
+                    occlusion: None,
+                    dataset: Some(DatasetProgress::Landscape(lp)),
                 };
             }
         };
-        Progress { kind, step, total, done: step >= total, history, images, occlusion: None }
+        Progress { kind, step, total, done: step >= total, history, images, occlusion: None, dataset: None }
     }
 }

@@ -11,6 +11,7 @@
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
+use std::rc::Rc;
 
 use burn::tensor::{Device, Tensor, TensorData};
 use serde::Serialize;
@@ -152,8 +153,8 @@ pub struct Grams {
 
 struct Data {
     name: String,
-    train: Dataset,
-    test: Dataset,
+    train: Rc<Dataset>,
+    test: Rc<Dataset>,
     sampler: Sampler,
 }
 
@@ -577,7 +578,7 @@ impl Session {
     pub fn set_data(&self, name: &str, train: Dataset, test: Dataset) -> DatasetInfo {
         let mut s = self.state.borrow_mut();
         let sampler = Sampler::new(train.len(), s.config.seed);
-        s.data = Some(Data { name: name.to_string(), train, test, sampler });
+        s.data = Some(Data { name: name.to_string(), train: Rc::new(train), test: Rc::new(test), sampler });
         drop(s);
         self.dataset()
     }
@@ -678,6 +679,14 @@ impl Session {
         })
     }
 
+    /// The crops of layer `layer`'s receptive field around units (`images`, `ys`, `xs`; image -1:
+    /// none) in a split's images: maximally activating patches' pictures. `[hits, D, h, w]` and
+    /// the crop's shape.
+    pub fn patch_crops(&self, split: &str, layer: usize, images: &[i32], ys: &[i32], xs: &[i32]) -> Result<(Vec<f32>, [usize; 3]), Error> {
+        let net = self.net()?;
+        self.with_split(split, |d| crate::vis::patches::crops(d, &net.spec, layer, images, ys, xs))
+    }
+
     /// Whole images of a split, for drawing.
     pub fn images(&self, split: &str, start: usize, count: usize) -> Result<Images, Error> {
         self.with_split(split, |d| {
@@ -775,8 +784,11 @@ impl Session {
 
     /// Starts a job (see [`Job::start`]) on the current network; returns its id and state. The
     /// job keeps the network as it is now, so training meanwhile does not change it.
-    pub async fn start_job(&self, kind: &str, inputs: Inputs<'_>, settings: &Value) -> Result<(u32, Progress), Error> {
+    pub async fn start_job(&self, kind: &str, mut inputs: Inputs<'_>, settings: &Value) -> Result<(u32, Progress), Error> {
         let net = self.net()?;
+        if inputs.data.is_none() {
+            inputs.data = self.state.borrow().data.as_ref().map(|d| (d.train.clone(), d.test.clone()));
+        }
         let generation = self.generation();
         let version = self.state.borrow().version;
         // Occlusion runs on the fused path's state (the same weights as `net`).

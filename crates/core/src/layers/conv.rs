@@ -7,7 +7,7 @@ use burn::tensor::module::conv2d;
 use burn::tensor::ops::{ConvOptions, PadMode};
 
 use super::act::{Activation, apply};
-use super::{Fused, FusedBackward, FusedForward, Kind, Mode, OccludeIo, Parse, Source, param};
+use super::{Fused, FusedBackward, FusedForward, Kind, Mode, OccludeIo, Parse, Source, param, Window};
 use crate::cpu_occlude::{Rect, affected, conv_region};
 use super::act::activate;
 use crate::cpu_train::{col2im, im2col, matmul, weight_grads};
@@ -86,6 +86,9 @@ impl Parse for Conv {
 }
 
 impl Kind for Conv {
+    fn window(&self) -> Window {
+        Window::Slide { size: self.size, stride: self.stride, pad: self.pad }
+    }
     fn type_name(&self) -> &'static str {
         "conv"
     }

@@ -4,7 +4,7 @@
 use burn::tensor::Tensor;
 
 use super::act::{Activation, apply};
-use super::{Fused, FusedBackward, FusedForward, Kind, Mode, OccludeIo, Parse, Source, param};
+use super::{Fused, FusedBackward, FusedForward, Kind, Mode, OccludeIo, Parse, Source, param, Window};
 use crate::cpu_occlude::Rect;
 use super::act::activate;
 use crate::cpu_train::{matmul, weight_grads};
@@ -29,6 +29,9 @@ impl Parse for Fc {
 }
 
 impl Kind for Fc {
+    fn window(&self) -> Window {
+        Window::Whole
+    }
     fn type_name(&self) -> &'static str {
         "fc"
     }

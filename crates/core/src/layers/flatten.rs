@@ -2,7 +2,7 @@
 
 use burn::tensor::Tensor;
 
-use super::{Kind, Mode, Parse, Source};
+use super::{Kind, Mode, Parse, Source, Window};
 use crate::net::ParamTensor;
 use crate::spec::{Fields, Layer, Shape3, SpecError};
 
@@ -17,6 +17,9 @@ impl Parse for Flatten {
 }
 
 impl Kind for Flatten {
+    fn window(&self) -> Window {
+        Window::Whole
+    }
     fn type_name(&self) -> &'static str {
         "flatten"
     }

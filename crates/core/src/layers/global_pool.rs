@@ -4,7 +4,7 @@
 use burn::tensor::Tensor;
 
 use super::pool::PoolMode;
-use super::{Kind, Mode, Parse, Source};
+use super::{Kind, Mode, Parse, Source, Window};
 use crate::net::ParamTensor;
 use crate::spec::{Fields, Layer, Shape3, SpecError};
 
@@ -22,6 +22,9 @@ impl Parse for GlobalPool {
 }
 
 impl Kind for GlobalPool {
+    fn window(&self) -> Window {
+        Window::Whole
+    }
     fn type_name(&self) -> &'static str {
         "globalpool"
     }

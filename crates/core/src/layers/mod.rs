@@ -65,6 +65,21 @@ pub trait Kind: Debug {
     fn fused(&self, _layer: &Layer) -> Option<&dyn Fused> {
         None
     }
+    /// Which input positions an output position reads (receptive fields: `vis/patches.rs`).
+    fn window(&self) -> Window {
+        Window::Pointwise
+    }
+}
+
+/// Which input positions one output position of a layer reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Window {
+    /// The same position (activations, batchnorm, add, concat, ...).
+    Pointwise,
+    /// A `size` x `size` window, `stride` apart, the input padded by `pad` on the top and left.
+    Slide { size: usize, stride: usize, pad: usize },
+    /// Every position (fully connected, global pooling, flatten, reshape).
+    Whole,
 }
 
 /// How a kind is read from the spec.

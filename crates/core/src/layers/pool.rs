@@ -5,7 +5,7 @@ use burn::tensor::Tensor;
 use burn::tensor::module::{avg_pool2d, max_pool2d};
 use burn::tensor::ops::{AvgPoolOptions, MaxPoolOptions};
 
-use super::{Fused, FusedBackward, FusedForward, Kind, Mode, OccludeIo, Parse, Source};
+use super::{Fused, FusedBackward, FusedForward, Kind, Mode, OccludeIo, Parse, Source, Window};
 use crate::cpu_occlude::{Rect, affected, pool_region};
 use crate::cpu_train::{pool_backward, pool_forward};
 use crate::net::ParamTensor;
@@ -70,6 +70,9 @@ impl Parse for Pool {
 }
 
 impl Kind for Pool {
+    fn window(&self) -> Window {
+        Window::Slide { size: self.size, stride: self.stride, pad: self.pad }
+    }
     fn type_name(&self) -> &'static str {
         "pool"
     }

@@ -3,7 +3,7 @@
 
 use burn::tensor::Tensor;
 
-use super::{Kind, Mode, Parse, Source};
+use super::{Kind, Mode, Parse, Source, Window};
 use crate::net::ParamTensor;
 use crate::spec::{Fields, Layer, Shape3, SpecError, describe_value};
 
@@ -28,6 +28,9 @@ impl Parse for Reshape {
 }
 
 impl Kind for Reshape {
+    fn window(&self) -> Window {
+        Window::Whole
+    }
     fn type_name(&self) -> &'static str {
         "reshape"
     }

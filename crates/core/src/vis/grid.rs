@@ -160,3 +160,144 @@ pub fn hstack(images: &[Image], gap: usize) -> Image {
     }
     Image { width, height, rgb }
 }
+
+/// Tableau's 10 categorical colours (the dataset views' class colours; `www/views/palette.js`
+/// has the same list).
+pub const CLASSES: [[u8; 3]; 10] = [
+    [78, 121, 167],
+    [242, 142, 43],
+    [225, 87, 89],
+    [118, 183, 178],
+    [89, 161, 79],
+    [237, 201, 72],
+    [176, 122, 161],
+    [255, 157, 167],
+    [156, 117, 95],
+    [186, 176, 172],
+];
+
+/// Points `[n, 2]` as dots of their class's colour on white, fitted into a `size` x `size` square.
+pub fn scatter(points: &[f32], labels: &[u8], size: usize) -> Image {
+    let mut rgb = vec![255u8; size * size * 3];
+    let (mut lo, mut hi) = ([f32::INFINITY; 2], [f32::NEG_INFINITY; 2]);
+    for p in points.chunks(2) {
+        for k in 0..2 {
+            lo[k] = lo[k].min(p[k]);
+            hi[k] = hi[k].max(p[k]);
+        }
+    }
+    let span = (hi[0] - lo[0]).max(hi[1] - lo[1]).max(1e-12);
+    let margin = 6.0;
+    let s = (size as f32 - 2.0 * margin) / span;
+    let (ox, oy) = (margin + (span - (hi[0] - lo[0])) * s / 2.0, margin + (span - (hi[1] - lo[1])) * s / 2.0);
+    for (p, &l) in points.chunks(2).zip(labels) {
+        let (cx, cy) = (ox + (p[0] - lo[0]) * s, oy + (hi[1] - p[1]) * s);
+        let c = CLASSES[l as usize % CLASSES.len()];
+        for dy in -2i32..=2 {
+            for dx in -2i32..=2 {
+                if dx * dx + dy * dy > 5 {
+                    continue;
+                }
+                let (x, y) = (cx as i32 + dx, cy as i32 + dy);
+                if x >= 0 && y >= 0 && (x as usize) < size && (y as usize) < size {
+                    let i = (y as usize * size + x as usize) * 3;
+                    rgb[i..i + 3].copy_from_slice(&c);
+                }
+            }
+        }
+    }
+    Image { width: size, height: size, rgb }
+}
+
+/// Curves `(x, y)` on one pair of axes (each curve scaled to its own y range when `own_y`), in
+/// the class colours, on white with a gray frame, `w` x `h` pixels.
+pub fn plot(curves: &[(&[f64], &[f64])], w: usize, h: usize, own_y: bool) -> Image {
+    let mut rgb = vec![255u8; w * h * 3];
+    let m = 8.0;
+    let put = |rgb: &mut Vec<u8>, x: i64, y: i64, c: [u8; 3]| {
+        if x >= 0 && y >= 0 && (x as usize) < w && (y as usize) < h {
+            let i = (y as usize * w + x as usize) * 3;
+            rgb[i..i + 3].copy_from_slice(&c);
+        }
+    };
+    for x in 0..w as i64 {
+        put(&mut rgb, x, m as i64, [190; 3]);
+        put(&mut rgb, x, h as i64 - m as i64, [190; 3]);
+    }
+    let finite =
+        |v: &[f64]| v.iter().copied().filter(|v| v.is_finite()).fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
+    let (xlo, xhi) = curves.iter().map(|c| finite(c.0)).fold((f64::INFINITY, f64::NEG_INFINITY), |a, b| (a.0.min(b.0), a.1.max(b.1)));
+    let all_y = curves.iter().map(|c| finite(c.1)).fold((f64::INFINITY, f64::NEG_INFINITY), |a, b| (a.0.min(b.0), a.1.max(b.1)));
+    for (k, (xs, ys)) in curves.iter().enumerate() {
+        let (ylo, yhi) = if own_y { finite(ys) } else { all_y };
+        let sx = (w as f64 - 2.0 * m) / (xhi - xlo).max(1e-12);
+        let sy = (h as f64 - 2.0 * m) / (yhi - ylo).max(1e-12);
+        let px = |x: f64| m + (x - xlo) * sx;
+        let py = |y: f64| h as f64 - m - (y - ylo) * sy;
+        for i in 1..xs.len() {
+            if !(ys[i - 1].is_finite() && ys[i].is_finite()) {
+                continue;
+            }
+            let (x0, y0, x1, y1) = (px(xs[i - 1]), py(ys[i - 1]), px(xs[i]), py(ys[i]));
+            let steps = ((x1 - x0).abs().max((y1 - y0).abs()).ceil() as usize).max(1);
+            for t in 0..=steps {
+                let f = t as f64 / steps as f64;
+                let (x, y) = (x0 + (x1 - x0) * f, y0 + (y1 - y0) * f);
+                for d in [0, 1] {
+                    put(&mut rgb, x.round() as i64, y.round() as i64 + d, CLASSES[k % CLASSES.len()]);
+                }
+            }
+        }
+    }
+    Image { width: w, height: h, rgb }
+}
+
+/// A `[h, w]` field in viridis (low: dark) with white contour lines where it crosses one of
+/// `levels` evenly spaced values, scaled up `scale` times (nearest neighbour).
+pub fn contours(field: &[f32], h: usize, w: usize, levels: usize, scale: usize) -> Image {
+    let mut img = heatmap(field, h, w, ColorMap::Viridis, scale);
+    let (lo, hi) = field.iter().filter(|v| v.is_finite()).fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
+    if !(hi > lo) {
+        return img;
+    }
+    let level = |v: f32| ((v - lo) / (hi - lo) * levels as f32).floor() as i64;
+    let (width, height) = (img.width, img.height);
+    // Bilinear value at a pixel centre, so that the lines are smooth at any scale.
+    let at = |x: usize, y: usize| {
+        let fx = ((x as f32 + 0.5) / scale as f32 - 0.5).clamp(0.0, (w - 1) as f32);
+        let fy = ((y as f32 + 0.5) / scale as f32 - 0.5).clamp(0.0, (h - 1) as f32);
+        let (x0, y0) = (fx.floor() as usize, fy.floor() as usize);
+        let (x1, y1) = ((x0 + 1).min(w - 1), (y0 + 1).min(h - 1));
+        let (tx, ty) = (fx - x0 as f32, fy - y0 as f32);
+        let v = |x: usize, y: usize| field[y * w + x];
+        (v(x0, y0) * (1.0 - tx) + v(x1, y0) * tx) * (1.0 - ty) + (v(x0, y1) * (1.0 - tx) + v(x1, y1) * tx) * ty
+    };
+    let lv: Vec<i64> = (0..width * height).map(|i| level(at(i % width, i / width))).collect();
+    for y in 0..height {
+        for x in 0..width {
+            let l = lv[y * width + x];
+            let edge = (x + 1 < width && lv[y * width + x + 1] != l) || (y + 1 < height && lv[(y + 1) * width + x] != l);
+            if edge {
+                let i = (y * width + x) * 3;
+                img.rgb[i..i + 3].copy_from_slice(&[255, 255, 255]);
+            }
+        }
+    }
+    img
+}
+
+/// Images of the same width one above the other with `gap` pixels of white between them.
+pub fn vstack(images: &[Image], gap: usize) -> Image {
+    let width = images.iter().map(|i| i.width).max().unwrap_or(0);
+    let height = images.iter().map(|i| i.height).sum::<usize>() + gap * images.len().saturating_sub(1);
+    let mut rgb = vec![255u8; width * height * 3];
+    let mut oy = 0;
+    for im in images {
+        for y in 0..im.height {
+            let dst = ((oy + y) * width) * 3;
+            rgb[dst..dst + im.width * 3].copy_from_slice(&im.rgb[y * im.width * 3..(y + 1) * im.width * 3]);
+        }
+        oy += im.height + gap;
+    }
+    Image { width, height, rgb }
+}

@@ -1,0 +1,290 @@
+//! The dataset views (crates/core/src/vis/{patches,landscape}.rs) against independent
+//! computations: the top patches against a brute-force search, every receptive field against the
+//! input pixels a unit's gradient reaches, the loss surface's points against direct evaluations
+//! of the loss, and the filter normalization against its definition.
+
+use burn::tensor::{Tensor, TensorData};
+use convlens_core::backend::{self, Backend};
+use convlens_core::grad::{self, Objective, ReluRule};
+use convlens_core::jobs::{Budget, DatasetProgress, Inputs};
+use convlens_core::rng::SplitMix64;
+use convlens_core::session::Session;
+use convlens_core::vis::landscape::{self, Landscape};
+use convlens_core::vis::patches;
+use convlens_core::{Net, NetSpec, data, weights};
+use serde_json::json;
+use std::path::Path;
+
+fn www() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../www")
+}
+
+/// The page's trained MNIST net.
+fn mnist() -> Net {
+    let spec = NetSpec::parse(&std::fs::read_to_string(www().join("nets/mnist.json")).unwrap()).unwrap();
+    let w = weights::load(&spec, &std::fs::read(www().join("nets/mnist.safetensors")).unwrap()).unwrap();
+    Net::with_weights(spec, w, &backend::cpu())
+}
+
+fn session(net: Net, fused: bool) -> Session {
+    let s = Session::new(Backend::Cpu, backend::cpu());
+    let s = if fused { s } else { s.without_fused_path() };
+    s.load(net);
+    let dir = www().join("data");
+    let (train, test) = data::layout("mnist5k", None).unwrap().load(|f| Ok(std::fs::read(dir.join(f)).unwrap())).unwrap();
+    s.set_data("mnist5k", train, test);
+    s
+}
+
+fn clock() -> f64 {
+    0.0
+}
+
+#[test]
+fn top_patches_equal_a_brute_force_search() {
+    pollster::block_on(async {
+        let net = mnist();
+        // Every test image through Burn, one at a time: each channel's maximum and its first
+        // position in row-major order.
+        let s0 = session(net.clone(), false);
+        let n = 500;
+        let images: Vec<Vec<f32>> = (0..n).map(|i| s0.example("test", i).unwrap()).collect();
+        let acts: Vec<Vec<Vec<f32>>> = {
+            let mut v = vec![];
+            for im in &images {
+                let x = net.input_tensor(im).unwrap();
+                let outs = net.forward_all(x);
+                let mut per = vec![];
+                for o in outs {
+                    per.push(convlens_core::read(o.flatten::<1>(0, 3)).await.unwrap());
+                }
+                v.push(per);
+            }
+            v
+        };
+        for layer in [1, 2, 3, 4, 5] {
+            let [c, h, w] = net.spec.layers[layer].out_shape;
+            for fused in [true, false] {
+                let s = session(net.clone(), fused);
+                let settings = json!({"layer": layer, "split": "test", "images": n, "top": 9});
+                let p = s.run_job("patches", Inputs::default(), &settings, Budget::Items(37), &clock, &mut |_| {}).await.unwrap();
+                let Some(DatasetProgress::Patches(pp)) = p.dataset else { panic!("no patches") };
+                assert_eq!(p.step, n);
+                for ch in 0..c {
+                    let mut all: Vec<(f32, usize)> = (0..n)
+                        .map(|i| {
+                            let plane = &acts[i][layer][ch * h * w..(ch + 1) * h * w];
+                            (plane.iter().copied().fold(f32::NEG_INFINITY, f32::max), i)
+                        })
+                        .collect();
+                    all.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+                    for r in 0..9 {
+                        let at = ch * 9 + r;
+                        let (v, i) = all[r];
+                        let got = pp.values[at];
+                        assert!((got - v).abs() <= 1e-4 * v.abs().max(1.0), "layer {layer} ch {ch} rank {r}: {got} vs {v}");
+                        // The same image unless another one ties within rounding.
+                        let tie = all.iter().filter(|a| (a.0 - v).abs() <= 1e-4 * v.abs().max(1.0)).count() > 1;
+                        if !tie {
+                            assert_eq!(pp.images[at] as usize, i, "layer {layer} ch {ch} rank {r} (fused {fused})");
+                        }
+                        // The unit named is where that image's channel peaks.
+                        let img = pp.images[at] as usize;
+                        let (y, x) = (pp.ys[at] as usize, pp.xs[at] as usize);
+                        let there = acts[img][layer][ch * h * w + y * w + x];
+                        assert!(
+                            (there - got).abs() <= 1e-4 * got.abs().max(1.0),
+                            "layer {layer} ch {ch}: the unit ({y},{x}) holds {there}, not {got}"
+                        );
+                    }
+                }
+                // The crops are the images' pixels in the unit's field, zero outside.
+                let (crops, shape) = s.patch_crops("test", layer, &pp.images[..9], &pp.ys[..9], &pp.xs[..9]).unwrap();
+                let field = patches::receptive_fields(&net.spec)[layer];
+                let per = shape.iter().product::<usize>();
+                for r in 0..9 {
+                    let (y0, x0, fh, fw) = field.rect(pp.ys[r] as usize, pp.xs[r] as usize);
+                    let img = &images[pp.images[r] as usize];
+                    for dy in 0..fh {
+                        for dx in 0..fw {
+                            let (sy, sx) = (y0 + dy as i64, x0 + dx as i64);
+                            let want =
+                                if (0..24).contains(&sy) && (0..24).contains(&sx) { img[sy as usize * 24 + sx as usize] } else { 0.0 };
+                            assert_eq!(crops[r * per + dy * fw + dx], want);
+                        }
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// A graph net with every way a field grows: stride, padding, 'same' padding with an odd total,
+/// max and average pooling with padding, a depthwise conv, two branches added and concatenated.
+const GRAPH: &str = r#"{"layers":[
+  {"type":"input","width":29,"height":29,"depth":2},
+  {"type":"conv","name":"a","size":3,"filters":4,"stride":2,"pad":1},
+  {"type":"conv","name":"b","size":3,"filters":4,"padding":"same","stride":2},
+  {"type":"pool","name":"p","size":3,"stride":1,"pad":1,"mode":"avg"},
+  {"type":"conv","name":"dw","size":3,"filters":4,"groups":4,"pad":1},
+  {"type":"add","name":"sum","inputs":["p","dw"]},
+  {"type":"conv","name":"c","size":1,"filters":3,"inputs":["sum"]},
+  {"type":"concat","name":"cat","inputs":["c","sum"]},
+  {"type":"conv","name":"d","size":5,"filters":2,"stride":3},
+  {"type":"globalpool","name":"g"},
+  {"type":"fc","name":"scores","units":3}]}"#;
+
+#[test]
+fn every_receptive_field_holds_exactly_the_pixels_its_gradient_reaches() {
+    pollster::block_on(async {
+        for (name, text, tight) in
+            [("graph", GRAPH.to_string(), true), ("mnist", std::fs::read_to_string(www().join("nets/mnist.json")).unwrap(), false)]
+        {
+            let spec = NetSpec::parse(&text).unwrap();
+            let net = Net::init(spec.clone(), 5, &backend::cpu());
+            let fields = patches::receptive_fields(&spec);
+            let [d, h, w] = spec.input_shape();
+            let mut rng = SplitMix64(9);
+            let image: Vec<f32> = (0..d * h * w).map(|_| rng.uniform() as f32 + 0.1).collect();
+            let x = Tensor::<4>::from_data(TensorData::new(image.clone(), [1, d, h, w]), &net.device);
+            let outs = net.forward_all(x);
+            let mut checked = 0;
+            for l in &spec.layers[1..] {
+                let [c, oh, ow] = l.out_shape;
+                if l.kind.type_name() == "softmax" {
+                    continue;
+                }
+                for (y, x) in [(0, 0), (oh / 2, ow / 2), (oh - 1, ow - 1), (oh / 3, ow - 1)] {
+                    let index = (c - 1) * oh * ow + y * ow + x;
+                    let obj = Objective::Neuron { layer: l.index, index };
+                    let (_, g) = grad::input_grad(&net, &obj, &outs, ReluRule::Gradient).unwrap();
+                    let g = convlens_core::read(g).await.unwrap();
+                    let (y0, x0, fh, fw) = fields[l.index].rect(y, x);
+                    let (mut lo_y, mut hi_y, mut lo_x, mut hi_x) = (i64::MAX, i64::MIN, i64::MAX, i64::MIN);
+                    for ch in 0..d {
+                        for py in 0..h {
+                            for px in 0..w {
+                                if g[(ch * h + py) * w + px] != 0.0 {
+                                    let (py, px) = (py as i64, px as i64);
+                                    assert!(
+                                        py >= y0 && py < y0 + fh as i64 && px >= x0 && px < x0 + fw as i64,
+                                        "{name} layer {} ({}) unit ({y},{x}): pixel ({py},{px}) has a gradient outside the field {y0}+{fh}, {x0}+{fw}",
+                                        l.index,
+                                        l.name
+                                    );
+                                    lo_y = lo_y.min(py);
+                                    hi_y = hi_y.max(py);
+                                    lo_x = lo_x.min(px);
+                                    hi_x = hi_x.max(px);
+                                }
+                            }
+                        }
+                    }
+                    if tight {
+                        // Without ReLUs or max pooling every pixel in the field (inside the image) counts.
+                        let clip = |a: i64, n: usize| a.clamp(0, n as i64 - 1);
+                        assert_eq!(
+                            (lo_y, hi_y, lo_x, hi_x),
+                            (clip(y0, h), clip(y0 + fh as i64 - 1, h), clip(x0, w), clip(x0 + fw as i64 - 1, w)),
+                            "{name} layer {} ({}) unit ({y},{x}): the gradient's extent is not the field",
+                            l.index,
+                            l.name
+                        );
+                    }
+                    checked += 1;
+                }
+            }
+            assert!(checked >= 20, "{name}: {checked} units checked");
+        }
+    });
+}
+
+#[test]
+fn loss_surface_points_equal_direct_evaluations() {
+    pollster::block_on(async {
+        let net = mnist();
+        let s = session(net.clone(), true);
+        let dir = www().join("data");
+        let (_, test) = data::layout("mnist5k", None).unwrap().load(|f| Ok(std::fs::read(dir.join(f)).unwrap())).unwrap();
+        let trained = net.read_weights().await.unwrap();
+        let idx: Vec<usize> = (0..64).collect();
+        let (x, labels) = test.batch(&idx, net.spec.input_shape(), None);
+        // Directly: the network with those weights through Burn, then the mean cross-entropy.
+        let direct = |w: landscape::Weights| {
+            let moved = Net::with_weights(net.spec.clone(), w, &backend::cpu());
+            let x = x.clone();
+            let labels = labels.clone();
+            async move {
+                let p = convlens_core::train::probabilities(&moved, &x, 64).await.unwrap();
+                let loss = p.chunks(10).zip(&labels).map(|(row, &y)| -(row[y] as f64).ln()).sum::<f64>() / 64.0;
+                let acc = p.chunks(10).zip(&labels).filter(|(row, y)| convlens_core::train::argmax(row) == **y).count() as f64 / 64.0;
+                (loss, acc)
+            }
+        };
+        for kind in ["plane", "line"] {
+            let settings = json!({"kind": kind, "images": 64, "points": 9, "span": 0.5, "from": -0.5, "to": 1.5, "initSeed": 7, "seed": 3});
+            let p = s.run_job("landscape", Inputs::default(), &settings, Budget::Items(5), &clock, &mut |_| {}).await.unwrap();
+            let Some(DatasetProgress::Landscape(lp)) = p.dataset else { panic!("no landscape") };
+            let v = convlens_core::jobs::schema("landscape").unwrap().resolve(&settings, false).unwrap();
+            let l = Landscape::new(&net, trained.clone(), &test, landscape::Settings::from_values(&v).unwrap()).unwrap();
+            assert_eq!(lp.loss.len(), l.total());
+            for k in 0..l.total() {
+                let (loss, acc) = direct(l.weights_at(k)).await;
+                assert!((lp.loss[k] as f64 - loss).abs() < 1e-4 * loss.max(1.0), "{kind} point {k}: {} vs direct {loss}", lp.loss[k]);
+                assert!((lp.accuracy[k] as f64 - acc).abs() < 1e-9, "{kind} point {k}: accuracy {} vs {acc}", lp.accuracy[k]);
+            }
+            if kind == "line" {
+                // α = 0 is the seed-7 initialization, α = 1 the trained net.
+                let init = Net::init(net.spec.clone(), 7, &backend::cpu()).read_weights().await.unwrap();
+                let a0 = lp.axis.iter().position(|a| a.abs() < 1e-9).unwrap();
+                let a1 = lp.axis.iter().position(|a| (a - 1.0).abs() < 1e-9).unwrap();
+                assert!((lp.loss[a0] as f64 - direct(init).await.0).abs() < 1e-4);
+                assert!((lp.loss[a1] as f64 - direct(trained.clone()).await.0).abs() < 1e-4);
+                assert!(lp.loss[a1] < lp.loss[a0], "training lowered the loss");
+            } else {
+                // The centre is the trained net.
+                let c = lp.loss.len() / 2;
+                assert!((lp.loss[c] as f64 - direct(trained.clone()).await.0).abs() < 1e-4);
+            }
+        }
+    });
+}
+
+#[test]
+fn filter_normalization_follows_its_definition() {
+    pollster::block_on(async {
+        let net = mnist();
+        let w = net.read_weights().await.unwrap();
+        let raw = landscape::random_direction(&w, &mut SplitMix64(11));
+        let mut d = raw.clone();
+        landscape::filter_normalize(&net.spec, &mut d, &w);
+        let mut filters = 0;
+        for (l, ((dl, wl), rl)) in net.spec.layers.iter().zip(d.iter().zip(&w).zip(&raw)) {
+            for (p, ((dp, wp), rp)) in l.params().iter().zip(dl.iter().zip(wl).zip(rl)) {
+                if p.shape.len() == 1 {
+                    assert!(dp.iter().all(|&v| v == 0.0), "{} is not zero", p.name);
+                    continue;
+                }
+                // Filter f: the slice [f, ...] of a (out, in, kh, kw) conv weight or an (out, in) fc weight.
+                let out = p.shape[0];
+                let per = dp.len() / out;
+                for f in 0..out {
+                    let (df, wf, rf) = (&dp[f * per..(f + 1) * per], &wp[f * per..(f + 1) * per], &rp[f * per..(f + 1) * per]);
+                    let norm = |v: &[f32]| v.iter().map(|&x| (x as f64).powi(2)).sum::<f64>().sqrt();
+                    assert!(
+                        (norm(df) - norm(wf)).abs() < 1e-5 * norm(wf).max(1e-3),
+                        "{} filter {f}: |d| {} vs |w| {}",
+                        p.name,
+                        norm(df),
+                        norm(wf)
+                    );
+                    // The same direction as the raw draw.
+                    let dot: f64 = df.iter().zip(rf).map(|(a, b)| *a as f64 * *b as f64).sum();
+                    assert!((dot / (norm(df) * norm(rf)) - 1.0).abs() < 1e-6, "{} filter {f} turned", p.name);
+                    filters += 1;
+                }
+            }
+        }
+        assert_eq!(filters, 8 + 16 + 10);
+    });
+}
