@@ -165,6 +165,39 @@ export class EngineClient extends EventTarget {
     return state;
   }
 
+  /**
+   * A dataset view (kind: patches, tsne or landscape; settings: its schema's keys), run in chunks
+   * of about `budgetMs` in the worker: `onProgress(state)` after each; stops early (resolving to
+   * null) when `signal.aborted`. Resolves to the final state (docs/ENGINE_API.md).
+   */
+  async datasetView(kind, settings, { budgetMs = 100, onProgress = () => {}, signal = null } = {}) {
+    let state = await this.request('datasetStart', { kind, settings });
+    const { id } = state;
+    onProgress(state);
+    try {
+      while (!state.done) {
+        if (signal?.aborted) return null;
+        state = await this.request('datasetStep', { id, budgetMs });
+        onProgress(state);
+      }
+      return state;
+    } finally {
+      this.request('optimizeCancel', { id }).catch(() => {});
+    }
+  }
+
+  /** Patches' pictures: layer `layer`'s receptive field around units in a split's images: {data, shape}. */
+  patchCrops(split, layer, images, ys, xs) {
+    return this.request('patchCrops', { split, layer, images, ys, xs });
+  }
+
+  /** Decoded images (Float32Array, CHW each) of one shape as the dataset; comes back after a restart. */
+  async loadImages(name, pixels, shape, labels = [], classes = []) {
+    const info = await this.request('loadImages', { name, pixels, shape, labels, classes });
+    this.lastData = { kind: 'images', name, pixels, shape, labels, classes };
+    return info;
+  }
+
   probe(input, objective) {
     return this.request('probe', { input, objective });
   }
@@ -271,6 +304,7 @@ export class EngineClient extends EventTarget {
       const d = this.lastData;
       if (d?.kind === 'dataset') await this.#send('loadDataset', d).catch(() => {});
       if (d?.kind === 'points') await this.#send('loadPoints', d).catch(() => {});
+      if (d?.kind === 'images') await this.#send('loadImages', d).catch(() => {});
       return { ...this.info, weightsAt: this.weightsAt };
     };
     const job = previous.catch(() => {}).then(run);

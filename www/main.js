@@ -533,6 +533,32 @@ async function start() {
   if (!ok) await loadNet({ text: p.specText, weights: null, seed: state.seed, preset: presetName });
   await setDataset(p.dataset).catch(() => {});
   state.setAside?.show();
+  await openLinked(params).catch((e) => report('Could not open the linked image', e));
+}
+
+/**
+ * An image and objective from the URL, as the dataset page's patches link them:
+ * ?preset=mnist&dataset=mnist&split=train&index=40123&objective=neuron:3:456.
+ */
+async function openLinked(params) {
+  if (!params.has('index')) return;
+  const name = params.get('dataset');
+  if (name && DATASETS[name] && name !== state.dataset?.name) await setDataset(name);
+  const split = params.get('split') === 'train' ? 'train' : 'test';
+  const index = Math.max(0, Math.floor(Number(params.get('index')) || 0));
+  state.custom = null;
+  state.input = await client.example(split, index);
+  state.inputName = `${split} image ${index}`;
+  state.inputLabel = null;
+  testGrid.select(-1);
+  const [kind, a, b] = (params.get('objective') ?? '').split(':');
+  const layer = Number(a);
+  const index2 = Number(b);
+  if (kind === 'neuron' && Number.isInteger(layer) && Number.isInteger(index2) && state.summary.layers[layer]) {
+    const [c, h, w] = state.summary.layers[layer].shape;
+    if (index2 >= 0 && index2 < c * h * w) return setObjective({ kind: 'neuron', layer, index: index2 });
+  }
+  await refresh();
 }
 
 const ready = start();

@@ -37,3 +37,33 @@ export async function loadTfjs(client, base) {
   const shards = Object.fromEntries(await Promise.all(paths.map(async (p) => [p, await fetchBytes(new URL(p, base))])));
   return client.loadTfjs(text, shards);
 }
+
+/**
+ * MobileNetV2 from the data directory (`base`: its mobilenet/ folder): the float32 conversion (op
+ * list + safetensors) when there, else the published quantized .tflite (npm run download-data),
+ * dequantized by the engine. `status(text)` reports the download.
+ */
+export async function loadMobilenet(client, base, status = () => {}) {
+  const labels = await fetch(new URL('imagenet_labels.txt', base)).then((r) => (r.ok ? r.text() : null)).catch(() => null);
+  const opList = await fetch(new URL('mobilenet_v2_f32.json', base));
+  if (opList.ok) {
+    const text = await opList.text();
+    status('loading MobileNetV2 weights (14 MB)…');
+    const weights = await fetchBytes(new URL('mobilenet_v2_f32.safetensors', base));
+    const summary = await client.request('loadOpList', { opList: text, weights, labels });
+    // After a restart the worker gets it back as the spec it became with the same weights.
+    client.lastLoad = { spec: summary.spec, weights, seed: 0 };
+    return summary;
+  }
+  const url = new URL('mobilenet_v2_1.0_224_quant.tflite', base);
+  const r = await fetch(url);
+  if (!r.ok) {
+    throw new Error(`MobileNetV2 is not in the data directory (${url}: HTTP ${r.status}); run \`npm run download-data\` `
+      + '(or set CONVLENS_DATA_DIR to a folder with mobilenet/)');
+  }
+  status('loading MobileNetV2 (3.5 MB, quantized)…');
+  const bytes = new Uint8Array(await r.arrayBuffer());
+  const summary = await client.request('loadTflite', { bytes, labels });
+  client.lastLoad = { spec: summary.spec, weights: await client.exportWeights(), seed: 0 };
+  return summary;
+}

@@ -3,7 +3,7 @@
 // project's own nets. Each technique is a view in www/views/opt-*.js; the engine does every step in
 // the worker (crates/core/src/vis/); this module picks the network and the image.
 import { EngineClient } from './engine-client.js';
-import { datasetSamples, fetchBytes, loadTfjs, TINY_VGG_CLASSES, TINY_VGG_IMAGES } from './models.js';
+import { datasetSamples, loadMobilenet, loadTfjs, TINY_VGG_CLASSES, TINY_VGG_IMAGES } from './models.js';
 import { fetchPreset } from './presets.js';
 import { createBackendView } from './views/backend.js';
 import { createBanner } from './views/banner.js';
@@ -96,43 +96,13 @@ netSelect.onchange = () => selectNet(netSelect.value).catch((e) => report(`Could
 $('net').replaceChildren(netSelect, netInfo);
 
 
-/**
- * MobileNetV2 from the data directory: the float32 conversion (op list + safetensors) when there,
- * else the published quantized .tflite (npm run download-data), dequantized by the engine.
- */
-async function loadMobilenet() {
-  const labels = await fetch(new URL('imagenet_labels.txt', MOBILENET)).then((r) => (r.ok ? r.text() : null)).catch(() => null);
-  const opList = await fetch(new URL('mobilenet_v2_f32.json', MOBILENET));
-  if (opList.ok) {
-    const text = await opList.text();
-    status('loading MobileNetV2 weights (14 MB)…');
-    const weights = await fetchBytes(new URL('mobilenet_v2_f32.safetensors', MOBILENET));
-    const summary = await client.request('loadOpList', { opList: text, weights, labels });
-    // After a restart the worker gets it back as the spec it became with the same weights.
-    client.lastLoad = { spec: summary.spec, weights, seed: 0 };
-    return summary;
-  }
-  const url = new URL('mobilenet_v2_1.0_224_quant.tflite', MOBILENET);
-  const r = await fetch(url);
-  if (!r.ok) {
-    throw new Error(`MobileNetV2 is not in the data directory (${url}: HTTP ${r.status}); run \`npm run download-data\` `
-      + '(or set CONVLENS_DATA_DIR to a folder with mobilenet/)');
-  }
-  status('loading MobileNetV2 (3.5 MB, quantized)…');
-  const bytes = new Uint8Array(await r.arrayBuffer());
-  const summary = await client.request('loadTflite', { bytes, labels });
-  client.lastLoad = { spec: summary.spec, weights: await client.exportWeights(), seed: 0 };
-  return summary;
-}
-
-
 async function selectNet(name) {
   const net = NETS[name];
   if (!net) throw new Error(`unknown network '${name}'`);
   panels.forEach((p) => p.cancel?.());
   status(`loading ${net.label}…`);
   let summary;
-  if (name === 'mobilenet') summary = await loadMobilenet();
+  if (name === 'mobilenet') summary = await loadMobilenet(client, MOBILENET, status);
   else if (net.tfjs) summary = await loadTfjs(client, net.tfjs);
   else {
     const p = await fetchPreset(net.preset);

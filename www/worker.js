@@ -119,6 +119,22 @@ const commands = {
   optimizeCancel({ id }) {
     return { result: needEngine().optimizeCancel(id) };
   },
+  /** A dataset view (docs/ENGINE_API.md): patches, tsne or landscape over the loaded dataset. */
+  async datasetStart({ kind, settings = {} }) {
+    return { result: await needEngine().datasetStart(kind, settings) };
+  },
+  async datasetStep({ id, budgetMs = 100 }) {
+    return { result: await needEngine().datasetStep(id, budgetMs) };
+  },
+  /** The pictures of patches: a layer's receptive field around units in a split's images. */
+  patchCrops({ split, layer, images, ys, xs }) {
+    const result = needEngine().patchCrops(split, layer, Int32Array.from(images), Int32Array.from(ys), Int32Array.from(xs));
+    return { result, transfer: [result.data.buffer] };
+  },
+  /** Decoded images (CHW floats in [0, 1]) as the dataset, both splits. */
+  loadImages({ name, pixels, shape, labels = [], classes = [] }) {
+    return { result: needEngine().loadImages(name, pixels, Uint32Array.from(shape), Uint8Array.from(labels), classes) };
+  },
   async styleGrams({ id }) {
     return { result: await needEngine().styleGrams(id) };
   },

@@ -312,6 +312,25 @@ pub fn points(pts: &[(f32, f32, u8)]) -> Dataset {
     }
 }
 
+/// Images the page decoded (a folder's photos: Tiny VGG's or MobileNet's examples, or the
+/// user's), CHW each in [0, 1], as a dataset of one shape; labels 0 unless given.
+pub fn images(shape: [usize; 3], pixels: Vec<f32>, labels: Vec<u8>, classes: Vec<String>) -> Result<Dataset, Error> {
+    let per = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).filter(|&p| p > 0);
+    let per = per.ok_or_else(|| data_err(format!("images of shape {shape:?} have no pixels")))?;
+    if pixels.is_empty() || !pixels.len().is_multiple_of(per) {
+        return Err(data_err(format!("{} values are not a whole number of {}x{}x{} images", pixels.len(), shape[0], shape[1], shape[2])));
+    }
+    let n = pixels.len() / per;
+    if !labels.is_empty() && labels.len() != n {
+        return Err(data_err(format!("{n} images but {} labels", labels.len())));
+    }
+    if let Some(i) = pixels.iter().position(|v| !v.is_finite()) {
+        return Err(data_err(format!("image {} has a non-finite value ({})", i / per, pixels[i])));
+    }
+    let labels = if labels.is_empty() { vec![0; n] } else { labels };
+    Ok(Dataset { shape, pixels: Pixels::F32(pixels), labels, classes, augment: Augment::default() })
+}
+
 /// Where a dataset's files are, relative to its data directory, and how they split.
 #[derive(Clone, Debug)]
 pub struct Layout {

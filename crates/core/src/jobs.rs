@@ -371,7 +371,7 @@ impl Job {
                         Budget::Ms(_) => 64,
                     };
                     let iters = if matches!(budget, Budget::Items(_)) { k } else { 1 };
-                    t.run(net, fused, k, iters, n == 0).await?;
+                    t.run(net, fused, k, iters).await?;
                     if matches!(budget, Budget::Items(_)) {
                         return Ok(());
                     }
@@ -489,13 +489,19 @@ impl Job {
                 };
                 let (stage, iteration, embedding, kl, lr) = match &t.stage {
                     tsne::Stage::Codes => ("codes", 0, vec![], vec![], 0.0),
-                    tsne::Stage::Affinities => ("affinities", 0, vec![], vec![], 0.0),
+                    tsne::Stage::Pca => ("pca", 0, vec![], vec![], 0.0),
+                    tsne::Stage::Affinities(..) => ("affinities", 0, vec![], vec![], 0.0),
                     tsne::Stage::Optimizing(m) => {
                         (if m.done() { "done" } else { "optimizing" }, m.iteration, m.y.clone(), m.kl.clone(), m.learning_rate)
                     }
                 };
-                // Progress counts images read, then iterations.
-                let (step, total) = (t.next + iteration, t.n + s.iterations);
+                // Progress counts images read, points whose P is done, then iterations.
+                let affinities = match &t.stage {
+                    tsne::Stage::Affinities(b, _) => b.next,
+                    tsne::Stage::Optimizing(_) => t.n,
+                    _ => 0,
+                };
+                let (step, total) = (t.next + affinities + iteration, 2 * t.n + s.iterations);
                 let tp = TsneProgress {
                     stage,
                     layer: t.layer,

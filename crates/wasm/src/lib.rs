@@ -3,6 +3,7 @@
 //! engine's message; a panic is reported through the hook given to `installPanicHook`, after which
 //! the page restarts the worker.
 
+mod dataset;
 mod optimize;
 
 use std::cell::RefCell;

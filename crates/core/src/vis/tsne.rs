@@ -5,7 +5,7 @@
 //! (+0.2 / ×0.8, at least 0.01), the automatic learning rate max(N / 12 / 4, 50), and a PCA
 //! (scaled to a standard deviation of 1e-4) or random start.
 //!
-//! Two methods: **exact** (every pair, O(N²) per iteration: the teaching mode, up to a few thousand
+//! Two methods: **exact** (every pair, O(N²) per iteration: the teaching mode, up to 3,000
 //! points) and **Barnes-Hut** (van der Maaten 2014: P on the 3·perplexity nearest neighbours, the
 //! repulsion summarized by a quadtree with angle θ, O(N log N)).
 //!
@@ -16,6 +16,8 @@
 
 use serde_json::{Map, Value};
 
+use wide::f32x8;
+
 use crate::Error;
 use crate::rng::SplitMix64;
 use crate::settings::{Field, Resolved, Schema};
@@ -24,6 +26,8 @@ use crate::settings::{Field, Resolved, Schema};
 const MACHINE_EPSILON: f64 = f64::EPSILON;
 /// sklearn's `_EXPLORATION_MAX_ITER`.
 pub const EXPLORATION_ITERS: usize = 250;
+/// How often the job measures the KL divergence (sklearn's `_N_ITER_CHECK`).
+pub const KL_EVERY: usize = 50;
 
 /// The settings list (see [`crate::settings`]).
 pub fn schema() -> Schema {
@@ -37,7 +41,7 @@ pub fn schema() -> Schema {
                 .help("About how many neighbours each point keeps close (sklearn's default: 30)"),
             Field::integer("iterations", "iterations", 1000, 250, 10000),
             Field::choice("method", "method", vec!["auto", "exact", "barnes_hut"], "auto")
-                .help("exact: every pair (O(N²), up to 5,000 points); Barnes-Hut: a quadtree (auto: exact up to 2,000 points)"),
+                .help("exact: every pair (O(N²), the teaching mode, up to 3,000 points); Barnes-Hut: a quadtree, O(N log N) (auto: exact up to 1,000 points)"),
             Field::number("theta", "Barnes-Hut angle θ", 0.5, 0.0, 1.0, 0.05)
                 .help("0: exact forces through the tree; larger: faster, rougher"),
             Field::integer("pca", "PCA dimensions", 50, 2, 512).help("The codes are first reduced by PCA to this many dimensions"),
@@ -77,9 +81,9 @@ pub struct Settings {
 }
 
 /// The most points the exact method takes (its P alone is N² floats).
-pub const MAX_EXACT: usize = 5000;
+pub const MAX_EXACT: usize = 3000;
 /// Up to this many points `auto` picks the exact method.
-pub const AUTO_EXACT: usize = 2000;
+pub const AUTO_EXACT: usize = 1000;
 
 impl Settings {
     /// From values [`schema`] resolved, for `n` points.
@@ -186,7 +190,10 @@ pub fn conditional_p(dist: &[f32], n: usize, perplexity: f64) -> Vec<f64> {
 /// The exact method's joint P, `[n, n]` (sklearn's `_joint_probabilities`): (p(j|i) + p(i|j)) / sum,
 /// at least 2.2e-16 off the diagonal, 0 on it.
 pub fn joint_p(dist: &[f32], n: usize, perplexity: f64) -> Vec<f32> {
-    let c = conditional_p(dist, n, perplexity);
+    joint_from_conditional(&conditional_p(dist, n, perplexity), n)
+}
+
+fn joint_from_conditional(c: &[f64], n: usize) -> Vec<f32> {
     let mut sum = 0.0;
     for i in 0..n {
         for j in i + 1..n {
@@ -211,13 +218,24 @@ pub fn joint_p(dist: &[f32], n: usize, perplexity: f64) -> Vec<f32> {
 /// recomputed from the differences.
 pub fn nearest(x: &[f32], n: usize, dim: usize, k: usize) -> (Vec<u32>, Vec<f32>) {
     let k = k.min(n.saturating_sub(1));
-    let norms: Vec<f32> = x.chunks(dim).map(|r| r.iter().map(|v| v * v).sum()).collect();
-    let block = 256.min(n.max(1));
-    let mut dots = vec![0f32; block * n];
+    let norms = squared_norms(x, dim);
     let (mut idx, mut dist) = (vec![0u32; n * k], vec![0f32; n * k]);
+    nearest_rows(x, n, dim, k, &norms, 0..n, &mut idx, &mut dist);
+    (idx, dist)
+}
+
+fn squared_norms(x: &[f32], dim: usize) -> Vec<f32> {
+    x.chunks(dim).map(|r| r.iter().map(|v| v * v).sum()).collect()
+}
+
+/// [`nearest`] for the points `rows` (their entries of `idx` and `dist`, `[n, k]`).
+#[allow(clippy::too_many_arguments)]
+fn nearest_rows(x: &[f32], n: usize, dim: usize, k: usize, norms: &[f32], rows: std::ops::Range<usize>, idx: &mut [u32], dist: &mut [f32]) {
+    let block = 256.min(rows.len().max(1));
+    let mut dots = vec![0f32; block * n];
     let mut cand: Vec<(f32, u32)> = Vec::with_capacity(n);
-    for b0 in (0..n).step_by(block) {
-        let m = block.min(n - b0);
+    for b0 in rows.clone().step_by(block) {
+        let m = block.min(rows.end - b0);
         // dots[m x n] = x[b0..b0+m] * x^T
         crate::cpu_train::matmul(m, n, dim, &mut dots, (&x[b0 * dim..], 1, dim as isize), (x, dim as isize, 1));
         for r in 0..m {
@@ -242,7 +260,6 @@ pub fn nearest(x: &[f32], n: usize, dim: usize, k: usize) -> (Vec<u32>, Vec<f32>
             }
         }
     }
-    (idx, dist)
 }
 
 /// A sparse symmetric P in compressed rows (each row's columns ascending).
@@ -273,6 +290,10 @@ pub fn joint_p_nn(idx: &[u32], dist: &[f32], n: usize, k: usize, perplexity: f64
     for i in 0..n {
         conditional_row(&dist[i * k..(i + 1) * k], perplexity, None, &mut cond[i * k..(i + 1) * k]);
     }
+    joint_from_conditional_nn(idx, &cond, n, k)
+}
+
+fn joint_from_conditional_nn(idx: &[u32], cond: &[f64], n: usize, k: usize) -> SparseP {
     // Rows of cond + cond^T.
     let mut rows: Vec<Vec<(u32, f64)>> = vec![Vec::with_capacity(2 * k); n];
     for i in 0..n {
@@ -314,12 +335,77 @@ pub enum Affinities {
 
 /// The P a method uses, from the (PCA-reduced) codes `x` (`n` rows of `dim`).
 pub fn affinities(x: &[f32], n: usize, dim: usize, perplexity: f64, method: Method) -> Affinities {
-    match method {
-        Method::Exact => Affinities::Dense(joint_p(&squared_distances(x, n, dim), n, perplexity)),
-        Method::BarnesHut { .. } => {
-            let k = neighbours(n, perplexity);
-            let (idx, dist) = nearest(x, n, dim, k);
-            Affinities::Sparse(joint_p_nn(&idx, &dist, n, k, perplexity))
+    let mut b = AffinityBuilder::new(x.to_vec(), n, dim, perplexity, method);
+    b.step(n);
+    b.finish()
+}
+
+/// P computed a few points at a time (a job's step stays short): each point's distances (to all,
+/// or to its nearest neighbours) and its perplexity search, then the symmetrization.
+#[derive(Debug, Clone)]
+pub struct AffinityBuilder {
+    x: Vec<f32>,
+    n: usize,
+    dim: usize,
+    perplexity: f64,
+    method: Method,
+    /// Neighbours per point (Barnes-Hut).
+    k: usize,
+    norms: Vec<f32>,
+    /// Points done.
+    pub next: usize,
+    /// p(j|i): `[n, n]` (exact) or `[n, k]` over `idx` (Barnes-Hut).
+    cond: Vec<f64>,
+    idx: Vec<u32>,
+    dist: Vec<f32>,
+}
+
+impl AffinityBuilder {
+    pub fn new(x: Vec<f32>, n: usize, dim: usize, perplexity: f64, method: Method) -> AffinityBuilder {
+        let k = neighbours(n, perplexity);
+        let (cond, idx, dist, norms) = match method {
+            Method::Exact => (vec![0.0; n * n], vec![], vec![], vec![]),
+            Method::BarnesHut { .. } => (vec![0.0; n * k], vec![0; n * k], vec![0.0; n * k], squared_norms(&x, dim)),
+        };
+        AffinityBuilder { x, n, dim, perplexity, method, k, norms, next: 0, cond, idx, dist }
+    }
+
+    pub fn done(&self) -> bool {
+        self.next >= self.n
+    }
+
+    /// The next `rows` points.
+    pub fn step(&mut self, rows: usize) {
+        let (n, dim) = (self.n, self.dim);
+        let rows = self.next..(self.next + rows.max(1)).min(n);
+        match self.method {
+            Method::Exact => {
+                let mut d = vec![0f32; n];
+                for i in rows.clone() {
+                    let xi = &self.x[i * dim..(i + 1) * dim];
+                    for (j, dj) in d.iter_mut().enumerate() {
+                        let xj = &self.x[j * dim..(j + 1) * dim];
+                        *dj = if i == j { 0.0 } else { xi.iter().zip(xj).map(|(a, b)| (a - b) * (a - b)).sum() };
+                    }
+                    conditional_row(&d, self.perplexity, Some(i), &mut self.cond[i * n..(i + 1) * n]);
+                }
+            }
+            Method::BarnesHut { .. } => {
+                let k = self.k;
+                nearest_rows(&self.x, n, dim, k, &self.norms, rows.clone(), &mut self.idx, &mut self.dist);
+                for i in rows.clone() {
+                    conditional_row(&self.dist[i * k..(i + 1) * k], self.perplexity, None, &mut self.cond[i * k..(i + 1) * k]);
+                }
+            }
+        }
+        self.next = rows.end;
+    }
+
+    /// The joint P (every point done).
+    pub fn finish(self) -> Affinities {
+        match self.method {
+            Method::Exact => Affinities::Dense(joint_from_conditional(&self.cond, self.n)),
+            Method::BarnesHut { .. } => Affinities::Sparse(joint_from_conditional_nn(&self.idx, &self.cond, self.n, self.k)),
         }
     }
 }
@@ -351,60 +437,49 @@ fn exact_gradient(p: &[f32], y: &[f32], exaggeration: f32, kl: bool, grad: &mut 
     const L: usize = 8;
     let n = y.len() / 2;
     let (xs, ys): (Vec<f32>, Vec<f32>) = y.chunks(2).map(|v| (v[0], v[1])).unzip();
-    // Attraction (Σ P q d) and repulsion (Σ q² d) per point, and Z = Σ_{i≠j} q, over the pairs
-    // i < j once each. The sums over j run in 8 lanes (the compiler turns them into SIMD: it may
-    // not reorder one float sum), the updates of point j are elementwise.
+    // Attraction (Σ_j P q d) and repulsion (Σ_j q² d) of each point, and Z = Σ_{i≠j} q: whole rows,
+    // 8 pairs at a time in SIMD (`wide`: SSE natively, simd128 in the browser; the compiler alone
+    // does not vectorize these sums, as it may not reorder a float sum). The pair (i, i) adds 0 to
+    // the forces (d = 0, P = 0) and exactly 1 to Z, taken off after.
     let mut acc = [vec![0f32; n], vec![0f32; n], vec![0f32; n], vec![0f32; n]];
     let mut z = 0f64;
+    let full = n / L * L;
+    let load = |v: &[f32]| f32x8::new(v.try_into().expect("8 values"));
+    let one = f32x8::splat(1.0);
     for i in 0..n {
         let (xi, yi) = (xs[i], ys[i]);
-        let m = n - i - 1;
-        let (xj, yj, pj) = (&xs[i + 1..], &ys[i + 1..], &p[i * n + i + 1..(i + 1) * n]);
-        let [a0, a1, a2, a3] = &mut acc;
-        let (a0, a1, a2, a3) = (&mut a0[i + 1..], &mut a1[i + 1..], &mut a2[i + 1..], &mut a3[i + 1..]);
-        let mut lanes = [[0f32; L]; 5];
-        let full = m / L * L;
+        let prow = &p[i * n..(i + 1) * n];
+        let (xi8, yi8) = (f32x8::splat(xi), f32x8::splat(yi));
+        let mut lanes = [f32x8::ZERO; 5];
         for c in (0..full).step_by(L) {
-            let (xj, yj, pj) = (&xj[c..c + L], &yj[c..c + L], &pj[c..c + L]);
-            let (b0, b1, b2, b3) = (&mut a0[c..c + L], &mut a1[c..c + L], &mut a2[c..c + L], &mut a3[c..c + L]);
-            for l in 0..L {
-                let dx = xi - xj[l];
-                let dy = yi - yj[l];
-                let q = 1.0 / (1.0 + dx * dx + dy * dy);
-                let pq = pj[l] * q;
-                let qq = q * q;
-                lanes[0][l] += q;
-                lanes[1][l] += pq * dx;
-                lanes[2][l] += pq * dy;
-                lanes[3][l] += qq * dx;
-                lanes[4][l] += qq * dy;
-                b0[l] -= pq * dx;
-                b1[l] -= pq * dy;
-                b2[l] -= qq * dx;
-                b3[l] -= qq * dy;
-            }
+            let dx = xi8 - load(&xs[c..c + L]);
+            let dy = yi8 - load(&ys[c..c + L]);
+            let q = one / (one + dx * dx + dy * dy);
+            let pq = load(&prow[c..c + L]) * q;
+            let qq = q * q;
+            lanes[0] += q;
+            lanes[1] += pq * dx;
+            lanes[2] += pq * dy;
+            lanes[3] += qq * dx;
+            lanes[4] += qq * dy;
         }
         let mut tail = [0f32; 5];
-        for t in full..m {
-            let dx = xi - xj[t];
-            let dy = yi - yj[t];
+        for j in full..n {
+            let dx = xi - xs[j];
+            let dy = yi - ys[j];
             let q = 1.0 / (1.0 + dx * dx + dy * dy);
-            let pq = pj[t] * q;
+            let pq = prow[j] * q;
             let qq = q * q;
             tail[0] += q;
             tail[1] += pq * dx;
             tail[2] += pq * dy;
             tail[3] += qq * dx;
             tail[4] += qq * dy;
-            a0[t] -= pq * dx;
-            a1[t] -= pq * dy;
-            a2[t] -= qq * dx;
-            a3[t] -= qq * dy;
         }
-        let sum = |k: usize| lanes[k].iter().sum::<f32>() + tail[k];
-        z += 2.0 * sum(0) as f64;
+        let sum = |k: usize| lanes[k].reduce_add() + tail[k];
+        z += sum(0) as f64 - 1.0;
         for (k, a) in acc.iter_mut().enumerate() {
-            a[i] += sum(k + 1);
+            a[i] = sum(k + 1);
         }
     }
     let zinv = (1.0 / z) as f32;
@@ -638,6 +713,23 @@ fn bh_gradient(p: &SparseP, y: &[f32], exaggeration: f32, theta: f32, kl: bool, 
     })
 }
 
+/// Refuses codes t-SNE cannot map (too few, not finite, a perplexity as large as the set).
+pub fn check(x: &[f32], n: usize, dim: usize, settings: &Settings) -> Result<(), Error> {
+    if n < 2 || x.len() != n * dim {
+        return Err(Error::Input(format!("t-SNE needs at least 2 points with codes ({n} given)")));
+    }
+    if let Some(i) = x.iter().position(|v| !v.is_finite()) {
+        return Err(Error::Input(format!("code {} has a non-finite value ({}); the map needs finite codes", i / dim, x[i])));
+    }
+    if settings.perplexity >= n as f64 {
+        return Err(Error::Input(format!(
+            "the perplexity ({}) must be less than the number of points ({n}): lower it or take more points",
+            settings.perplexity
+        )));
+    }
+    Ok(())
+}
+
 // ---- the optimizer ----------------------------------------------------------------------------
 
 /// A map being optimized.
@@ -662,19 +754,16 @@ impl Tsne {
     /// Starts from the reduced codes `x` (`n` rows of `dim`) and a start `y0` (`[n, 2]`: see
     /// [`start`]).
     pub fn new(x: &[f32], n: usize, dim: usize, y0: Vec<f32>, settings: Settings) -> Result<Tsne, Error> {
-        if n < 2 || x.len() != n * dim || y0.len() != 2 * n {
-            return Err(Error::Input(format!("t-SNE needs at least 2 points with codes and a start for each ({n} given)")));
-        }
-        if let Some(i) = x.iter().position(|v| !v.is_finite()) {
-            return Err(Error::Input(format!("code {} has a non-finite value ({}); the map needs finite codes", i / dim, x[i])));
-        }
-        if settings.perplexity >= n as f64 {
-            return Err(Error::Input(format!(
-                "the perplexity ({}) must be less than the number of points ({n}): lower it or take more points",
-                settings.perplexity
-            )));
-        }
+        check(x, n, dim, &settings)?;
         let p = affinities(x, n, dim, settings.perplexity, settings.method);
+        Tsne::from_affinities(p, n, y0, settings)
+    }
+
+    /// Starts from P (see [`AffinityBuilder`]) and a start `y0`.
+    pub fn from_affinities(p: Affinities, n: usize, y0: Vec<f32>, settings: Settings) -> Result<Tsne, Error> {
+        if y0.len() != 2 * n {
+            return Err(Error::Input(format!("t-SNE: {} start values for {n} points", y0.len())));
+        }
         let learning_rate = settings.learning_rate.unwrap_or_else(|| (n as f64 / settings.exaggeration / 4.0).max(50.0));
         Ok(Tsne {
             n,
@@ -789,8 +878,10 @@ pub fn trustworthiness(x: &[f32], dim: usize, y: &[f32], ydim: usize, k: usize) 
 pub enum Stage {
     /// Reading the layer's codes, image by image (`next` done).
     Codes,
-    /// Reducing them (PCA) and computing P, in one step.
-    Affinities,
+    /// Reducing them (PCA), in one step.
+    Pca,
+    /// Computing P a few points at a time, from the start it will optimize.
+    Affinities(Box<AffinityBuilder>, Vec<f32>),
     Optimizing(Box<Tsne>),
 }
 
@@ -851,15 +942,13 @@ impl TsneRun {
         matches!(self.stage, Stage::Codes)
     }
 
-    /// One piece of work: a batch of codes, the PCA and P, or `iterations` of the optimization
-    /// (the KL divergence measured at the first of them when `measure`).
+    /// One piece of work: a batch of codes, the PCA and P, or `iterations` of the optimization.
     pub async fn run(
         &mut self,
         net: &crate::Net,
         fused: Option<&mut crate::cpu_train::CpuTrainer>,
         batch: usize,
         iterations: usize,
-        measure: bool,
     ) -> Result<(), Error> {
         match &mut self.stage {
             Stage::Codes => {
@@ -870,10 +959,10 @@ impl TsneRun {
                 self.codes.extend_from_slice(&out);
                 self.next += k;
                 if self.next >= self.n {
-                    self.stage = Stage::Affinities;
+                    self.stage = Stage::Pca;
                 }
             }
-            Stage::Affinities => {
+            Stage::Pca => {
                 let p = crate::vis::pca::pca(&self.codes, self.n, self.dim, self.settings.pca, self.settings.seed).await?;
                 self.explained = p.explained.iter().sum();
                 let pca2: Vec<f32> = if p.k >= 2 {
@@ -882,16 +971,28 @@ impl TsneRun {
                     p.scores.iter().flat_map(|&v| [v, 0.0]).collect()
                 };
                 let y0 = start(self.settings.init, &pca2, self.n, self.settings.seed);
-                let t = Tsne::new(&p.scores, self.n, p.k, y0, self.settings.clone())?;
+                check(&p.scores, self.n, p.k, &self.settings)?;
+                let b = AffinityBuilder::new(p.scores, self.n, p.k, self.settings.perplexity, self.settings.method);
                 self.codes = vec![];
+                self.stage = Stage::Affinities(Box::new(b), y0);
+            }
+            Stage::Affinities(b, _) => {
+                b.step(batch);
+                if !b.done() {
+                    return Ok(());
+                }
+                let Stage::Affinities(b, y0) = std::mem::replace(&mut self.stage, Stage::Pca) else { unreachable!() };
+                let t = Tsne::from_affinities(b.finish(), self.n, y0, self.settings.clone())?;
                 self.stage = Stage::Optimizing(Box::new(t));
             }
             Stage::Optimizing(t) => {
-                for i in 0..iterations.max(1) {
+                for _ in 0..iterations.max(1) {
                     if t.done() {
                         break;
                     }
-                    t.step(measure && i == 0 || t.iteration + 1 == t.settings.iterations);
+                    // The KL divergence every 50 iterations (as sklearn checks it) and at the end:
+                    // measuring costs about as much as an iteration.
+                    t.step(t.iteration.is_multiple_of(KL_EVERY) || t.iteration + 1 == t.settings.iterations);
                 }
             }
         }

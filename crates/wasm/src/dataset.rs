@@ -1,0 +1,125 @@
+//! The dataset views for the page: maximally activating patches, a t-SNE map of a layer's codes
+//! and the loss surface, as jobs over the session's dataset (`datasetStart(kind, settings)`, then
+//! `datasetStep(id, budgetMs)` until done; `optimizeCancel(id)` drops one), the patches' pictures
+//! (`patchCrops`), and a set of decoded images as the dataset (`loadImages`). The session
+//! (convlens_core::session) does the work; this file only converts.
+
+use convlens_core::data;
+use convlens_core::jobs::{Budget, DatasetProgress, Inputs, Progress};
+use js_sys::{Array, Float32Array, Float64Array, Int32Array, Object, Promise, Uint8Array};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::future_to_promise;
+
+use crate::{Engine, js_err, now, set, settings_json, shape_js, to_js};
+
+/// A dataset job's state: {id, kind, step, total, done} and, by kind, `patches`, `tsne` or
+/// `landscape` (docs/ENGINE_API.md).
+fn progress_js(id: u32, p: &Progress) -> Object {
+    let o = Object::new();
+    set(&o, "id", id);
+    set(&o, "kind", p.kind);
+    set(&o, "step", p.step as u32);
+    set(&o, "total", p.total as u32);
+    set(&o, "done", p.done);
+    match &p.dataset {
+        Some(DatasetProgress::Patches(pp)) => {
+            let v = Object::new();
+            set(&v, "layer", pp.layer as u32);
+            set(&v, "shape", shape_js(&pp.shape));
+            set(&v, "top", pp.top as u32);
+            set(&v, "patch", shape_js(&pp.patch));
+            set(&v, "split", pp.split.as_str());
+            set(&v, "values", Float32Array::from(pp.values.as_slice()));
+            set(&v, "images", Int32Array::from(pp.images.as_slice()));
+            set(&v, "ys", Int32Array::from(pp.ys.as_slice()));
+            set(&v, "xs", Int32Array::from(pp.xs.as_slice()));
+            set(&o, "patches", v);
+        }
+        Some(DatasetProgress::Tsne(t)) => {
+            let v = Object::new();
+            set(&v, "stage", t.stage);
+            set(&v, "layer", t.layer as u32);
+            set(&v, "points", t.points as u32);
+            set(&v, "dim", t.dim as u32);
+            set(&v, "explained", t.explained);
+            set(&v, "method", t.method);
+            set(&v, "iteration", t.iteration as u32);
+            set(&v, "iterations", t.iterations as u32);
+            set(&v, "learningRate", t.learning_rate);
+            set(&v, "exaggerating", t.exaggerating);
+            set(&v, "embedding", Float32Array::from(t.embedding.as_slice()));
+            set(&v, "labels", Uint8Array::from(t.labels.as_slice()));
+            set(&v, "split", t.split.as_str());
+            let kl: Vec<f64> = t.kl.iter().flat_map(|&(i, k)| [i as f64, k]).collect();
+            set(&v, "kl", Float64Array::from(kl.as_slice()));
+            set(&o, "tsne", v);
+        }
+        Some(DatasetProgress::Landscape(l)) => {
+            let v = Object::new();
+            set(&v, "slice", l.slice);
+            set(&v, "axis", Float64Array::from(l.axis.as_slice()));
+            set(&v, "loss", Float32Array::from(l.loss.as_slice()));
+            set(&v, "accuracy", Float32Array::from(l.accuracy.as_slice()));
+            set(&v, "images", l.images as u32);
+            set(&v, "coarse", l.coarse as u32);
+            set(&o, "landscape", v);
+        }
+        None => {}
+    }
+    o
+}
+
+#[wasm_bindgen]
+impl Engine {
+    /// Starts a dataset view on the current network and dataset: `kind` is patches, tsne or
+    /// landscape; `settings` any keys of `settingsSchema(kind)`. Resolves to its state with its
+    /// `id`.
+    #[wasm_bindgen(js_name = datasetStart)]
+    pub fn dataset_start(&self, kind: String, settings: JsValue) -> Promise {
+        let session = self.session.clone();
+        future_to_promise(async move {
+            if !matches!(kind.as_str(), "patches" | "tsne" | "landscape") {
+                return Err(js_err(format!("unknown dataset view '{kind}'; expected patches, tsne or landscape")));
+            }
+            let given = settings_json(&settings, &kind)?;
+            let (id, p) = session.start_job(&kind, Inputs::default(), &given).await.map_err(js_err)?;
+            Ok(progress_js(id, &p).into())
+        })
+    }
+
+    /// Runs dataset job `id` for about `budget_ms`; resolves to its state.
+    #[wasm_bindgen(js_name = datasetStep)]
+    pub fn dataset_step(&self, id: u32, budget_ms: f64) -> Promise {
+        let session = self.session.clone();
+        future_to_promise(async move {
+            let p = session.step_job(id, Budget::Ms(budget_ms), &now).await.map_err(js_err)?;
+            Ok(progress_js(id, &p).into())
+        })
+    }
+
+    /// The pictures of patches: layer `layer`'s receptive field around units (`images`, `ys`,
+    /// `xs`, as a patches state lists them; image -1: none) in the `split`'s images, zero-padded
+    /// at the image's edge. Returns {data: Float32Array [n, D, h, w], shape: [D, h, w]}.
+    #[wasm_bindgen(js_name = patchCrops)]
+    pub fn patch_crops(&self, split: &str, layer: u32, images: Vec<i32>, ys: Vec<i32>, xs: Vec<i32>) -> Result<JsValue, JsValue> {
+        let (data, shape) = self.session.patch_crops(split, layer as usize, &images, &ys, &xs).map_err(js_err)?;
+        let o = Object::new();
+        set(&o, "data", Float32Array::from(data.as_slice()));
+        set(&o, "shape", shape_js(&shape));
+        Ok(o.into())
+    }
+
+    /// Decoded images (CHW each, values in [0, 1]; `shape` [D, H, W]) as the dataset, both splits:
+    /// a folder of photos for Tiny VGG or MobileNet. `labels`: one per image (empty: all 0);
+    /// `classes`: the class names.
+    #[wasm_bindgen(js_name = loadImages)]
+    pub fn load_images(&self, name: &str, pixels: Vec<f32>, shape: Vec<u32>, labels: Vec<u8>, classes: Array) -> Result<JsValue, JsValue> {
+        if shape.len() != 3 {
+            return Err(js_err(format!("images: the shape needs 3 sizes (depth, height, width), got {}", shape.len())));
+        }
+        let classes: Vec<String> = classes.iter().map(|c| c.as_string().unwrap_or_default()).collect();
+        let shape = [shape[0] as usize, shape[1] as usize, shape[2] as usize];
+        let d = data::images(shape, pixels, labels, classes).map_err(js_err)?;
+        to_js(&self.session.set_data(name, d.clone(), d))
+    }
+}
