@@ -10,6 +10,7 @@ import { createBackendView } from './views/backend.js';
 import { createBanner } from './views/banner.js';
 import { countText, el } from './views/dom.js';
 import { loadSquare } from './views/image-io.js';
+import * as store from './store.js';
 import { createPatchesView } from './views/ds-patches.js';
 import { createTsneView } from './views/ds-tsne.js';
 import { createLandscapeView } from './views/ds-landscape.js';
@@ -35,6 +36,7 @@ export const NETS = {
   cifar10: { label: 'CIFAR-10 net · 4,000 + 1,000 images', preset: 'cifar10', dataset: 'cifar10', base: DATA, page: 'cifar10' },
   'tiny-vgg': { label: 'Tiny VGG (CNN Explainer) · the data directory\'s photos', tfjs: new URL('tiny-vgg/', DATA), classes: TINY_VGG_CLASSES, photos: true },
   mobilenet: { label: 'MobileNetV2 (ImageNet) · the data directory\'s photos', mobilenet: new URL('mobilenet/', DATA), photos: true },
+  mine: { label: 'Your model (the image classifier page\'s)', mine: true },
 };
 
 const state = { net: null, summary: null, classNames: [], data: null, backend: null, webgpu: false, photos: [] };
@@ -69,8 +71,14 @@ const ctx = {
   },
   /** The last conv layer (the lecture's usual choice), else the last layer before the scores. */
   defaultLayer() {
-    const convs = state.summary.layers.filter((l) => l.type === 'conv' || l.type === 'add');
-    return convs.length ? convs[convs.length - 1].index : state.summary.layers.length - 1;
+    const layers = state.summary.layers;
+    const convs = layers.filter((l) => l.type === 'conv' || l.type === 'add');
+    if (!convs.length) return layers.length - 1;
+    // After its activation when that is a layer of its own (Keras models: conv, then relu).
+    const last = convs[convs.length - 1].index;
+    const next = layers[last + 1];
+    const act = ['relu', 'relu6', 'leaky_relu', 'clip', 'sigmoid', 'tanh'];
+    return next && act.includes(next.type) && next.inputs.length === 1 && next.inputs[0] === last ? last + 1 : last;
   },
   className(k) {
     return state.classNames[k] ?? String(k);
@@ -78,9 +86,11 @@ const ctx = {
   /** A link that opens split image `index` in the image page with `objective` (MNIST and CIFAR-10 nets). */
   imagePageLink(split, index, objective) {
     const net = NETS[state.net];
-    if (!net.page) return null;
+    if (!net.page && !net.mine) return null;
     const u = new URL('index.html', location.href);
-    u.search = new URLSearchParams({ preset: net.page, dataset: state.data.name, split, index, objective }).toString();
+    // Your model: the image page opens its autosave, then the image.
+    const preset = net.page ? { preset: net.page } : {};
+    u.search = new URLSearchParams({ ...preset, dataset: state.data.name, split, index, objective }).toString();
     return u.href;
   },
 };
@@ -125,7 +135,13 @@ async function selectNet(name) {
   views.forEach((v) => v.cancel());
   status(`loading ${net.label}…`);
   let summary;
-  if (net.mobilenet) summary = await loadMobilenet(client, net.mobilenet, status);
+  let mine = null;
+  if (net.mine) {
+    // The model the image classifier page autosaved (spec and weights), with its dataset.
+    mine = await store.load('image');
+    if (!mine?.spec) throw new Error('the image classifier page has no saved model yet: train or open one there first');
+    summary = await client.load(mine.spec, mine.weights ?? null, mine.seed ?? 0);
+  } else if (net.mobilenet) summary = await loadMobilenet(client, net.mobilenet, status);
   else if (net.tfjs) summary = await loadTfjs(client, net.tfjs);
   else {
     const p = await fetchPreset(net.preset);
@@ -139,9 +155,11 @@ async function selectNet(name) {
   let info;
   if (net.photos) info = await loadPhotos(name);
   else {
-    status(`loading ${net.dataset}…`);
+    const dataset = mine ? (mine.dataset ?? 'mnist5k') : net.dataset;
+    const base = mine && dataset === 'mnist5k' ? BUILTIN : (net.base ?? DATA);
+    status(`loading ${dataset}…`);
     try {
-      info = await client.loadDataset(net.dataset, net.base);
+      info = await client.loadDataset(dataset, base);
     } catch (e) {
       if (!net.fallback) throw e;
       report(`${net.dataset} is not in the data directory (run \`npm run download-data\`); using the built-in 5,000 digits`, e);
@@ -203,7 +221,13 @@ const ready = (async () => {
     await createViews();
     const h = hash.get();
     const want = NETS[h.get('net')] ? h.get('net') : (NETS[params.get('net')] ? params.get('net') : 'mnist');
-    await selectNet(want);
+    try {
+      await selectNet(want);
+    } catch (e) {
+      if (want === 'mnist') throw e;
+      report(`Could not load ${NETS[want].label}; showing the MNIST net`, e);
+      await selectNet('mnist');
+    }
     const view = VIEWS.some(([k]) => k === h.get('view')) ? h.get('view') : 'patches';
     show(view);
     // A linked unit or map (#view=patches&net=mnist&layer=3&channel=5) runs on arrival.

@@ -191,6 +191,11 @@ export class EngineClient extends EventTarget {
     return this.request('patchCrops', { split, layer, images, ys, xs });
   }
 
+  /** Deconvnet ('deconvnet') or guided-backprop ('guided') pictures of units' patches: {data, shape}. */
+  patchMaps(split, layer, channels, images, ys, xs, rule) {
+    return this.request('patchMaps', { split, layer, channels, images, ys, xs, rule });
+  }
+
   /** Decoded images (Float32Array, CHW each) of one shape as the dataset; comes back after a restart. */
   async loadImages(name, pixels, shape, labels = [], classes = []) {
     const info = await this.request('loadImages', { name, pixels, shape, labels, classes });

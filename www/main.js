@@ -517,6 +517,7 @@ async function start() {
         specView.set(formatSpec(saved.spec), saved.seed, saved.preset ?? '');
         await setDataset(saved.dataset ?? PRESETS[saved.preset]?.dataset ?? 'mnist5k').catch(() => {});
         state.restored = true;
+        await openLinked(params).catch((e) => report('Could not open the linked image', e));
         return;
       }
       why = state.loadError ?? why;

@@ -131,6 +131,16 @@ const commands = {
     const result = needEngine().patchCrops(split, layer, Int32Array.from(images), Int32Array.from(ys), Int32Array.from(xs));
     return { result, transfer: [result.data.buffer] };
   },
+  /** The engine's PCA of n codes of dim values: Float32Array [n, k]. */
+  async pca({ codes, n, dim, k }) {
+    const result = await wasm.pca(codes, n, dim, k);
+    return { result, transfer: [result.buffer] };
+  },
+  /** Deconvnet or guided-backprop pictures of units' patches. */
+  async patchMaps({ split, layer, channels, images, ys, xs, rule }) {
+    const result = await needEngine().patchMaps(split, layer, Int32Array.from(channels), Int32Array.from(images), Int32Array.from(ys), Int32Array.from(xs), rule);
+    return { result, transfer: [result.data.buffer] };
+  },
   /** Decoded images (CHW floats in [0, 1]) as the dataset, both splits. */
   loadImages({ name, pixels, shape, labels = [], classes = [] }) {
     return { result: needEngine().loadImages(name, pixels, Uint32Array.from(shape), Uint8Array.from(labels), classes) };

@@ -6,7 +6,21 @@ import { countText, el, fmt } from './dom.js';
 import { drawImage, makeCanvas } from './draw.js';
 import { createForm, schemaFields, settingsOf } from './opt-run.js';
 
-const PAGE = 32;
+/** Channels per page: up to 32, fewer when patches are large (MobileNet's deep layers see the whole image). */
+const pageSize = ([d, h, w], k) => Math.max(1, Math.min(32, Math.floor(4e6 / (k * d * h * w))));
+
+/** A signed picture (a deconvnet or guided-backprop map) as the toolbox draws it: 0 is gray, ±max|v| black and white. */
+function drawSigned(canvas, data, offset, [c, h, w]) {
+  let m = 0;
+  for (let i = 0; i < c * h * w; i++) m = Math.max(m, Math.abs(data[offset + i]));
+  const img = canvas.getContext('2d').createImageData(w, h);
+  const s = m > 0 ? 0.5 / m : 0;
+  for (let p = 0; p < h * w; p++) {
+    for (let k = 0; k < 3; k++) img.data[p * 4 + k] = 255 * (0.5 + s * data[offset + (c === 3 ? k : 0) * h * w + p]);
+    img.data[p * 4 + 3] = 255;
+  }
+  canvas.getContext('2d').putImageData(img, 0, 0);
+}
 
 export function createPatchesView(root, ctx) {
   const { client } = ctx;
@@ -14,6 +28,10 @@ export function createPatchesView(root, ctx) {
   let form = null;
   const formBox = el('div');
   const run = el('button.primary', { type: 'button', id: 'patches-run', text: 'Find the top patches' });
+  const beside = el('select', { id: 'patches-maps', 'aria-label': 'beside each patch' },
+    el('option', { value: '', text: 'patches only' }),
+    el('option', { value: 'deconvnet', text: 'with deconvnet reconstructions' }),
+    el('option', { value: 'guided', text: 'with guided backprop' }));
   const cancel = el('button', { type: 'button', id: 'patches-cancel', text: 'Cancel', disabled: true });
   const bar = el('progress', { max: 1, value: 0, 'aria-label': 'progress' });
   const info = el('span.hint', { id: 'patches-info' });
@@ -24,7 +42,8 @@ export function createPatchesView(root, ctx) {
       + 'unit at the peak can see (its receptive field, zero outside the image). Click a patch to open the image in the layer view '
       + 'with that unit as the objective (MNIST and CIFAR-10 nets).',
   });
-  root.append(el('h2', { text: 'Maximally activating patches' }), note, formBox, el('div.row', {}, run, cancel, bar, info), pager, grid);
+  root.append(el('h2', { text: 'Maximally activating patches' }), note, formBox, el('div.row', {}, run, cancel, bar, info),
+    el('div.row', {}, el('label.field.inline', {}, el('span', { text: 'beside each patch' }), beside)), pager, grid);
 
   let state = null; // the last patches state
   let page = 0;
@@ -59,6 +78,7 @@ export function createPatchesView(root, ctx) {
     const p = state.patches;
     const [c] = p.shape;
     const k = p.top;
+    const PAGE = pageSize(p.patch, k);
     const pages = Math.ceil(c / PAGE);
     page = Math.min(page, pages - 1);
     const a = page * PAGE;
@@ -72,6 +92,11 @@ export function createPatchesView(root, ctx) {
     const ys = Array.from(p.ys.subarray(a * k, b * k));
     const xs = Array.from(p.xs.subarray(a * k, b * k));
     const crops = await client.patchCrops(p.split, p.layer, images, ys, xs);
+    // The unit's deconvnet or guided-backprop picture beside each patch (Zeiler & Fergus; the
+    // toolbox): the gradient of the unit in its image, cropped like the patch.
+    const rule = beside.value;
+    const channels = images.map((_, i) => a + Math.floor(i / k));
+    const maps = rule ? await client.patchMaps(p.split, p.layer, channels, images, ys, xs, rule) : null;
     const [d, h, w] = crops.shape;
     const per = d * h * w;
     const size = Math.max(28, Math.min(64, h * Math.max(1, Math.floor(48 / h))));
@@ -93,12 +118,19 @@ export function createPatchesView(root, ctx) {
         const neuron = `neuron:${p.layer}:${ch * oh * ow + p.ys[at] * ow + p.xs[at]}`;
         const href = ctx.imagePageLink(p.split, img, neuron);
         tiles.push(href ? el('a.ds-patch', { href, target: '_blank', title, 'aria-label': title }, canvas) : el('span.ds-patch', { title }, canvas));
+        if (maps) {
+          const m = makeCanvas(w, h);
+          m.style.width = `${size}px`;
+          m.style.height = `${size}px`;
+          drawSigned(m, maps.data, ((ch - a) * k + r) * per, [d, h, w]);
+          tiles.push(el('span.ds-patch.ds-map-tile', { title: `${rule} of ${title}` }, m));
+        }
       }
       const unit = `#view=patches&net=${ctx.state.net}&layer=${p.layer}&channel=${ch}`;
       const card = el('div.ds-card', { id: `patches-ch-${ch}`, 'data-channel': ch },
         el('div.ds-card-head', {}, el('a', { href: unit, text: `${layerName} · channel ${ch}`, title: 'A link to this unit' }),
           el('span.hint', { text: p.values[ch * k] > -Infinity ? ` max ${fmt(p.values[ch * k])}` : '' })),
-        el('div.ds-tiles', { style: `grid-template-columns: repeat(${Math.ceil(Math.sqrt(k))}, ${size}px)` }, ...tiles));
+        el('div.ds-tiles', { style: `grid-template-columns: repeat(${Math.ceil(Math.sqrt(k)) * (maps ? 2 : 1)}, ${size}px)` }, ...tiles));
       if (ch === focus) card.classList.add('focus');
       cards.push(card);
     }
@@ -155,6 +187,7 @@ export function createPatchesView(root, ctx) {
     }
   }
 
+  beside.onchange = () => drawSoon(true);
   run.onclick = () => { focus = null; search(); };
   cancel.onclick = () => api.cancel();
   const api = {
@@ -177,8 +210,12 @@ export function createPatchesView(root, ctx) {
       if (!h.has('layer')) return;
       form.set({ layer: h.get('layer') });
       focus = h.has('channel') ? Number(h.get('channel')) : null;
-      if (focus !== null) page = Math.floor(focus / PAGE);
       await search();
+      if (focus !== null && state) {
+        page = Math.floor(focus / pageSize(state.patches.patch, state.patches.top));
+        await draw();
+        document.getElementById(`patches-ch-${focus}`)?.scrollIntoView({ block: 'center' });
+      }
     },
     /** For tests: the last state. */
     get state() { return state; },

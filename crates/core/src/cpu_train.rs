@@ -224,6 +224,9 @@ pub struct Buf {
     pub arg: Vec<u32>,
 }
 
+/// Images per forward pass when only outputs are wanted ([`CpuTrainer::layer_output`]).
+const INFER_CHUNK: usize = 8;
+
 /// Training state on the host: weights, gradients, optimizer slots and buffers.
 #[derive(Clone)]
 pub struct CpuTrainer {
@@ -383,15 +386,21 @@ impl CpuTrainer {
         if layer > last + 1 || layer >= self.spec.layers.len() {
             return Err(Error::Input(format!("there is no layer {layer} to read; the network has {}", self.spec.layers.len())));
         }
-        self.forward(images, n, None);
         let at = layer.min(last);
         let [c, hh, ww] = self.spec.layers[at].out_shape;
         let p = hh * ww;
-        let src = &self.bufs[at].out;
         let mut out = vec![0f32; n * c * p];
-        for b in 0..n {
-            for ch in 0..c {
-                out[(b * c + ch) * p..(b * c + ch + 1) * p].copy_from_slice(&src[(ch * n + b) * p..(ch * n + b + 1) * p]);
+        // A few images at a time: each layer's im2col matrix then stays in the cache (at 8
+        // images the MNIST net's forward is 3x faster than at 256).
+        let per = d * h * w;
+        for b0 in (0..n).step_by(INFER_CHUNK) {
+            let m = INFER_CHUNK.min(n - b0);
+            self.forward(&images[b0 * per..(b0 + m) * per], m, None);
+            let src = &self.bufs[at].out;
+            for b in 0..m {
+                for ch in 0..c {
+                    out[((b0 + b) * c + ch) * p..((b0 + b) * c + ch + 1) * p].copy_from_slice(&src[(ch * m + b) * p..(ch * m + b + 1) * p]);
+                }
             }
         }
         if layer > last {

@@ -454,7 +454,10 @@ impl Job {
                     layer: p.settings.layer,
                     shape: p.shape,
                     top: k,
-                    patch: [p.input[0], p.field.y.size as usize, p.field.x.size as usize],
+                    patch: {
+                        let (h, w) = p.field.patch_size(p.input[1], p.input[2]);
+                        [p.input[0], h, w]
+                    },
                     split: p.settings.split.clone(),
                     values: vec![f32::NAN; c * k],
                     images: vec![-1; c * k],

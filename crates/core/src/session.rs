@@ -687,6 +687,41 @@ impl Session {
         self.with_split(split, |d| crate::vis::patches::crops(d, &net.spec, layer, images, ys, xs))
     }
 
+    /// The deconvnet or guided-backprop pictures of units' patches (see
+    /// [`crate::vis::patches::maps`]): `rule` is `deconvnet`, `guided` or `gradient`.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn patch_maps(
+        &self,
+        split: &str,
+        layer: usize,
+        channels: &[i32],
+        images: &[i32],
+        ys: &[i32],
+        xs: &[i32],
+        rule: &str,
+    ) -> Result<(Vec<f32>, [usize; 3]), Error> {
+        let net = self.net()?;
+        let rule = crate::grad::ReluRule::parse(rule)
+            .ok_or_else(|| Error::Input(format!("unknown rule '{rule}'; expected gradient, deconvnet or guided")))?;
+        let data = {
+            let s = self.state.borrow();
+            let d = s.data.as_ref().ok_or_else(|| Error::Input("no dataset is loaded".into()))?;
+            match split {
+                "train" => d.train.clone(),
+                "test" => d.test.clone(),
+                other => return Err(Error::Input(format!("unknown split '{other}'; expected train or test"))),
+            }
+        };
+        let generation = self.generation();
+        let mut fused = self.take_fused(&net).await?;
+        let r = {
+            let mut at = Attributor::new(&net, fused.as_mut());
+            crate::vis::patches::maps(&mut at, &data, layer, channels, images, ys, xs, rule).await
+        };
+        self.put_fused(generation, fused);
+        r
+    }
+
     /// Whole images of a split, for drawing.
     pub fn images(&self, split: &str, start: usize, count: usize) -> Result<Images, Error> {
         self.with_split(split, |d| {

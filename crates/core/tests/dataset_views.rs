@@ -103,7 +103,7 @@ fn top_patches_equal_a_brute_force_search() {
                 let field = patches::receptive_fields(&net.spec)[layer];
                 let per = shape.iter().product::<usize>();
                 for r in 0..9 {
-                    let (y0, x0, fh, fw) = field.rect(pp.ys[r] as usize, pp.xs[r] as usize);
+                    let (y0, x0, fh, fw) = field.patch(pp.ys[r] as usize, pp.xs[r] as usize, 24, 24);
                     let img = &images[pp.images[r] as usize];
                     for dy in 0..fh {
                         for dx in 0..fw {
@@ -286,5 +286,40 @@ fn filter_normalization_follows_its_definition() {
             }
         }
         assert_eq!(filters, 8 + 16 + 10);
+    });
+}
+
+#[test]
+fn patch_maps_are_each_units_guided_and_deconvnet_gradient_cropped() {
+    pollster::block_on(async {
+        let net = mnist();
+        let s = session(net.clone(), true);
+        let settings = json!({"layer": 3, "split": "test", "images": 60, "top": 2});
+        let p = s.run_job("patches", Inputs::default(), &settings, Budget::Items(60), &clock, &mut |_| {}).await.unwrap();
+        let Some(DatasetProgress::Patches(pp)) = p.dataset else { panic!("no patches") };
+        let channels: Vec<i32> = (0..pp.images.len()).map(|i| (i / 2) as i32).collect();
+        let field = patches::receptive_fields(&net.spec)[3];
+        let [_, oh, ow] = net.spec.layers[3].out_shape;
+        for rule in ["guided", "deconvnet"] {
+            let (maps, shape) = s.patch_maps("test", 3, &channels, &pp.images, &pp.ys, &pp.xs, rule).await.unwrap();
+            let per = shape.iter().product::<usize>();
+            for i in [0, 5, 17, 31] {
+                let (img, y, x) = (pp.images[i] as usize, pp.ys[i] as usize, pp.xs[i] as usize);
+                let image = s.example("test", img).unwrap();
+                let obj = Objective::Neuron { layer: 3, index: (channels[i] as usize * oh + y) * ow + x };
+                let (a, _) = s.attribute(&image, &obj, &json!({"method": rule})).await.unwrap();
+                let (y0, x0, h, w) = field.patch(y, x, 24, 24);
+                let want = patches::crop(&a.map, [1, 24, 24], y0, x0, h, w);
+                let got = &maps[i * per..(i + 1) * per];
+                let scale = want.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-6);
+                let err = got.iter().zip(&want).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+                assert!(err <= 1e-5 * scale, "{rule} hit {i}: {err} (of {scale})");
+                // The unit reads only its field: the map outside the crop is zero.
+                let inside: f32 = want.iter().map(|v| v.abs()).sum();
+                let total: f32 = a.map.iter().map(|v| v.abs()).sum();
+                assert!((inside - total).abs() <= 1e-5 * total.max(1e-6), "{rule} hit {i}: gradient outside the field");
+            }
+        }
+        assert!(s.patch_maps("test", 3, &channels, &pp.images, &pp.ys, &pp.xs, "backwards").await.is_err());
     });
 }

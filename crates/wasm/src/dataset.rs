@@ -109,6 +109,32 @@ impl Engine {
         Ok(o.into())
     }
 
+    /// The deconvnet (`rule` deconvnet) or guided-backprop (guided) pictures of units' patches:
+    /// the gradient of each unit (`channels`, `ys`, `xs` of layer `layer`) with respect to its image
+    /// (`images`, of the split), cropped like its patch. Resolves to {data: Float32Array
+    /// [n, D, h, w], shape: [D, h, w]}.
+    #[wasm_bindgen(js_name = patchMaps)]
+    #[allow(clippy::too_many_arguments)]
+    pub fn patch_maps(
+        &self,
+        split: String,
+        layer: u32,
+        channels: Vec<i32>,
+        images: Vec<i32>,
+        ys: Vec<i32>,
+        xs: Vec<i32>,
+        rule: String,
+    ) -> Promise {
+        let session = self.session.clone();
+        future_to_promise(async move {
+            let (data, shape) = session.patch_maps(&split, layer as usize, &channels, &images, &ys, &xs, &rule).await.map_err(js_err)?;
+            let o = Object::new();
+            set(&o, "data", Float32Array::from(data.as_slice()));
+            set(&o, "shape", shape_js(&shape));
+            Ok(o.into())
+        })
+    }
+
     /// Decoded images (CHW each, values in [0, 1]; `shape` [D, H, W]) as the dataset, both splits:
     /// a folder of photos for Tiny VGG or MobileNet. `labels`: one per image (empty: all 0);
     /// `classes`: the class names.
@@ -122,4 +148,15 @@ impl Engine {
         let d = data::images(shape, pixels, labels, classes).map_err(js_err)?;
         to_js(&self.session.set_data(name, d.clone(), d))
     }
+}
+
+/// The first `k` principal components of `n` codes of `dim` values (row-major): the engine's PCA
+/// (a randomized SVD on Burn tensors, as t-SNE reduces its codes). Resolves to a Float32Array
+/// `[n, k']` (k' = min(k, n, dim)). The dataset benchmark gives the same points to other t-SNEs.
+#[wasm_bindgen]
+pub fn pca(codes: Vec<f32>, n: u32, dim: u32, k: u32) -> Promise {
+    future_to_promise(async move {
+        let p = convlens_core::vis::pca::pca(&codes, n as usize, dim as usize, k as usize, 0).await.map_err(js_err)?;
+        Ok(Float32Array::from(p.scores.as_slice()).into())
+    })
 }

@@ -8,7 +8,8 @@
 //!   and the field's offset, spacing and size follow through the layers (a layer reading several
 //!   takes the union of their fields).
 //! - A crop is the field's square in the network's input, zero-padded where it leaves the image
-//!   (as the toolbox shows it), so every patch of a layer has one size.
+//!   (as the toolbox shows it), so every patch of a layer has one size; along an axis where the
+//!   field spans the whole image or more (deep layers), the crop is the whole image.
 //! - The images go through the network in batches (the fused CPU path where it runs, else Burn);
 //!   each channel keeps its top `k` as (value, image, y, x), ties going to the earlier image and,
 //!   within an image, to the first position in row-major order.
@@ -60,7 +61,12 @@ impl Settings {
 /// The last convolutional layer's output after its activation (the layer the lecture's examples
 /// show), else the score layer.
 pub fn default_layer(spec: &NetSpec) -> usize {
-    spec.layers.iter().rev().find(|l| l.kind.type_name() == "conv").map(|l| l.index).unwrap_or_else(|| spec.score_layer())
+    let Some(conv) = spec.layers.iter().rev().find(|l| l.kind.type_name() == "conv") else { return spec.score_layer() };
+    // An activation layer of its own right after it (Keras models: conv, then relu).
+    match spec.layers.get(conv.index + 1) {
+        Some(next) if next.inputs == [conv.index] && matches!(next.kind, crate::layers::LayerKind::Act(_)) => next.index,
+        _ => conv.index,
+    }
 }
 
 /// One axis of a receptive field: output position `u` reads input pixels
@@ -99,6 +105,21 @@ impl ReceptiveField {
     pub fn rect(&self, y: usize, x: usize) -> (i64, i64, usize, usize) {
         let ((y0, y1), (x0, x1)) = (self.y.span(y), self.x.span(x));
         (y0, x0, (y1 - y0) as usize, (x1 - x0) as usize)
+    }
+
+    /// The patch shown for unit (`y`, `x`) of an `h` x `w` image: the field's rectangle (zeros
+    /// where it leaves the image, as the toolbox shows it), or the whole image along an axis where
+    /// the field is as large as the image or larger (deep layers).
+    pub fn patch(&self, y: usize, x: usize, h: usize, w: usize) -> (i64, i64, usize, usize) {
+        let (y0, x0, fh, fw) = self.rect(y, x);
+        let (y0, fh) = if fh >= h { (0, h) } else { (y0, fh) };
+        let (x0, fw) = if fw >= w { (0, w) } else { (x0, fw) };
+        (y0, x0, fh, fw)
+    }
+
+    /// The patch's size in an `h` x `w` image.
+    pub fn patch_size(&self, h: usize, w: usize) -> (usize, usize) {
+        ((self.y.size as usize).min(h), (self.x.size as usize).min(w))
     }
 }
 
@@ -299,7 +320,7 @@ impl Patches {
         let input = self.input;
         let mut image = vec![];
         self.data.example(hit.image, input, None, &mut image);
-        let (y0, x0, h, w) = self.field.rect(hit.y, hit.x);
+        let (y0, x0, h, w) = self.field.patch(hit.y, hit.x, input[1], input[2]);
         crop(&image, input, y0, x0, h, w)
     }
 }
@@ -319,7 +340,8 @@ pub fn crops(
     let field = receptive_fields(spec)[layer];
     let input = spec.input_shape();
     let [_, oh, ow] = l.out_shape;
-    let shape = [input[0], field.y.size as usize, field.x.size as usize];
+    let (ph, pw) = field.patch_size(input[1], input[2]);
+    let shape = [input[0], ph, pw];
     let per = shape.iter().product::<usize>();
     if images.len() != ys.len() || images.len() != xs.len() {
         return Err(Error::Input("patch crops: images, ys and xs differ in length".into()));
@@ -346,8 +368,53 @@ pub fn crops(
         }
         image.clear();
         data.example(i, input, None, &mut image);
-        let (y0, x0, h, w) = field.rect(y, x);
+        let (y0, x0, h, w) = field.patch(y, x, input[1], input[2]);
         out.extend(crop(&image, input, y0, x0, h, w));
+    }
+    Ok((out, shape))
+}
+
+/// The deconvnet or guided-backprop picture of each hit's unit (Zeiler & Fergus's
+/// reconstructions beside the patches, as the toolbox shows them): the gradient of the unit
+/// (`channels[i]` at `ys[i]`, `xs[i]` of layer `layer`) with respect to image `images[i]` of
+/// `data`, with `rule` at every ReLU, cropped like the patch. `[hits, D, h, w]` and the shape.
+#[allow(clippy::too_many_arguments)]
+pub async fn maps(
+    at: &mut crate::vis::attribution::Attributor<'_>,
+    data: &Dataset,
+    layer: usize,
+    channels: &[i32],
+    images: &[i32],
+    ys: &[i32],
+    xs: &[i32],
+    rule: crate::grad::ReluRule,
+) -> Result<(Vec<f32>, [usize; 3]), Error> {
+    let spec = &at.net.spec;
+    if channels.len() != images.len() {
+        return Err(Error::Input("patch maps: channels and images differ in length".into()));
+    }
+    let (_, shape) = crops(data, spec, layer, &[], &[], &[])?;
+    let [c, oh, ow] = spec.layers[layer].out_shape;
+    let input = spec.input_shape();
+    let field = receptive_fields(spec)[layer];
+    let per = shape.iter().product::<usize>();
+    let mut out = Vec::with_capacity(images.len() * per);
+    let mut image = vec![];
+    for (((&i, &ch), &y), &x) in images.iter().zip(channels).zip(ys).zip(xs) {
+        if i < 0 {
+            out.extend(std::iter::repeat_n(0.0, per));
+            continue;
+        }
+        let (i, ch, y, x) = (i as usize, ch.max(0) as usize, y.max(0) as usize, x.max(0) as usize);
+        if i >= data.len() || ch >= c || y >= oh || x >= ow {
+            return Err(Error::Input(format!("patch maps: no unit {ch} ({y}, {x}) of layer {layer} in image {i} (of {})", data.len())));
+        }
+        image.clear();
+        data.example(i, input, None, &mut image);
+        let objective = crate::grad::Objective::Neuron { layer, index: (ch * oh + y) * ow + x };
+        let (_, g) = at.input_grads(&image, 1, &objective, rule).await?;
+        let (y0, x0, h, w) = field.patch(y, x, input[1], input[2]);
+        out.extend(crop(&g, input, y0, x0, h, w));
     }
     Ok((out, shape))
 }
