@@ -89,7 +89,15 @@ async function timePeers(page) {
     const perIter = (times[times.length - 1] - times[0]) / 1000 / (times.length - 1);
     const a = { setup };
     const t0 = performance.now();
-    new window.UMAP.UMAP({ nComponents: 2, nNeighbors: 15, random: () => 0.5 }).fit(rows);
+    // A seeded generator (mulberry32): umap-js draws distinct random indices in loops.
+    let seed = 1;
+    const random = () => {
+      seed = (seed + 0x6d2b79f5) | 0;
+      let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+      t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    };
+    new window.UMAP.UMAP({ nComponents: 2, nNeighbors: 15, random }).fit(rows);
     const umap = (performance.now() - t0) / 1000;
     return { tsnejs: { setup: a.setup, perIter, iterations: times.length - 1, estimate1000: a.setup + 1000 * perIter }, umap };
   }, { iters: TSNEJS_ITERS });

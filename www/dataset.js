@@ -72,7 +72,8 @@ const ctx = {
   /** The last conv layer (the lecture's usual choice), else the last layer before the scores. */
   defaultLayer() {
     const layers = state.summary.layers;
-    const convs = layers.filter((l) => l.type === 'conv' || l.type === 'add');
+    // Layers with a spatial map (MobileNet's classifier is a 1x1 conv on a 1x1 map).
+    const convs = layers.filter((l) => (l.type === 'conv' || l.type === 'add') && l.shape[1] * l.shape[2] > 1);
     if (!convs.length) return layers.length - 1;
     // After its activation when that is a layer of its own (Keras models: conv, then relu).
     const last = convs[convs.length - 1].index;

@@ -61,7 +61,9 @@ impl Settings {
 /// The last convolutional layer's output after its activation (the layer the lecture's examples
 /// show), else the score layer.
 pub fn default_layer(spec: &NetSpec) -> usize {
-    let Some(conv) = spec.layers.iter().rev().find(|l| l.kind.type_name() == "conv") else { return spec.score_layer() };
+    // A conv layer with a spatial map (MobileNet's classifier is a 1x1 conv on a 1x1 map).
+    let spatial = |l: &&crate::spec::Layer| l.kind.type_name() == "conv" && l.out_shape[1] * l.out_shape[2] > 1;
+    let Some(conv) = spec.layers.iter().rev().find(spatial) else { return spec.score_layer() };
     // An activation layer of its own right after it (Keras models: conv, then relu).
     match spec.layers.get(conv.index + 1) {
         Some(next) if next.inputs == [conv.index] && matches!(next.kind, crate::layers::LayerKind::Act(_)) => next.index,
