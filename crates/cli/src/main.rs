@@ -217,7 +217,7 @@ enum Command {
     },
     /// A technique's settings: keys, defaults, ranges, units and presets (give them to a command
     /// as --set KEY=VALUE). TECHNIQUE: attribution, occlusion, visualize, invert, dream, style,
-    /// attack (adversarial's towards and fooling) or trainer.
+    /// attack (adversarial's towards and fooling), trainer, patches, tsne or landscape.
     Settings { technique: String },
     /// Class and neuron visualization by gradient ascent (presets lucid, yosinski, simonyan).
     Visualize(optimize::VisualizeArgs),

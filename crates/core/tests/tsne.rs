@@ -218,29 +218,3 @@ fn mnist_map_is_as_trustworthy_as_sklearns() {
         assert!((trust - sk).abs() < 0.02, "{key}: trustworthiness {trust} vs sklearn's {sk}");
     }
 }
-
-#[test]
-#[ignore = "timing probe"]
-fn probe_speed() {
-    let mut rng = convlens_core::rng::SplitMix64(3);
-    let n: usize = std::env::var("N").ok().and_then(|v| v.parse().ok()).unwrap_or(2000);
-    let dim = 50;
-    let x: Vec<f32> = (0..n * dim).map(|_| rng.normal() as f32).collect();
-    let y: Vec<f32> = (0..2 * n).map(|_| rng.normal() as f32 * 30.0).collect();
-    let t0 = std::time::Instant::now();
-    let p = pollster::block_on(convlens_core::vis::pca::pca(&x, n, dim, 20, 0)).unwrap();
-    println!("pca {:?}", t0.elapsed());
-    let _ = p;
-    let methods = if n > 3000 { vec![Method::BarnesHut { theta: 0.5 }] } else { vec![Method::Exact, Method::BarnesHut { theta: 0.5 }] };
-    for m in methods {
-        let t0 = std::time::Instant::now();
-        let a = tsne::affinities(&x, n, dim, 30.0, m);
-        println!("{m:?} affinities {:?}", t0.elapsed());
-        let mut g = vec![0f32; 2 * n];
-        let t0 = std::time::Instant::now();
-        for _ in 0..20 {
-            tsne::gradient(&a, &y, 1.0, m, false, &mut g);
-        }
-        println!("{m:?} gradient {:?} per iteration", t0.elapsed() / 20);
-    }
-}

@@ -206,7 +206,7 @@ impl Landscape {
                 let axis: Vec<f64> = (0..p).map(|i| -settings.span + 2.0 * settings.span * i as f64 / (p - 1) as f64).collect();
                 // Coarse first: the points of an 11 x 11 grid (every 5th of 51), then the rest.
                 let step = ((p - 1) / 10).max(1);
-                let on = |i: usize| i % step == 0;
+                let on = |i: usize| i.is_multiple_of(step);
                 let mut order: Vec<usize> = (0..p * p).filter(|&k| on(k / p) && on(k % p)).collect();
                 let coarse = order.len();
                 order.extend((0..p * p).filter(|&k| !(on(k / p) && on(k % p))));
