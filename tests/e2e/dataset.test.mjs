@@ -130,6 +130,18 @@ test('t-SNE: two maps animate to a lower KL divergence; the loss surface equals 
     assert.match(page.url(), /#view=tsne&net=mnist&.*layers=0%2C3/, 'the maps are in the URL');
     await page.screenshot({ path: await screenshotPath('dataset-tsne.png') });
 
+    // Cancel stops a long run between chunks and gives Run back.
+    await page.fill('#tsne-points', '3000');
+    await page.fill('#tsne-iterations', '5000');
+    await page.click('#tsne-run');
+    await page.waitForFunction(() => window.convlens.views[1].maps[0].state?.tsne?.stage === 'optimizing', null, { timeout: 120_000 });
+    await page.click('#tsne-cancel');
+    await page.waitForFunction(() => !document.querySelector('#tsne-run').disabled);
+    const stopped = await page.evaluate(() => window.convlens.views[1].maps[0].state.tsne.iteration);
+    await page.waitForTimeout(500);
+    assert.equal(await page.evaluate(() => window.convlens.views[1].maps[0].state.tsne.iteration), stopped, 'no step after Cancel');
+    assert.ok(stopped < 5000);
+
     // A perplexity too large for the points: a message naming it, and the engine goes on.
     const err = await page.evaluate(() => window.convlens.client.datasetView('tsne', { points: 20, perplexity: 30 }).then(() => 'ok', (e) => e.message));
     assert.match(err, /perplexity \(30\) must be less than the number of points \(20\)/);

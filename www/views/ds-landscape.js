@@ -7,6 +7,7 @@ import uPlot from '../vendor/uPlot.esm.js';
 import { VIRIDIS } from './colormap.js';
 import { countText, el, fmt } from './dom.js';
 import { createForm, schemaFields, settingsOf } from './opt-run.js';
+import { runControls } from './ds-run.js';
 
 const SIDE = 408;
 const LEVELS = 12;
@@ -46,7 +47,7 @@ export function createLandscapeView(root, ctx) {
     el('div.ds-maps', {}, el('div', {}, canvas, scale), chartBox),
     readout,
   );
-  let abort = null;
+  const controls = runControls(run, cancel);
   let state = null;
   let plot = null;
 
@@ -169,11 +170,7 @@ export function createLandscapeView(root, ctx) {
   };
 
   async function start() {
-    api.cancel();
-    const controller = new AbortController();
-    abort = controller;
-    run.disabled = true;
-    cancel.disabled = false;
+    const controller = controls.begin();
     const s = settingsOf(form, keys);
     ctx.hash.set(s);
     plot = null;
@@ -198,16 +195,11 @@ export function createLandscapeView(root, ctx) {
       info.textContent = 'stopped by an error';
       ctx.report('The loss surface failed', e);
     } finally {
-      if (abort === controller) {
-        abort = null;
-        run.disabled = false;
-        cancel.disabled = true;
-      }
+      controls.end(controller);
     }
   }
 
   run.onclick = () => start();
-  cancel.onclick = () => api.cancel();
   const api = {
     setNet() {
       api.cancel();
@@ -219,10 +211,7 @@ export function createLandscapeView(root, ctx) {
       buildForm();
     },
     cancel() {
-      abort?.abort();
-      abort = null;
-      run.disabled = false;
-      cancel.disabled = true;
+      controls.cancel();
     },
     async fromHash(h) {
       const given = Object.fromEntries([...h].filter(([k]) => keys.includes(k)));

@@ -5,6 +5,7 @@
 import { countText, el, fmt } from './dom.js';
 import { drawImage, makeCanvas } from './draw.js';
 import { createForm, schemaFields, settingsOf } from './opt-run.js';
+import { runControls } from './ds-run.js';
 
 /** Channels per page: up to 32, fewer when patches are large (MobileNet's deep layers see the whole image). */
 const pageSize = ([d, h, w], k) => Math.max(1, Math.min(32, Math.floor(4e6 / (k * d * h * w))));
@@ -48,7 +49,7 @@ export function createPatchesView(root, ctx) {
   let state = null; // the last patches state
   let page = 0;
   let focus = null; // a channel to highlight (from the URL)
-  let abort = null;
+  const controls = runControls(run, cancel);
   let drawing = null;
   let lastDraw = 0;
 
@@ -147,12 +148,8 @@ export function createPatchesView(root, ctx) {
   }
 
   async function search() {
-    api.cancel();
+    const controller = controls.begin();
     const s = settings();
-    const controller = new AbortController();
-    abort = controller;
-    run.disabled = true;
-    cancel.disabled = false;
     bar.value = 0;
     info.textContent = 'starting…';
     const t0 = performance.now();
@@ -179,17 +176,12 @@ export function createPatchesView(root, ctx) {
       info.textContent = 'stopped by an error';
       ctx.report('The patch search failed', e);
     } finally {
-      if (abort === controller) {
-        abort = null;
-        run.disabled = false;
-        cancel.disabled = true;
-      }
+      controls.end(controller);
     }
   }
 
   beside.onchange = () => drawSoon(true);
   run.onclick = () => { focus = null; search(); };
-  cancel.onclick = () => api.cancel();
   const api = {
     setNet() {
       api.cancel();
@@ -201,10 +193,7 @@ export function createPatchesView(root, ctx) {
       buildForm();
     },
     cancel() {
-      abort?.abort();
-      abort = null;
-      run.disabled = false;
-      cancel.disabled = true;
+      controls.cancel();
     },
     async fromHash(h) {
       if (!h.has('layer')) return;

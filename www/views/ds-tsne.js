@@ -6,6 +6,7 @@
 import { countText, el, fmt } from './dom.js';
 import { drawImage, makeCanvas } from './draw.js';
 import { createForm, schemaFields, settingsOf } from './opt-run.js';
+import { runControls } from './ds-run.js';
 import { CLASS_COLORS, classColor } from './palette.js';
 
 const SIDE = 420;
@@ -42,7 +43,7 @@ export function createTsneView(root, ctx) {
     tip,
   );
 
-  let abort = null;
+  const controls = runControls(run, cancel);
   let images = null; // {shape, data, labels} of the mapped images, for thumbnails and hover
   const predictions = new Map();
 
@@ -176,11 +177,7 @@ export function createTsneView(root, ctx) {
   }
 
   async function start() {
-    api.cancel();
-    const controller = new AbortController();
-    abort = controller;
-    run.disabled = true;
-    cancel.disabled = false;
+    const controller = controls.begin();
     const base = settingsOf(form, keys);
     const layers = [Number(layerA.value), Number(layerB.value)];
     ctx.hash.set({ ...base, layers: layers.join(',') });
@@ -209,16 +206,11 @@ export function createTsneView(root, ctx) {
       ctx.report('The t-SNE map failed', e);
     } finally {
       ids.forEach((id) => client.request('optimizeCancel', { id }).catch(() => {}));
-      if (abort === controller) {
-        abort = null;
-        run.disabled = false;
-        cancel.disabled = true;
-      }
+      controls.end(controller);
     }
   }
 
   run.onclick = () => start();
-  cancel.onclick = () => api.cancel();
   thumbs.onchange = () => maps.forEach(draw);
   const api = {
     setNet() {
@@ -228,10 +220,7 @@ export function createTsneView(root, ctx) {
       buildForm();
     },
     cancel() {
-      abort?.abort();
-      abort = null;
-      run.disabled = false;
-      cancel.disabled = true;
+      controls.cancel();
     },
     async fromHash(h) {
       const given = Object.fromEntries([...h].filter(([k]) => keys.includes(k)));
