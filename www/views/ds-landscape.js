@@ -60,10 +60,9 @@ export function createLandscapeView(root, ctx) {
     formBox.replaceChildren(form.node);
     const showFor = () => {
       const k = form.inputs.kind.input.value;
-      for (const [key, { input, f }] of Object.entries(form.inputs)) {
+      for (const [key, { input }] of Object.entries(form.inputs)) {
         const group = ctx.schemas.landscape.fields.find((x) => x.key === key)?.group;
         input.closest('label').hidden = Boolean(group) && group !== k;
-        void f;
       }
       canvas.parentNode.hidden = k !== 'plane';
       chartBox.hidden = k !== 'line';

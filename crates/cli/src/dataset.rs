@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use convlens_core::data::{self, Augment, Dataset, Pixels};
+use convlens_core::data::{self, Dataset};
 use convlens_core::jobs::{Budget, DatasetProgress, Inputs, Progress};
 use convlens_core::session::Session;
 use convlens_core::vis::grid;
@@ -149,7 +149,7 @@ fn folder(dir: &Path, spec: &NetSpec) -> Result<Dataset> {
         }
     }
     let classes = spec.class_names.clone().unwrap_or_default();
-    Ok(Dataset { shape: [c, h, w], pixels: Pixels::F32(pixels), labels: vec![0; paths.len()], classes, augment: Augment::default() })
+    data::images([c, h, w], pixels, vec![], classes).map_err(|e| format!("{}: {e}", dir.display()))
 }
 
 /// The session with the model and the images loaded.

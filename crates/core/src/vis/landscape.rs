@@ -192,7 +192,7 @@ impl Landscape {
         let (axis, origin, d1, d2, order, coarse) = match settings.slice {
             Slice::Line => {
                 let init = Net::init(spec.clone(), settings.init_seed, &crate::backend::cpu());
-                let theta0 = pollster_read(&init)?;
+                let theta0 = host_weights(&init)?;
                 let d1 = combine(&weights, &theta0, -1.0, None, 0.0);
                 let axis: Vec<f64> = (0..p).map(|i| settings.from + (settings.to - settings.from) * i as f64 / (p - 1) as f64).collect();
                 (axis, theta0, d1, None, (0..p).collect(), p)
@@ -247,11 +247,6 @@ impl Landscape {
         }
     }
 
-    /// The directions (the plane's two, or the line's θ₁ − θ₀).
-    pub fn directions(&self) -> (&Weights, Option<&Weights>) {
-        (&self.d1, self.d2.as_ref())
-    }
-
     /// Evaluates the next point.
     pub async fn run(&mut self, net: &Net, fused: Option<&mut CpuTrainer>) -> Result<(), Error> {
         if self.done() {
@@ -268,7 +263,7 @@ impl Landscape {
 }
 
 /// The initial weights, read from the CPU device (synchronous there).
-fn pollster_read(net: &Net) -> Result<Weights, Error> {
+fn host_weights(net: &Net) -> Result<Weights, Error> {
     net.params
         .iter()
         .map(|lp| lp.iter().map(|p| p.flat().into_data().try_to_vec::<f32>().map_err(|e| Error::Backend(format!("{e:?}")))).collect())

@@ -310,21 +310,6 @@ impl Patches {
         self.next += n;
         Ok(())
     }
-
-    /// The crop of hit `rank` of `channel` (CHW, the field's size), or None.
-    pub fn patch(&self, channel: usize, rank: usize) -> Option<Vec<f32>> {
-        let hit = self.top.channels.get(channel)?.get(rank)?;
-        Some(self.crop_of(hit))
-    }
-
-    /// The crop of an image at a unit's receptive field.
-    pub fn crop_of(&self, hit: &Hit) -> Vec<f32> {
-        let input = self.input;
-        let mut image = vec![];
-        self.data.example(hit.image, input, None, &mut image);
-        let (y0, x0, h, w) = self.field.patch(hit.y, hit.x, input[1], input[2]);
-        crop(&image, input, y0, x0, h, w)
-    }
 }
 
 /// The crops of the units (`image`, `y`, `x` per hit; image -1: none, zeros) of layer `layer`'s

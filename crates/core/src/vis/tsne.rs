@@ -814,12 +814,6 @@ impl Tsne {
         }
         self.iteration += 1;
     }
-
-    /// The KL divergence at the current embedding (unexaggerated P).
-    pub fn kl_now(&self) -> f64 {
-        let mut g = vec![0f32; 2 * self.n];
-        gradient(&self.p, &self.y, 1.0, self.settings.method, true, &mut g).unwrap_or(f64::NAN)
-    }
 }
 
 /// The start: the first two principal components of `x` scaled to a standard deviation of 1e-4
