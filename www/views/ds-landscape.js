@@ -1,8 +1,11 @@
 // The loss surface around the trained weights (crates/core/src/vis/landscape.rs): the loss and
 // accuracy along the line from an initialization to the trained weights (Goodfellow et al. 2015),
 // or a 2-D slice along two random filter-normalized directions (Li et al. 2018), drawn as it is
-// evaluated: the plane's 11 x 11 coarse grid first, then every point. The engine evaluates; this
-// view draws (a log-loss heatmap with contour lines, a uPlot chart).
+// evaluated: the plane's 11 x 11 coarse grid first, then every point; and the seeds experiment
+// (Choromanska et al. 2015; crates/core/src/vis/seeds.rs): the final test losses of nets trained
+// from several seeds at several widths, whose spread shrinks as the nets grow. The engine
+// evaluates and trains; this view draws (a log-loss heatmap with contour lines, uPlot charts, a
+// table).
 import uPlot from '../vendor/uPlot.esm.js';
 import { VIRIDIS } from './colormap.js';
 import { countText, el, fmt } from './dom.js';
@@ -22,7 +25,7 @@ function viridis(t, out, i) {
 
 export function createLandscapeView(root, ctx) {
   const { client } = ctx;
-  const keys = ['kind', 'images', 'split', 'points', 'from', 'to', 'initSeed', 'span', 'seed'];
+  const keys = ['kind', 'images', 'split', 'points', 'from', 'to', 'initSeed', 'span', 'seed', 'widths', 'seeds', 'steps', 'learningRate'];
   let form = null;
   const formBox = el('div');
   const run = el('button.primary', { type: 'button', id: 'landscape-run', text: 'Evaluate' });
@@ -33,6 +36,7 @@ export function createLandscapeView(root, ctx) {
   canvas.style.width = `${SIDE}px`;
   canvas.style.height = `${SIDE}px`;
   const chartBox = el('div.ds-line', { id: 'landscape-line' });
+  const seedsBox = el('div.ds-line', { id: 'landscape-seeds' });
   const readout = el('div.hint', { id: 'landscape-readout' });
   const scale = el('div.ds-scale');
   root.append(
@@ -40,11 +44,14 @@ export function createLandscapeView(root, ctx) {
     el('p.hint', {
       text: 'Line: the weights θ(α) = θ₀ + α (θ₁ − θ₀) from a random initialization θ₀ (α = 0) to the trained weights θ₁ (α = 1) and past '
         + 'both (Goodfellow, Vinyals & Saxe 2015). Plane: θ₁ + a δ₁ + b δ₂ for two random directions, each filter rescaled to the norm of '
-        + 'the trained filter (Li et al. 2018); the centre is the trained net. Each point is the mean cross-entropy on the same test images.',
+        + 'the trained filter (Li et al. 2018); the centre is the trained net. Each point is the mean cross-entropy on the same test images. '
+        + 'Seeds: nets of this architecture trained from scratch from several seeds at several widths (every hidden layer\'s filters or units '
+        + 'times the width); small nets end in minima of very different quality, and the spread of their test losses shrinks as the nets grow '
+        + '(Choromanska et al. 2015).',
     }),
     formBox,
     el('div.row', {}, run, cancel, bar, info),
-    el('div.ds-maps', {}, el('div', {}, canvas, scale), chartBox),
+    el('div.ds-maps', {}, el('div', {}, canvas, scale), chartBox, seedsBox),
     readout,
   );
   const controls = runControls(run, cancel);
@@ -54,7 +61,8 @@ export function createLandscapeView(root, ctx) {
   function buildForm() {
     form = createForm(schemaFields(ctx.schemas.landscape, keys, {
       kind: { id: 'landscape-kind' },
-      images: { id: 'landscape-images', label: 'test images (0: 1,000 line, 256 plane)' },
+      images: { id: 'landscape-images', label: 'test images (0: 1,000 line and seeds, 256 plane)' },
+      widths: { id: 'landscape-widths' },
       points: { id: 'landscape-points', label: 'points (0: 81 line, 51 plane)' },
     }));
     formBox.replaceChildren(form.node);
@@ -62,10 +70,11 @@ export function createLandscapeView(root, ctx) {
       const k = form.inputs.kind.input.value;
       for (const [key, { input }] of Object.entries(form.inputs)) {
         const group = ctx.schemas.landscape.fields.find((x) => x.key === key)?.group;
-        input.closest('label').hidden = Boolean(group) && group !== k;
+        input.closest('label').hidden = (Boolean(group) && group !== k) || (key === 'points' && k === 'seeds');
       }
       canvas.parentNode.hidden = k !== 'plane';
       chartBox.hidden = k !== 'line';
+      seedsBox.hidden = k !== 'seeds';
     };
     form.inputs.kind.input.onchange = showFor;
     showFor();
@@ -148,7 +157,51 @@ export function createLandscapeView(root, ctx) {
     } else plot.setData([xs, loss, acc]);
   }
 
+  /** The seeds experiment: each net's final test loss against its width (log scale), the band from the lowest to the highest, and a table. */
+  let seedsPlot = null;
+  const seedsChart = el('div');
+  const seedsTable = el('table.opt-table', { id: 'landscape-seeds-table' });
+  seedsBox.append(seedsChart, seedsTable);
+  function drawSeeds(sd) {
+    const w = sd.widths.length;
+    const k = sd.seeds;
+    const col = (j) => Array.from({ length: w }, (_, i) => (Number.isFinite(sd.spread[i * 4 + j]) ? sd.spread[i * 4 + j] : null));
+    const perSeed = Array.from({ length: k }, (_, s) => Array.from({ length: w }, (_, i) => {
+      const v = sd.loss[i * k + s];
+      return sd.outcome[i * k + s] === 'done' && Number.isFinite(v) ? v : null;
+    }));
+    const data = [Array.from(sd.widths), col(3), col(0), col(2), ...perSeed];
+    if (!seedsPlot || seedsPlot.series.length !== data.length) {
+      seedsChart.replaceChildren();
+      const dot = (s) => ({
+        label: `seed ${s + 1}`, stroke: '#4e79a7', fill: '#4e79a7', paths: () => null, points: { show: true, size: 7 },
+      });
+      seedsPlot = new uPlot({
+        width: 520, height: 300, title: 'final test loss of each net against its width',
+        scales: { x: { time: false, distr: 3, log: 2 } },
+        axes: [{ label: 'width (× the net\'s filters and units)' }, { label: 'test loss', size: 56 }],
+        legend: { show: false },
+        bands: [{ series: [1, 3], fill: 'rgba(242,142,43,0.18)' }],
+        series: [{}, { label: 'highest', stroke: '#f28e2b', width: 1, dash: [4, 4] }, { label: 'mean', stroke: '#e15759', width: 2 },
+          { label: 'lowest', stroke: '#f28e2b', width: 1, dash: [4, 4] }, ...Array.from({ length: k }, (_, s) => dot(s))],
+      }, data, seedsChart);
+    } else seedsPlot.setData(data);
+    const f4 = (v) => (Number.isFinite(v) ? v.toFixed(4) : '–');
+    const head = el('tr', {}, ...['width', 'parameters', 'nets', 'test loss mean', 'spread (sd)', 'lowest', 'highest', 'accuracy'].map((t) => el('th', { text: t })));
+    const rows = sd.widths.map((x, i) => {
+      const outs = Array.from({ length: k }, (_, s) => sd.outcome[i * k + s]);
+      const done = outs.filter((o) => o === 'done').length;
+      const diverged = outs.filter((o) => o === 'diverged').length;
+      const accs = Array.from({ length: k }, (_, s) => sd.accuracy[i * k + s]).filter((v, s) => outs[s] === 'done' && Number.isFinite(v));
+      const acc = accs.length ? `${fmt(100 * accs.reduce((a, b) => a + b, 0) / accs.length)}%` : '–';
+      return el('tr', {}, ...[fmt(x), countText(sd.params[i]), `${done} of ${k}${diverged ? ` (${diverged} diverged)` : ''}`,
+        f4(sd.spread[i * 4]), f4(sd.spread[i * 4 + 1]), f4(sd.spread[i * 4 + 2]), f4(sd.spread[i * 4 + 3]), acc].map((t) => el('td', { text: t })));
+    });
+    seedsTable.replaceChildren(el('caption', { text: `${k} seeds per width, ${countText(sd.steps)} steps each, test loss on ${countText(sd.images)} images` }), head, ...rows);
+  }
+
   function draw() {
+    if (state?.seeds) { drawSeeds(state.seeds); return; }
     const l = state?.landscape;
     if (!l) return;
     if (l.slice === 'plane') drawPlane(l);
@@ -173,7 +226,10 @@ export function createLandscapeView(root, ctx) {
     const s = settingsOf(form, keys);
     ctx.hash.set(s);
     plot = null;
+    seedsPlot = null;
     chartBox.replaceChildren();
+    seedsChart.replaceChildren();
+    seedsTable.replaceChildren();
     const t0 = performance.now();
     let coarseAt = null;
     try {
@@ -183,6 +239,12 @@ export function createLandscapeView(root, ctx) {
           state = st;
           bar.value = st.total ? st.step / st.total : 1;
           const secs = (performance.now() - t0) / 1000;
+          if (st.seeds) {
+            const finished = st.seeds.outcome.filter((o) => o !== 'pending').length;
+            info.textContent = `${countText(finished)} of ${countText(st.seeds.outcome.length)} nets trained · step ${countText(st.step)} of ${countText(st.total)} · ${fmt(secs)} s`;
+            draw();
+            return;
+          }
           if (coarseAt === null && st.step >= st.landscape.coarse) coarseAt = secs;
           info.textContent = `${countText(st.step)} of ${countText(st.total)} points on ${countText(st.landscape.images)} images · ${fmt(secs)} s`
             + (coarseAt !== null && st.landscape.slice === 'plane' ? ` (coarse grid in ${fmt(coarseAt)} s)` : '');
@@ -204,7 +266,10 @@ export function createLandscapeView(root, ctx) {
       api.cancel();
       state = null;
       plot = null;
+      seedsPlot = null;
       chartBox.replaceChildren();
+      seedsChart.replaceChildren();
+      seedsTable.replaceChildren();
       canvas.getContext('2d').clearRect(0, 0, SIDE, SIDE);
       info.textContent = '';
       buildForm();

@@ -160,6 +160,7 @@ export function schemaFields(schema, keys, extra = {}) {
     if (f.type.kind === 'choice') Object.assign(d, { type: 'select', value: f.default, options: f.type.options.map((o) => [o, o]) });
     else if (f.type.kind === 'boolean') Object.assign(d, { type: 'checkbox', value: f.default });
     else if (f.nullable) Object.assign(d, { type: 'text', value: f.default ?? '', label: `${label}, blank: auto` });
+    else if (f.type.kind === 'text') Object.assign(d, { type: 'text', value: f.default ?? '' });
     else Object.assign(d, { value: f.default, min: f.min ?? undefined, max: f.max ?? undefined, step: f.step ?? 'any' });
     return { ...d, ...(extra[key] ?? {}) };
   });

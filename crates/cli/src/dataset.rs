@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use convlens_core::data::{self, Dataset};
-use convlens_core::jobs::{Budget, DatasetProgress, Inputs, Progress};
+use convlens_core::jobs::{Budget, DatasetProgress, Inputs, Progress, SeedsProgress};
 use convlens_core::session::Session;
 use convlens_core::vis::grid;
 use convlens_core::{Net, NetSpec};
@@ -94,8 +94,9 @@ pub struct LandscapeArgs {
     pub model: ModelArgs,
     #[command(flatten)]
     pub data: DataArgs,
-    /// line (from the initial weights to the trained ones) or plane (two random filter-normalized
-    /// directions) [default: plane].
+    /// line (from the initial weights to the trained ones), plane (two random filter-normalized
+    /// directions) or seeds (nets trained from several seeds at several widths: --set widths=0.25,0.5,1,2
+    /// --set seeds=5 --set steps=500) [default: plane].
     #[arg(long)]
     pub kind: Option<String>,
     /// Test images the loss is measured on [default: 1,000 for the line, 256 for the plane].
@@ -106,8 +107,11 @@ pub struct LandscapeArgs {
     pub points: Option<u64>,
     #[command(flatten)]
     pub set: SetArgs,
-    /// Output directory: line.npy [points, 3] (α, loss, accuracy) and line.png, or loss.npy and
-    /// accuracy.npy [points, points] (rows: the second direction), axis.npy, plane.png.
+    /// Output directory: line.npy [points, 3] (α, loss, accuracy) and line.png; or loss.npy and
+    /// accuracy.npy [points, points] (rows: the second direction), axis.npy, plane.png; or (seeds)
+    /// widths.npy [widths, 2] (width, parameters), seeds_loss.npy, seeds_accuracy.npy and
+    /// seeds_train_loss.npy [widths, seeds], spread.npy [widths, 4] (mean, sd, min, max of the
+    /// test losses) and seeds.png (min, mean and max against log2 width).
     #[arg(long)]
     pub out: PathBuf,
     /// Pixels per grid point in the plane's PNG.
@@ -294,8 +298,11 @@ pub async fn landscape(a: LandscapeArgs) -> Result<()> {
         &a.set.set,
     )?;
     let (p, secs) = run(&s, "landscape", &given, 16).await?;
-    let Some(DatasetProgress::Landscape(lp)) = &p.dataset else { return Err("landscape: no result".into()) };
     out_dir(&a.out)?;
+    if let Some(DatasetProgress::Seeds(sp)) = &p.dataset {
+        return seeds(sp, &a.out, secs);
+    }
+    let Some(DatasetProgress::Landscape(lp)) = &p.dataset else { return Err("landscape: no result".into()) };
     let axis: Vec<f32> = lp.axis.iter().map(|&v| v as f32).collect();
     npy_write(&a.out.join("axis.npy"), &[axis.len()], &axis)?;
     if lp.slice == "line" {
@@ -336,6 +343,43 @@ pub async fn landscape(a: LandscapeArgs) -> Result<()> {
             lp.loss.iter().copied().fold(f32::INFINITY, f32::min),
             lp.loss.iter().copied().fold(f32::NEG_INFINITY, f32::max),
             a.out.display()
+        );
+    }
+    Ok(())
+}
+
+/// The seeds experiment's files and summary.
+fn seeds(sp: &SeedsProgress, out: &Path, secs: f64) -> Result<()> {
+    let (w, k) = (sp.widths.len(), sp.seeds);
+    let widths: Vec<f32> = sp.widths.iter().zip(&sp.params).flat_map(|(&x, &p)| [x as f32, p as f32]).collect();
+    npy_write(&out.join("widths.npy"), &[w, 2], &widths)?;
+    npy_write(&out.join("seeds_loss.npy"), &[w, k], &sp.loss)?;
+    npy_write(&out.join("seeds_accuracy.npy"), &[w, k], &sp.accuracy)?;
+    npy_write(&out.join("seeds_train_loss.npy"), &[w, k], &sp.train_loss)?;
+    let spread: Vec<f32> = sp.spread.iter().flatten().map(|&v| v as f32).collect();
+    npy_write(&out.join("spread.npy"), &[w, 4], &spread)?;
+    // The lowest, mean and highest final test loss against log2 of the width: the band narrows.
+    let x: Vec<f64> = sp.widths.iter().map(|v| v.log2()).collect();
+    let col = |j: usize| sp.spread.iter().map(|s| s[j]).collect::<Vec<f64>>();
+    let (lo, mean, hi) = (col(2), col(0), col(3));
+    write_png(&out.join("seeds.png"), &grid::plot(&[(&x, &lo), (&x, &mean), (&x, &hi)], 640, 320, false))?;
+    println!(
+        "landscape seeds: {k} seeds x {w} widths, {} steps each, test loss on {} images, in {secs:.2} s; wrote {}",
+        sp.steps,
+        sp.images,
+        out.display()
+    );
+    for (i, s) in sp.spread.iter().enumerate() {
+        let diverged = (0..k).filter(|&j| sp.outcome[i * k + j] == "diverged").count();
+        println!(
+            "  width {:<5} {:>8} parameters: test loss {:.4} ± {:.4} (min {:.4}, max {:.4}){}",
+            sp.widths[i],
+            sp.params[i],
+            s[0],
+            s[1],
+            s[2],
+            s[3],
+            if diverged > 0 { format!(", {diverged} diverged") } else { String::new() }
         );
     }
     Ok(())

@@ -419,7 +419,7 @@ pub async fn style(a: StyleArgs) -> Result<()> {
     let s = session(net.clone(), &a.model)?;
     let t0 = std::time::Instant::now();
     let (id, mut p) = s
-        .start_job("style", Inputs { image: &content, style: &style_img, objective: None, data: None }, &given)
+        .start_job("style", Inputs { image: &content, style: &style_img, ..Inputs::default() }, &given)
         .await
         .map_err(|e| e.to_string())?;
     let clock = move || t0.elapsed().as_secs_f64() * 1e3;

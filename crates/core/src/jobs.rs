@@ -17,6 +17,7 @@ use crate::vis::class_vis::{self, ClassVis};
 use crate::vis::landscape::{self, Landscape};
 use crate::vis::occlusion::{self, Occlusion};
 use crate::vis::patches::{self, Patches};
+use crate::vis::seeds::{self, Seeds};
 use crate::vis::tsne::{self, TsneRun};
 use crate::vis::{deepdream, inversion, style};
 use crate::{Error, Net, Objective};
@@ -60,6 +61,8 @@ pub enum Job {
     Patches(Patches, Option<CpuTrainer>),
     Tsne(Box<TsneRun>, Option<CpuTrainer>),
     Landscape(Landscape, Option<CpuTrainer>),
+    /// The landscape's seeds experiment: trains its own nets.
+    Seeds(Box<Seeds>),
 }
 
 /// What a job starts from.
@@ -73,6 +76,9 @@ pub struct Inputs<'a> {
     pub objective: Option<Objective>,
     /// The dataset views' images: the session's training and test splits.
     pub data: Option<(Rc<Dataset>, Rc<Dataset>)>,
+    /// Whether the fused CPU path may run (the session's backend is the CPU and the path is not
+    /// turned off): the seeds experiment's nets take it where they can.
+    pub fused_allowed: bool,
 }
 
 /// How much a step call may do: about this many milliseconds (at least one step), or this many
@@ -179,12 +185,32 @@ pub struct LandscapeProgress {
     pub coarse: usize,
 }
 
+/// The seeds experiment so far: per (width, seed) net, row-major by width, its final test loss
+/// and accuracy, and the mean training loss of its last steps (NaN until done).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeedsProgress {
+    pub widths: Vec<f64>,
+    pub seeds: usize,
+    /// Parameters of the net at each width.
+    pub params: Vec<usize>,
+    pub steps: usize,
+    pub images: usize,
+    pub loss: Vec<f32>,
+    pub accuracy: Vec<f32>,
+    pub train_loss: Vec<f32>,
+    /// Per net: "pending", "done" or "diverged".
+    pub outcome: Vec<&'static str>,
+    /// Per width: the finished nets' test loss mean, standard deviation, min and max.
+    pub spread: Vec<[f64; 4]>,
+}
+
 /// A dataset view's state.
 #[derive(Debug, Clone, PartialEq)]
 pub enum DatasetProgress {
     Patches(PatchesProgress),
     Tsne(TsneProgress),
     Landscape(LandscapeProgress),
+    Seeds(SeedsProgress),
 }
 
 fn preview(data: Vec<f32>, shape: [usize; 3]) -> Preview {
@@ -249,10 +275,14 @@ impl Job {
             }
             "patches" | "tsne" | "landscape" => {
                 let (train, test) = inputs.data.ok_or_else(|| Error::Input(format!("{kind} needs a dataset: load one first")))?;
-                let data = if v.text("split") == "train" { train } else { test };
+                let data = if v.text("split") == "train" { train.clone() } else { test };
                 match kind {
                     "patches" => Job::Patches(Patches::new(net, data, patches::Settings::from_values(&v, spec)?)?, None),
                     "tsne" => Job::Tsne(Box::new(TsneRun::new(net, data, &v)?), None),
+                    _ if v.text("kind") == "seeds" => {
+                        let s = seeds::Settings::from_values(&v)?;
+                        Job::Seeds(Box::new(Seeds::new(net, train, &data, s, inputs.fused_allowed)?))
+                    }
                     _ => {
                         let weights = net.read_weights().await?;
                         Job::Landscape(Landscape::new(net, weights, &data, landscape::Settings::from_values(&v)?)?, None)
@@ -278,6 +308,7 @@ impl Job {
             Job::Patches(p, _) => p.done(),
             Job::Tsne(t, _) => t.done(),
             Job::Landscape(l, _) => l.done(),
+            Job::Seeds(s) => s.done(),
         }
     }
 
@@ -379,6 +410,9 @@ impl Job {
                 Job::Landscape(l, own) => {
                     let fused = own.as_mut().or(lent.as_deref_mut());
                     l.run(net, fused).await?;
+                }
+                Job::Seeds(s) => {
+                    s.run(clock).await?;
                 }
             }
             n += 1;
@@ -530,6 +564,38 @@ impl Job {
                     images: vec![],
                     occlusion: None,
                     dataset: Some(DatasetProgress::Tsne(tp)),
+                };
+            }
+            Job::Seeds(s) => {
+                let sp = SeedsProgress {
+                    widths: s.settings.widths.clone(),
+                    seeds: s.settings.seeds,
+                    params: s.params.clone(),
+                    steps: s.settings.steps,
+                    images: s.test_count(),
+                    loss: s.loss.clone(),
+                    accuracy: s.accuracy.clone(),
+                    train_loss: s.train_loss.clone(),
+                    outcome: s
+                        .outcome
+                        .iter()
+                        .map(|o| match o {
+                            seeds::Outcome::Pending => "pending",
+                            seeds::Outcome::Done => "done",
+                            seeds::Outcome::Diverged => "diverged",
+                        })
+                        .collect(),
+                    spread: s.spread(),
+                };
+                return Progress {
+                    kind: "landscape",
+                    step: s.steps_done(),
+                    total: s.total_steps(),
+                    done: s.done(),
+                    history: vec![],
+                    images: vec![],
+                    occlusion: None,
+                    dataset: Some(DatasetProgress::Seeds(sp)),
                 };
             }
             Job::Landscape(l, _) => {

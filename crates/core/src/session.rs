@@ -824,6 +824,7 @@ impl Session {
         if inputs.data.is_none() {
             inputs.data = self.state.borrow().data.as_ref().map(|d| (d.train.clone(), d.test.clone()));
         }
+        inputs.fused_allowed = self.fused_allowed && self.backend == Backend::Cpu;
         let generation = self.generation();
         let version = self.state.borrow().version;
         // Occlusion runs on the fused path's state (the same weights as `net`).

@@ -323,3 +323,105 @@ fn patch_maps_are_each_units_guided_and_deconvnet_gradient_cropped() {
         assert!(s.patch_maps("test", 3, &channels, &pp.images, &pp.ys, &pp.xs, "backwards").await.is_err());
     });
 }
+
+/// The seeds experiment's nets, each trained again here step by step through Burn from its
+/// definition (the widened spec, `Net::init` with its seed, the seed's data order, the learning
+/// rate falling linearly per chunk of 10 steps) and measured directly: the job's losses equal
+/// those, on the fused path and through Burn; the spread is the losses' statistics; the widths
+/// scale every hidden layer; a diverging rate marks nets diverged and the experiment still ends.
+#[test]
+fn seeds_experiment_nets_equal_a_direct_training() {
+    use convlens_core::data::Sampler;
+    use convlens_core::train::{self, Optimizer, TrainConfig};
+    use convlens_core::vis::seeds;
+    pollster::block_on(async {
+        let net = mnist();
+        let dir = www().join("data");
+        let (train_set, test) = data::layout("mnist5k", None).unwrap().load(|f| Ok(std::fs::read(dir.join(f)).unwrap())).unwrap();
+        let (steps, images, lr) = (30usize, 200usize, 0.02);
+        let settings = json!({"kind": "seeds", "widths": "1, 0.5", "seeds": 2, "steps": steps, "images": images, "learningRate": lr});
+
+        // Widths: conv1 8 -> 4 filters, conv2 16 -> 8, the score layer keeps its 10 units.
+        let half = seeds::widen(&net.spec, 0.5).unwrap();
+        let filters: Vec<usize> = half.layers.iter().map(|l| l.out_shape[0]).collect();
+        assert_eq!(filters, vec![1, 4, 4, 8, 8, 10, 10]);
+        assert_eq!(seeds::widen(&net.spec, 0.01).unwrap().layers[1].out_shape[0], 1, "at least one filter");
+
+        // The reference: width w, seed s.
+        let reference = |w: f64, seed: u64| {
+            let (spec, train_set, test) = (seeds::widen(&net.spec, w).unwrap(), &train_set, &test);
+            async move {
+                let mut n = Net::init(spec, seed, &backend::cpu());
+                let base = TrainConfig { learning_rate: lr, seed, ..TrainConfig::default() };
+                let mut opt = Optimizer::new(&n, base);
+                let mut sampler = Sampler::new(train_set.len(), seed);
+                for chunk in 0..steps / 10 {
+                    opt.set_config(TrainConfig { learning_rate: lr * (1.0 - (chunk * 10) as f64 / steps as f64), ..base });
+                    let batches: Vec<_> = (0..10)
+                        .map(|_| {
+                            let idx = sampler.next(20);
+                            train_set.batch(&idx, n.spec.input_shape(), Some(&mut sampler.rng))
+                        })
+                        .collect();
+                    train::train_chunk(&mut n, &mut opt, &batches, &clock).await.unwrap();
+                }
+                let idx: Vec<usize> = (0..images).collect();
+                let (x, labels) = test.batch(&idx, n.spec.input_shape(), None);
+                let p = train::probabilities(&n, &x, images).await.unwrap();
+                p.chunks(10).zip(&labels).map(|(row, &y)| -(row[y] as f64).ln()).sum::<f64>() / images as f64
+            }
+        };
+        let mut want = vec![];
+        for w in [0.5, 1.0] {
+            for seed in [1, 2] {
+                want.push(reference(w, seed).await);
+            }
+        }
+        for fused in [true, false] {
+            let s = session(net.clone(), fused);
+            let p = s.run_job("landscape", Inputs::default(), &settings, Budget::Items(3), &clock, &mut |_| {}).await.unwrap();
+            assert!(p.done);
+            assert_eq!((p.step, p.total), (4 * steps, 4 * steps));
+            let Some(DatasetProgress::Seeds(sp)) = p.dataset else { panic!("no seeds progress") };
+            assert_eq!(sp.widths, vec![0.5, 1.0], "sorted");
+            assert_eq!(sp.params, vec![half.param_count(), net.spec.param_count()]);
+            assert_eq!(sp.images, images);
+            assert!(sp.outcome.iter().all(|&o| o == "done"), "{:?}", sp.outcome);
+            // The fused path's float sums differ from Burn's in the last bits; 30 steps keep it small.
+            let tol = if fused { 2e-3 } else { 1e-5 };
+            for (k, (&got, &w)) in sp.loss.iter().zip(&want).enumerate() {
+                assert!((got as f64 - w).abs() < tol * w.max(1.0), "fused {fused}, net {k}: {got} vs direct {w}");
+            }
+            for (i, row) in sp.spread.iter().enumerate() {
+                let (a, b) = (sp.loss[2 * i] as f64, sp.loss[2 * i + 1] as f64);
+                let mean = (a + b) / 2.0;
+                assert!((row[0] - mean).abs() < 1e-12 && (row[1] - (a - b).abs() / 2.0).abs() < 1e-9, "{row:?}");
+                assert_eq!((row[2], row[3]), (a.min(b), a.max(b)));
+            }
+            assert!(sp.loss.iter().all(|&l| l < 2.3), "30 steps already beat chance: {:?}", sp.loss);
+        }
+
+        // A rate that diverges: every net is marked and the experiment ends.
+        let s = session(net.clone(), true);
+        let wild = json!({"kind": "seeds", "widths": "1", "seeds": 2, "steps": 20, "images": 50, "learningRate": 1e4});
+        let p = s.run_job("landscape", Inputs::default(), &wild, Budget::Items(5), &clock, &mut |_| {}).await.unwrap();
+        let Some(DatasetProgress::Seeds(sp)) = p.dataset else { panic!("no seeds progress") };
+        assert!(p.done && sp.outcome.iter().all(|&o| o == "diverged"), "{:?} {:?}", sp.outcome, sp.loss);
+        assert!(sp.spread[0][0].is_nan());
+
+        // Bad settings and nets get a message naming the problem.
+        for (bad, needle) in [("0.25, x", "'x' is not a number"), ("100", "out of range"), ("", "give 1 to 8 widths")] {
+            let e = s
+                .start_job("landscape", Inputs::default(), &json!({"kind": "seeds", "widths": bad}))
+                .await
+                .err()
+                .unwrap_or_else(|| panic!("widths '{bad}' accepted"));
+            assert!(e.to_string().contains(needle), "{e}");
+        }
+        let grouped = NetSpec::parse(
+            r#"{"layers":[{"type":"input","width":8,"height":8,"depth":2},{"type":"conv","size":3,"filters":4,"groups":2},{"type":"fc","units":3},{"type":"softmax"}]}"#,
+        )
+        .unwrap();
+        assert!(seeds::widen(&grouped, 2.0).unwrap_err().to_string().contains("grouped convolution"));
+    });
+}

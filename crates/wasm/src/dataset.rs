@@ -12,8 +12,8 @@ use wasm_bindgen_futures::future_to_promise;
 
 use crate::{Engine, js_err, now, set, settings_json, shape_js, to_js};
 
-/// A dataset job's state: {id, kind, step, total, done} and, by kind, `patches`, `tsne` or
-/// `landscape` (docs/ENGINE_API.md).
+/// A dataset job's state: {id, kind, step, total, done} and, by kind, `patches`, `tsne`,
+/// `landscape` or (the landscape's seeds experiment) `seeds` (docs/ENGINE_API.md).
 fn progress_js(id: u32, p: &Progress) -> Object {
     let o = Object::new();
     set(&o, "id", id);
@@ -63,6 +63,22 @@ fn progress_js(id: u32, p: &Progress) -> Object {
             set(&v, "images", l.images as u32);
             set(&v, "coarse", l.coarse as u32);
             set(&o, "landscape", v);
+        }
+        Some(DatasetProgress::Seeds(sp)) => {
+            let v = Object::new();
+            set(&v, "widths", Float64Array::from(sp.widths.as_slice()));
+            set(&v, "seeds", sp.seeds as u32);
+            let params: Vec<f64> = sp.params.iter().map(|&p| p as f64).collect();
+            set(&v, "params", Float64Array::from(params.as_slice()));
+            set(&v, "steps", sp.steps as u32);
+            set(&v, "images", sp.images as u32);
+            set(&v, "loss", Float32Array::from(sp.loss.as_slice()));
+            set(&v, "accuracy", Float32Array::from(sp.accuracy.as_slice()));
+            set(&v, "trainLoss", Float32Array::from(sp.train_loss.as_slice()));
+            set(&v, "outcome", sp.outcome.iter().map(|&s| JsValue::from_str(s)).collect::<Array>());
+            let spread: Vec<f64> = sp.spread.iter().flatten().copied().collect();
+            set(&v, "spread", Float64Array::from(spread.as_slice()));
+            set(&o, "seeds", v);
         }
         None => {}
     }

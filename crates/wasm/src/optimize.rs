@@ -99,7 +99,7 @@ impl Engine {
             let style_js = take_key(&settings, "style");
             let style: Vec<f32> = if style_js.is_undefined() { vec![] } else { Float32Array::new(&style_js).to_vec() };
             let given = settings_json(&settings, &kind)?;
-            let inputs = Inputs { image: &input, style: &style, objective, data: None };
+            let inputs = Inputs { image: &input, style: &style, objective, ..Inputs::default() };
             let (id, p) = session.start_job(&kind, inputs, &given).await.map_err(js_err)?;
             let js = progress_js(&p);
             set(&js, "id", id);

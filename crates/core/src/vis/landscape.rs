@@ -9,6 +9,8 @@
 //!   biases and batchnorm's parameters 0, running statistics untouched), evaluated coarse to fine:
 //!   the points of an 11 x 11 grid first, then the rest row by row.
 //!
+//! The third kind, `seeds`, trains nets rather than slicing one: see [`crate::vis::seeds`].
+//!
 //! Each point is the mean cross-entropy (and the accuracy) of the network with those weights on
 //! one fixed set of images, through the fused CPU path where it runs, else Burn.
 
@@ -29,10 +31,11 @@ pub fn schema() -> Schema {
     Schema::new(
         "landscape",
         vec![
-            Field::choice("kind", "slice", vec!["line", "plane"], "plane")
-                .help("line: from the initial weights to the trained ones; plane: two random filter-normalized directions"),
+            Field::choice("kind", "slice", vec!["line", "plane", "seeds"], "plane").help(
+                "line: from the initial weights to the trained ones; plane: two random filter-normalized directions; seeds: the spread of final test losses of nets trained from several seeds at several widths",
+            ),
             Field::integer("images", "images", 0, 0, 10000)
-                .help("Test images the loss is measured on (0: 1,000 for the line, 256 for the plane)"),
+                .help("Test images the loss is measured on (0: 1,000 for the line and the seeds, 256 for the plane)"),
             Field::choice("split", "split", vec!["test", "train"], "test"),
             Field::integer("points", "points", 0, 0, 401).help(
                 "Points along the line, or per side of the grid (0: 81 for the line, every 0.025 with α = 0 and 1 on it; 51 for the plane)",
@@ -44,6 +47,16 @@ pub fn schema() -> Schema {
                 .group("line"),
             Field::number("span", "plane half-width", 1.0, 0.01, 100.0, 0.1).group("plane"),
             Field::integer("seed", "directions' seed", 0, 0, u32::MAX as u64).group("plane"),
+            Field::text("widths", "widths", "0.25, 0.5, 1, 2")
+                .help("Multipliers of every hidden conv layer's filters and fc layer's units, separated by commas (0.05 to 8)")
+                .group("seeds"),
+            Field::integer("seeds", "seeds per width", 5, 2, 50).group("seeds"),
+            Field::integer("steps", "training steps per net", 500, 1, 100_000)
+                .help("Minibatches of 20 (the trainer's defaults: SGD with momentum 0.9, L2 0.001), the learning rate falling linearly to 0")
+                .group("seeds"),
+            Field::number("learningRate", "learning rate", 0.01, 1e-6, f64::INFINITY, 0.001)
+                .help("No upper bound: a net whose loss or weights stop being finite is marked diverged")
+                .group("seeds"),
         ],
     )
 }

@@ -17,5 +17,6 @@ pub mod optimize;
 pub mod patches;
 pub mod pca;
 pub mod regularizers;
+pub mod seeds;
 pub mod style;
 pub mod tsne;
