@@ -23,7 +23,8 @@ async function view(page, kind, settings) {
   return page.evaluate(async ({ kind, settings }) => {
     const st = await window.convlens.client.datasetView(kind, settings);
     const plain = (o) => Object.fromEntries(Object.entries(o).map(([k, v]) => [k, ArrayBuffer.isView(v) ? Array.from(v) : v]));
-    return { ...st, [kind]: plain(st[kind]) };
+    const key = st.seeds ? 'seeds' : kind;
+    return { ...st, [key]: plain(st[key]) };
   }, { kind, settings });
 }
 
@@ -178,7 +179,58 @@ test('t-SNE: two maps animate to a lower KL divergence; the loss surface equals 
   }
 });
 
-test('WebGPU and the CPU agree on patches and the loss surface', { timeout: 600_000 }, async (t) => {
+test('the seeds experiment: through the page\'s controls, the same losses as the native CLI; the spread is drawn and tabled', { timeout: 300_000 }, async () => {
+  const page = await openPage(ctx.browser, ctx.server.url, 'dataset.html?backend=cpu#view=landscape&net=mnist');
+  try {
+    const name = await page.evaluate(() => window.convlens.state.data.name);
+    await page.selectOption('#landscape-kind', 'seeds');
+    assert.equal(await page.textContent('#landscape-run'), 'Train');
+    assert.ok(await page.isHidden('#landscape-points'), 'the plane\'s points are not a setting of the seeds');
+    await page.fill('#landscape-widths', '0.5, 1');
+    await page.fill('#landscape-seed-count', '2');
+    await page.fill('#landscape-steps', '40');
+    await page.fill('#landscape-images', '300');
+    await page.click('#landscape-run');
+    await page.waitForFunction(() => window.convlens.views[2].state?.done, null, { timeout: 120_000 });
+    const sd = await page.evaluate(() => {
+      const s = window.convlens.views[2].state.seeds;
+      return { loss: Array.from(s.loss), spread: Array.from(s.spread), params: Array.from(s.params), outcome: s.outcome, widths: Array.from(s.widths) };
+    });
+    assert.deepEqual(sd.widths, [0.5, 1]);
+    assert.deepEqual(sd.params, [2202, 5994]);
+    assert.deepEqual(sd.outcome, ['done', 'done', 'done', 'done']);
+    assert.ok(sd.loss.every((v) => v > 0 && v < 2.3), `better than chance: ${sd.loss}`);
+    assert.equal(await page.locator('#landscape-seeds-table tr').count(), 3, 'a header and a row per width');
+    assert.match(await page.textContent('#landscape-seeds-table'), /2 of 2/);
+    assert.match(page.url(), /kind=seeds.*widths=0\.5%2C(\+|%20)?1/, 'the experiment is in the URL');
+    await page.screenshot({ path: await screenshotPath('dataset-seeds.png') });
+
+    // The native CLI trains the same nets on the same data order to the same losses.
+    const cli = join(targetDir(), 'release', 'convlens');
+    const out = mkdtempSync(join(tmpdir(), 'convlens-seeds-'));
+    try {
+      const args = ['landscape', '--model', 'www/nets/mnist.json', '--weights', 'www/nets/mnist.safetensors', '--dataset', name,
+        '--data', name === 'mnist5k' ? 'www/data' : DATA, '--kind', 'seeds', '--images', '300',
+        '--set', 'widths=0.5,1', '--set', 'seeds=2', '--set', 'steps=40', '--out', out];
+      const r = spawnSync(cli, args, { cwd: ROOT, encoding: 'utf8' });
+      assert.equal(r.status, 0, `convlens ${args.join(' ')}:\n${r.stdout}\n${r.stderr}`);
+      const loss = readNpy(join(out, 'seeds_loss.npy'));
+      assert.deepEqual(loss.shape, [2, 2]);
+      for (let i = 0; i < 4; i++) {
+        assert.ok(Math.abs(loss.data[i] - sd.loss[i]) < 1e-3 * Math.max(1, sd.loss[i]), `net ${i}: CLI ${loss.data[i]}, page ${sd.loss[i]}`);
+      }
+      const spread = readNpy(join(out, 'spread.npy'));
+      assert.deepEqual(spread.shape, [2, 4]);
+      assert.ok(existsSync(join(out, 'seeds.png')));
+    } finally {
+      rmSync(out, { recursive: true, force: true });
+    }
+  } finally {
+    await page.close();
+  }
+});
+
+test('WebGPU and the CPU agree on patches, the loss surface and the seeds experiment', { timeout: 600_000 }, async (t) => {
   const cpu = await openPage(ctx.browser, ctx.server.url, 'dataset.html?backend=cpu&net=mnist');
   const gpu = await openPage(ctx.browser, ctx.server.url, 'dataset.html?backend=webgpu&net=mnist');
   try {
@@ -195,6 +247,9 @@ test('WebGPU and the CPU agree on patches and the loss surface', { timeout: 600_
     const plane = { kind: 'plane', images: 16, points: 3, span: 0.5 };
     const [la, lb] = [await view(cpu, 'landscape', plane), await view(gpu, 'landscape', plane)];
     for (let i = 0; i < 9; i++) assert.ok(Math.abs(la.landscape.loss[i] - lb.landscape.loss[i]) < 1e-4 * Math.max(1, la.landscape.loss[i]), `point ${i}`);
+    const seeds = { kind: 'seeds', widths: '0.5', seeds: 2, steps: 20, images: 100 };
+    const [sa, sb] = [await view(cpu, 'landscape', seeds), await view(gpu, 'landscape', seeds)];
+    for (let i = 0; i < 2; i++) assert.ok(Math.abs(sa.seeds.loss[i] - sb.seeds.loss[i]) < 1e-3 * Math.max(1, sa.seeds.loss[i]), `seeds net ${i}: CPU ${sa.seeds.loss[i]}, WebGPU ${sb.seeds.loss[i]}`);
     const small = { layer: 3, points: 60, perplexity: 10, iterations: 250 };
     const [ta, tb] = [await view(cpu, 'tsne', small), await view(gpu, 'tsne', small)];
     const ka = ta.tsne.kl.at(-1);

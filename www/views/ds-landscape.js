@@ -63,6 +63,8 @@ export function createLandscapeView(root, ctx) {
       kind: { id: 'landscape-kind' },
       images: { id: 'landscape-images', label: 'test images (0: 1,000 line and seeds, 256 plane)' },
       widths: { id: 'landscape-widths' },
+      seeds: { id: 'landscape-seed-count' },
+      steps: { id: 'landscape-steps' },
       points: { id: 'landscape-points', label: 'points (0: 81 line, 51 plane)' },
     }));
     formBox.replaceChildren(form.node);
@@ -75,6 +77,7 @@ export function createLandscapeView(root, ctx) {
       canvas.parentNode.hidden = k !== 'plane';
       chartBox.hidden = k !== 'line';
       seedsBox.hidden = k !== 'seeds';
+      run.textContent = k === 'seeds' ? 'Train' : 'Evaluate';
     };
     form.inputs.kind.input.onchange = showFor;
     showFor();
@@ -174,7 +177,7 @@ export function createLandscapeView(root, ctx) {
     if (!seedsPlot || seedsPlot.series.length !== data.length) {
       seedsChart.replaceChildren();
       const dot = (s) => ({
-        label: `seed ${s + 1}`, stroke: '#4e79a7', fill: '#4e79a7', paths: () => null, points: { show: true, size: 7 },
+        label: `seed ${s + 1}`, stroke: '#4e79a7', paths: () => null, points: { show: true, size: 7, fill: '#4e79a7' },
       });
       seedsPlot = new uPlot({
         width: 520, height: 300, title: 'final test loss of each net against its width',
@@ -188,7 +191,7 @@ export function createLandscapeView(root, ctx) {
     } else seedsPlot.setData(data);
     const f4 = (v) => (Number.isFinite(v) ? v.toFixed(4) : '–');
     const head = el('tr', {}, ...['width', 'parameters', 'nets', 'test loss mean', 'spread (sd)', 'lowest', 'highest', 'accuracy'].map((t) => el('th', { text: t })));
-    const rows = sd.widths.map((x, i) => {
+    const rows = Array.from(sd.widths, (x, i) => {
       const outs = Array.from({ length: k }, (_, s) => sd.outcome[i * k + s]);
       const done = outs.filter((o) => o === 'done').length;
       const diverged = outs.filter((o) => o === 'diverged').length;
