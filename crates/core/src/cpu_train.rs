@@ -282,7 +282,6 @@ impl CpuTrainer {
     /// training step's number (dropout drops), else evaluation.
     #[inline(never)]
     fn forward(&mut self, images: &[f32], n: usize, train: Option<u64>) {
-        let last = self.spec.score_layer();
         let [c0, h0, w0] = self.spec.input_shape();
         let p0 = h0 * w0;
         let input = &mut self.bufs[0].out;
@@ -292,8 +291,14 @@ impl CpuTrainer {
                 input[(c * n + b) * p0..(c * n + b + 1) * p0].copy_from_slice(&images[(b * c0 + c) * p0..(b * c0 + c + 1) * p0]);
             }
         }
+        self.forward_from(0, n, train);
+    }
+
+    /// The forward pass from layer `from`'s output (already in `bufs[from].out`) to the scores.
+    fn forward_from(&mut self, from: usize, n: usize, train: Option<u64>) {
+        let last = self.spec.score_layer();
         let seed = self.config.seed;
-        for i in 1..=last {
+        for i in from + 1..=last {
             let (before, rest) = self.bufs.split_at_mut(i);
             let layer = &self.spec.layers[i];
             let [co, ho, wo] = layer.out_shape;
@@ -382,20 +387,48 @@ impl CpuTrainer {
         if n == 0 || images.len() != n * d * h * w {
             return Err(Error::Input(format!("{} values are not {n} inputs of {d}x{h}x{w}", images.len())));
         }
+        let p0 = h * w;
+        self.layer_output_from(0, n, layer, &mut |b0, m, input| {
+            for b in 0..m {
+                for c in 0..d {
+                    input[(c * m + b) * p0..(c * m + b + 1) * p0]
+                        .copy_from_slice(&images[((b0 + b) * d + c) * p0..((b0 + b) * d + c + 1) * p0]);
+                }
+            }
+        })
+    }
+
+    /// Layer `layer`'s output (NCHW, as [`CpuTrainer::layer_output`]) for `n` examples given by
+    /// their outputs of an earlier layer `from`: `fill(b0, m, out)` writes examples `b0..b0 + m`
+    /// of layer `from`'s output into `out`, laid out `[C][m][H * W]` (this path's channel-major
+    /// layout). The loss surface starts past its first layer this way.
+    pub fn layer_output_from(
+        &mut self,
+        from: usize,
+        n: usize,
+        layer: usize,
+        fill: &mut dyn FnMut(usize, usize, &mut [f32]),
+    ) -> Result<Vec<f32>, Error> {
         let last = self.spec.score_layer();
         if layer > last + 1 || layer >= self.spec.layers.len() {
             return Err(Error::Input(format!("there is no layer {layer} to read; the network has {}", self.spec.layers.len())));
+        }
+        if from > layer.min(last) {
+            return Err(Error::Input(format!("layer {layer} comes before layer {from}")));
         }
         let at = layer.min(last);
         let [c, hh, ww] = self.spec.layers[at].out_shape;
         let p = hh * ww;
         let mut out = vec![0f32; n * c * p];
+        let from_size = self.spec.layers[from].out_shape.iter().product::<usize>();
         // A few images at a time: each layer's im2col matrix then stays in the cache (the MNIST
         // net's forward is 3x faster at 4 to 8 images than at 256; 4 is the browser's best).
-        let per = d * h * w;
         for b0 in (0..n).step_by(INFER_CHUNK) {
             let m = INFER_CHUNK.min(n - b0);
-            self.forward(&images[b0 * per..(b0 + m) * per], m, None);
+            let start = &mut self.bufs[from].out;
+            start.resize(m * from_size, 0.0);
+            fill(b0, m, start);
+            self.forward_from(from, m, None);
             let src = &self.bufs[at].out;
             for b in 0..m {
                 for ch in 0..c {
@@ -756,30 +789,12 @@ pub(crate) fn pool_forward(
     arg: &mut [u32],
 ) {
     if mode == PoolMode::Max && pad == 0 && (ho - 1) * s + k <= h && (wo - 1) * s + k <= w {
-        // Every window inside the plane: no clamping, no bounds checks (the condition above
-        // keeps every index inside its plane).
-        for pl in 0..planes {
-            let src = &x[pl * h * w..][..h * w];
-            let (o, a) = (&mut out[pl * ho * wo..][..ho * wo], &mut arg[pl * ho * wo..][..ho * wo]);
-            for oy in 0..ho {
-                for ox in 0..wo {
-                    let at0 = oy * s * w + ox * s;
-                    let (mut best, mut at) = (f32::NEG_INFINITY, at0);
-                    for yy in 0..k {
-                        let r = at0 + yy * w;
-                        for xx in r..r + k {
-                            // SAFETY: r + k <= ((ho - 1) * s + k - 1) * w + (wo - 1) * s + k <= h * w.
-                            let v = unsafe { *src.get_unchecked(xx) };
-                            if v > best {
-                                best = v;
-                                at = xx;
-                            }
-                        }
-                    }
-                    o[oy * wo + ox] = best;
-                    a[oy * wo + ox] = at as u32;
-                }
-            }
+        // Every window inside the plane: no clamping, no bounds checks. The common sizes get
+        // their loops unrolled (a constant K).
+        match k {
+            2 => max_pool_inside::<2>(x, [planes, h, w], s, [ho, wo], out, arg),
+            3 => max_pool_inside::<3>(x, [planes, h, w], s, [ho, wo], out, arg),
+            _ => max_pool_inside_k(x, [planes, h, w], k, s, [ho, wo], out, arg),
         }
         return;
     }
@@ -793,6 +808,66 @@ pub(crate) fn pool_forward(
                 if mode == PoolMode::Max {
                     arg[o] = at as u32;
                 }
+            }
+        }
+    }
+}
+
+/// Max pooling where every K x K window lies inside its plane (no padding): each output's value
+/// and where its first maximum is.
+fn max_pool_inside<const K: usize>(
+    x: &[f32],
+    [planes, h, w]: [usize; 3],
+    s: usize,
+    [ho, wo]: [usize; 2],
+    out: &mut [f32],
+    arg: &mut [u32],
+) {
+    for pl in 0..planes {
+        let src = &x[pl * h * w..][..h * w];
+        let (o, a) = (&mut out[pl * ho * wo..][..ho * wo], &mut arg[pl * ho * wo..][..ho * wo]);
+        for oy in 0..ho {
+            for ox in 0..wo {
+                let at0 = oy * s * w + ox * s;
+                let (mut best, mut at) = (f32::NEG_INFINITY, at0);
+                for yy in 0..K {
+                    // The caller checked (ho - 1) * s + K <= h and (wo - 1) * s + K <= w.
+                    let row = &src[at0 + yy * w..][..K];
+                    for (xx, &v) in row.iter().enumerate() {
+                        // Selects rather than a branch: which value wins is data, and a
+                        // mispredicted branch per compare costs more than the pooling itself.
+                        let better = v > best;
+                        at = if better { at0 + yy * w + xx } else { at };
+                        best = if better { v } else { best };
+                    }
+                }
+                o[oy * wo + ox] = best;
+                a[oy * wo + ox] = at as u32;
+            }
+        }
+    }
+}
+
+/// [`max_pool_inside`] for any window size.
+#[allow(clippy::too_many_arguments)]
+fn max_pool_inside_k(x: &[f32], [planes, h, w]: [usize; 3], k: usize, s: usize, [ho, wo]: [usize; 2], out: &mut [f32], arg: &mut [u32]) {
+    for pl in 0..planes {
+        let src = &x[pl * h * w..][..h * w];
+        let (o, a) = (&mut out[pl * ho * wo..][..ho * wo], &mut arg[pl * ho * wo..][..ho * wo]);
+        for oy in 0..ho {
+            for ox in 0..wo {
+                let at0 = oy * s * w + ox * s;
+                let (mut best, mut at) = (f32::NEG_INFINITY, at0);
+                for yy in 0..k {
+                    let row = &src[at0 + yy * w..][..k];
+                    for (xx, &v) in row.iter().enumerate() {
+                        let better = v > best;
+                        at = if better { at0 + yy * w + xx } else { at };
+                        best = if better { v } else { best };
+                    }
+                }
+                o[oy * wo + ox] = best;
+                a[oy * wo + ox] = at as u32;
             }
         }
     }

@@ -184,6 +184,51 @@ pub struct Landscape {
     d2: Option<Weights>,
     images: Vec<f32>,
     labels: Vec<usize>,
+    /// The first layer's pre-activations for origin, d1 and d2 (see [`FirstLayer`]), made on the
+    /// first step on the fused path; `Some(None)` where the shortcut does not apply.
+    first: Option<Option<FirstLayer>>,
+}
+
+/// The first layer's output is an activation of an affine function of its parameters, so along
+/// the slice its pre-activation is `z(origin) + a z(d1) + b z(d2)` (each z with its own bias) —
+/// computed once for the images, which turns the layer's convolution at every point into two
+/// multiply-adds per value.
+#[derive(Debug, Clone)]
+struct FirstLayer {
+    /// `[n][C][H * W]` each: z(origin), z(d1), z(d2) (zeros for the line).
+    z: [Vec<f32>; 3],
+    activation: Option<crate::layers::Activation>,
+}
+
+/// At most this many values of the first layer's pre-activations (3 x images x its output size)
+/// are kept (64 MiB).
+const FIRST_LAYER_VALUES: usize = 16 << 20;
+
+impl FirstLayer {
+    /// None where layer 1 is not a conv or fc layer reading the input on the fused path, or its
+    /// values would take too much memory.
+    fn new(net: &Net, parts: [Option<&Weights>; 3], images: &[f32], n: usize) -> Result<Option<FirstLayer>, Error> {
+        let spec = &net.spec;
+        let Some(l) = spec.layers.get(1) else { return Ok(None) };
+        let affine = matches!(l.kind, crate::layers::LayerKind::Conv(_) | crate::layers::LayerKind::Fc(_));
+        let size = l.out_shape.iter().product::<usize>();
+        if !affine || l.inputs != [0] || spec.score_layer() < 2 || !crate::cpu_train::supported(spec) || 3 * n * size > FIRST_LAYER_VALUES {
+            return Ok(None);
+        }
+        // The same net with layer 1's activation off: its layer-1 output is the pre-activation.
+        let mut json = spec.json.clone();
+        json["layers"][1]["activation"] = "none".into();
+        let linear = NetSpec::from_value(&json)?;
+        let zero = vec![0f32; n * size];
+        let mut z: [Vec<f32>; 3] = [zero.clone(), zero.clone(), zero];
+        for (zk, w) in z.iter_mut().zip(parts) {
+            let Some(w) = w else { continue };
+            let moved = Net::with_weights(linear.clone(), w.clone(), &crate::backend::cpu());
+            let mut f = CpuTrainer::new(&moved, w.clone(), crate::train::TrainConfig::default());
+            *zk = f.layer_output(images, n, 1)?;
+        }
+        Ok(Some(FirstLayer { z, activation: l.kind.ops().activation() }))
+    }
 }
 
 impl Landscape {
@@ -239,6 +284,7 @@ impl Landscape {
             d2,
             images,
             labels,
+            first: None,
             settings,
         })
     }
@@ -267,12 +313,64 @@ impl Landscape {
         }
         let k = self.order[self.done_points];
         let w = self.weights_at(k);
-        let (loss, acc) = evaluate(net, w, &self.images, &self.labels, fused).await?;
+        let (loss, acc) = match fused {
+            Some(f) => {
+                if self.first.is_none() {
+                    let parts = [Some(&self.origin), Some(&self.d1), self.d2.as_ref()];
+                    self.first = Some(FirstLayer::new(net, parts, &self.images, self.labels.len())?);
+                }
+                match self.first.as_ref().and_then(Option::as_ref) {
+                    Some(first) => {
+                        let p = self.settings.points;
+                        let (a, b) = match self.d2 {
+                            None => (self.axis[k] as f32, 0.0),
+                            Some(_) => (self.axis[k % p] as f32, self.axis[k / p] as f32),
+                        };
+                        evaluate_past_first(net, w, first, a, b, &self.labels, f)?
+                    }
+                    None => evaluate(net, w, &self.images, &self.labels, Some(f)).await?,
+                }
+            }
+            None => evaluate(net, w, &self.images, &self.labels, None).await?,
+        };
         self.loss[k] = loss as f32;
         self.accuracy[k] = acc as f32;
         self.done_points += 1;
         Ok(())
     }
+}
+
+/// [`evaluate`] on the fused path from the first layer's output `act(z0 + a z1 + b z2)`, made a
+/// chunk at a time ([`CpuTrainer::layer_output_from`]); `w` supplies the other layers' weights.
+fn evaluate_past_first(
+    net: &Net,
+    w: Weights,
+    first: &FirstLayer,
+    a: f32,
+    b: f32,
+    labels: &[usize],
+    f: &mut CpuTrainer,
+) -> Result<(f64, f64), Error> {
+    let spec = &net.spec;
+    let (n, classes, score) = (labels.len(), spec.classes(), spec.score_layer());
+    let [c, h, wd] = spec.layers[1].out_shape;
+    let p = h * wd;
+    let [z0, z1, z2] = &first.z;
+    let kept = std::mem::replace(&mut f.weights, w);
+    let scores = f.layer_output_from(1, n, score, &mut |b0, m, out| {
+        for ch in 0..c {
+            for i in 0..m {
+                let src = ((b0 + i) * c + ch) * p;
+                let dst = &mut out[(ch * m + i) * p..][..p];
+                for (((d, &x0), &x1), &x2) in dst.iter_mut().zip(&z0[src..src + p]).zip(&z1[src..src + p]).zip(&z2[src..src + p]) {
+                    *d = x0 + a * x1 + b * x2;
+                }
+                crate::layers::act::activate(first.activation, dst);
+            }
+        }
+    });
+    f.weights = kept;
+    Ok(loss_and_accuracy(&scores?, labels, classes))
 }
 
 /// The initial weights, read from the CPU device (synchronous there).
