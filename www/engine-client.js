@@ -2,35 +2,44 @@
 // the worker after a Rust panic, a wasm trap or (on WebGPU) a request that does not answer in time:
 // it re-sends init, the last successful load with the newest weights the page has exported (the
 // autosave exports them every 20 s while training and on pause), and the dataset.
-// Events: 'panic' {message, hang}, 'restarted' {backend, webgpu, weightsAt}, 'error' {error}.
+// Several clients may share one worker (`new EngineClient({ worker })`, as the <convlens-view>
+// elements of one page do): each is a session of its own there (its own network, dataset and jobs)
+// on one wasm instance; a crash restarts the worker once and every client comes back.
+// Events: 'panic' {message, hang}, 'restarted' {backend, webgpu, weightsAt}, 'error' {error},
+// 'progress' {what, done, total}.
 
 /** How long a request on WebGPU may go unanswered (`?gpuTimeout=ms` changes it, for tests). */
 const GPU_TIMEOUT_MS = 120_000;
 /** Requests that wait on more than the GPU (the network, the CPU decoding a dataset). */
 const NO_TIMEOUT = new Set(['loadDataset']);
-export class EngineClient extends EventTarget {
+
+/** One engine worker and the clients (sessions) it serves. */
+export class EngineWorker {
   #worker = null;
   #pending = new Map();
   #nextId = 1;
-  #restarting = null;
-
-  /** Resolved backend and WebGPU availability from the last init: { backend, webgpu }. */
-  info = null;
-  /** The last successful load: { spec, weights, seed }. */
-  lastLoad = null;
-  /** The Summary returned by the last successful load. */
-  summary = null;
-  /** The last dataset loaded, re-sent after a restart. */
-  lastData = null;
-  /** When `lastLoad.weights` were last replaced by exported (trained) weights (ms since the epoch). */
-  weightsAt = null;
-  gpuTimeoutMs = GPU_TIMEOUT_MS;
+  #nextSession = 1;
+  #clients = new Set();
+  /** A restart in progress (requests wait for it). */
+  restarting = null;
 
   constructor() {
-    super();
-    const t = Number(new URLSearchParams(globalThis.location?.search ?? '').get('gpuTimeout'));
-    if (t > 0) this.gpuTimeoutMs = t;
     this.#spawn();
+  }
+
+  /** Clients attached now. */
+  get clients() {
+    return [...this.#clients];
+  }
+
+  /** Registers a client; returns its session key. */
+  attach(client) {
+    this.#clients.add(client);
+    return `s${this.#nextSession++}`;
+  }
+
+  detach(client) {
+    this.#clients.delete(client);
   }
 
   #spawn() {
@@ -38,9 +47,9 @@ export class EngineClient extends EventTarget {
     worker.onmessage = (e) => this.#onMessage(e.data);
     worker.onerror = (e) => {
       e.preventDefault?.();
-      const error = new Error(`engine worker failed: ${e.message || 'could not start www/worker.js'}`);
+      const error = new Error(`engine worker failed: ${e.message || 'could not start worker.js'}`);
       this.#rejectAll(error);
-      this.dispatchEvent(new CustomEvent('error', { detail: { error } }));
+      for (const c of this.#clients) c.dispatchEvent(new CustomEvent('error', { detail: { error } }));
     };
     this.#worker = worker;
   }
@@ -58,11 +67,11 @@ export class EngineClient extends EventTarget {
 
   #onMessage(msg) {
     if (msg?.type === 'panic') {
-      this.#onPanic(msg.message);
+      this.crash(msg.message);
       return;
     }
     if (msg?.type === 'progress') {
-      this.dispatchEvent(new CustomEvent('progress', { detail: msg }));
+      for (const c of this.#clients) if (c.session === msg.session) c.dispatchEvent(new CustomEvent('progress', { detail: msg }));
       return;
     }
     const entry = this.#pending.get(msg?.id);
@@ -72,38 +81,136 @@ export class EngineClient extends EventTarget {
     else entry.reject(Object.assign(new Error(msg.error), msg.suggestedRate === undefined ? {} : { suggestedRate: msg.suggestedRate }));
   }
 
-  #onPanic(message, { hang = false } = {}) {
-    this.#kill(new Error(hang ? message : `engine panicked: ${message}`));
-    this.dispatchEvent(new CustomEvent('panic', { detail: { message, hang } }));
-    // A GPU that does not answer may not answer again: the engine comes back on the CPU.
-    this.restart(hang ? { backend: 'cpu' } : {}).then(
-      (info) => this.dispatchEvent(new CustomEvent('restarted', { detail: info })),
-      (error) => this.dispatchEvent(new CustomEvent('error', { detail: { error } })),
-    );
-  }
-
-  #send(cmd, args = {}, transfer = []) {
+  /** Sends one command for `session`; `timeoutMs` > 0: a crash (hang) if it does not answer in time. */
+  send(session, cmd, args = {}, transfer = [], timeoutMs = 0) {
     return new Promise((resolve, reject) => {
       if (!this.#worker) this.#spawn();
       const id = this.#nextId++;
       let timer = null;
-      if (this.info?.backend === 'webgpu' && !NO_TIMEOUT.has(cmd)) {
-        const s = this.gpuTimeoutMs / 1000;
-        timer = setTimeout(() => this.#onPanic(`WebGPU did not answer '${cmd}' in ${s} s`, { hang: true }), this.gpuTimeoutMs);
+      if (timeoutMs > 0) {
+        timer = setTimeout(() => this.crash(`WebGPU did not answer '${cmd}' in ${timeoutMs / 1000} s`, { hang: true }), timeoutMs);
       }
       const done = (f) => (v) => {
         clearTimeout(timer);
         f(v);
       };
       this.#pending.set(id, { resolve: done(resolve), reject: done(reject) });
-      this.#worker.postMessage({ id, cmd, args }, transfer);
+      this.#worker.postMessage({ id, cmd, args, session }, transfer);
     });
   }
 
-  /** Sends one command; waits for a restart in progress first. */
+  /**
+   * The worker died (a panic, a trap) or hung: every client hears 'panic', then a fresh worker
+   * starts and each client comes back ('restarted', or 'error' if it could not) — on the CPU after
+   * a hang, since a GPU that does not answer may not answer again.
+   */
+  crash(message, { hang = false } = {}) {
+    this.#kill(new Error(hang ? message : `engine panicked: ${message}`));
+    for (const c of this.#clients) c.dispatchEvent(new CustomEvent('panic', { detail: { message, hang } }));
+    this.restartAll(() => (hang ? { backend: 'cpu' } : {})).then(
+      (results) => {
+        for (const [c, r] of results) {
+          if (r instanceof Error) c.dispatchEvent(new CustomEvent('error', { detail: { error: r } }));
+          else c.dispatchEvent(new CustomEvent('restarted', { detail: r }));
+        }
+      },
+      (error) => {
+        for (const c of this.#clients) c.dispatchEvent(new CustomEvent('error', { detail: { error } }));
+      },
+    );
+  }
+
+  /** A fresh worker; each client replays its state (`optionsFor(client)`: its restart options). Resolves to client -> info or Error. */
+  restartAll(optionsFor = () => ({})) {
+    const previous = this.restarting ?? Promise.resolve();
+    const run = async () => {
+      this.#kill(new Error('engine restarted'));
+      this.#spawn();
+      const results = new Map();
+      for (const c of this.#clients) results.set(c, await c.replay(optionsFor(c)).catch((e) => e));
+      return results;
+    };
+    const job = previous.catch(() => {}).then(run);
+    this.restarting = job;
+    job.catch(() => {}).finally(() => {
+      if (this.restarting === job) this.restarting = null;
+    });
+    return job;
+  }
+
+  terminate() {
+    this.#kill(new Error('engine terminated'));
+  }
+}
+
+export class EngineClient extends EventTarget {
+  #hub;
+  /** Whether this client owns its worker (else it shares one). */
+  #own;
+  #restarting = null;
+  /** This client's session in the worker. */
+  session;
+
+  /** Resolved backend and WebGPU availability from the last init: { backend, webgpu }. */
+  info = null;
+  /** The last successful load: { spec, weights, seed }. */
+  lastLoad = null;
+  /** The Summary returned by the last successful load. */
+  summary = null;
+  /** The last dataset loaded, re-sent after a restart. */
+  lastData = null;
+  /** When `lastLoad.weights` were last replaced by exported (trained) weights (ms since the epoch). */
+  weightsAt = null;
+  gpuTimeoutMs = GPU_TIMEOUT_MS;
+
+  /** `worker`: an EngineWorker to share (default: a worker of its own). */
+  constructor({ worker = null } = {}) {
+    super();
+    const t = Number(new URLSearchParams(globalThis.location?.search ?? '').get('gpuTimeout'));
+    if (t > 0) this.gpuTimeoutMs = t;
+    this.#own = !worker;
+    this.#hub = worker ?? new EngineWorker();
+    this.session = this.#hub.attach(this);
+  }
+
+  /** The worker this client talks to. */
+  get worker() {
+    return this.#hub;
+  }
+
+  #send(cmd, args = {}, transfer = []) {
+    const timeout = this.info?.backend === 'webgpu' && !NO_TIMEOUT.has(cmd) ? this.gpuTimeoutMs : 0;
+    return this.#hub.send(this.session, cmd, args, transfer, timeout);
+  }
+
+  /** Sends one command; waits for a restart in progress, and while paused, first. */
   async request(cmd, args = {}, transfer = []) {
-    while (this.#restarting) await this.#restarting.catch(() => {});
+    for (;;) {
+      if (this.#hub.restarting || this.#restarting) await (this.#hub.restarting ?? this.#restarting).catch(() => {});
+      else if (this.#pause) await this.#pause.promise;
+      else break;
+    }
     return this.#send(cmd, args, transfer);
+  }
+
+  #pause = null;
+  /**
+   * Holds this client's requests (a request already sent finishes) until `setPaused(false)`: a
+   * run's chunks stop between two requests and go on where they were (an element out of view).
+   */
+  setPaused(paused) {
+    if (paused && !this.#pause) {
+      let resolve;
+      const promise = new Promise((r) => { resolve = r; });
+      this.#pause = { promise, resolve };
+    } else if (!paused && this.#pause) {
+      this.#pause.resolve();
+      this.#pause = null;
+    }
+  }
+
+  get paused() {
+    return Boolean(this.#pause);
   }
 
   /** Creates the engine: backend 'webgpu', 'cpu' or 'auto' (WebGPU when available). */
@@ -291,28 +398,40 @@ export class EngineClient extends EventTarget {
   }
 
   /**
-   * Replaces the worker with a fresh one on `backend` (default: the current one), then re-sends the last
-   * load (with the newest exported weights), with `weights` instead if given.
+   * Re-creates this client's engine on `backend` (default: the current one) and re-sends the last
+   * load (with the newest exported weights; `weights` instead if given) and the dataset. Used by
+   * the worker after a crash; resolves to { backend, webgpu, weightsAt }.
+   */
+  async replay({ backend = this.info?.backend ?? 'auto', weights } = {}) {
+    this.info = await this.#send('init', { backend });
+    if (this.lastLoad) {
+      const load = weights === undefined ? this.lastLoad : { ...this.lastLoad, weights };
+      this.summary = await this.#send('load', load);
+      this.lastLoad = load;
+    }
+    // The dataset lives in the worker too: load it again (a failure here is not fatal).
+    const d = this.lastData;
+    if (d?.kind === 'dataset') await this.#send('loadDataset', d).catch(() => {});
+    if (d?.kind === 'points') await this.#send('loadPoints', d).catch(() => {});
+    if (d?.kind === 'images') await this.#send('loadImages', d).catch(() => {});
+    return { ...this.info, weightsAt: this.weightsAt };
+  }
+
+  /**
+   * Starts this client's engine afresh on `backend` (default: the current one), then re-sends the
+   * last load (with the newest exported weights; `weights` instead if given) and the dataset. A
+   * client with a worker of its own gets a fresh worker; a shared worker's other sessions go on.
    */
   restart({ backend = this.info?.backend ?? 'auto', weights } = {}) {
+    if (this.#own) {
+      return this.#hub.restartAll(() => ({ backend, weights })).then((results) => {
+        const r = results.get(this);
+        if (r instanceof Error) throw r;
+        return r;
+      });
+    }
     const previous = this.#restarting ?? Promise.resolve();
-    const run = async () => {
-      this.#kill(new Error('engine restarted'));
-      this.#spawn();
-      this.info = await this.#send('init', { backend });
-      if (this.lastLoad) {
-        const load = weights === undefined ? this.lastLoad : { ...this.lastLoad, weights };
-        this.summary = await this.#send('load', load);
-        this.lastLoad = load;
-      }
-      // The dataset lives in the worker too: load it again (a failure here is not fatal).
-      const d = this.lastData;
-      if (d?.kind === 'dataset') await this.#send('loadDataset', d).catch(() => {});
-      if (d?.kind === 'points') await this.#send('loadPoints', d).catch(() => {});
-      if (d?.kind === 'images') await this.#send('loadImages', d).catch(() => {});
-      return { ...this.info, weightsAt: this.weightsAt };
-    };
-    const job = previous.catch(() => {}).then(run);
+    const job = previous.catch(() => {}).then(() => this.replay({ backend, weights }));
     this.#restarting = job;
     job.catch(() => {}).finally(() => {
       if (this.#restarting === job) this.#restarting = null;
@@ -327,7 +446,10 @@ export class EngineClient extends EventTarget {
     return this.restart({ backend, weights });
   }
 
+  /** Ends this client: its own worker stops; in a shared worker its session is released. */
   terminate() {
-    this.#kill(new Error('engine terminated'));
+    if (this.#own) this.#hub.terminate();
+    else this.#hub.send(this.session, 'release').catch(() => {});
+    this.#hub.detach(this);
   }
 }

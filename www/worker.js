@@ -1,6 +1,9 @@
-// The engine's Web Worker: owns the wasm Engine and answers { id, cmd, args } requests (docs/ENGINE_API.md).
+// The engine's Web Worker: owns the wasm Engines and answers { id, cmd, args, session } requests
+// (docs/ENGINE_API.md). One wasm instance serves several sessions (the elements of one page, each
+// with its own network, dataset and jobs), each an Engine of its own, by the request's `session`.
 let wasm = null;
-let engine = null;
+/** session key -> Engine */
+const engines = new Map();
 
 const loaded = (async () => {
   try {
@@ -37,7 +40,7 @@ function probeTransfers(probe) {
 }
 
 /** Fetches a dataset's files (as `datasetFiles` lists them) from `base`: path -> bytes. */
-async function fetchDataset(name, base, maxTrainSheets) {
+async function fetchDataset(name, base, maxTrainSheets, session) {
   const files = wasm.datasetFiles(name, maxTrainSheets);
   const bytes = {};
   let done = 0;
@@ -46,120 +49,127 @@ async function fetchDataset(name, base, maxTrainSheets) {
     const res = await fetch(url).catch((e) => { throw new Error(`cannot fetch ${url}: ${e.message}`); });
     if (!res.ok) throw new Error(`cannot fetch ${url}: HTTP ${res.status}`);
     bytes[f] = new Uint8Array(await res.arrayBuffer());
-    postMessage({ type: 'progress', what: `loading ${name}`, done: ++done, total: files.length });
+    postMessage({ type: 'progress', session, what: `loading ${name}`, done: ++done, total: files.length });
   }));
   return bytes;
 }
 
-function needEngine() {
+function needEngine(session) {
+  const engine = engines.get(session);
   if (!engine) throw new Error('engine not initialized (send init first)');
   return engine;
 }
 
 const commands = {
-  async init({ backend = 'auto' }) {
+  async init({ backend = 'auto' }, s) {
     const webgpu = Boolean(await wasm.webgpuAvailable());
     const want = backend === 'auto' ? (webgpu ? 'webgpu' : 'cpu') : backend;
     const next = await wasm.Engine.create(want);
-    engine?.free?.();
-    engine = next;
-    return { result: { backend: engine.backend(), webgpu } };
+    engines.get(s)?.free?.();
+    engines.set(s, next);
+    return { result: { backend: next.backend(), webgpu } };
   },
-  load({ spec, weights = null, seed = 0 }) {
+  /** Drops a session's engine (an element removed from its page). */
+  release(_, s) {
+    engines.get(s)?.free?.();
+    engines.delete(s);
+    return { result: engines.size };
+  },
+  load({ spec, weights = null, seed = 0 }, s) {
     const text = typeof spec === 'string' ? spec : JSON.stringify(spec);
-    return { result: needEngine().load(text, weights, seed) };
+    return { result: needEngine(s).load(text, weights, seed) };
   },
-  async probe({ input, objective }) {
+  async probe({ input, objective }, s) {
     const data = input instanceof Float32Array ? input : Float32Array.from(input);
-    const result = await needEngine().probe(data, objective);
+    const result = await needEngine(s).probe(data, objective);
     return { result, transfer: probeTransfers(result) };
   },
   /** A TF.js layers model: model.json's text and its shards ({path: Uint8Array}). */
-  loadTfjs({ modelJson, shards }) {
-    return { result: needEngine().loadTfjs(modelJson, shards) };
+  loadTfjs({ modelJson, shards }, s) {
+    return { result: needEngine(s).loadTfjs(modelJson, shards) };
   },
   /** A technique's settings: keys, labels, defaults, ranges (crates/core/src/settings.rs). */
-  settingsSchema({ technique }) {
+  settingsSchema({ technique }, s) {
     return { result: wasm.settingsSchema(technique) };
   },
   /** A technique's settings from a page's URL ({key: text}), clamped to the schema's ranges. */
-  settingsFromUrl({ technique, given }) {
+  settingsFromUrl({ technique, given }, s) {
     return { result: wasm.settingsFromUrl(technique, given) };
   },
-  async attribute({ input, objective, settings }) {
+  async attribute({ input, objective, settings }, s) {
     const data = input instanceof Float32Array ? input : Float32Array.from(input);
-    const result = await needEngine().attribute(data, objective, settings);
+    const result = await needEngine(s).attribute(data, objective, settings);
     const list = [];
     for (const k of ['map', 'abs', 'signed', 'layerMap']) if (result[k]) list.push((result[k] = owned(result[k])).buffer);
     return { result, transfer: list };
   },
-  async occlusionStart({ input, settings }) {
+  async occlusionStart({ input, settings }, s) {
     const data = input instanceof Float32Array ? input : Float32Array.from(input);
-    return { result: await needEngine().occlusionStart(data, settings) };
+    return { result: await needEngine(s).occlusionStart(data, settings) };
   },
-  async occlusionStep({ id, max }) {
-    return { result: await needEngine().occlusionStep(id, max) };
+  async occlusionStep({ id, max }, s) {
+    return { result: await needEngine(s).occlusionStep(id, max) };
   },
   /** MobileNetV2's op list, safetensors and class names (one per line). */
-  loadOpList({ opList, weights, labels = null }) {
-    return { result: needEngine().loadOpList(opList, weights, labels) };
+  loadOpList({ opList, weights, labels = null }, s) {
+    return { result: needEngine(s).loadOpList(opList, weights, labels) };
   },
   /** A .tflite file (the published quantized MobileNetV2) and class names. */
-  loadTflite({ bytes, labels = null }) {
-    return { result: needEngine().loadTflite(bytes, labels) };
+  loadTflite({ bytes, labels = null }, s) {
+    return { result: needEngine(s).loadTflite(bytes, labels) };
   },
   /** An optimization job (docs/ENGINE_API.md): visualize, invert, dream, style, attack, fooling. */
-  async optimizeStart({ kind, input = [], settings = {} }) {
+  async optimizeStart({ kind, input = [], settings = {} }, s) {
     const data = input instanceof Float32Array ? input : Float32Array.from(input);
-    return { result: await needEngine().optimizeStart(kind, data, settings) };
+    return { result: await needEngine(s).optimizeStart(kind, data, settings) };
   },
-  async optimizeStep({ id, budgetMs = 150 }) {
-    return { result: await needEngine().optimizeStep(id, budgetMs) };
+  async optimizeStep({ id, budgetMs = 150 }, s) {
+    return { result: await needEngine(s).optimizeStep(id, budgetMs) };
   },
-  optimizeCancel({ id }) {
-    return { result: needEngine().optimizeCancel(id) };
+  optimizeCancel({ id }, s) {
+    return { result: needEngine(s).optimizeCancel(id) };
   },
   /** A dataset view (docs/ENGINE_API.md): patches, tsne or landscape over the loaded dataset. */
-  async datasetStart({ kind, settings = {} }) {
-    return { result: await needEngine().datasetStart(kind, settings) };
+  async datasetStart({ kind, settings = {} }, s) {
+    return { result: await needEngine(s).datasetStart(kind, settings) };
   },
-  async datasetStep({ id, budgetMs = 100 }) {
-    return { result: await needEngine().datasetStep(id, budgetMs) };
+  async datasetStep({ id, budgetMs = 100 }, s) {
+    return { result: await needEngine(s).datasetStep(id, budgetMs) };
   },
   /** The pictures of patches: a layer's receptive field around units in a split's images. */
-  patchCrops({ split, layer, images, ys, xs }) {
-    const result = needEngine().patchCrops(split, layer, Int32Array.from(images), Int32Array.from(ys), Int32Array.from(xs));
+  patchCrops({ split, layer, images, ys, xs }, s) {
+    const result = needEngine(s).patchCrops(split, layer, Int32Array.from(images), Int32Array.from(ys), Int32Array.from(xs));
     return { result, transfer: [result.data.buffer] };
   },
   /** The engine's PCA of n codes of dim values: Float32Array [n, k]. */
-  async pca({ codes, n, dim, k }) {
+  async pca({ codes, n, dim, k }, s) {
     const result = await wasm.pca(codes, n, dim, k);
     return { result, transfer: [result.buffer] };
   },
   /** Deconvnet or guided-backprop pictures of units' patches. */
-  async patchMaps({ split, layer, channels, images, ys, xs, rule }) {
-    const result = await needEngine().patchMaps(split, layer, Int32Array.from(channels), Int32Array.from(images), Int32Array.from(ys), Int32Array.from(xs), rule);
+  async patchMaps({ split, layer, channels, images, ys, xs, rule }, s) {
+    const result = await needEngine(s).patchMaps(split, layer, Int32Array.from(channels), Int32Array.from(images), Int32Array.from(ys), Int32Array.from(xs), rule);
     return { result, transfer: [result.data.buffer] };
   },
   /** Decoded images (CHW floats in [0, 1]) as the dataset, both splits. */
-  loadImages({ name, pixels, shape, labels = [], classes = [] }) {
-    return { result: needEngine().loadImages(name, pixels, Uint32Array.from(shape), Uint8Array.from(labels), classes) };
+  loadImages({ name, pixels, shape, labels = [], classes = [] }, s) {
+    return { result: needEngine(s).loadImages(name, pixels, Uint32Array.from(shape), Uint8Array.from(labels), classes) };
   },
-  async styleGrams({ id }) {
-    return { result: await needEngine().styleGrams(id) };
+  async styleGrams({ id }, s) {
+    return { result: await needEngine(s).styleGrams(id) };
   },
-  async fgsm({ input, label, eps }) {
-    const result = await needEngine().fgsm(input, label, eps);
+  async fgsm({ input, label, eps }, s) {
+    const result = await needEngine(s).fgsm(input, label, eps);
     return { result, transfer: [result.buffer] };
   },
   /** The linear demo on the built-in digits (fetched from `base`), leaving the engine's dataset as it is. */
-  async linearDemo({ sides, eps, epochs, base }) {
-    const bytes = await fetchDataset('mnist5k', base);
-    return { result: needEngine().linearDemo(bytes, Uint32Array.from(sides), eps, epochs) };
+  async linearDemo({ sides, eps, epochs, base }, s) {
+    const bytes = await fetchDataset('mnist5k', base, undefined, s);
+    return { result: needEngine(s).linearDemo(bytes, Uint32Array.from(sides), eps, epochs) };
   },
   /** Times `n` steps of an optimization job inside the worker (npm run bench:optimize): ms per step. */
-  async benchOptimize({ kind, input = [], settings = {}, n = 5 }) {
-    const e = needEngine();
+  async benchOptimize({ kind, input = [], settings = {}, n = 5 }, s) {
+    const e = needEngine(s);
     const data = input instanceof Float32Array ? input : Float32Array.from(input);
     const { id } = await e.optimizeStart(kind, data, { ...settings, steps: n + 2 });
     await e.optimizeStep(id, 0);
@@ -169,102 +179,102 @@ const commands = {
     e.optimizeCancel(id);
     return { result: (performance.now() - t0) / n };
   },
-  async exportWeights() {
-    const bytes = await needEngine().exportWeights();
+  async exportWeights(_, s) {
+    const bytes = await needEngine(s).exportWeights();
     const own = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength ? bytes : bytes.slice();
     return { result: own, transfer: [own.buffer] };
   },
-  async train({ images, labels, config }) {
-    return { result: await needEngine().train(images, labels, config) };
+  async train({ images, labels, config }, s) {
+    return { result: await needEngine(s).train(images, labels, config) };
   },
-  setTrainer({ config }) {
-    return { result: needEngine().setTrainer(config) };
+  setTrainer({ config }, s) {
+    return { result: needEngine(s).setTrainer(config) };
   },
   /** Fetches a dataset's files from `base` (a URL) and decodes them in the engine. */
-  async loadDataset({ name, base, maxTrainSheets }) {
-    const bytes = await fetchDataset(name, base, maxTrainSheets);
-    return { result: needEngine().loadDataset(name, bytes, maxTrainSheets) };
+  async loadDataset({ name, base, maxTrainSheets }, s) {
+    const bytes = await fetchDataset(name, base, maxTrainSheets, s);
+    return { result: needEngine(s).loadDataset(name, bytes, maxTrainSheets) };
   },
-  loadPoints({ points, labels }) {
-    return { result: needEngine().loadPoints(points, labels) };
+  loadPoints({ points, labels }, s) {
+    return { result: needEngine(s).loadPoints(points, labels) };
   },
-  toyPoints({ kind, seed }) {
+  toyPoints({ kind, seed }, s) {
     return { result: wasm.toyPoints(kind, seed) };
   },
-  async trainSteps({ steps }) {
-    const result = await needEngine().trainSteps(steps);
+  async trainSteps({ steps }, s) {
+    const result = await needEngine(s).trainSteps(steps);
     return { result, transfer: [result.losses.buffer, result.correct.buffer] };
   },
-  async checkLastStep() {
-    return { result: await needEngine().checkLastStep() };
+  async checkLastStep(_, s) {
+    return { result: await needEngine(s).checkLastStep() };
   },
-  async evaluate({ split, start, count }) {
-    const result = await needEngine().evaluate(split, start, count);
+  async evaluate({ split, start, count }, s) {
+    const result = await needEngine(s).evaluate(split, start, count);
     return { result, transfer: [result.probs.buffer, result.labels.buffer] };
   },
-  example({ split, index }) {
-    const result = needEngine().example(split, index);
+  example({ split, index }, s) {
+    const result = needEngine(s).example(split, index);
     return { result, transfer: [result.buffer] };
   },
-  images({ split, start, count }) {
-    const result = needEngine().images(split, start, count);
+  images({ split, start, count }, s) {
+    const result = needEngine(s).images(split, start, count);
     return { result, transfer: [result.data.buffer, result.labels.buffer] };
   },
-  async forward({ input }) {
-    const result = await needEngine().forward(input);
+  async forward({ input }, s) {
+    const result = await needEngine(s).forward(input);
     return { result, transfer: [result.buffer] };
   },
-  async forwardBatch({ inputs, layer }) {
-    const result = await needEngine().forwardBatch(inputs, layer);
+  async forwardBatch({ inputs, layer }, s) {
+    const result = await needEngine(s).forwardBatch(inputs, layer);
     return { result, transfer: [result.buffer] };
   },
-  async activations({ input }) {
-    const result = await needEngine().activations(input);
+  async activations({ input }, s) {
+    const result = await needEngine(s).activations(input);
     return { result, transfer: result.map((a) => a.buffer) };
   },
   /** Times `n` forwards of one image inside the worker (for npm run bench): ms per forward. */
-  async benchForward({ input, n = 100 }) {
-    const e = needEngine();
+  async benchForward({ input, n = 100 }, s) {
+    const e = needEngine(s);
     for (let i = 0; i < 10; i++) await e.forward(input);
     const t0 = performance.now();
     for (let i = 0; i < n; i++) await e.forward(input);
     return { result: (performance.now() - t0) / n };
   },
   /** Times `n` attributions of one image inside the worker (for npm run bench:attribution): ms each. */
-  async benchAttribute({ input, objective, settings, n = 50 }) {
-    const e = needEngine();
+  async benchAttribute({ input, objective, settings, n = 50 }, s) {
+    const e = needEngine(s);
     for (let i = 0; i < 5; i++) await e.attribute(input, objective, settings);
     const t0 = performance.now();
     for (let i = 0; i < n; i++) await e.attribute(input, objective, settings);
     return { result: (performance.now() - t0) / n };
   },
-  embeddedSpec({ bytes }) {
+  embeddedSpec({ bytes }, s) {
     return { result: wasm.embeddedSpec(bytes) };
   },
-  debugPanic() {
-    needEngine().debugPanic();
+  debugPanic(_, s) {
+    needEngine(s).debugPanic();
     return { result: null };
   },
-  memory() {
-    return { result: needEngine().memory() };
+  memory(_, s) {
+    return { result: needEngine(s).memory() };
   },
   /** A wasm trap that is not a Rust panic (no panic hook runs): tests the restart after traps. */
-  debugTrap() {
-    needEngine().debugTrap();
+  debugTrap(_, s) {
+    needEngine(s).debugTrap();
     return { result: null };
   },
   /** Never answers: tests the WebGPU time-out. */
-  debugHang() {
+  debugHang(_, s) {
     return new Promise(() => {});
   },
 };
 
-self.onmessage = async ({ data: { id, cmd, args } }) => {
+self.onmessage = async ({ data: { id, cmd, args, session = 'main' } }) => {
   try {
     await loaded;
     const handler = Object.hasOwn(commands, cmd) ? commands[cmd] : null;
     if (!handler) throw new Error(`unknown command '${cmd}'`);
-    const { result, transfer = [] } = await handler(args ?? {});
+    const { result, transfer = [] } = await handler(args ?? {}, session);
     postMessage({ id, ok: true, result }, transfer);
   } catch (e) {
     // A divergence carries the learning rate to suggest.

@@ -288,6 +288,8 @@ export function createLandscapeView(root, ctx) {
       await start();
     },
     get state() { return state; },
+    /** The settings form (the <convlens-view> element fills it from its attributes). */
+    get form() { return form; },
     start,
   };
   return api;

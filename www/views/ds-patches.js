@@ -208,6 +208,9 @@ export function createPatchesView(root, ctx) {
     },
     /** For tests: the last state. */
     get state() { return state; },
+    /** The settings form (the <convlens-view> element fills it from its attributes). */
+    get form() { return form; },
+    start: () => search(),
     search,
   };
   return api;

@@ -231,6 +231,10 @@ export function createTsneView(root, ctx) {
       if (h.has('layers')) await start();
     },
     get maps() { return maps; },
+    /** The last states of the two maps. */
+    get state() { return maps.map((m) => m.state); },
+    /** The settings form (the <convlens-view> element fills it from its attributes). */
+    get form() { return form; },
     start,
   };
   return api;

@@ -104,6 +104,9 @@ export function createAdversarialPanel(root, ctx) {
   );
   return {
     technique: 'attack',
+    /** The run's latest state, and Run (for the <convlens-view> element). */
+    get state() { return runner.state; },
+    start: () => runner.onRun?.(),
     form,
     cancel: () => runner.cancel(),
     setImage: () => fgsm(),

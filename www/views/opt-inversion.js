@@ -33,6 +33,9 @@ export function createInversionPanel(root, ctx) {
   };
   return {
     technique: 'invert',
+    /** The run's latest state, and Run (for the <convlens-view> element). */
+    get state() { return runner.state; },
+    start: () => runner.onRun?.(),
     form,
     cancel: () => runner.cancel(),
     setImage() {},

@@ -33,9 +33,12 @@ export function createRunner(client, { seriesNames, chartTitle, onError, budgetM
     const xs = history.map((_, i) => i + 1);
     plot.setData([xs, ...Array.from({ length: n }, (_, k) => history.map((h) => h[k]))]);
   }
+  let lastState = null;
   const api = {
     node,
     get busy() { return busy; },
+    /** The running (or last) job's latest state. */
+    get state() { return lastState; },
     onRun: null,
     cancel() {
       token++;
@@ -60,6 +63,7 @@ export function createRunner(client, { seriesNames, chartTitle, onError, budgetM
           return state;
         }
         jobId = state.id;
+        lastState = state;
         onState(state);
         while (!state.done) {
           if (mine !== token) {
@@ -72,6 +76,7 @@ export function createRunner(client, { seriesNames, chartTitle, onError, budgetM
           const last = state.history[state.history.length - 1];
           info.textContent = `step ${state.step} / ${state.total} · ${fmt(state.step / s)} steps/s${last ? ` · ${fmt(last[0])}` : ''}`;
           chart(state.history);
+          lastState = state;
           onState(state);
         }
         chart(state.history);
@@ -120,7 +125,7 @@ export function createForm(fields) {
       input.value = f.value ?? '';
     }
     inputs[f.key] = { input, f };
-    return el('label.field', { title: f.title }, el('span', { text: f.label }), input);
+    return el('label.field', { title: f.title, 'data-key': f.key }, el('span', { text: f.label }), input);
   });
   return {
     node: el('div.form', {}, ...rows),

@@ -89,6 +89,9 @@ export function createStylePanel(root, ctx) {
   };
   return {
     technique: 'style',
+    /** The run's latest state, and Run (for the <convlens-view> element). */
+    get state() { return runner.state; },
+    start: () => runner.onRun?.(),
     form,
     cancel: () => runner.cancel(),
     setNet() {

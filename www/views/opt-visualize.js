@@ -67,6 +67,17 @@ export function createVisualizePanel(root, ctx) {
   };
   return {
     technique: 'visualize',
+    /** The run's latest state, and Run (for the <convlens-view> element). */
+    get state() { return runner.state; },
+    /** What to maximize, as text: class:K, channel:LAYER:C or neuron:LAYER:C (a channel's centre). */
+    setTarget(text) {
+      const [kind, a, b] = String(text).split(':');
+      if (kind === 'class' && a !== undefined) form.set({ kind, cls: ctx.className(Number(a)) });
+      else if ((kind === 'channel' || kind === 'neuron') && b !== undefined) form.set({ kind, layer: a, channel: b });
+      else throw new Error(`target '${text}': expected class:K, channel:LAYER:C or neuron:LAYER:C`);
+      kindChanged();
+    },
+    start: () => runner.onRun?.(),
     form,
     cancel: () => runner.cancel(),
     setNet() {

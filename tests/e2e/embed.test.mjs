@@ -1,0 +1,75 @@
+// <convlens-view> (www/convlens-view.js): elements on an ordinary page share one engine worker,
+// each a session of its own; attributes pick the net, the view and its settings (clamped by the
+// engine); an element starts only when it comes near the viewport and its runs pause while it is
+// out of view; `ready` and `change` events, `el.state`, `el.run()`.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { screenshotPath, useBrowser } from './browser.mjs';
+
+const ctx = useBrowser({ webgpu: false });
+
+async function open(path) {
+  const page = await ctx.browser.newPage({ viewport: { width: 900, height: 900 } });
+  const errors = [];
+  page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
+  page.on('pageerror', (e) => errors.push(e.message));
+  await page.goto(`${ctx.server.url}${path}`);
+  return { page, errors };
+}
+
+/** An element's state, typed arrays as arrays. */
+function stateOf(page, id) {
+  return page.evaluate((id) => {
+    const s = document.getElementById(id).state;
+    if (!s) return null;
+    const plain = (o) => (o && typeof o === 'object' && !Array.isArray(o)
+      ? Object.fromEntries(Object.entries(o).map(([k, v]) => [k, ArrayBuffer.isView(v) ? Array.from(v) : plain(v)])) : o);
+    return plain(s);
+  }, id);
+}
+
+test('elements share one worker, take their settings from attributes, and start near the viewport', { timeout: 300_000 }, async () => {
+  const { page, errors } = await open('tests/e2e/fixtures/embed.html');
+  try {
+    // The two autorun views run to their ends.
+    await page.waitForFunction(() => document.getElementById('line').state?.done && document.getElementById('patches').state?.done, null, { timeout: 120_000 });
+    const line = await stateOf(page, 'line');
+    assert.equal(line.landscape.slice, 'line');
+    assert.equal(line.landscape.axis.length, 9, 'points="9"');
+    assert.equal(line.landscape.images, 32, 'images="32"');
+    const patches = await stateOf(page, 'patches');
+    assert.equal(patches.patches.layer, 1, 'layer="1"');
+    assert.equal(patches.step, 300, 'images="300"');
+    // One engine worker for all of them.
+    assert.equal(page.workers().length, 1, `workers: ${page.workers().map((w) => w.url())}`);
+    const sessions = await page.evaluate(() => [...document.querySelectorAll('convlens-view')].map((e) => e.client?.session ?? null));
+    assert.equal(new Set(sessions.filter(Boolean)).size, 3, `three sessions: ${sessions}`);
+    // The element far below has not started.
+    assert.equal(sessions[3], null, 'the element out of view waits');
+    // controls="none" hides the form; controls="layer" keeps only the layer.
+    assert.equal(await page.evaluate(() => document.getElementById('line').shadowRoot.querySelector('.form').hidden), true);
+    const shown = await page.evaluate(() => [...document.getElementById('patches').shadowRoot.querySelectorAll('label.field')].filter((l) => !l.hidden).map((l) => l.dataset.key));
+    assert.deepEqual(shown, ['layer']);
+    // A visualization run through the element's API: 30 steps (steps="30"), an image of the digit.
+    // It is below the fold, so its requests wait (paused) until it is scrolled into view.
+    assert.equal(await page.evaluate(() => document.getElementById('vis').client.paused), true, 'paused out of view');
+    await page.locator('#vis').scrollIntoViewIfNeeded();
+    await page.evaluate(() => document.getElementById('vis').run());
+    const vis = await stateOf(page, 'vis');
+    assert.ok(vis.done, 'the visualization ran to its end');
+    assert.equal(vis.total, 30, 'steps="30"');
+    assert.equal(vis.images[0].data.length, 24 * 24);
+    assert.match(await page.evaluate(() => document.getElementById('vis').shadowRoot.querySelector('#vis-class').value), /^3: /, 'target="class:3"');
+    await page.screenshot({ path: await screenshotPath('embed-vis.png'), fullPage: false });
+
+    // Scrolled to, the far element starts, runs, and pauses when scrolled away.
+    await page.locator('#far').scrollIntoViewIfNeeded();
+    await page.waitForFunction(() => document.getElementById('far').state?.done, null, { timeout: 120_000 });
+    const far = await stateOf(page, 'far');
+    assert.equal(far.landscape.loss.length, 25);
+    assert.equal(page.workers().length, 1, 'still one worker');
+    assert.deepEqual(errors, [], 'no console errors');
+  } finally {
+    await page.close();
+  }
+});
