@@ -77,8 +77,12 @@ function sheets() {
     const page = new CSSStyleSheet();
     page.replaceSync(text.replace(/:root\b/g, ':host').replace(/(^|\})\s*body\s*\{/g, '$1 .cl-page {'));
     const own = new CSSStyleSheet();
-    own.replaceSync(':host { display: block; max-width: 100%; margin: 12px 0; } .cl-body canvas { max-width: 100%; } '
-      + '.cl-body .panel { margin: 0; } .cl-status:empty { display: none; } .cl-status.error { color: var(--bad); } [hidden] { display: none !important; }');
+    // Sized to the container: one column when narrow (a phone), pictures scaled down, and what
+    // cannot shrink (a chart) scrolls inside the element rather than widening the page.
+    own.replaceSync(':host { display: block; max-width: 100%; margin: 12px 0; overflow-x: auto; container-type: inline-size; } '
+      + '.cl-body canvas { max-width: 100%; } .cl-body .panel { margin: 0; } '
+      + '.cl-status:empty { display: none; } .cl-status.error { color: var(--bad); } [hidden] { display: none !important; } '
+      + '@container (max-width: 620px) { .opt-grid { grid-template-columns: 1fr; } .cl-body canvas { height: auto !important; } }');
     return [uplot, page, own];
   });
   return sheetList;

@@ -1,0 +1,55 @@
+// The example lecture page (examples/lecture.html): every <convlens-view> on it comes up when
+// scrolled to, the ones that run by themselves finish with the states their attributes ask for,
+// all share one worker, and nothing reaches the console; screenshots at desktop and phone width.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { screenshotPath, useBrowser } from './browser.mjs';
+
+const ctx = useBrowser({ webgpu: false });
+
+for (const [width, name] of [[1280, 'desktop'], [375, 'phone']]) {
+  test(`the lecture page's views come up and run (${name}, ${width} px)`, { timeout: 400_000 }, async () => {
+    const page = await ctx.browser.newPage({ viewport: { width, height: 900 } });
+    const errors = [];
+    page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
+    page.on('pageerror', (e) => errors.push(e.message));
+    try {
+      await page.goto(`${ctx.server.url}examples/lecture.html`);
+      const ids = await page.evaluate(() => [...document.querySelectorAll('convlens-view')].map((e) => e.id));
+      assert.ok(ids.length >= 6, `${ids.length} views`);
+      for (const id of ids) {
+        await page.locator(`#${id}`).scrollIntoViewIfNeeded();
+        await page.waitForFunction((id) => document.getElementById(id).ready, id, { timeout: 60_000 });
+        await page.evaluate((id) => document.getElementById(id).ready, id);
+        if (await page.evaluate((id) => document.getElementById(id).hasAttribute('autorun'), id)) {
+          await page.waitForFunction((id) => {
+            const s = document.getElementById(id).state;
+            return Array.isArray(s) ? s.every((m) => m?.done) : s?.done;
+          }, id, { timeout: 180_000 });
+        }
+        if (name === 'desktop') await page.screenshot({ path: await screenshotPath(`lecture-${id}.png`) });
+      }
+      const line = await page.evaluate(() => document.getElementById('line').state.landscape.axis.length);
+      assert.equal(line, 41, 'points="41"');
+      const plane = await page.evaluate(() => document.getElementById('plane').state.landscape.loss.length);
+      assert.equal(plane, 21 * 21, 'points="21"');
+      const patches = await page.evaluate(() => document.getElementById('patches').state.patches.layer);
+      assert.equal(patches, 3, 'layer="3"');
+      // Run a view that waits for its reader: the class visualization.
+      await page.locator('#visualize').scrollIntoViewIfNeeded();
+      await page.evaluate(() => document.getElementById('visualize').run());
+      assert.equal(await page.evaluate(() => document.getElementById('visualize').state.step), 60, 'steps="60"');
+      assert.equal(page.workers().length, 1, 'one engine worker for the page');
+      if (name === 'phone') {
+        // Nothing wider than the screen.
+        const wide = await page.evaluate(() => document.documentElement.scrollWidth);
+        assert.ok(wide <= 375 + 1, `the page is ${wide} px wide at 375 px`);
+        await page.locator('#visualize').scrollIntoViewIfNeeded();
+        await page.screenshot({ path: await screenshotPath('lecture-phone.png') });
+      }
+      assert.deepEqual(errors, [], 'no console errors');
+    } finally {
+      await page.close();
+    }
+  });
+}
