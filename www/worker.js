@@ -4,6 +4,8 @@
 let wasm = null;
 /** session key -> Engine */
 const engines = new Map();
+/** dataset key -> the decoding in progress (see loadDataset) */
+const decoding = new Map();
 
 const loaded = (async () => {
   try {
@@ -192,8 +194,20 @@ const commands = {
   },
   /** Fetches a dataset's files from `base` (a URL) and decodes them in the engine. */
   async loadDataset({ name, base, maxTrainSheets }, s) {
-    const bytes = await fetchDataset(name, base, maxTrainSheets, s);
-    return { result: needEngine(s).loadDataset(name, bytes, maxTrainSheets) };
+    // Decoded once per worker: another session (an element of the same page) that loaded the same
+    // files lends them, no copy.
+    const key = `${name}|${new URL(base, self.location.href).href}|${maxTrainSheets ?? ''}`;
+    // One decoding of a key at a time: the others wait for it, then share it.
+    await decoding.get(key)?.catch(() => {});
+    const shared = needEngine(s).useDataset(name, key);
+    if (shared) return { result: shared };
+    const job = fetchDataset(name, base, maxTrainSheets, s).then((bytes) => needEngine(s).loadDataset(name, bytes, maxTrainSheets, key));
+    decoding.set(key, job);
+    try {
+      return { result: await job };
+    } finally {
+      if (decoding.get(key) === job) decoding.delete(key);
+    }
   },
   loadPoints({ points, labels }, s) {
     return { result: needEngine(s).loadPoints(points, labels) };

@@ -73,3 +73,26 @@ test('elements share one worker, take their settings from attributes, and start 
     await page.close();
   }
 });
+
+/** The worker's wasm memory once every element of a page is ready (bytes). */
+async function memoryOf(path) {
+  const { page, errors } = await open(path);
+  await page.setViewportSize({ width: 900, height: 8000 });
+  try {
+    await page.waitForFunction(() => [...document.querySelectorAll('convlens-view')].every((e) => e.ready), null, { timeout: 60_000 });
+    await page.evaluate(() => Promise.all([...document.querySelectorAll('convlens-view')].map((e) => e.ready)));
+    const m = await page.evaluate(() => document.querySelector('convlens-view').client.request('memory'));
+    assert.equal(page.workers().length, 1);
+    assert.deepEqual(errors, []);
+    return m.wasmBytes;
+  } finally {
+    await page.close();
+  }
+}
+
+test('six elements on one page take at most 1.5 times the memory of one: one worker, the dataset decoded once', { timeout: 300_000 }, async () => {
+  const one = await memoryOf('tests/e2e/fixtures/embed-one.html');
+  const six = await memoryOf('tests/e2e/fixtures/embed-six.html');
+  console.log(`wasm memory: one element ${(one / 2 ** 20).toFixed(1)} MiB, six elements ${(six / 2 ** 20).toFixed(1)} MiB (${(six / one).toFixed(2)}x)`);
+  assert.ok(six <= 1.5 * one, `six elements take ${six} bytes, one ${one}`);
+});

@@ -576,11 +576,22 @@ impl Session {
     /// Makes these the training and test data; the data order starts afresh from the trainer's
     /// seed (a run can be repeated exactly).
     pub fn set_data(&self, name: &str, train: Dataset, test: Dataset) -> DatasetInfo {
+        self.set_shared_data(name, Rc::new(train), Rc::new(test))
+    }
+
+    /// [`Session::set_data`] with splits other sessions may hold too (the wasm worker decodes a
+    /// dataset once for all its sessions).
+    pub fn set_shared_data(&self, name: &str, train: Rc<Dataset>, test: Rc<Dataset>) -> DatasetInfo {
         let mut s = self.state.borrow_mut();
         let sampler = Sampler::new(train.len(), s.config.seed);
-        s.data = Some(Data { name: name.to_string(), train: Rc::new(train), test: Rc::new(test), sampler });
+        s.data = Some(Data { name: name.to_string(), train, test, sampler });
         drop(s);
         self.dataset()
+    }
+
+    /// The dataset's splits (shared handles), if one is loaded.
+    pub fn data_splits(&self) -> Option<(Rc<Dataset>, Rc<Dataset>)> {
+        self.state.borrow().data.as_ref().map(|d| (d.train.clone(), d.test.clone()))
     }
 
     pub fn dataset(&self) -> DatasetInfo {

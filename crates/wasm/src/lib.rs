@@ -26,6 +26,9 @@ use wasm_bindgen_futures::future_to_promise;
 thread_local! {
     static PANIC_CALLBACK: RefCell<Option<js_sys::Function>> = const { RefCell::new(None) };
     static GPU_DEVICE: RefCell<Option<Device>> = const { RefCell::new(None) };
+    /// Decoded datasets by the worker's key (name, source, sheets), shared by its sessions (the
+    /// elements of one page) while any of them holds one: weak, so the last to let go frees it.
+    static DATASETS: RefCell<std::collections::HashMap<String, (std::rc::Weak<Dataset>, std::rc::Weak<Dataset>)>> = RefCell::new(Default::default());
 }
 
 #[cfg(target_family = "wasm")]
@@ -363,10 +366,31 @@ impl Engine {
     /// Decodes a dataset from its files (`files`: an object from each path that `datasetFiles`
     /// lists to its bytes) and makes it the training data. Throws with the file and the problem if
     /// one is missing or corrupt; the previous dataset then stays.
+    /// `key`: where the worker fetched it from; another session of this worker loading the same
+    /// key takes the same decoded splits (`useDataset`).
     #[wasm_bindgen(js_name = loadDataset)]
-    pub fn load_dataset(&self, name: &str, files: &Object, max_train_sheets: Option<u32>) -> Result<JsValue, JsValue> {
+    pub fn load_dataset(&self, name: &str, files: &Object, max_train_sheets: Option<u32>, key: Option<String>) -> Result<JsValue, JsValue> {
         let (train_set, test_set) = decode_dataset(name, files, max_train_sheets)?;
-        to_js(&self.session.set_data(name, train_set, test_set))
+        let (train_set, test_set) = (Rc::new(train_set), Rc::new(test_set));
+        if let Some(key) = key {
+            DATASETS.with(|d| {
+                let mut d = d.borrow_mut();
+                d.retain(|_, (a, b)| a.strong_count() > 0 && b.strong_count() > 0);
+                d.insert(key, (Rc::downgrade(&train_set), Rc::downgrade(&test_set)));
+            });
+        }
+        to_js(&self.session.set_shared_data(name, train_set, test_set))
+    }
+
+    /// Makes the dataset another session of this worker decoded under `key` this session's too,
+    /// without copying it; null if no session holds it now.
+    #[wasm_bindgen(js_name = useDataset)]
+    pub fn use_dataset(&self, name: &str, key: &str) -> Result<JsValue, JsValue> {
+        let found = DATASETS.with(|d| d.borrow().get(key).and_then(|(a, b)| Some((a.upgrade()?, b.upgrade()?))));
+        match found {
+            Some((train_set, test_set)) => to_js(&self.session.set_shared_data(name, train_set, test_set)),
+            None => Ok(JsValue::NULL),
+        }
     }
 
     /// 2-D points as the dataset (`points`: x0, y0, x1, y1, ...; `labels`: one class each), for
