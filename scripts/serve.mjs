@@ -38,12 +38,18 @@ function resolvePath(root, urlPath) {
 /** The data directory served at /data/: $CONVLENS_DATA_DIR (read per request), else ./data (npm run download-data). */
 export const dataDir = () => resolve(process.env.CONVLENS_DATA_DIR ?? join(ROOT, 'data'));
 
-async function handle(root, req, res) {
+async function handle(root, req, res, { prefix = '/', headers = {} } = {}) {
   if (req.method !== 'GET' && req.method !== 'HEAD') {
     res.writeHead(405, { allow: 'GET, HEAD' }).end();
     return;
   }
-  const url = req.url ?? '/';
+  // Served under a sub-path (`prefix`, as a course site would): nothing outside it.
+  const full = req.url ?? '/';
+  if (!full.startsWith(prefix)) {
+    res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
+    return;
+  }
+  const url = `/${full.slice(prefix.length)}`;
   const file = url.startsWith('/data/') ? resolvePath(dataDir(), url.slice(5)) : resolvePath(root, url);
   if (!file) {
     res.writeHead(403, { 'content-type': 'text/plain' }).end('forbidden\n');
@@ -58,6 +64,7 @@ async function handle(root, req, res) {
     'content-type': MIME[extname(file).toLowerCase()] ?? 'application/octet-stream',
     'content-length': info.size,
     'cache-control': 'no-store',
+    ...headers,
   });
   if (req.method === 'HEAD') res.end();
   else createReadStream(file).pipe(res);
@@ -72,9 +79,9 @@ function listen(server, port) {
 }
 
 /** Starts the server; port 0 picks a free one. If `port` is busy the next ports are tried. */
-export async function serve({ port = Number(process.env.PORT ?? 8080), root = ROOT, tries = 20 } = {}) {
+export async function serve({ port = Number(process.env.PORT ?? 8080), root = ROOT, tries = 20, prefix = '/', headers = {} } = {}) {
   const server = http.createServer((req, res) => {
-    handle(root, req, res).catch((e) => {
+    handle(root, req, res, { prefix, headers }).catch((e) => {
       if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' });
       res.end(`${e.message}\n`);
     });

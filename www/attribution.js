@@ -2,6 +2,7 @@
 // channel), every gradient-based map side by side, Grad-CAM, and occlusion. The engine computes
 // (crates/core/src/vis/attribution.rs, occlusion.rs); this module only asks and draws.
 import { EngineClient } from './engine-client.js';
+import { dataBase } from './config.js';
 import { datasetSamples, loadTfjs, TINY_VGG_CLASSES, TINY_VGG_IMAGES } from './models.js';
 import { fetchPreset } from './presets.js';
 import { createBackendView } from './views/backend.js';
@@ -14,7 +15,7 @@ import { createMapCard, createOcclusionView, METHODS } from './views/attribution
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
 
-const DATA = new URL('data/', location.href); // served from $CONVLENS_DATA_DIR (npm run download-data)
+const DATA = dataBase(); // served from $CONVLENS_DATA_DIR (npm run download-data), or www/config.js's URL
 
 export const NETS = {
   mnist: { label: 'MNIST net (99.0% on MNIST)', preset: 'mnist', dataset: 'mnist5k', base: new URL('./data/', import.meta.url), patch: { window: 4, stride: 2 } },

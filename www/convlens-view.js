@@ -17,6 +17,7 @@
 //
 // The views are the pages' own modules (www/views/); this file gives them what a page would
 // (the engine client, the network, the image, a place for their settings) and draws nothing.
+import { dataBase } from './config.js';
 import { EngineClient, EngineWorker } from './engine-client.js';
 import { datasetSamples, loadMobilenet, loadTfjs, TINY_VGG_CLASSES } from './models.js';
 import { fetchPreset } from './presets.js';
@@ -33,7 +34,7 @@ import { createStylePanel } from './views/opt-style.js';
 
 const BUILTIN = new URL('./data/', import.meta.url);
 /** The data directory (datasets, pretrained nets) unless an element's `data` says otherwise: served at /data/ beside www/. */
-const DATA = new URL('../data/', import.meta.url);
+const DATA = dataBase();
 const STYLESHEET = new URL('./style.css', import.meta.url);
 const UPLOT_CSS = new URL('./vendor/uPlot.min.css', import.meta.url);
 

@@ -4,6 +4,7 @@
 // (crates/core/src/vis/{patches,tsne,landscape}.rs); this module picks the network and its images,
 // and keeps the page's state in the URL's hash (#view=patches&net=mnist&layer=3&channel=5).
 import { EngineClient } from './engine-client.js';
+import { dataBase } from './config.js';
 import { loadMobilenet, loadTfjs, TINY_VGG_CLASSES } from './models.js';
 import { fetchPreset } from './presets.js';
 import { createBackendView } from './views/backend.js';
@@ -17,7 +18,7 @@ import { createLandscapeView } from './views/ds-landscape.js';
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
-const DATA = new URL('data/', location.href); // served from $CONVLENS_DATA_DIR (npm run download-data)
+const DATA = dataBase(); // served from $CONVLENS_DATA_DIR (npm run download-data), or www/config.js's URL
 const BUILTIN = new URL('./data/', import.meta.url);
 
 /** The data directory's photos, for the ImageNet-style nets. */

@@ -1,5 +1,6 @@
 // Page wiring for the image classifier: state, the engine client, the training loop and the views.
 import { EngineClient } from './engine-client.js';
+import { dataBase } from './config.js';
 import { DEFAULT_PRESET, PRESETS, fetchPreset } from './presets.js';
 import * as store from './store.js';
 import { TrainingLoop } from './training.js';
@@ -213,7 +214,7 @@ function updateTrainable() {
 
 /** Where a dataset's files are: the built-in one beside the page, the others in the data directory. */
 function datasetBase(name) {
-  return name === 'mnist5k' ? new URL('./data/', import.meta.url) : new URL('data/', location.href);
+  return name === 'mnist5k' ? new URL('./data/', import.meta.url) : dataBase();
 }
 
 async function setDataset(name) {

@@ -1,4 +1,5 @@
 // Loading pretrained models and their example images: shared by the pages.
+import { cachedFetch } from './data-cache.js';
 
 /** CNN Explainer's Tiny VGG: its 10 Tiny ImageNet classes and its example images (tiny-vgg/img/). */
 export const TINY_VGG_CLASSES = ['lifeboat', 'ladybug', 'pizza', 'bell pepper', 'school bus', 'koala', 'espresso', 'red panda', 'orange', 'sport car'];
@@ -22,14 +23,14 @@ export async function datasetSamples(client, classNames, n) {
 
 /** The bytes at `url`, or an error naming it. */
 export async function fetchBytes(url) {
-  const r = await fetch(url);
+  const r = await cachedFetch(url);
   if (!r.ok) throw new Error(`cannot fetch ${url}: HTTP ${r.status}`);
   return new Uint8Array(await r.arrayBuffer());
 }
 
 /** A TF.js layers model (CNN Explainer's Tiny VGG) from `base`: model.json and its shards. */
 export async function loadTfjs(client, base) {
-  const r = await fetch(new URL('model.json', base));
+  const r = await cachedFetch(new URL('model.json', base));
   if (!r.ok) throw new Error(`Tiny VGG's model.json is not at ${new URL('model.json', base)} (HTTP ${r.status}); `
     + 'run `npm run download-data` (or set CONVLENS_DATA_DIR) to fetch it');
   const text = await r.text();
@@ -44,8 +45,8 @@ export async function loadTfjs(client, base) {
  * dequantized by the engine. `status(text)` reports the download.
  */
 export async function loadMobilenet(client, base, status = () => {}) {
-  const labels = await fetch(new URL('imagenet_labels.txt', base)).then((r) => (r.ok ? r.text() : null)).catch(() => null);
-  const opList = await fetch(new URL('mobilenet_v2_f32.json', base));
+  const labels = await cachedFetch(new URL('imagenet_labels.txt', base)).then((r) => (r.ok ? r.text() : null)).catch(() => null);
+  const opList = await cachedFetch(new URL('mobilenet_v2_f32.json', base));
   if (opList.ok) {
     const text = await opList.text();
     status('loading MobileNetV2 weights (14 MB)…');
@@ -56,7 +57,7 @@ export async function loadMobilenet(client, base, status = () => {}) {
     return summary;
   }
   const url = new URL('mobilenet_v2_1.0_224_quant.tflite', base);
-  const r = await fetch(url);
+  const r = await cachedFetch(url);
   if (!r.ok) {
     throw new Error(`MobileNetV2 is not in the data directory (${url}: HTTP ${r.status}); run \`npm run download-data\` `
       + '(or set CONVLENS_DATA_DIR to a folder with mobilenet/)');

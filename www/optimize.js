@@ -3,6 +3,7 @@
 // project's own nets. Each technique is a view in www/views/opt-*.js; the engine does every step in
 // the worker (crates/core/src/vis/); this module picks the network and the image.
 import { EngineClient } from './engine-client.js';
+import { dataBase } from './config.js';
 import { datasetSamples, loadMobilenet, loadTfjs, TINY_VGG_CLASSES, TINY_VGG_IMAGES } from './models.js';
 import { fetchPreset } from './presets.js';
 import { createBackendView } from './views/backend.js';
@@ -17,7 +18,7 @@ import { createStylePanel } from './views/opt-style.js';
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
-const DATA = new URL('data/', location.href); // served from $CONVLENS_DATA_DIR (npm run download-data)
+const DATA = dataBase(); // served from $CONVLENS_DATA_DIR (npm run download-data), or www/config.js's URL
 const MOBILENET = new URL('mobilenet/', DATA);
 
 /** Natural images (scikit-image, Van Gogh) in the data directory: content and style images. */

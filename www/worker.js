@@ -1,6 +1,8 @@
 // The engine's Web Worker: owns the wasm Engines and answers { id, cmd, args, session } requests
 // (docs/ENGINE_API.md). One wasm instance serves several sessions (the elements of one page, each
 // with its own network, dataset and jobs), each an Engine of its own, by the request's `session`.
+import { cachedFetch } from './data-cache.js';
+
 let wasm = null;
 /** session key -> Engine */
 const engines = new Map();
@@ -48,7 +50,7 @@ async function fetchDataset(name, base, maxTrainSheets, session) {
   let done = 0;
   await Promise.all(files.map(async (f) => {
     const url = new URL(f, base);
-    const res = await fetch(url).catch((e) => { throw new Error(`cannot fetch ${url}: ${e.message}`); });
+    const res = await cachedFetch(url).catch((e) => { throw new Error(`cannot fetch ${url}: ${e.message}`); });
     if (!res.ok) throw new Error(`cannot fetch ${url}: HTTP ${res.status}`);
     bytes[f] = new Uint8Array(await res.arrayBuffer());
     postMessage({ type: 'progress', session, what: `loading ${name}`, done: ++done, total: files.length });

@@ -7,6 +7,8 @@ export function el(tag, attrs = {}, ...children) {
   if (classes.length) node.className = classes.join(' ');
   for (const [k, v] of Object.entries(attrs)) {
     if (k === 'text') node.textContent = v;
+    // Through the CSSOM, not a style attribute: a strict Content-Security-Policy refuses those.
+    else if (k === 'style') node.style.cssText = v;
     else if (k.startsWith('on')) node.addEventListener(k.slice(2), v);
     else if (v !== undefined && v !== null && v !== false) node.setAttribute(k, v === true ? '' : v);
   }

@@ -1,0 +1,79 @@
+// The static build (`npm run build`, scripts/dist.mjs) served under a sub-path (/course/convlens/)
+// with a strict Content-Security-Policy and no COOP/COEP: every page and the lecture page come up
+// with no console error and no request to another origin, on the CPU and on WebGPU (SwiftShader);
+// the data comes from data/ at the site's root and is kept in the Cache API.
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { buildDist } from '../../scripts/dist.mjs';
+import { serve } from '../../scripts/serve.mjs';
+import { launch } from './browser.mjs';
+
+const CSP = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'";
+const PREFIX = '/course/convlens/';
+let dist;
+let server;
+let browser;
+
+before(async () => {
+  dist = await buildDist({ out: join(mkdtempSync(join(tmpdir(), 'convlens-dist-')), 'dist') });
+  server = await serve({ port: 0, root: dist, prefix: PREFIX, headers: { 'content-security-policy': CSP } });
+  browser = await launch({ webgpu: true });
+});
+after(async () => {
+  await browser?.close();
+  await server?.close();
+  if (dist) rmSync(join(dist, '..'), { recursive: true, force: true });
+});
+
+const PAGES = ['index.html', 'dataset.html', 'optimize.html?net=mnist', 'attribution.html', '2d.html'];
+
+for (const backend of ['cpu', 'webgpu']) {
+  test(`dist/ under ${PREFIX} with a strict CSP: every page starts on ${backend}, same origin only`, { timeout: 400_000 }, async () => {
+    assert.ok(existsSync(join(dist, 'www', 'pkg', 'convlens_wasm_bg.wasm')));
+    const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    const origin = new URL(server.url).origin;
+    const foreign = [];
+    context.on('request', (r) => {
+      const u = new URL(r.url());
+      if (u.protocol !== 'data:' && u.protocol !== 'blob:' && u.origin !== origin) foreign.push(r.url());
+    });
+    try {
+      for (const path of PAGES) {
+        const page = await context.newPage();
+        const errors = [];
+        page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
+        page.on('pageerror', (e) => errors.push(e.message));
+        const sep = path.includes('?') ? '&' : '?';
+        await page.goto(`${server.url}${PREFIX.slice(1)}${path}${sep}backend=${backend}`);
+        await page.waitForFunction(() => window.convlens?.ready, null, { timeout: 60_000 });
+        await page.evaluate(() => window.convlens.ready);
+        assert.equal(await page.evaluate(() => document.body.dataset.ready ?? 'true'), 'true', `${path} ready`);
+        assert.deepEqual(errors, [], `${path}: console errors`);
+        await page.close();
+      }
+      // The lecture page: its elements, scrolled through.
+      const page = await context.newPage();
+      const errors = [];
+      page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
+      page.on('pageerror', (e) => errors.push(e.message));
+      await page.goto(`${server.url}${PREFIX.slice(1)}examples/lecture.html`);
+      const ids = await page.evaluate(() => [...document.querySelectorAll('convlens-view')].map((e) => e.id));
+      for (const id of ids) {
+        await page.locator(`#${id}`).scrollIntoViewIfNeeded();
+        await page.waitForFunction((id) => document.getElementById(id).ready, id, { timeout: 60_000 });
+        await page.evaluate((id) => document.getElementById(id).ready, id);
+      }
+      // The large data is in the Cache API now.
+      const cached = await page.evaluate(async () => (await (await caches.open('convlens-data-v1')).keys()).map((r) => r.url));
+      assert.ok(cached.some((u) => u.includes('/course/convlens/data/mnist/')), `cached: ${cached.slice(0, 3)}`);
+      assert.deepEqual(errors, [], 'lecture page: console errors');
+      await page.close();
+      assert.deepEqual(foreign, [], 'requests to other origins');
+    } finally {
+      await context.close();
+    }
+  });
+}
