@@ -157,8 +157,9 @@ export class ConvLensView extends HTMLElement {
     return { ...this.#settings };
   }
 
-  /** Runs the view (after `ready`). */
+  /** Runs the view (starting the element first if it has not started yet). */
   async run() {
+    if (!this.#started) this.#start();
     await this.ready;
     return this.#view?.start?.();
   }

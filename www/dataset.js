@@ -206,6 +206,43 @@ function show(key) {
   views.find((v) => v.key === key)?.shown?.();
 }
 
+// ---- share --------------------------------------------------------------------------------------
+/** What is on screen as a <convlens-view> for a lecture page, and as an <iframe> of this page. */
+export function embedCode() {
+  const h = hash.get();
+  const kebab = (k) => k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+  const quote = (v) => String(v).replace(/&/g, '&amp;').replace(/"/g, '&quot;').replace(/</g, '&lt;');
+  const attrs = [`net="${quote(state.net)}"`, `view="${quote(h.get('view') ?? current)}"`];
+  // The settings that differ from their defaults (the element starts from the same defaults).
+  const fields = ctx.schemas?.[h.get('view') ?? current]?.fields ?? [];
+  const isDefault = (k, v) => fields.some((f) => f.key === k && f.default !== null && String(f.default) === v);
+  for (const [k, v] of h) if (!['view', 'net', 'channel', 'layers'].includes(k) && !isDefault(k, v)) attrs.push(`${kebab(k)}="${quote(v)}"`);
+  const src = new URL('convlens-view.js', import.meta.url).href;
+  return {
+    element: `<script type="module" src="${src}"></script>\n<convlens-view ${attrs.join(' ')}></convlens-view>`,
+    iframe: `<iframe src="${quote(location.href)}" width="100%" height="760" loading="lazy" title="ConvLens"></iframe>`,
+  };
+}
+const shareText = el('textarea.share-code', { id: 'share-code', rows: 5, readonly: true, 'aria-label': 'embed code' });
+async function copy(text, what) {
+  shareText.value = text;
+  shareText.select();
+  try {
+    await navigator.clipboard.writeText(text);
+    status(`${what} copied`);
+  } catch { status(`${what} selected below: copy it with Ctrl+C`); }
+}
+$('share').replaceChildren(
+  el('div.row', {},
+    el('button', { type: 'button', id: 'share-link', text: 'Copy link', onclick: () => copy(location.href, 'link') }),
+    el('button', { type: 'button', id: 'share-embed', text: 'Copy embed code', onclick: () => {
+      if (NETS[state.net]?.mine) { report('Cannot embed', new Error('your own model lives in this browser only; pick a built-in net')); return; }
+      copy(embedCode().element, 'embed code');
+    } }),
+    el('button', { type: 'button', id: 'share-iframe', text: 'Copy iframe', onclick: () => copy(embedCode().iframe, 'iframe code') })),
+  shareText,
+);
+
 // ---- start --------------------------------------------------------------------------------------
 let failure = null;
 client.addEventListener('panic', (e) => { failure = e.detail; banner.engineStopped(failure); });
@@ -242,4 +279,4 @@ const ready = (async () => {
 })();
 
 // For tests and benchmarks (tests/e2e/dataset.test.mjs, scripts/bench-dataset.mjs).
-window.convlens = { client, state, selectNet, ctx, ready, views, show };
+window.convlens = { client, state, selectNet, ctx, ready, views, show, embedCode };

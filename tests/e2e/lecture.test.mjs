@@ -2,8 +2,16 @@
 // scrolled to, the ones that run by themselves finish with the states their attributes ask for,
 // all share one worker, and nothing reaches the console; screenshots at desktop and phone width.
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { test } from 'node:test';
+import { dataDir } from '../../scripts/serve.mjs';
 import { screenshotPath, useBrowser } from './browser.mjs';
+
+// Without the data directory the views fall back to the built-in digits, after the browser has
+// logged the data directory's 404s: those alone are expected then.
+const HAVE_MNIST = existsSync(join(dataDir(), 'mnist'));
+const unexpected = (errors) => errors.filter((e) => HAVE_MNIST || !/Failed to load resource: .* 404/.test(e));
 
 const ctx = useBrowser({ webgpu: false });
 
@@ -47,7 +55,7 @@ for (const [width, name] of [[1280, 'desktop'], [375, 'phone']]) {
         await page.locator('#visualize').scrollIntoViewIfNeeded();
         await page.screenshot({ path: await screenshotPath('lecture-phone.png') });
       }
-      assert.deepEqual(errors, [], 'no console errors');
+      assert.deepEqual(unexpected(errors), [], 'no console errors');
     } finally {
       await page.close();
     }
