@@ -54,7 +54,7 @@ const backendView = createBackendView($('backend'), {
 });
 
 // ---- network ------------------------------------------------------------------------------------
-const netSelect = el('select', { id: 'net-select' }, ...Object.entries(NETS).map(([k, n]) => el('option', { value: k, text: n.label })));
+const netSelect = el('select', { id: 'net-select', 'aria-label': 'network' }, ...Object.entries(NETS).map(([k, n]) => el('option', { value: k, text: n.label })));
 const netInfo = el('p.hint', { id: 'net-info' });
 netSelect.onchange = () => selectNet(netSelect.value).catch((e) => report(`Could not load ${NETS[netSelect.value].label}`, e));
 $('net').replaceChildren(netSelect, netInfo);
@@ -201,12 +201,12 @@ async function setInput(data, name) {
 }
 
 // ---- target -------------------------------------------------------------------------------------
-const kindSelect = el('select', { id: 'target-kind' },
+const kindSelect = el('select', { id: 'target-kind', 'aria-label': 'what to explain' },
   el('option', { value: 'class', text: 'class score (logit)' }),
   el('option', { value: 'prob', text: 'class probability' }),
   el('option', { value: 'neuron', text: 'one neuron (click the layer view)' }),
   el('option', { value: 'channel', text: 'a channel’s mean (click the layer view)' }));
-const classSelect = el('select', { id: 'target-class' });
+const classSelect = el('select', { id: 'target-class', 'aria-label': 'class' });
 const targetText = el('div.objective-text', { id: 'target-text' });
 const predictedButton = el('button.link', { type: 'button', text: 'use the predicted class' });
 $('target').replaceChildren(el('div.row', {}, kindSelect, classSelect), targetText, predictedButton);
@@ -389,7 +389,7 @@ function runOcclusion() {
 
 // ---- layer view (picks neurons and channels) ------------------------------------------------------
 const picker = (() => {
-  const layerSelect = el('select', { id: 'picker-layer' });
+  const layerSelect = el('select', { id: 'picker-layer', 'aria-label': 'layer' });
   const tiles = el('div.tiles', { id: 'picker-tiles' });
   let current = null;
   let acts = null;

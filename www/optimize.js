@@ -91,7 +91,7 @@ const backendView = createBackendView($('backend'), {
 });
 
 // ---- network ------------------------------------------------------------------------------------
-const netSelect = el('select', { id: 'net-select' }, ...Object.entries(NETS).map(([k, n]) => el('option', { value: k, text: n.label })));
+const netSelect = el('select', { id: 'net-select', 'aria-label': 'network' }, ...Object.entries(NETS).map(([k, n]) => el('option', { value: k, text: n.label })));
 const netInfo = el('p.hint', { id: 'net-info' });
 netSelect.onchange = () => selectNet(netSelect.value).catch((e) => report(`Could not load ${NETS[netSelect.value].label}`, e));
 $('net').replaceChildren(netSelect, netInfo);

@@ -54,9 +54,9 @@ function report(what, e) {
 
 const regions = el('canvas.plane', { id: 'regions', width: SIZE, height: SIZE, title: 'click: class 0 · shift-click: class 1 · right-click: remove' });
 const warp = el('canvas.plane', { id: 'warp', width: SIZE, height: SIZE });
-const layerSelect = el('select', { id: 'warp-layer' });
-const d0 = el('select', { id: 'warp-d0' });
-const d1 = el('select', { id: 'warp-d1' });
+const layerSelect = el('select', { id: 'warp-layer', 'aria-label': 'hidden layer to show' });
+const d0 = el('select', { id: 'warp-d0', 'aria-label': 'first unit (x axis)' });
+const d1 = el('select', { id: 'warp-d1', 'aria-label': 'second unit (y axis)' });
 $('views').replaceChildren(
   el('figure', {}, regions, el('figcaption', { text: 'Decision regions (colour: the more likely class, paler where unsure) and the training points.' })),
   el('figure', {}, warp, el('figcaption', {}, 'The plane as layer ', layerSelect, ' sees it: neurons ', d0, ' and ', d1,

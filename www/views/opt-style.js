@@ -33,7 +33,7 @@ export function createStylePanel(root, ctx) {
   const content = imageCard('content', 'style-content');
   const style = imageCard('style', 'style-style');
   const result = imageCard('result', 'style-transfer');
-  const gramLayer = el('select', { id: 'gram-layer' });
+  const gramLayer = el('select', { id: 'gram-layer', 'aria-label': 'layer of the Gram matrices' });
   const gramStyle = el('canvas.px.gram');
   const gramNow = el('canvas.px.gram');
   const gramText = el('p.hint');
