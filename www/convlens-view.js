@@ -80,7 +80,9 @@ function sheets() {
     const own = new CSSStyleSheet();
     // Sized to the container: one column when narrow (a phone), pictures scaled down, and what
     // cannot shrink (a chart) scrolls inside the element rather than widening the page.
+    // Room is kept for the view while it loads, so that the page moves less when it appears.
     own.replaceSync(':host { display: block; max-width: 100%; margin: 12px 0; overflow-x: auto; container-type: inline-size; } '
+      + ':host(:not([data-ready])) { min-height: 420px; } '
       + '.cl-body canvas { max-width: 100%; } .cl-body .panel { margin: 0; } '
       + '.cl-status:empty { display: none; } .cl-status.error { color: var(--bad); } [hidden] { display: none !important; } '
       + '@container (max-width: 620px) { .opt-grid { grid-template-columns: 1fr; } .cl-body canvas { height: auto !important; } }');
@@ -248,6 +250,7 @@ export class ConvLensView extends HTMLElement {
     }
     this.#applyControls(root);
     status('');
+    this.dataset.ready = 'true';
     this.dispatchEvent(new CustomEvent('ready', { detail: { summary } }));
     if (this.hasAttribute('autorun')) await view.start?.();
   }

@@ -27,10 +27,13 @@ const PAGES = [
 ];
 
 for (const [path, tabs] of PAGES) {
-  test(`axe-core: no serious or critical violations on ${path.split('?')[0]}${tabs.length ? ' (every tab)' : ''}`, { timeout: 120_000 }, async () => {
+  test(`axe-core: no serious or critical violations on ${path.split('?')[0]}${tabs.length ? ' (every tab)' : ''}, light and dark`, { timeout: 120_000 }, async () => {
     const page = await openPage(ctx.browser, ctx.server.url, path);
     try {
-      const found = await violations(page);
+      await page.emulateMedia({ colorScheme: 'dark' });
+      const dark = (await violations(page)).map((v) => `[dark] ${v}`);
+      await page.emulateMedia({ colorScheme: 'light' });
+      const found = [...dark, ...await violations(page)];
       for (const t of tabs) {
         await page.click(`#tab-${t}`);
         found.push(...(await violations(page)).map((v) => `[${t}] ${v}`));
