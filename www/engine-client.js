@@ -13,6 +13,13 @@ const GPU_TIMEOUT_MS = 120_000;
 /** Requests that wait on more than the GPU (the network, the CPU decoding a dataset). */
 const NO_TIMEOUT = new Set(['loadDataset']);
 
+/** Where worker.js is (and pkg/ with the wasm engine beside it): this module's folder by default. */
+let engineBase = new URL('./', import.meta.url);
+/** Moves the worker and the wasm engine (a bundler that copies them elsewhere): workers started later use it. */
+export function setEngineBase(url) {
+  engineBase = new URL(String(url), globalThis.location?.href);
+}
+
 /** One engine worker and the clients (sessions) it serves. */
 export class EngineWorker {
   #worker = null;
@@ -43,7 +50,7 @@ export class EngineWorker {
   }
 
   #spawn() {
-    const worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
+    const worker = new Worker(new URL('worker.js', engineBase), { type: 'module' });
     worker.onmessage = (e) => this.#onMessage(e.data);
     worker.onerror = (e) => {
       e.preventDefault?.();

@@ -1,0 +1,56 @@
+// Types of the `convlens` package (www/convlens-view.js, www/engine-client.js; docs/ENGINE_API.md).
+
+/** The views an element can show. */
+export type ViewName = 'patches' | 'tsne' | 'landscape' | 'visualize' | 'invert' | 'adversarial' | 'dream' | 'style';
+
+/** <convlens-view>: one ConvLens view; attributes net, view, image, target, backend, controls, autorun, data and any setting. */
+export declare class ConvLensView extends HTMLElement {
+  /** The view's last state (a run's result), or null. */
+  readonly state: unknown;
+  /** The view's settings as its form has them. */
+  readonly settings: Record<string, unknown>;
+  /** Resolves when the net, its data and the view are up (set once the element has started). */
+  ready: Promise<void> | null;
+  /** This element's engine client (a session on the page's shared worker). */
+  client: EngineClient | null;
+  /** Runs the view (starting the element first if needed). */
+  run(): Promise<unknown>;
+}
+
+export declare const VIEWS: Record<ViewName, { technique: string; dataset?: boolean; image?: boolean }>;
+
+/** The one engine worker every element of the page shares. */
+export declare function sharedWorker(): EngineWorker;
+
+/** Where the worker (and, beside it, pkg/ with the wasm engine) is: default the package's www/. */
+export declare function setEngineBase(url: string | URL): void;
+
+/** One engine worker and the sessions it serves. */
+export declare class EngineWorker {
+  constructor();
+  readonly clients: EngineClient[];
+  terminate(): void;
+}
+
+export interface DatasetInfo { name: string; shape: [number, number, number]; classes: string[]; train: number; test: number }
+
+/** Promise API over the worker (docs/ENGINE_API.md); events 'panic', 'restarted', 'error', 'progress'. */
+export declare class EngineClient extends EventTarget {
+  constructor(options?: { worker?: EngineWorker | null });
+  readonly session: string;
+  info: { backend: 'cpu' | 'webgpu'; webgpu: boolean } | null;
+  summary: unknown;
+  readonly paused: boolean;
+  setPaused(paused: boolean): void;
+  request(cmd: string, args?: Record<string, unknown>, transfer?: Transferable[]): Promise<any>;
+  init(backend?: 'cpu' | 'webgpu' | 'auto'): Promise<{ backend: 'cpu' | 'webgpu'; webgpu: boolean }>;
+  load(spec: string | object, weights?: Uint8Array | null, seed?: number): Promise<unknown>;
+  loadDataset(name: 'mnist' | 'mnist5k' | 'cifar10', base: string | URL, maxTrainSheets?: number): Promise<DatasetInfo>;
+  forward(input: Float32Array): Promise<Float32Array>;
+  attribute(input: Float32Array, objective: unknown, settings?: Record<string, unknown>): Promise<unknown>;
+  datasetView(kind: 'patches' | 'tsne' | 'landscape', settings: Record<string, unknown>,
+    options?: { budgetMs?: number; onProgress?: (state: any) => void; signal?: AbortSignal | null }): Promise<any>;
+  restart(options?: { backend?: string; weights?: Uint8Array }): Promise<unknown>;
+  switchBackend(backend: 'cpu' | 'webgpu'): Promise<unknown>;
+  terminate(): void;
+}
