@@ -257,7 +257,7 @@ export class ConvLensView extends HTMLElement {
 
   /** The image views' input: a test image of the dataset (`image` = its index) or an image URL. */
   async #loadImage(client, state, data) {
-    const { depth, height, width } = state.summary.input;
+    const { depth, width } = state.summary.input;
     const want = this.getAttribute('image') ?? '0';
     if (/^\d+$/.test(want) && state.data) {
       const [s] = await datasetSamples(client, state.classNames, Number(want) + 1).then((l) => l.slice(Number(want)));
@@ -267,7 +267,6 @@ export class ConvLensView extends HTMLElement {
     }
     const url = new URL(/^\d+$/.test(want) ? 'images/chelsea.png' : want, /^\d+$/.test(want) ? data : document.baseURI);
     Object.assign(state, { image: await loadSquare(url, width, depth), imageName: url.pathname.split('/').pop(), imageSrc: url });
-    void height;
   }
 
   /** What the views expect of their page. */
