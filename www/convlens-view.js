@@ -22,7 +22,8 @@ import { EngineClient, EngineWorker } from './engine-client.js';
 import { datasetSamples, loadMobilenet, loadTfjs, TINY_VGG_CLASSES } from './models.js';
 import { fetchPreset } from './presets.js';
 import { el } from './views/dom.js';
-import { loadSquare, resizeChw } from './views/image-io.js';
+import { loadSquare } from './views/image-io.js';
+import { convLayers, defaultLayer, imageAt, layerNamed, layerOptions, topClasses } from './views/view-ctx.js';
 import { createPatchesView } from './views/ds-patches.js';
 import { createTsneView } from './views/ds-tsne.js';
 import { createLandscapeView } from './views/ds-landscape.js';
@@ -113,7 +114,6 @@ export class ConvLensView extends HTMLElement {
   #visible = true;
   #observer = null;
   #view = null;
-  #ctx = null;
   /** The settings the view last wrote (its form's values). */
   #settings = {};
   client = null;
@@ -226,7 +226,6 @@ export class ConvLensView extends HTMLElement {
     const ctx = this.#makeCtx(client, state, status, spec);
     ctx.schemas = {};
     for (const t of SCHEMAS) ctx.schemas[t] = await client.request('settingsSchema', { technique: t });
-    this.#ctx = ctx;
     const root = el('section.panel', { 'aria-label': `ConvLens ${viewName}` });
     this.#body.replaceChildren(root);
     const view = spec.create(root, ctx);
@@ -283,25 +282,10 @@ export class ConvLensView extends HTMLElement {
           self.dispatchEvent(new CustomEvent('change', { detail: { settings: { ...values } } }));
         },
       },
-      layerOptions(from = 1) {
-        return state.summary.layers.filter((l) => l.index >= from && l.type !== 'softmax')
-          .map((l) => [l.index, l.index === 0 ? '0 input (the pixels)' : `${l.index} ${l.name} · ${l.desc.split(',')[0]} (${l.shape.join('×')})`]);
-      },
-      defaultLayer() {
-        const layers = state.summary.layers;
-        const convs = layers.filter((l) => (l.type === 'conv' || l.type === 'add') && l.shape[1] * l.shape[2] > 1);
-        if (!convs.length) return layers.length - 1;
-        const last = convs[convs.length - 1].index;
-        const next = layers[last + 1];
-        const act = ['relu', 'relu6', 'leaky_relu', 'clip', 'sigmoid', 'tanh'];
-        return next && act.includes(next.type) && next.inputs.length === 1 && next.inputs[0] === last ? last + 1 : last;
-      },
-      layerNamed(name, fallback) {
-        return state.summary.layers.find((l) => l.name === name)?.index ?? fallback;
-      },
-      convLayers() {
-        return state.summary.layers.filter((l) => l.type === 'conv' || l.type === 'add').map((l) => l.index);
-      },
+      layerOptions: (from) => layerOptions(state, from),
+      defaultLayer: () => defaultLayer(state),
+      layerNamed: (name, fallback) => layerNamed(state, name, fallback),
+      convLayers: () => convLayers(state),
       /** A class's name; "k: name" in the image views (the pages' conventions). */
       className(k) {
         return spec.image ? `${k}: ${state.classNames[k] ?? k}` : (state.classNames[k] ?? String(k));
@@ -309,17 +293,8 @@ export class ConvLensView extends HTMLElement {
       imagePageLink() {
         return null;
       },
-      async top(image, n = 3) {
-        const probs = await client.forward(image);
-        return [...probs.keys()].sort((a, b) => probs[b] - probs[a]).slice(0, n)
-          .map((k) => `${state.classNames[k] ?? k} ${(100 * probs[k]).toFixed(1)}%`).join(' · ');
-      },
-      async imageAt(size) {
-        const { depth, height, width } = state.summary.input;
-        if (size === height && size === width) return state.image;
-        if (state.imageSrc) return loadSquare(state.imageSrc, size, depth);
-        return resizeChw(state.image, [depth, height, width], size, size);
-      },
+      top: (image, n) => topClasses(client, state, image, n),
+      imageAt: (size) => imageAt(state, size),
     };
   }
 

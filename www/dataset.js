@@ -11,6 +11,7 @@ import { createBackendView } from './views/backend.js';
 import { createBanner } from './views/banner.js';
 import { countText, el } from './views/dom.js';
 import { loadSquare } from './views/image-io.js';
+import { defaultLayer, layerOptions } from './views/view-ctx.js';
 import * as store from './store.js';
 import { createPatchesView } from './views/ds-patches.js';
 import { createTsneView } from './views/ds-tsne.js';
@@ -65,23 +66,8 @@ export const hash = {
 
 const ctx = {
   client, state, report, status, hash,
-  /** [index, label] of the layers a view offers (from `from` on; the softmax left out). */
-  layerOptions(from = 1) {
-    return state.summary.layers.filter((l) => l.index >= from && l.type !== 'softmax')
-      .map((l) => [l.index, l.index === 0 ? '0 input (the pixels)' : `${l.index} ${l.name} · ${l.desc.split(',')[0]} (${l.shape.join('×')})`]);
-  },
-  /** The last conv layer (the lecture's usual choice), else the last layer before the scores. */
-  defaultLayer() {
-    const layers = state.summary.layers;
-    // Layers with a spatial map (MobileNet's classifier is a 1x1 conv on a 1x1 map).
-    const convs = layers.filter((l) => (l.type === 'conv' || l.type === 'add') && l.shape[1] * l.shape[2] > 1);
-    if (!convs.length) return layers.length - 1;
-    // After its activation when that is a layer of its own (Keras models: conv, then relu).
-    const last = convs[convs.length - 1].index;
-    const next = layers[last + 1];
-    const act = ['relu', 'relu6', 'leaky_relu', 'clip', 'sigmoid', 'tanh'];
-    return next && act.includes(next.type) && next.inputs.length === 1 && next.inputs[0] === last ? last + 1 : last;
-  },
+  layerOptions: (from) => layerOptions(state, from),
+  defaultLayer: () => defaultLayer(state),
   className(k) {
     return state.classNames[k] ?? String(k);
   },

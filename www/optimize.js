@@ -9,7 +9,8 @@ import { fetchPreset } from './presets.js';
 import { createBackendView } from './views/backend.js';
 import { createBanner } from './views/banner.js';
 import { el } from './views/dom.js';
-import { imageCanvas, loadSquare, resizeChw } from './views/image-io.js';
+import { imageCanvas, loadSquare } from './views/image-io.js';
+import { convLayers, imageAt, layerNamed, layerOptions, topClasses } from './views/view-ctx.js';
 import { createVisualizePanel } from './views/opt-visualize.js';
 import { createInversionPanel } from './views/opt-inversion.js';
 import { createAdversarialPanel } from './views/opt-adversarial.js';
@@ -47,36 +48,15 @@ function report(what, e) {
 
 const ctx = {
   client, state, report, status, styles: STYLES,
-  /** Layer options for a select: [[index, "index name (C×H×W)"]], from `from` on. */
-  layerOptions(from = 1) {
-    return state.summary.layers.filter((l) => l.index >= from && l.type !== 'softmax')
-      .map((l) => [l.index, `${l.index} ${l.name} · ${l.desc.split(',')[0]} (${l.shape.join('×')})`]);
-  },
-  /** A layer's index by name, or `fallback`. */
-  layerNamed(name, fallback) {
-    return state.summary.layers.find((l) => l.name === name)?.index ?? fallback;
-  },
-  /** The conv layers' indices. */
-  convLayers() {
-    return state.summary.layers.filter((l) => l.type === 'conv' || l.type === 'add').map((l) => l.index);
-  },
+  layerOptions: (from) => layerOptions(state, from),
+  layerNamed: (name, fallback) => layerNamed(state, name, fallback),
+  convLayers: () => convLayers(state),
   /** "k: name" for a class. */
   className(k) {
     return `${k}: ${state.classNames[k] ?? k}`;
   },
-  /** The top `n` classes of an image as text. */
-  async top(image, n = 3) {
-    const probs = await client.forward(image);
-    return [...probs.keys()].sort((a, b) => probs[b] - probs[a]).slice(0, n)
-      .map((k) => `${state.classNames[k] ?? k} ${(100 * probs[k]).toFixed(1)}%`).join(' · ');
-  },
-  /** The current image at size x size (square), re-decoded from its source when it has one. */
-  async imageAt(size) {
-    const { depth, height, width } = state.summary.input;
-    if (size === height && size === width) return state.image;
-    if (state.imageSrc) return loadSquare(state.imageSrc, size, depth);
-    return resizeChw(state.image, [depth, height, width], size, size);
-  },
+  top: (image, n) => topClasses(client, state, image, n),
+  imageAt: (size) => imageAt(state, size),
 };
 
 const backendView = createBackendView($('backend'), {

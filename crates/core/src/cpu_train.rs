@@ -789,12 +789,12 @@ pub(crate) fn pool_forward(
     arg: &mut [u32],
 ) {
     if mode == PoolMode::Max && pad == 0 && (ho - 1) * s + k <= h && (wo - 1) * s + k <= w {
-        // Every window inside the plane: no clamping, no bounds checks. The common sizes get
-        // their loops unrolled (a constant K).
+        // Every window inside the plane: no clamping. The common sizes are their own calls, so
+        // that the inlined loops see a constant window.
         match k {
-            2 => max_pool_inside::<2>(x, [planes, h, w], s, [ho, wo], out, arg),
-            3 => max_pool_inside::<3>(x, [planes, h, w], s, [ho, wo], out, arg),
-            _ => max_pool_inside_k(x, [planes, h, w], k, s, [ho, wo], out, arg),
+            2 => max_pool_inside(x, [planes, h, w], 2, s, [ho, wo], out, arg),
+            3 => max_pool_inside(x, [planes, h, w], 3, s, [ho, wo], out, arg),
+            _ => max_pool_inside(x, [planes, h, w], k, s, [ho, wo], out, arg),
         }
         return;
     }
@@ -813,44 +813,12 @@ pub(crate) fn pool_forward(
     }
 }
 
-/// Max pooling where every K x K window lies inside its plane (no padding): each output's value
-/// and where its first maximum is.
-fn max_pool_inside<const K: usize>(
-    x: &[f32],
-    [planes, h, w]: [usize; 3],
-    s: usize,
-    [ho, wo]: [usize; 2],
-    out: &mut [f32],
-    arg: &mut [u32],
-) {
-    for pl in 0..planes {
-        let src = &x[pl * h * w..][..h * w];
-        let (o, a) = (&mut out[pl * ho * wo..][..ho * wo], &mut arg[pl * ho * wo..][..ho * wo]);
-        for oy in 0..ho {
-            for ox in 0..wo {
-                let at0 = oy * s * w + ox * s;
-                let (mut best, mut at) = (f32::NEG_INFINITY, at0);
-                for yy in 0..K {
-                    // The caller checked (ho - 1) * s + K <= h and (wo - 1) * s + K <= w.
-                    let row = &src[at0 + yy * w..][..K];
-                    for (xx, &v) in row.iter().enumerate() {
-                        // Selects rather than a branch: which value wins is data, and a
-                        // mispredicted branch per compare costs more than the pooling itself.
-                        let better = v > best;
-                        at = if better { at0 + yy * w + xx } else { at };
-                        best = if better { v } else { best };
-                    }
-                }
-                o[oy * wo + ox] = best;
-                a[oy * wo + ox] = at as u32;
-            }
-        }
-    }
-}
-
-/// [`max_pool_inside`] for any window size.
+/// Max pooling where every `k` x `k` window lies inside its plane (no padding): each output's value
+/// and where its first maximum is. Inlined into its callers, so that a constant `k` (2, 3) unrolls
+/// the window's loops.
+#[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn max_pool_inside_k(x: &[f32], [planes, h, w]: [usize; 3], k: usize, s: usize, [ho, wo]: [usize; 2], out: &mut [f32], arg: &mut [u32]) {
+fn max_pool_inside(x: &[f32], [planes, h, w]: [usize; 3], k: usize, s: usize, [ho, wo]: [usize; 2], out: &mut [f32], arg: &mut [u32]) {
     for pl in 0..planes {
         let src = &x[pl * h * w..][..h * w];
         let (o, a) = (&mut out[pl * ho * wo..][..ho * wo], &mut arg[pl * ho * wo..][..ho * wo]);
@@ -859,8 +827,11 @@ fn max_pool_inside_k(x: &[f32], [planes, h, w]: [usize; 3], k: usize, s: usize, 
                 let at0 = oy * s * w + ox * s;
                 let (mut best, mut at) = (f32::NEG_INFINITY, at0);
                 for yy in 0..k {
+                    // The caller checked (ho - 1) * s + k <= h and (wo - 1) * s + k <= w.
                     let row = &src[at0 + yy * w..][..k];
                     for (xx, &v) in row.iter().enumerate() {
+                        // Selects rather than a branch: which value wins is data, and a
+                        // mispredicted branch per compare costs more than the pooling itself.
                         let better = v > best;
                         at = if better { at0 + yy * w + xx } else { at };
                         best = if better { v } else { best };
