@@ -13,14 +13,15 @@
 // Raw numbers: target/bench-attribution.json. Env: BENCH_RUNS (default 3), BENCH_SKIP_BUILD=1.
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
-import { dirname, join, resolve } from 'node:path';
-import { build, ROOT, targetDir } from './build.mjs';
+import { dirname, join } from 'node:path';
+import { build, targetDir } from './build.mjs';
 import { convnetjsDefs, installConvnetjs, installHarness, installTfjs, median, readSpec, TFJS, TFJS_SCRIPTS } from './bench.mjs';
 import { launch, openPage, serveRoot } from '../tests/e2e/browser.mjs';
+import { dataDir } from './serve.mjs';
 
 const RUNS = Math.max(1, Number(process.env.BENCH_RUNS ?? 3));
 const OUT = join(targetDir(), 'bench-attribution.json');
-process.env.CONVLENS_DATA_DIR ??= resolve(ROOT, '../shared/data');
+process.env.CONVLENS_DATA_DIR ??= dataDir();
 const DATA = process.env.CONVLENS_DATA_DIR;
 if (!existsSync(join(DATA, 'tiny-vgg/model.json'))) throw new Error(`no Tiny VGG in ${DATA}/tiny-vgg: run npm run download-data`);
 const MNIST = readSpec('www/nets/mnist.json');

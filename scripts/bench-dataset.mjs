@@ -15,15 +15,16 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
-import { dirname, join, resolve } from 'node:path';
-import { build, buildCli, ROOT, targetDir } from './build.mjs';
+import { dirname, join } from 'node:path';
+import { build, buildCli, targetDir } from './build.mjs';
 import { median } from './bench.mjs';
 import { launch, openPage, serveRoot } from '../tests/e2e/browser.mjs';
+import { dataDir } from './serve.mjs';
 
 const RUNS = Math.max(1, Number(process.env.BENCH_RUNS ?? 3));
 const TSNEJS_ITERS = Math.max(2, Number(process.env.BENCH_TSNEJS_ITERS ?? 5));
 const OUT = join(targetDir(), 'bench-dataset.json');
-process.env.CONVLENS_DATA_DIR ??= resolve(ROOT, '../shared/data');
+process.env.CONVLENS_DATA_DIR ??= dataDir();
 const DATA = process.env.CONVLENS_DATA_DIR;
 for (const f of ['mnist/mnist_batch_19.png', 'cifar10/cifar10_batch_50.png']) {
   if (!existsSync(join(DATA, f))) throw new Error(`${join(DATA, f)} is missing: run npm run download-data or set CONVLENS_DATA_DIR`);

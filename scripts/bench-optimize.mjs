@@ -10,16 +10,17 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, join } from 'node:path';
 import { build, ROOT, targetDir } from './build.mjs';
 import { median } from './bench.mjs';
 import { launch, openPage, serveRoot } from '../tests/e2e/browser.mjs';
+import { dataDir } from './serve.mjs';
 
 const RUNS = Math.max(1, Number(process.env.BENCH_RUNS ?? 3));
 const STEPS = Math.max(1, Number(process.env.BENCH_STEPS ?? 4));
 const GPU_STEPS = Math.max(1, Number(process.env.BENCH_GPU_STEPS ?? 1));
 const OUT = join(targetDir(), 'bench-optimize.json');
-process.env.CONVLENS_DATA_DIR ??= resolve(ROOT, '../shared/data');
+process.env.CONVLENS_DATA_DIR ??= dataDir();
 const DATA = process.env.CONVLENS_DATA_DIR;
 const M = join(DATA, 'mobilenet');
 if (!existsSync(join(M, 'mobilenet_v2_f32.safetensors'))) throw new Error(`no MobileNetV2 in ${M}`);

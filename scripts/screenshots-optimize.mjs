@@ -3,11 +3,12 @@
 // the default settings), and saves a screenshot of each view in docs/screenshots/. Takes minutes on
 // the CPU backend. Env: SHOTS (comma-separated views; default all), BENCH_SKIP_BUILD=1.
 import { mkdir } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { build, ROOT } from './build.mjs';
 import { launch, openPage, serveRoot } from '../tests/e2e/browser.mjs';
+import { dataDir } from './serve.mjs';
 
-process.env.CONVLENS_DATA_DIR ??= resolve(ROOT, '../shared/data');
+process.env.CONVLENS_DATA_DIR ??= dataDir();
 const OUT = join(ROOT, 'docs/screenshots');
 const ALL = ['visualize', 'invert', 'adversarial', 'dream', 'style'];
 const SHOTS = process.env.SHOTS ? process.env.SHOTS.split(',') : ALL;

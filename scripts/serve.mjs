@@ -1,6 +1,6 @@
 // Tiny static file server for the repository root (node:http only). `node scripts/serve.mjs`
 import http from 'node:http';
-import { createReadStream } from 'node:fs';
+import { createReadStream, existsSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { extname, join, normalize, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -35,8 +35,17 @@ function resolvePath(root, urlPath) {
   return file === root || file.startsWith(root + sep) ? file : null;
 }
 
-/** The data directory served at /data/: $CONVLENS_DATA_DIR (read per request), else ./data (npm run download-data). */
-export const dataDir = () => resolve(process.env.CONVLENS_DATA_DIR ?? join(ROOT, 'data'));
+/**
+ * The data directory, one answer for the server, the tests and the benchmarks: $CONVLENS_DATA_DIR
+ * (read per request), else ./data (what `npm run download-data` fills) when it is there, else
+ * ../shared/data beside the repository when that is there, else ./data.
+ */
+export function dataDir() {
+  if (process.env.CONVLENS_DATA_DIR) return resolve(process.env.CONVLENS_DATA_DIR);
+  const own = join(ROOT, 'data');
+  const shared = resolve(ROOT, '../shared/data');
+  return existsSync(own) || !existsSync(shared) ? own : shared;
+}
 
 async function handle(root, req, res, { prefix = '/', headers = {} } = {}) {
   if (req.method !== 'GET' && req.method !== 'HEAD') {

@@ -6,10 +6,13 @@
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { build, buildCli, ensureNodeModules, ROOT, run, step } from './build.mjs';
+import { dataDir } from './serve.mjs';
 
-const DATA = resolve(ROOT, process.env.CONVLENS_DATA_DIR ?? '../shared/data');
+// One data directory for every step (cargo's tests, the CLI, the browser tests): see dataDir().
+const DATA = dataDir();
+process.env.CONVLENS_DATA_DIR = DATA;
 const HAVE_DATA = ['mnist/mnist_labels.js', 'tiny-vgg/model.json', 'mobilenet/mobilenet_v2_f32.json'].every((f) => existsSync(join(DATA, f)));
 
 /** Runs a command, echoing its output, and resolves to the output (rejects on a non-zero exit). */

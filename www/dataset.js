@@ -150,7 +150,10 @@ async function selectNet(name) {
       info = await client.loadDataset(dataset, base);
     } catch (e) {
       if (!net.fallback) throw e;
-      report(`${net.dataset} is not in the data directory (run \`npm run download-data\`); using the built-in 5,000 digits`, e);
+      // Expected on a site without the data directory: a notice, not an error.
+      const what = `${net.dataset} is not in the data directory (run \`npm run download-data\`); using the built-in 5,000 digits`;
+      console.warn(what, e);
+      banner.show(what);
       info = await client.loadDataset(net.fallback, BUILTIN);
     }
   }

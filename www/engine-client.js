@@ -270,6 +270,7 @@ export class EngineClient extends EventTarget {
       }
       const t0 = performance.now();
       state = await this.request('occlusionStep', { id, max: batch });
+      if (signal?.aborted) continue; // a chunk that was running when cancelled is not reported
       // Chunks of about `chunkMs`: long enough that messaging costs little, short enough to cancel.
       const ms = Math.max(1, performance.now() - t0);
       batch = Math.max(4, Math.min(4096, Math.round(batch * Math.min(4, chunkMs / ms))));
@@ -292,6 +293,8 @@ export class EngineClient extends EventTarget {
       while (!state.done) {
         if (signal?.aborted) return null;
         state = await this.request('datasetStep', { id, budgetMs });
+        // A chunk that was running when the run was cancelled is not reported.
+        if (signal?.aborted) return null;
         onProgress(state);
       }
       return state;

@@ -5,13 +5,14 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import { openPage, ROOT, screenshotPath, targetDir, useBrowser } from './browser.mjs';
 import { readNpy } from './npy.mjs';
+import { dataDir } from '../../scripts/serve.mjs';
 
 // The page serves the data directory at data/: Tiny VGG comes from there (skipped without it).
-const DATA = process.env.CONVLENS_DATA_DIR ?? resolve(ROOT, '../shared/data');
+const DATA = dataDir();
 process.env.CONVLENS_DATA_DIR = DATA;
 const HAVE_TINY_VGG = existsSync(join(DATA, 'tiny-vgg/model.json'));
 

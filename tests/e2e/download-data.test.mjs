@@ -5,12 +5,12 @@ import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, readdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { test } from 'node:test';
-import { serve } from '../../scripts/serve.mjs';
+import { dataDir, serve } from '../../scripts/serve.mjs';
 import { ROOT } from './browser.mjs';
 
-const DATA = resolve(process.env.CONVLENS_DATA_DIR ?? join(ROOT, '../shared/data'));
+const DATA = dataDir();
 const script = join(ROOT, 'scripts/download-data.mjs');
 // Asynchronous: the mirror is served from this process.
 function download(origin, out, ...sets) {

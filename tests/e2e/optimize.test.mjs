@@ -6,12 +6,13 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import { openPage, ROOT, screenshotPath, targetDir, useBrowser } from './browser.mjs';
 import { readNpy } from './npy.mjs';
+import { dataDir } from '../../scripts/serve.mjs';
 
-const DATA = process.env.CONVLENS_DATA_DIR ?? resolve(ROOT, '../shared/data');
+const DATA = dataDir();
 process.env.CONVLENS_DATA_DIR = DATA;
 const HAVE_MOBILENET = existsSync(join(DATA, 'mobilenet/mobilenet_v2_f32.safetensors'));
 

@@ -196,7 +196,10 @@ export function createTsneView(root, ctx) {
         for (const m of maps) {
           if (controller.signal.aborted) return;
           if (m.state.done) continue;
-          m.state = await client.request('datasetStep', { id: m.state.id, budgetMs: 50 });
+          const next = await client.request('datasetStep', { id: m.state.id, budgetMs: 50 });
+          // A chunk that was running when Cancel was pressed is not shown.
+          if (controller.signal.aborted) return;
+          m.state = next;
           m.bar.value = m.state.total ? m.state.step / m.state.total : 1;
           m.head.textContent = describe(m);
           draw(m);
