@@ -31,8 +31,8 @@ for (const f of ['mnist/mnist_batch_19.png', 'cifar10/cifar10_batch_50.png']) {
 }
 
 /** Seconds of a dataset view run to its end in the page (and its final state's summary). */
-async function timeView(page, kind, settings) {
-  return page.evaluate(async ({ kind, settings }) => {
+async function timeView(page, kind, settings, workers = undefined) {
+  return page.evaluate(async ({ kind, settings, workers }) => {
     const { client } = window.convlens;
     const t0 = performance.now();
     let first = null;
@@ -41,6 +41,7 @@ async function timeView(page, kind, settings) {
     let gap = 0;
     const st = await client.datasetView(kind, settings, {
       budgetMs: 100,
+      ...(workers ? { workers } : {}),
       onProgress: (s) => {
         const now = performance.now();
         if (kind === 'tsne' && s.tsne.stage === 'optimizing') {
@@ -48,12 +49,12 @@ async function timeView(page, kind, settings) {
           gap = Math.max(gap, now - last);
         }
         last = now;
-        if (kind === 'landscape' && first === null && s.step >= s.landscape.coarse) first = (now - t0) / 1000;
+        if (kind === 'landscape' && first === null && s.landscape.coarseDone) first = (now - t0) / 1000;
       },
     });
     const secs = (performance.now() - t0) / 1000;
-    return { secs, first, frames, maxFrameMs: gap, kl: st.tsne?.kl.at(-1), method: st.tsne?.method, total: st.total };
-  }, { kind, settings });
+    return { secs, first, frames, maxFrameMs: gap, kl: st.tsne?.kl.at(-1), method: st.tsne?.method, total: st.total, workers: st.workers ?? 1 };
+  }, { kind, settings, workers });
 }
 
 /** The 2,000 digits' 50 PCA dimensions (the engine's PCA), then tsne-js and umap-js on them in the page. */
@@ -136,8 +137,14 @@ async function browserFigures(browser, server, backend, full) {
     }
     out.patchesMnist = await many(rep(), () => timeView(page, 'patches', { layer: 3, split: 'train', images: 60000 }));
     console.log(`  ${backend}: patches, 60,000 digits ${out.patchesMnist.secs.toFixed(2)} s`);
-    out.landscape = await timeView(page, 'landscape', { kind: 'plane', images: 256, points: full ? 51 : 11 });
-    console.log(`  ${backend}: loss surface ${full ? '51x51' : '11x11'} ${out.landscape.secs.toFixed(1)} s (11x11 first in ${out.landscape.first?.toFixed(2)} s)`);
+    // The page's default: one engine per core on the CPU (the worker pool); and one engine alone.
+    const plane = { kind: 'plane', images: 256, points: full ? 51 : 11 };
+    out.landscape = await timeView(page, 'landscape', plane);
+    console.log(`  ${backend}: loss surface ${full ? '51x51' : '11x11'} on ${out.landscape.workers} workers ${out.landscape.secs.toFixed(1)} s (11x11 first in ${out.landscape.first?.toFixed(2)} s)`);
+    if (full && out.landscape.workers > 1) {
+      out.landscape1 = await timeView(page, 'landscape', plane, 1);
+      console.log(`  ${backend}: loss surface 51x51 on 1 worker ${out.landscape1.secs.toFixed(1)} s (11x11 first in ${out.landscape1.first?.toFixed(2)} s)`);
+    }
     await page.evaluate(() => window.convlens.selectNet('cifar10'));
     const cifar = async () => {
       const a = await timeView(page, 'patches', { split: 'train', images: 5000 });
@@ -194,8 +201,9 @@ const rows = [
   ['umap-js, 2,000 pts', c.peers.umap, null, null],
   ['patches, 60,000 MNIST (target ≤ 20)', c.patchesMnist.secs, results.webgpu?.patchesMnist?.secs, results.native.patchesMnist.secs],
   ['patches, 5,000 CIFAR-10 (target ≤ 5)', c.patchesCifar.secs, results.webgpu?.patchesCifar?.secs, null],
-  ['loss surface 51x51 (target ≤ 60)', c.landscape.secs, null, results.native.landscape.secs],
-  ['loss surface first 11x11 (target ≤ 5)', c.landscape.first, results.webgpu?.landscape?.first, null],
+  [`loss surface 51x51 (target ≤ 60), ${c.landscape.workers} workers`, c.landscape.secs, null, results.native.landscape.secs],
+  [`loss surface first 11x11 (target ≤ 5), ${c.landscape.workers} workers`, c.landscape.first, results.webgpu?.landscape?.first, null],
+  ...(c.landscape1 ? [['loss surface 51x51, 1 worker', c.landscape1.secs, null, null], ['loss surface first 11x11, 1 worker', c.landscape1.first, null, null]] : []),
 ];
 console.log('| | browser CPU | browser WebGPU (SwiftShader) | native CLI |');
 console.log('|---|---|---|---|');

@@ -13,6 +13,49 @@ const GPU_TIMEOUT_MS = 120_000;
 /** Requests that wait on more than the GPU (the network, the CPU decoding a dataset). */
 const NO_TIMEOUT = new Set(['loadDataset']);
 
+/**
+ * How many engines a job that splits (the loss surface's grid) runs on: `?workers=N` in the page's
+ * URL, else one per core (navigator.hardwareConcurrency), at most 8. Plain workers, no shared
+ * memory: no COOP/COEP needed, so it works inside an iframe.
+ */
+export function defaultWorkers() {
+  const asked = Number(new URLSearchParams(globalThis.location?.search ?? '').get('workers'));
+  const n = asked > 0 ? asked : (globalThis.navigator?.hardwareConcurrency ?? 1);
+  return Math.max(1, Math.min(8, Math.floor(n)));
+}
+
+/** The parts of a split job's state put together: every point from the part that evaluated it. */
+function mergeParts(states) {
+  const [first] = states;
+  const loss = Float32Array.from(first.landscape.loss);
+  const accuracy = Float32Array.from(first.landscape.accuracy);
+  for (const s of states.slice(1)) {
+    const l = s.landscape;
+    for (let i = 0; i < loss.length; i++) {
+      if (!Number.isNaN(l.loss[i])) {
+        loss[i] = l.loss[i];
+        accuracy[i] = l.accuracy[i];
+      }
+    }
+  }
+  const sum = (f) => states.reduce((a, s) => a + f(s), 0);
+  return {
+    ...first,
+    step: sum((s) => s.step),
+    total: sum((s) => s.total),
+    done: states.every((s) => s.done),
+    workers: states.length,
+    landscape: {
+      ...first.landscape,
+      loss,
+      accuracy,
+      coarse: sum((s) => s.landscape.coarse),
+      coarseDone: states.every((s) => s.landscape.coarseDone),
+      part: undefined,
+    },
+  };
+}
+
 /** Where worker.js is (and pkg/ with the wasm engine beside it): this module's folder by default. */
 let engineBase = new URL('./', import.meta.url);
 /** Moves the worker and the wasm engine (a bundler that copies them elsewhere): workers started later use it. */
@@ -29,9 +72,17 @@ export class EngineWorker {
   #clients = new Set();
   /** A restart in progress (requests wait for it). */
   restarting = null;
+  /** Workers of their own for the parts of split jobs (made on first use, kept). */
+  #helpers = [];
 
   constructor() {
     this.#spawn();
+  }
+
+  /** `count` helper workers for split jobs, shared by this worker's clients. */
+  helperWorkers(count) {
+    while (this.#helpers.length < count) this.#helpers.push(new EngineWorker());
+    return this.#helpers.slice(0, count);
   }
 
   /** Clients attached now. */
@@ -147,6 +198,8 @@ export class EngineWorker {
 
   terminate() {
     this.#kill(new Error('engine terminated'));
+    this.#helpers.forEach((h) => h.terminate());
+    this.#helpers = [];
   }
 }
 
@@ -206,6 +259,7 @@ export class EngineClient extends EventTarget {
    * run's chunks stop between two requests and go on where they were (an element out of view).
    */
   setPaused(paused) {
+    this.#helpers.forEach((h) => h.setPaused(paused));
     if (paused && !this.#pause) {
       let resolve;
       const promise = new Promise((r) => { resolve = r; });
@@ -280,13 +334,38 @@ export class EngineClient extends EventTarget {
     return state;
   }
 
+  /** This client's sessions on the helper workers (split jobs). */
+  #helpers = [];
+
+  /**
+   * `count` helper engines on the CPU, each a session on a helper worker, holding this client's
+   * network with its current weights and `images` ({data, shape, labels}) as their dataset.
+   */
+  async #prepareHelpers(count, images) {
+    const workers = this.#hub.helperWorkers(count);
+    while (this.#helpers.length < count) this.#helpers.push(new EngineClient({ worker: workers[this.#helpers.length] }));
+    const helpers = this.#helpers.slice(0, count);
+    helpers.forEach((h) => h.setPaused(this.paused));
+    const weights = await this.request('exportWeights', {});
+    const { spec, seed } = this.lastLoad;
+    await Promise.all(helpers.map(async (h) => {
+      if (h.info?.backend !== 'cpu') await h.init('cpu');
+      await h.load(spec, weights.slice(), seed);
+      await h.loadImages('part', images.data, images.shape, images.labels);
+    }));
+    return helpers;
+  }
+
   /**
    * A dataset view (kind: patches, tsne or landscape; settings: its schema's keys), run in chunks
    * of about `budgetMs` in the worker: `onProgress(state)` after each; stops early (resolving to
    * null) when `signal.aborted`. Resolves to the final state (docs/ENGINE_API.md).
    */
-  async datasetView(kind, settings, { budgetMs = 100, onProgress = () => {}, signal = null } = {}) {
-    let state = await this.request('datasetStart', { kind, settings });
+  async datasetView(kind, settings, { budgetMs = 100, onProgress = () => {}, signal = null, workers = defaultWorkers() } = {}) {
+    // On the CPU, a job that splits (the engine says so in its state) runs on `workers` engines.
+    const parts = this.info?.backend === 'cpu' && this.lastLoad ? Math.max(1, Math.min(64, Math.floor(workers))) : 1;
+    let state = await this.request('datasetStart', { kind, settings, ...(parts > 1 ? { part: [0, parts] } : {}) });
+    if (state.landscape?.part) return this.#splitView(kind, settings, state, parts, { budgetMs, onProgress, signal });
     const { id } = state;
     onProgress(state);
     try {
@@ -300,6 +379,42 @@ export class EngineClient extends EventTarget {
       return state;
     } finally {
       this.request('optimizeCancel', { id }).catch(() => {});
+    }
+  }
+
+  /**
+   * The rest of a split dataset view: `first` is part 0 here; parts 1.. run on helper engines
+   * with the same images; each reports as it goes, and `onProgress` gets the parts put together
+   * (bit for bit one engine's values).
+   */
+  async #splitView(kind, settings, first, parts, { budgetMs, onProgress, signal }) {
+    const clients = [this];
+    const states = [first];
+    let stop = false;
+    try {
+      const l = first.landscape;
+      const images = await this.images(l.split, 0, l.images);
+      clients.push(...await this.#prepareHelpers(parts - 1, images));
+      for (let k = 1; k < parts; k++) states.push(await clients[k].request('datasetStart', { kind, settings, part: [k, parts] }));
+      onProgress(mergeParts(states));
+      const run = async (k) => {
+        while (!states[k].done) {
+          if (stop || signal?.aborted) return;
+          const next = await clients[k].request('datasetStep', { id: states[k].id, budgetMs });
+          // A chunk that was running when the run was cancelled (or another part failed) is not reported.
+          if (stop || signal?.aborted) return;
+          states[k] = next;
+          onProgress(mergeParts(states));
+        }
+      };
+      await Promise.all(clients.map((_, k) => run(k).catch((e) => {
+        stop = true;
+        throw e;
+      })));
+      return signal?.aborted ? null : mergeParts(states);
+    } finally {
+      stop = true;
+      states.forEach((s, k) => clients[k].request('optimizeCancel', { id: s.id }).catch(() => {}));
     }
   }
 
@@ -458,6 +573,8 @@ export class EngineClient extends EventTarget {
 
   /** Ends this client: its own worker stops; in a shared worker its session is released. */
   terminate() {
+    this.#helpers.forEach((h) => h.terminate());
+    this.#helpers = [];
     if (this.#own) this.#hub.terminate();
     else this.#hub.send(this.session, 'release').catch(() => {});
     this.#hub.detach(this);

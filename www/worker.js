@@ -134,8 +134,8 @@ const commands = {
     return { result: needEngine(s).optimizeCancel(id) };
   },
   /** A dataset view (docs/ENGINE_API.md): patches, tsne or landscape over the loaded dataset. */
-  async datasetStart({ kind, settings = {} }, s) {
-    return { result: await needEngine(s).datasetStart(kind, settings) };
+  async datasetStart({ kind, settings = {}, part }, s) {
+    return { result: await needEngine(s).datasetStart(kind, settings, part ? Uint32Array.from(part) : undefined) };
   },
   async datasetStep({ id, budgetMs = 100 }, s) {
     return { result: await needEngine(s).datasetStep(id, budgetMs) };

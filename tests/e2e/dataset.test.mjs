@@ -20,13 +20,13 @@ const HAVE_PHOTOS = existsSync(join(DATA, 'tiny-vgg/model.json')) && existsSync(
 const ctx = useBrowser({ webgpu: true });
 
 /** Runs a dataset view to its end in the page through the engine client; returns the final state (typed arrays as arrays). */
-async function view(page, kind, settings) {
-  return page.evaluate(async ({ kind, settings }) => {
-    const st = await window.convlens.client.datasetView(kind, settings);
+async function view(page, kind, settings, options = {}) {
+  return page.evaluate(async ({ kind, settings, options }) => {
+    const st = await window.convlens.client.datasetView(kind, settings, options);
     const plain = (o) => Object.fromEntries(Object.entries(o).map(([k, v]) => [k, ArrayBuffer.isView(v) ? Array.from(v) : v]));
     const key = st.seeds ? 'seeds' : kind;
     return { ...st, [key]: plain(st[key]) };
-  }, { kind, settings });
+  }, { kind, settings, options });
 }
 
 /** Each channel's top-k (value, image) of layer `layer` over test images 0..n, from forwardBatch. */
@@ -175,6 +175,19 @@ test('t-SNE: two maps animate to a lower KL divergence; the loss surface equals 
     assert.ok(a1 > 0 && Math.abs(line.landscape.loss[a1] - direct.loss) < 1e-4, 'α = 1 is the trained net');
     const a0 = line.landscape.axis.indexOf(0);
     assert.ok(line.landscape.loss[a0] > line.landscape.loss[a1], 'the initialization has the higher loss');
+
+    // The worker pool: the line and the plane split across 1, 2 and 3 engines, bit for bit the same.
+    for (const settings of [{ kind: 'plane', images: 32, points: 7, span: 0.5 }, { kind: 'line', images: 32, points: 9 }]) {
+      const runs = [];
+      for (const workers of [1, 2, 3]) runs.push(await view(page, 'landscape', settings, { workers }));
+      assert.deepEqual(runs.map((r) => r.workers ?? 1), [1, 2, 3], `${settings.kind}: engines used`);
+      for (const r of runs.slice(1)) {
+        assert.deepEqual(r.landscape.loss, runs[0].landscape.loss, `${settings.kind} on ${r.workers} engines: the losses`);
+        assert.deepEqual(r.landscape.accuracy, runs[0].landscape.accuracy, `${settings.kind} on ${r.workers} engines: the accuracies`);
+        assert.equal(r.step, runs[0].total);
+        assert.ok(r.done && r.landscape.coarseDone);
+      }
+    }
   } finally {
     await page.close();
   }

@@ -248,8 +248,9 @@ export function createLandscapeView(root, ctx) {
             draw();
             return;
           }
-          if (coarseAt === null && st.step >= st.landscape.coarse) coarseAt = secs;
+          if (coarseAt === null && st.landscape.coarseDone) coarseAt = secs;
           info.textContent = `${countText(st.step)} of ${countText(st.total)} points on ${countText(st.landscape.images)} images · ${fmt(secs)} s`
+            + (st.workers > 1 ? ` · ${st.workers} workers` : '')
             + (coarseAt !== null && st.landscape.slice === 'plane' ? ` (coarse grid in ${fmt(coarseAt)} s)` : '');
           draw();
         },

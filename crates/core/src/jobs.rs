@@ -79,7 +79,15 @@ pub struct Inputs<'a> {
     /// Whether the fused CPU path may run (the session's backend is the CPU and the path is not
     /// turned off): the seeds experiment's nets take it where they can.
     pub fused_allowed: bool,
+    /// Part `k` of `n` of a job split across engines (the page's worker pool): the job does only
+    /// its share, and the parts' results put together equal one engine's bit for bit. Jobs that do
+    /// not split (all but the loss surface's line and plane) run whole and say so in their
+    /// progress (`part` None).
+    pub part: Option<(usize, usize)>,
 }
+
+/// At most this many parts (engines) per job.
+pub const MAX_PARTS: usize = 64;
 
 /// How much a step call may do: about this many milliseconds (at least one step), or this many
 /// steps (occlusion: patch positions, evaluated as one batch).
@@ -180,9 +188,15 @@ pub struct LandscapeProgress {
     /// Per point (the line's, or the plane's row-major), NaN where not yet evaluated.
     pub loss: Vec<f32>,
     pub accuracy: Vec<f32>,
+    /// The images each point is measured on: the split's first `images`.
     pub images: usize,
+    pub split: String,
     /// The first `coarse` points evaluated make a coarse grid.
     pub coarse: usize,
+    /// Whether the coarse grid's points (of this part) are all evaluated.
+    pub coarse_done: bool,
+    /// The part (k of n) this job evaluates, if it is split.
+    pub part: Option<(usize, usize)>,
 }
 
 /// The seeds experiment so far: per (width, seed) net, row-major by width, its final test loss
@@ -226,6 +240,11 @@ impl Job {
         let v = schema(kind)?.resolve(settings, false)?;
         let spec = &net.spec;
         let [c, h, w] = spec.input_shape();
+        if let Some((k, n)) = inputs.part
+            && (n == 0 || k >= n || n > MAX_PARTS)
+        {
+            return Err(Error::Input(format!("part {k} of {n}: a job splits into 1 to {MAX_PARTS} parts, numbered from 0")));
+        }
         Ok(match kind {
             "visualize" => {
                 let s = class_vis::Settings::from_values(&v, inputs.objective.unwrap_or(Objective::Class(0)))?;
@@ -285,7 +304,8 @@ impl Job {
                     }
                     _ => {
                         let weights = net.read_weights().await?;
-                        Job::Landscape(Landscape::new(net, weights, &data, landscape::Settings::from_values(&v)?)?, None)
+                        let s = landscape::Settings::from_values(&v)?;
+                        Job::Landscape(Landscape::new(net, weights, &data, s, inputs.part.unwrap_or((0, 1)))?, None)
                     }
                 }
             }
@@ -604,8 +624,11 @@ impl Job {
                     axis: l.axis.clone(),
                     loss: l.loss.clone(),
                     accuracy: l.accuracy.clone(),
-                    images: l.settings.images,
+                    images: l.images(),
+                    split: l.settings.split.clone(),
                     coarse: l.coarse,
+                    coarse_done: l.done_points >= l.coarse,
+                    part: l.part(),
                 };
                 return Progress {
                     kind: "landscape",

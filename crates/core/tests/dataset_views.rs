@@ -221,13 +221,41 @@ fn loss_surface_points_equal_direct_evaluations() {
                 (loss, acc)
             }
         };
+        for bad in [(0, 0), (3, 3), (0, 65)] {
+            let inputs = Inputs { part: Some(bad), ..Default::default() };
+            let e = s.start_job("landscape", inputs, &json!({})).await.err().expect("refused");
+            assert!(e.to_string().contains(&format!("part {} of {}", bad.0, bad.1)), "{e}");
+        }
         for kind in ["plane", "line"] {
             let settings = json!({"kind": kind, "images": 64, "points": 9, "span": 0.5, "from": -0.5, "to": 1.5, "initSeed": 7, "seed": 3});
             let p = s.run_job("landscape", Inputs::default(), &settings, Budget::Items(5), &clock, &mut |_| {}).await.unwrap();
             let Some(DatasetProgress::Landscape(lp)) = p.dataset else { panic!("no landscape") };
             let v = convlens_core::jobs::schema("landscape").unwrap().resolve(&settings, false).unwrap();
-            let l = Landscape::new(&net, trained.clone(), &test, landscape::Settings::from_values(&v).unwrap()).unwrap();
+            let l = Landscape::new(&net, trained.clone(), &test, landscape::Settings::from_values(&v).unwrap(), (0, 1)).unwrap();
             assert_eq!(lp.loss.len(), l.total());
+            assert_eq!(lp.part, None);
+            // Split across three engines (the page's worker pool): each point evaluated by exactly
+            // one part, and the parts together equal the whole bit for bit.
+            let mut merged = vec![f32::NAN; lp.loss.len()];
+            let mut coarse = 0;
+            for k in 0..3 {
+                let inputs = Inputs { part: Some((k, 3)), ..Default::default() };
+                let q = s.run_job("landscape", inputs, &settings, Budget::Items(5), &clock, &mut |_| {}).await.unwrap();
+                let Some(DatasetProgress::Landscape(part)) = q.dataset else { panic!("no landscape") };
+                assert_eq!(part.part, Some((k, 3)));
+                assert!(part.coarse_done);
+                coarse += part.coarse;
+                assert_eq!(q.total, (lp.loss.len() + 2 - k) / 3, "part {k}'s share");
+                for (i, &v) in part.loss.iter().enumerate() {
+                    if v.is_nan() {
+                        continue;
+                    }
+                    assert!(merged[i].is_nan(), "{kind} point {i} evaluated twice");
+                    merged[i] = v;
+                }
+            }
+            assert_eq!(coarse, lp.coarse);
+            assert_eq!(merged.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), lp.loss.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
             for k in 0..l.total() {
                 let (loss, acc) = direct(l.weights_at(k)).await;
                 assert!((lp.loss[k] as f64 - loss).abs() < 1e-4 * loss.max(1.0), "{kind} point {k}: {} vs direct {loss}", lp.loss[k]);

@@ -61,7 +61,12 @@ fn progress_js(id: u32, p: &Progress) -> Object {
             set(&v, "loss", Float32Array::from(l.loss.as_slice()));
             set(&v, "accuracy", Float32Array::from(l.accuracy.as_slice()));
             set(&v, "images", l.images as u32);
+            set(&v, "split", l.split.as_str());
             set(&v, "coarse", l.coarse as u32);
+            set(&v, "coarseDone", l.coarse_done);
+            if let Some((k, n)) = l.part {
+                set(&v, "part", shape_js(&[k, n]));
+            }
             set(&o, "landscape", v);
         }
         Some(DatasetProgress::Seeds(sp)) => {
@@ -88,17 +93,23 @@ fn progress_js(id: u32, p: &Progress) -> Object {
 #[wasm_bindgen]
 impl Engine {
     /// Starts a dataset view on the current network and dataset: `kind` is patches, tsne or
-    /// landscape; `settings` any keys of `settingsSchema(kind)`. Resolves to its state with its
-    /// `id`.
+    /// landscape; `settings` any keys of `settingsSchema(kind)`; `part` [k, n] (optional): part k
+    /// of a job split across n engines (the loss surface's line and plane split; its state then
+    /// has `landscape.part`; other jobs run whole). Resolves to its state with its `id`.
     #[wasm_bindgen(js_name = datasetStart)]
-    pub fn dataset_start(&self, kind: String, settings: JsValue) -> Promise {
+    pub fn dataset_start(&self, kind: String, settings: JsValue, part: Option<Vec<u32>>) -> Promise {
         let session = self.session.clone();
         future_to_promise(async move {
             if !matches!(kind.as_str(), "patches" | "tsne" | "landscape") {
                 return Err(js_err(format!("unknown dataset view '{kind}'; expected patches, tsne or landscape")));
             }
             let given = settings_json(&settings, &kind)?;
-            let (id, p) = session.start_job(&kind, Inputs::default(), &given).await.map_err(js_err)?;
+            let part = match part.as_deref() {
+                None => None,
+                Some(&[k, n]) => Some((k as usize, n as usize)),
+                Some(other) => return Err(js_err(format!("part: expected [k, n], got {} numbers", other.len()))),
+            };
+            let (id, p) = session.start_job(&kind, Inputs { part, ..Inputs::default() }, &given).await.map_err(js_err)?;
             Ok(progress_js(id, &p).into())
         })
     }

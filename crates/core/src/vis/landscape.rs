@@ -179,6 +179,8 @@ pub struct Landscape {
     pub done_points: usize,
     /// The first `coarse` points of `order` make the coarse grid.
     pub coarse: usize,
+    /// This job's part (k of n): every n-th point of the whole order from the k-th.
+    part: (usize, usize),
     origin: Weights,
     d1: Weights,
     d2: Option<Weights>,
@@ -232,8 +234,14 @@ impl FirstLayer {
 }
 
 impl Landscape {
-    /// `weights`: the trained network's (`net`'s, read back by the caller).
-    pub fn new(net: &Net, weights: Weights, data: &Dataset, settings: Settings) -> Result<Landscape, Error> {
+    /// `weights`: the trained network's (`net`'s, read back by the caller). `part` (k, n): this
+    /// job evaluates every n-th point of the whole order from the k-th ((0, 1): all of them), so n
+    /// engines with parts 0..n evaluate every point once, each point exactly as one engine would.
+    pub fn new(net: &Net, weights: Weights, data: &Dataset, settings: Settings, part: (usize, usize)) -> Result<Landscape, Error> {
+        let (pk, pn) = part;
+        if pn == 0 || pk >= pn {
+            return Err(Error::Input(format!("part {pk} of {pn}: parts are numbered 0 to n - 1")));
+        }
         let spec = &net.spec;
         data.check_input(spec.input_shape())?;
         let n = settings.images.min(data.len());
@@ -272,6 +280,9 @@ impl Landscape {
             }
         };
         let total = order.len();
+        // This part's share, in the same order; its coarse points are those of the whole coarse grid.
+        let coarse = (0..coarse).filter(|i| i % pn == pk).count();
+        let order: Vec<usize> = order.into_iter().skip(pk).step_by(pn).collect();
         Ok(Landscape {
             axis,
             loss: vec![f32::NAN; total],
@@ -286,11 +297,23 @@ impl Landscape {
             labels,
             first: None,
             settings,
+            part,
         })
     }
 
+    /// The points this job evaluates.
     pub fn total(&self) -> usize {
         self.order.len()
+    }
+
+    /// How many images each point is measured on (the split's first ones).
+    pub fn images(&self) -> usize {
+        self.labels.len()
+    }
+
+    /// The part (k of n) this job is, if the slice is split.
+    pub fn part(&self) -> Option<(usize, usize)> {
+        (self.part.1 > 1).then_some(self.part)
     }
 
     pub fn done(&self) -> bool {
