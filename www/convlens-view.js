@@ -3,9 +3,12 @@
 //   <script type="module" src="convlens/convlens-view.js"></script>
 //   <convlens-view net="mnist" view="landscape" kind="line" controls="none"></convlens-view>
 //
-// Attributes: `net` (mnist, cifar10, tiny-vgg, mobilenet), `view` (patches, tsne, landscape,
-// visualize, invert, adversarial, dream, style), `image` (a test image's index, or an image URL, for
-// the image views), `target` (class:K, channel:LAYER:C or neuron:LAYER:C for a visualization),
+// Attributes: `net` (mnist, cifar10, tiny-vgg, mobilenet), `view` (layers, patches, tsne, landscape,
+// visualize, invert, adversarial, dream, style, attribution, occlusion), `image` (a test image's
+// index, or an image URL, for the image views), `target` (class:K, channel:LAYER:C or
+// neuron:LAYER:C for a visualization; class:K, prob:K, channel:LAYER:C or neuron:LAYER:I for an
+// attribution; class:K for occlusion; default: the predicted class), `methods` (attribution: the
+// maps side by side, comma-separated; default "gradient, guided"),
 // `backend` (cpu, webgpu, auto; default cpu), `controls` ("none", or the
 // settings' keys to show, comma-separated; default all), `autorun` (run once ready), `data` (the
 // base URL of the data directory; default ../data/ from this module), and any setting of the view's
@@ -32,6 +35,8 @@ import { createInversionPanel } from './views/opt-inversion.js';
 import { createAdversarialPanel } from './views/opt-adversarial.js';
 import { createDreamPanel } from './views/opt-dream.js';
 import { createStylePanel } from './views/opt-style.js';
+import { createAttributionPanel, createOcclusionPanel } from './views/attr-panel.js';
+import { createLayersPanel } from './views/layers.js';
 
 const BUILTIN = new URL('./data/', import.meta.url);
 /** The data directory (datasets, pretrained nets) unless an element's `data` says otherwise: served at /data/ beside www/. */
@@ -49,8 +54,11 @@ export const VIEWS = {
   adversarial: { technique: 'attack', create: createAdversarialPanel, image: true },
   dream: { technique: 'dream', create: createDreamPanel, image: true },
   style: { technique: 'style', create: createStylePanel, image: true },
+  layers: { technique: null, create: createLayersPanel, image: true },
+  attribution: { technique: 'attribution', create: createAttributionPanel, image: true },
+  occlusion: { technique: 'occlusion', create: createOcclusionPanel, image: true },
 };
-const SCHEMAS = ['patches', 'tsne', 'landscape', 'visualize', 'invert', 'dream', 'style', 'attack'];
+const SCHEMAS = ['patches', 'tsne', 'landscape', 'visualize', 'invert', 'dream', 'style', 'attack', 'attribution', 'occlusion'];
 
 /** The networks, with the dataset that goes with each (`data`: the data directory's URL). */
 function nets(data) {
@@ -243,6 +251,13 @@ export class ConvLensView extends HTMLElement {
       }
       if (view.fromHash && !form) await view.fromHash(new URLSearchParams(given));
     }
+    // The view's own controls that are not engine settings (attribution's `methods`), as written.
+    const schemaKeys = new Set((ctx.schemas[spec.technique]?.fields ?? []).map((f) => f.key));
+    const own = {};
+    for (const key of Object.keys(view.form?.inputs ?? {}).filter((k) => !schemaKeys.has(k))) {
+      for (const name of attributeNames(key)) if (!RESERVED.has(name) && this.hasAttribute(name)) own[key] = this.getAttribute(name);
+    }
+    if (Object.keys(own).length) view.form.set(own);
     if (this.hasAttribute('target')) {
       if (!view.setTarget) throw new Error(`the ${viewName} view takes no target`);
       view.setTarget(this.getAttribute('target'));

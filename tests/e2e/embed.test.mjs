@@ -48,8 +48,10 @@ test('elements share one worker, take their settings from attributes, and start 
     const patches = await stateOf(page, 'patches');
     assert.equal(patches.patches.layer, 1, 'layer="1"');
     assert.equal(patches.step, 300, 'images="300"');
-    // One engine worker for all of them.
-    assert.equal(page.workers().length, 1, `workers: ${page.workers().map((w) => w.url())}`);
+    // One engine worker for all of them, and the worker pool's helpers (one per other core, shared
+    // by the elements) that the loss surface's parts run on.
+    const cores = await page.evaluate(() => Math.min(8, navigator.hardwareConcurrency));
+    assert.ok(page.workers().length <= cores, `workers: ${page.workers().map((w) => w.url())}`);
     const sessions = await page.evaluate(() => [...document.querySelectorAll('convlens-view')].map((e) => e.client?.session ?? null));
     assert.equal(new Set(sessions.filter(Boolean)).size, 3, `three sessions: ${sessions}`);
     // The element far below has not started.
@@ -75,7 +77,7 @@ test('elements share one worker, take their settings from attributes, and start 
     await page.waitForFunction(() => document.getElementById('far').state?.done, null, { timeout: 120_000 });
     const far = await stateOf(page, 'far');
     assert.equal(far.landscape.loss.length, 25);
-    assert.equal(page.workers().length, 1, 'still one worker');
+    assert.ok(page.workers().length <= cores, 'still one worker and the pool');
     assert.deepEqual(unexpected(errors), [], 'no console errors');
   } finally {
     await page.close();

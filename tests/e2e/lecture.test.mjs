@@ -47,7 +47,27 @@ for (const [width, name] of [[1280, 'desktop'], [375, 'phone']]) {
       await page.locator('#visualize').scrollIntoViewIfNeeded();
       await page.evaluate(() => document.getElementById('visualize').run());
       assert.equal(await page.evaluate(() => document.getElementById('visualize').state.step), 60, 'steps="60"');
-      assert.equal(page.workers().length, 1, 'one engine worker for the page');
+      // One engine worker for the page, and the worker pool's helpers (one per other core).
+      const cores = await page.evaluate(() => Math.min(8, navigator.hardwareConcurrency));
+      assert.ok(page.workers().length <= cores, `${page.workers().length} workers for ${cores} cores`);
+      // The attribution maps side by side (methods="gradient, guided"), and occlusion with window="6".
+      const saliency = await page.evaluate(() => {
+        const s = document.getElementById('saliency').state;
+        return { methods: Object.keys(s.results), objective: s.objective, finite: Object.values(s.results).every((r) => r.abs.every(Number.isFinite)) };
+      });
+      assert.deepEqual(saliency.methods, ['gradient', 'guided']);
+      const layers = await page.evaluate(() => ({ state: document.getElementById('layers').state, panels: document.getElementById('layers').shadowRoot.querySelectorAll('.layer-panel').length }));
+      assert.equal(layers.panels, layers.state.layers, 'a panel per layer');
+      assert.equal(layers.state.objective.index, layers.state.predicted, 'the predicted class is explained');
+      assert.equal(saliency.objective.kind, 'class');
+      assert.ok(saliency.finite);
+      const occ = await page.evaluate(() => {
+        const s = document.getElementById('occlusion').state;
+        return { window: s.window, stride: s.stride, done: s.done, total: s.total, map: s.map?.length };
+      });
+      assert.equal(occ.window, 6, 'window="6"');
+      assert.equal(occ.done, occ.total);
+      assert.ok(occ.map > 0, 'the per-pixel map');
       if (name === 'phone') {
         // Nothing wider than the screen.
         const wide = await page.evaluate(() => document.documentElement.scrollWidth);

@@ -201,6 +201,13 @@ export function createOcclusionView(root, { settings, classes, defaultClass, run
       windowIn.value = String(window);
       strideIn.value = String(stride);
     },
+    /** Sets any of window, stride and fill (gray, black, white, mean, blur). */
+    set({ window, stride, fill: f }) {
+      if (window !== undefined) windowIn.value = String(window);
+      if (stride !== undefined) strideIn.value = String(stride);
+      if (f !== undefined) fill.value = String(f);
+    },
+    values: () => ({ window: Number(windowIn.value), stride: Number(strideIn.value), fill: fill.value }),
     busy: () => controller !== null,
   };
 }

@@ -157,3 +157,59 @@ export function createLayersView(root, { onObjective }) {
     },
   };
 }
+
+/**
+ * The layer view as a <convlens-view> panel (`view="layers"`): every layer's activations,
+ * gradients and weights for the element's image; the objective is `target` (class:K,
+ * channel:LAYER:C or neuron:LAYER:I; default the predicted class's score), and clicking a unit or
+ * a channel's title makes it the objective.
+ */
+export function createLayersPanel(root, ctx) {
+  const info = el('p.hint', { role: 'status' });
+  const box = el('section.layers', { 'aria-label': 'Layers' });
+  root.replaceChildren(el('h2', { text: 'Every layer' }), info, box);
+  let objective = null;
+  let state = null;
+  let seq = 0;
+  const view = createLayersView(box, { onObjective: (o) => { objective = o; start(); } });
+  view.build(ctx.state.summary);
+
+  function describe(o) {
+    if (o.kind === 'class' || o.kind === 'prob') return `the ${o.kind === 'prob' ? 'probability' : 'score'} of ${ctx.className(o.index)}`;
+    const layer = ctx.state.summary.layers[o.layer];
+    return o.kind === 'channel' ? `the mean of ${layer.name} channel ${o.channel}` : `${layer.name} unit ${o.index}`;
+  }
+
+  async function start() {
+    const mine = ++seq;
+    try {
+      const image = ctx.state.image;
+      const probs = await ctx.client.forward(image);
+      let predicted = 0;
+      for (let j = 1; j < probs.length; j++) if (probs[j] > probs[predicted]) predicted = j;
+      const o = objective ?? { kind: 'class', index: predicted };
+      const probe = await ctx.client.probe(image, o);
+      if (mine !== seq) return null;
+      view.update(probe, { objective: o, predicted, seq: mine });
+      info.textContent = `predicted ${ctx.className(predicted)} (${(100 * probs[predicted]).toFixed(1)}%); gradients of ${describe(o)}. Click a unit or a channel's number to explain it instead.`;
+      state = { done: true, objective: o, predicted, layers: probe.layers.length };
+      return state;
+    } catch (e) {
+      if (mine === seq) ctx.report('The layer view failed', e);
+      return null;
+    }
+  }
+
+  return {
+    start,
+    get state() { return state; },
+    setTarget(text) {
+      const [kind, a, b] = String(text).split(':');
+      const n = (v) => (/^\d+$/.test(v ?? '') ? Number(v) : NaN);
+      if ((kind === 'class' || kind === 'prob') && n(a) >= 0) objective = { kind, index: n(a) };
+      else if (kind === 'channel' && n(a) >= 0 && n(b) >= 0) objective = { kind, layer: n(a), channel: n(b) };
+      else if (kind === 'neuron' && n(a) >= 0 && n(b) >= 0) objective = { kind, layer: n(a), index: n(b) };
+      else throw new Error(`target '${text}': expected class:K, prob:K, channel:LAYER:C or neuron:LAYER:I`);
+    },
+  };
+}
