@@ -11,6 +11,8 @@ import { createDrawInput, fitToInput } from './views/draw-input.js';
 import { drawImage, drawPlane, grayMap, makeCanvas, pixelAt, zoomFor } from './views/draw.js';
 import { el, fmt } from './views/dom.js';
 import { createMapCard, createOcclusionView, METHODS } from './views/attribution-maps.js';
+import { parseTarget } from './views/attr-panel.js';
+import { attributes, createShareBox } from './views/share.js';
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
@@ -18,7 +20,9 @@ const params = new URLSearchParams(location.search);
 const DATA = dataBase(); // served from $CONVLENS_DATA_DIR (npm run download-data), or www/config.js's URL
 
 export const NETS = {
-  mnist: { label: 'MNIST net (99.0% on MNIST)', preset: 'mnist', dataset: 'mnist5k', base: new URL('./data/', import.meta.url), patch: { window: 4, stride: 2 } },
+  // MNIST's test digits from the data directory (one training sheet is enough here), else the
+  // built-in digits: the images <convlens-view net="mnist" image="K"> shows too.
+  mnist: { label: 'MNIST net (99.0% on MNIST)', preset: 'mnist', dataset: 'mnist', base: DATA, sheets: 1, fallback: 'mnist5k', patch: { window: 4, stride: 2 } },
   cifar10: { label: 'CIFAR-10 net (58.6%)', preset: 'cifar10', dataset: 'cifar10', base: DATA, sheets: 1, patch: { window: 6, stride: 2 } },
   'tiny-vgg': { label: 'Tiny VGG (CNN Explainer, 10 Tiny ImageNet classes)', tfjs: new URL('tiny-vgg/', DATA), classes: TINY_VGG_CLASSES, patch: { window: 8, stride: 2 } },
 };
@@ -118,7 +122,15 @@ async function loadSamples(name) {
   let samples = [];
   try {
     if (net.dataset) {
-      await client.loadDataset(net.dataset, net.base, net.sheets);
+      try {
+        await client.loadDataset(net.dataset, net.base, net.sheets);
+      } catch (e) {
+        if (!net.fallback) throw e;
+        const what = `${net.dataset} is not in the data directory (run \`npm run download-data\`); using the built-in digits`;
+        console.warn(what, e);
+        banner.show(what);
+        await client.loadDataset(net.fallback, new URL('./data/', import.meta.url));
+      }
       samples = await datasetSamples(client, state.classNames, 20);
     } else {
       samples = await Promise.all(TINY_VGG_IMAGES.map(async (n) => {
@@ -138,7 +150,7 @@ async function loadSamples(name) {
   }
   const choose = async (i) => {
     buttons.forEach((x, j) => x.classList.toggle('selected', j === i));
-    await setInput(await samples[i].input(), samples[i].name);
+    await setInput(await samples[i].input(), samples[i].name, i);
   };
   const buttons = samples.map((s, i) => {
     const c = makeCanvas(s.shape[2], s.shape[1]);
@@ -146,7 +158,11 @@ async function loadSamples(name) {
     return el('button.sample', { type: 'button', title: s.name, onclick: () => choose(i) }, c);
   });
   $('samples').replaceChildren(...buttons);
-  if (samples.length) await choose(0);
+  state.samples = samples;
+  // The URL's image (image=K), once; else the first.
+  const want = state.urlImage ?? 0;
+  state.urlImage = null;
+  if (samples.length) await choose(Math.min(want, samples.length - 1));
 }
 
 /** Uploads of colour images for the RGB nets: the centre square, scaled to the input. */
@@ -173,9 +189,11 @@ upload.onchange = async () => {
 const uploadButton = el('button', { type: 'button', id: 'rgb-upload-button', text: 'Upload image…', onclick: () => upload.click() });
 $('samples').after(el('div.row', {}, uploadButton, upload));
 
-async function setInput(data, name) {
+/** `index`: the example image's index (null: drawn or uploaded, which a link cannot carry). */
+async function setInput(data, name, index = null) {
   state.input = data;
   state.inputName = name;
+  state.imageIndex = index;
   const { depth, height, width } = state.summary.input;
   const z = zoomFor(width, height, 64);
   inputCanvas.width = width;
@@ -328,6 +346,7 @@ const cards = Object.fromEntries(METHODS.map((m) => [m.id, createMapCard(m, {
 $('maps').replaceChildren(...Object.values(cards).map((c) => c.node));
 
 function redrawCards() {
+  writeHash();
   for (const m of METHODS) {
     const r = state.results[m.id];
     if (r) cards[m.id].draw(r, state.input, state.summary.input, state.settings.display);
@@ -339,6 +358,7 @@ let pending = null;
 /** Recomputes the given methods (default all) for the current image and target; one run at a time, the latest request wins. */
 function refresh(methods = null) {
   if (!state.input || !state.target) return Promise.resolve();
+  writeHash();
   if (!methods) {
     // A new image or target: occlusion and the layer view follow too.
     runOcclusion();
@@ -377,7 +397,12 @@ const occlusionView = createOcclusionView($('occlusion'), {
   settings: state.occlusion,
   classes: () => state.classNames,
   defaultClass: () => (state.target?.kind === 'class' || state.target?.kind === 'prob' ? state.target.index : state.predicted),
-  run: (settings, opts) => client.occlude(state.input, settings, opts),
+  run: async (settings, opts) => {
+    writeHash();
+    const s = await client.occlude(state.input, settings, opts);
+    if (s) state.occlusionState = s;
+    return s;
+  },
   image: () => ({ data: state.input, shape: [state.summary.input.depth, state.summary.input.height, state.summary.input.width] }),
   datasetMean: () => state.datasetMean,
   fileName: (what) => `convlens-${state.net}-occlusion-${what}.png`,
@@ -450,6 +475,54 @@ const picker = (() => {
   };
 })();
 
+// ---- the page's state in the URL, and sharing it ------------------------------------------------------
+/** The target as text (class:K, prob:K, channel:L:C, neuron:L:I). */
+function targetString(t) {
+  if (t.kind === 'class' || t.kind === 'prob') return `${t.kind}:${t.index}`;
+  return t.kind === 'channel' ? `channel:${t.layer}:${t.channel}` : `neuron:${t.layer}:${t.index}`;
+}
+
+/** What is on screen, as hash keys: the net, the image, the target (unless it follows the prediction), the settings. */
+function pageState() {
+  const s = state.settings;
+  const occ = occlusionView.values();
+  const out = [['net', state.net]];
+  if (state.imageIndex !== null && state.imageIndex !== undefined) out.push(['image', state.imageIndex]);
+  if (state.target && !state.autoTarget) out.push(["target", targetString(state.target)]);
+  for (const k of ['noise', 'samples', 'seed', 'baseline', 'steps', 'rule', 'relu']) out.push([k, s[k]]);
+  if (s.camLayer !== null) out.push(['layer', s.camLayer]);
+  out.push(['display', s.display], ['window', occ.window], ['stride', occ.stride], ['fill', occ.fill]);
+  return out;
+}
+
+function writeHash() {
+  if (!state.net) return;
+  const h = new URLSearchParams(pageState().map(([k, v]) => [k, String(v)]));
+  history.replaceState(null, '', `${location.pathname}${location.search}#${h}`);
+}
+
+/** The maps and the occlusion panel as two <convlens-view> elements. */
+export function embedCode() {
+  const net = NETS[state.net];
+  let image;
+  if (state.imageIndex === null || state.imageIndex === undefined) throw new Error('a drawn or uploaded image lives in this page only; pick one of the example images');
+  if (net.tfjs) image = new URL(`img/${state.samples[state.imageIndex].name}`, net.tfjs).href;
+  else image = state.imageIndex;
+  const common = [['net', state.net], ['image', image]];
+  const target = state.target && !state.autoTarget ? [["target", targetString(state.target)]] : [];
+  const kv = Object.fromEntries(pageState());
+  // Settings that differ from the engine's defaults (the element starts from the same ones).
+  const differs = (k) => state.schema[k] && String(state.schema[k].default) !== String(kv[k]);
+  const settings = ['noise', 'samples', 'seed', 'steps', 'rule', 'relu'].filter(differs).map((k) => [k, kv[k]]);
+  const occTarget = state.target && !state.autoTarget && (state.target.kind === 'class' || state.target.kind === 'prob') ? [['target', `class:${state.target.index}`]] : [];
+  const fill = kv.fill === 'gray' ? [] : [['fill', kv.fill]];
+  const src = new URL('convlens-view.js', import.meta.url).href;
+  return `<script type="module" src="${src}"></script>\n`
+    + `<convlens-view ${attributes([...common, ['view', 'attribution'], ...target, ['methods', METHODS.map((m) => m.id).join(', ')], ...settings, ['autorun', '']])}></convlens-view>\n`
+    + `<convlens-view ${attributes([...common, ['view', 'occlusion'], ...occTarget, ['window', kv.window], ['stride', kv.stride], ...fill, ['autorun', '']])}></convlens-view>`;
+}
+createShareBox($('share'), { embed: embedCode, status, report });
+
 // ---- start --------------------------------------------------------------------------------------
 const ready = (async () => {
   try {
@@ -459,13 +532,29 @@ const ready = (async () => {
     const schema = await client.request('settingsSchema', { technique: 'attribution' });
     state.schema = Object.fromEntries(schema.fields.map((f) => [f.key, f]));
     // Defaults from the schema; the URL's values (?noise=0.2&steps=100) clamped to its ranges.
-    const given = Object.fromEntries(params);
+    // The query's keys (older links) and the hash's (the page's state, see writeHash).
+    const hashed = new URLSearchParams(location.hash.slice(1));
+    const given = { ...Object.fromEntries(params), ...Object.fromEntries(hashed) };
+    if (/^\d+$/.test(given.image ?? '')) state.urlImage = Number(given.image);
+    if (['auto', 'abs', 'signed'].includes(given.display)) state.settings.display = given.display;
+    if (/^\d+$/.test(given.layer ?? '')) state.settings.camLayer = Number(given.layer);
     const fromUrl = await client.request('settingsFromUrl', { technique: 'attribution', given });
     for (const k of ['noise', 'samples', 'seed', 'baseline', 'steps', 'rule', 'relu']) state.settings[k] = fromUrl[k] ?? state.schema[k].default;
+    if (Array.isArray(state.settings.baseline)) [state.settings.baseline] = state.settings.baseline; // one gray level here
     const occ = await client.request('settingsFromUrl', { technique: 'occlusion', given });
     state.urlOcclusion = Object.fromEntries(['window', 'stride'].filter((k) => k in occ).map((k) => [k, occ[k]]));
+    if (['gray', 'black', 'white', 'mean', 'blur'].includes(given.fill)) occlusionView.set({ fill: given.fill });
     backendView.update(state);
-    await selectNet(NETS[params.get('net')] ? params.get('net') : 'mnist');
+    await selectNet(NETS[given.net] ? given.net : 'mnist');
+    if (given.target) {
+      try {
+        const t = parseTarget(given.target);
+        const n = state.summary.layers.length;
+        if ((t.kind === 'class' || t.kind === 'prob') && t.index >= state.classNames.length) throw new Error(`there is no class ${t.index}`);
+        if (t.layer !== undefined && (t.layer < 1 || t.layer >= n)) throw new Error(`there is no layer ${t.layer} to explain`);
+        setTarget(t);
+      } catch (e) { report('The link\'s target was not used', e); }
+    }
     await running;
   } catch (e) {
     report('Could not start', e);
@@ -480,4 +569,4 @@ client.addEventListener('restarted', (e) => {
   refresh();
 });
 
-window.convlens = { client, state, ready, refresh, selectNet, setInput, setTarget, occlusion: occlusionView };
+window.convlens = { client, state, ready, refresh, selectNet, setInput, setTarget, occlusion: occlusionView, embedCode };

@@ -9,6 +9,7 @@ import { loadMobilenet, loadTfjs, TINY_VGG_CLASSES } from './models.js';
 import { fetchPreset } from './presets.js';
 import { createBackendView } from './views/backend.js';
 import { createBanner } from './views/banner.js';
+import { attributes, createShareBox } from './views/share.js';
 import { countText, el } from './views/dom.js';
 import { loadSquare } from './views/image-io.js';
 import { defaultLayer, layerOptions } from './views/view-ctx.js';
@@ -200,37 +201,25 @@ function show(key) {
 export function embedCode() {
   const h = hash.get();
   const kebab = (k) => k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
-  const quote = (v) => String(v).replace(/&/g, '&amp;').replace(/"/g, '&quot;').replace(/</g, '&lt;');
-  const attrs = [`net="${quote(state.net)}"`, `view="${quote(h.get('view') ?? current)}"`];
+  const attrs = [['net', state.net], ['view', h.get('view') ?? current]];
   // The settings that differ from their defaults (the element starts from the same defaults).
   const fields = ctx.schemas?.[h.get('view') ?? current]?.fields ?? [];
   const isDefault = (k, v) => fields.some((f) => f.key === k && f.default !== null && String(f.default) === v);
-  for (const [k, v] of h) if (!['view', 'net', 'channel', 'layers'].includes(k) && !isDefault(k, v)) attrs.push(`${kebab(k)}="${quote(v)}"`);
+  for (const [k, v] of h) if (!['view', 'net', 'channel', 'layers'].includes(k) && !isDefault(k, v)) attrs.push([kebab(k), v]);
   const src = new URL('convlens-view.js', import.meta.url).href;
   return {
-    element: `<script type="module" src="${src}"></script>\n<convlens-view ${attrs.join(' ')}></convlens-view>`,
-    iframe: `<iframe src="${quote(location.href)}" width="100%" height="760" loading="lazy" title="ConvLens"></iframe>`,
+    element: `<script type="module" src="${src}"></script>\n<convlens-view ${attributes(attrs)}></convlens-view>`,
+    iframe: share.iframeCode(),
   };
 }
-const shareText = el('textarea.share-code', { id: 'share-code', rows: 5, readonly: true, 'aria-label': 'embed code' });
-async function copy(text, what) {
-  shareText.value = text;
-  shareText.select();
-  try {
-    await navigator.clipboard.writeText(text);
-    status(`${what} copied`);
-  } catch { status(`${what} selected below: copy it with Ctrl+C`); }
-}
-$('share').replaceChildren(
-  el('div.row', {},
-    el('button', { type: 'button', id: 'share-link', text: 'Copy link', onclick: () => copy(location.href, 'link') }),
-    el('button', { type: 'button', id: 'share-embed', text: 'Copy embed code', onclick: () => {
-      if (NETS[state.net]?.mine) { report('Cannot embed', new Error('your own model lives in this browser only; pick a built-in net')); return; }
-      copy(embedCode().element, 'embed code');
-    } }),
-    el('button', { type: 'button', id: 'share-iframe', text: 'Copy iframe', onclick: () => copy(embedCode().iframe, 'iframe code') })),
-  shareText,
-);
+const share = createShareBox($('share'), {
+  embed: () => {
+    if (NETS[state.net]?.mine) throw new Error('your own model lives in this browser only; pick a built-in net');
+    return embedCode().element;
+  },
+  status,
+  report,
+});
 
 // ---- start --------------------------------------------------------------------------------------
 let failure = null;

@@ -146,3 +146,87 @@ test('the dataset page\'s "Copy embed code" shows the same view with the same nu
     await other.page.close();
   }
 });
+
+/** The attribution page's numbers once its maps and occlusion are done: {maps: {method: abs}, grid, image}. */
+async function attributionNumbers(page) {
+  await page.evaluate(() => window.convlens.refresh());
+  await page.waitForFunction(() => window.convlens.state.occlusionState && !window.convlens.occlusion.busy(), null, { timeout: 120_000 });
+  return page.evaluate(() => {
+    const { state } = window.convlens;
+    return {
+      maps: Object.fromEntries(Object.entries(state.results).map(([k, r]) => [k, Array.from(r.abs)])),
+      grid: Array.from(state.occlusionState.grid),
+      occClass: state.occlusionState.class,
+      image: state.imageIndex,
+      target: state.target,
+    };
+  });
+}
+
+test('the attribution page\'s link and embed code reproduce its image, target, settings and numbers', { timeout: 300_000 }, async () => {
+  const { page, errors } = await open('attribution.html?backend=cpu');
+  let want;
+  let link;
+  let code;
+  try {
+    await page.waitForFunction(() => window.convlens?.ready);
+    await page.evaluate(() => window.convlens.ready);
+    // The fourth example digit, the probability of class 2, SmoothGrad's noise 0.3, a 5-pixel patch.
+    await page.click('#samples .sample:nth-child(4)');
+    await page.selectOption('#target-kind', 'prob');
+    await page.selectOption('#target-class', '2');
+    await page.fill('#sg-noise', '0.3');
+    await page.dispatchEvent('#sg-noise', 'change');
+    await page.fill('#occ-window', '5');
+    await page.dispatchEvent('#occ-window', 'change');
+    want = await attributionNumbers(page);
+    link = page.url();
+    assert.match(link, /#net=mnist&image=3&target=prob%3A2&noise=0\.3&.*window=5/);
+    await page.click('#share-embed');
+    code = await page.inputValue('#share-code');
+    for (const a of ['view="attribution"', 'image="3"', 'target="prob:2"', 'noise="0.3"', 'view="occlusion"', 'window="5"']) assert.ok(code.includes(a), `${a} in ${code}`);
+    assert.deepEqual(unexpected(errors), []);
+  } finally {
+    await page.close();
+  }
+  // The link in a new browser (a fresh context: nothing shared but the URL) shows the same numbers.
+  const fresh = await ctx.browser.newContext({ viewport: { width: 900, height: 900 } });
+  try {
+    const again = await fresh.newPage();
+    await again.goto(link);
+    await again.waitForFunction(() => window.convlens?.ready);
+    await again.evaluate(() => window.convlens.ready);
+    const got = await attributionNumbers(again);
+    assert.equal(got.image, 3);
+    assert.deepEqual(got.target, { kind: 'prob', index: 2 });
+    assert.deepEqual(Object.keys(got.maps).sort(), Object.keys(want.maps).sort());
+    for (const [m, v] of Object.entries(want.maps)) assert.deepEqual(got.maps[m], v, `${m}: the same map`);
+    assert.deepEqual(got.grid, want.grid, 'the same occlusion grid');
+  } finally {
+    await fresh.close();
+  }
+  // The embed code in a page of its own: the same maps and the same occlusion grid.
+  const other = await open('tests/e2e/fixtures/blank.html');
+  try {
+    const src = code.match(/src="([^"]+)"/)[1];
+    const tags = code.slice(code.indexOf('<convlens-view'));
+    await other.page.evaluate(async ({ src, tags }) => {
+      await import(src);
+      document.getElementById('host').innerHTML = tags;
+    }, { src, tags });
+    await other.page.waitForFunction(() => [...document.querySelectorAll('convlens-view')].every((e) => e.state?.done), null, { timeout: 120_000 });
+    const got = await other.page.evaluate(() => {
+      const [a, o] = document.querySelectorAll('convlens-view');
+      return { maps: Object.fromEntries(Object.entries(a.state.results).map(([k, r]) => [k, Array.from(r.abs)])), grid: Array.from(o.state.grid), occClass: o.state.class };
+    });
+    for (const [m, v] of Object.entries(want.maps)) {
+      const worst = v.reduce((w, x, i) => Math.max(w, Math.abs(x - got.maps[m][i])), 0);
+      assert.ok(worst <= 1e-6, `${m}: the element's map differs by ${worst}`);
+    }
+    assert.equal(got.occClass, want.occClass);
+    assert.deepEqual(got.grid, want.grid, 'the element\'s occlusion grid');
+    assert.deepEqual(unexpected(other.errors), []);
+  } finally {
+    await other.page.close();
+  }
+});
