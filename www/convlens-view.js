@@ -257,7 +257,10 @@ export class ConvLensView extends HTMLElement {
     for (const key of Object.keys(view.form?.inputs ?? {}).filter((k) => !schemaKeys.has(k))) {
       for (const name of attributeNames(key)) if (!RESERVED.has(name) && this.hasAttribute(name)) own[key] = this.getAttribute(name);
     }
-    if (Object.keys(own).length) view.form.set(own);
+    if (Object.keys(own).length) {
+      view.form.set(own);
+      view.form.inputs?.kind?.input?.onchange?.();
+    }
     if (this.hasAttribute('target')) {
       if (!view.setTarget) throw new Error(`the ${viewName} view takes no target`);
       view.setTarget(this.getAttribute('target'));

@@ -8,6 +8,7 @@ import { datasetSamples, loadMobilenet, loadTfjs, TINY_VGG_CLASSES, TINY_VGG_IMA
 import { fetchPreset } from './presets.js';
 import { createBackendView } from './views/backend.js';
 import { createBanner } from './views/banner.js';
+import { attributes, createShareBox } from './views/share.js';
 import { el } from './views/dom.js';
 import { imageCanvas, loadSquare } from './views/image-io.js';
 import { convLayers, imageAt, layerNamed, layerOptions, topClasses } from './views/view-ctx.js';
@@ -33,7 +34,9 @@ export const NETS = {
   },
   'tiny-vgg': { label: 'Tiny VGG (CNN Explainer, 64×64)', tfjs: new URL('tiny-vgg/', DATA), classes: TINY_VGG_CLASSES,
     images: TINY_VGG_IMAGES.slice(0, 10).map((n) => ({ name: `${n}.jpeg`, url: new URL(`tiny-vgg/img/${n}.jpeg`, DATA) })) },
-  mnist: { label: 'MNIST net (24×24 digits)', preset: 'mnist', dataset: 'mnist5k', base: new URL('./data/', import.meta.url) },
+  // MNIST's test digits from the data directory (one training sheet is enough here), else the
+  // built-in digits: the images <convlens-view net="mnist" image="K"> shows too.
+  mnist: { label: 'MNIST net (24×24 digits)', preset: 'mnist', dataset: 'mnist', base: DATA, sheets: 1, fallback: 'mnist5k' },
   cifar10: { label: 'CIFAR-10 net (32×32)', preset: 'cifar10', dataset: 'cifar10', base: DATA, sheets: 1 },
 };
 
@@ -99,8 +102,17 @@ async function selectNet(name) {
   // Settings in the URL (?view=dream&octaves=3) fill the shown view's form, clamped by the engine
   // to their ranges.
   const shown = panels.find((p) => p.technique && p.key === params.get('view'));
-  if (shown) shown.form.set(await client.request('settingsFromUrl', { technique: shown.technique, given: Object.fromEntries(params) }));
+  if (shown) {
+    // The URL's settings: the engine's clamped to their ranges, the panel's own controls as given.
+    const given = Object.fromEntries(params);
+    const schema = ctx.schemas[shown.technique];
+    shown.form.set(await client.request('settingsFromUrl', { technique: shown.technique, given }));
+    const own = Object.keys(shown.form.inputs).filter((k) => k in given && !schema.fields.some((f) => f.key === k));
+    shown.form.set(Object.fromEntries(own.map((k) => [k, given[k]])));
+    shown.form.inputs.kind?.input.onchange?.();
+  }
   status('ready');
+  writeState();
 }
 
 // ---- images -------------------------------------------------------------------------------------
@@ -124,7 +136,15 @@ async function loadSamples(name) {
   let samples = [];
   try {
     if (net.dataset) {
-      await client.loadDataset(net.dataset, net.base, net.sheets);
+      try {
+        await client.loadDataset(net.dataset, net.base, net.sheets);
+      } catch (e) {
+        if (!net.fallback) throw e;
+        const what = `${net.dataset} is not in the data directory (run \`npm run download-data\`); using the built-in digits`;
+        console.warn(what, e);
+        banner.show(what);
+        await client.loadDataset(net.fallback, new URL('./data/', import.meta.url));
+      }
       samples = await datasetSamples(client, state.classNames, 12);
     } else {
       const found = await Promise.all(net.images.map(async (s) => {
@@ -141,16 +161,19 @@ async function loadSamples(name) {
   }
   const choose = async (i) => {
     buttons.forEach((x, j) => x.classList.toggle('selected', j === i));
-    await setImage(await samples[i].input(), samples[i].name, samples[i].src ?? null);
+    await setImage(await samples[i].input(), samples[i].name, samples[i].src ?? null, i);
   };
   const buttons = samples.map((s, i) => el('button.sample', { type: 'button', title: s.name, onclick: () => choose(i) }, imageCanvas(s.data, s.shape, 40)));
   $('samples').replaceChildren(...buttons);
-  const first = Math.min(Number(params.get('image') ?? 0), samples.length - 1);
+  const first = Math.min(Number(params.get('image') ?? 0) || 0, samples.length - 1);
+  state.samples = samples;
   if (samples.length) await choose(Math.max(0, first));
 }
 
-async function setImage(data, name, src) {
-  Object.assign(state, { image: data, imageName: name, imageSrc: src });
+/** `index`: the example image's index (null: uploaded, which a link cannot carry). */
+async function setImage(data, name, src, index = null) {
+  Object.assign(state, { image: data, imageName: name, imageSrc: src, imageIndex: index });
+  writeState();
   const { depth, height, width } = state.summary.input;
   const top = await ctx.top(data).catch(() => '');
   inputBox.replaceChildren(imageCanvas(data, [depth, height, width], 96), el('div', {}, el('strong', { text: name }), el('div.hint', { text: top })));
@@ -174,7 +197,9 @@ async function createViews() {
   for (const [key, label, create] of VIEWS) {
     const root = el('section.panel.opt-view', { id: `view-${key}`, 'aria-label': label });
     $('views').append(root);
-    panels.push(Object.assign(create(root, ctx), { key }));
+    const panel = Object.assign(create(root, ctx), { key });
+    panels.push(panel);
+    panel.form?.node.addEventListener('change', () => writeState());
     const tab = el('button.tab', { type: 'button', id: `tab-${key}`, role: 'tab', text: label, onclick: () => show(key) });
     tabs.push(tab);
     $('tabs').append(tab);
@@ -186,10 +211,47 @@ function show(key) {
     $(`view-${k}`).hidden = k !== key;
     tabs[i].setAttribute('aria-selected', String(k === key));
   });
+  shownKey = key;
+  writeState();
+}
+let shownKey = null;
+
+/** The page's state in its URL: view, net, image, and the shown panel's every control. */
+function pageState() {
+  const out = [['view', shownKey], ['net', state.net]];
+  if (state.imageIndex !== null && state.imageIndex !== undefined) out.push(['image', state.imageIndex]);
+  const panel = panels.find((p) => p.key === shownKey);
+  if (panel?.form) for (const [k, v] of Object.entries(panel.form.values())) out.push([k, v]);
+  return out;
+}
+
+function writeState() {
+  if (!shownKey || !state.net) return;
   const u = new URL(location.href);
-  u.searchParams.set('view', key);
+  const keep = u.searchParams.get('backend');
+  u.search = '';
+  if (keep) u.searchParams.set('backend', keep);
+  for (const [k, v] of pageState()) u.searchParams.set(k, String(v));
   history.replaceState(null, '', u);
 }
+
+/** The shown panel as a <convlens-view> element, with every control as an attribute. */
+export function embedCode() {
+  if (state.imageIndex === null || state.imageIndex === undefined) throw new Error('an uploaded image lives in this page only; pick one of the example images');
+  const sample = state.samples[state.imageIndex];
+  const image = NETS[state.net].dataset ? state.imageIndex : sample.src.href;
+  const kebab = (k) => k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+  const attrs = [['net', state.net], ['view', shownKey], ['image', image]];
+  for (const [k, v] of pageState().slice(2)) {
+    if (['image', 'style', 'class', 'id', 'hidden', 'title', 'data', 'controls', 'autorun', 'backend'].includes(k)) continue;
+    // The adversarial panel's target class is the element's `target` (class:K).
+    if (k === 'target') attrs.push(['target', `class:${parseInt(v, 10)}`]);
+    else attrs.push([kebab(k), v]);
+  }
+  const src = new URL('convlens-view.js', import.meta.url).href;
+  return `<script type="module" src="${src}"></script>\n<convlens-view ${attributes(attrs)}></convlens-view>`;
+}
+createShareBox($('share'), { embed: embedCode, status, report });
 
 // ---- start --------------------------------------------------------------------------------------
 let failure = null;
@@ -221,4 +283,4 @@ const ready = (async () => {
 })();
 
 // For tests and benchmarks (tests/e2e/optimize.test.mjs, scripts/bench-optimize.mjs).
-window.convlens = { client, state, selectNet, ctx, ready };
+window.convlens = { client, state, selectNet, ctx, ready, panels, embedCode };

@@ -230,3 +230,62 @@ test('the attribution page\'s link and embed code reproduce its image, target, s
     await other.page.close();
   }
 });
+
+test('the optimize page\'s link and embed code reproduce its image, its view\'s settings and its result', { timeout: 300_000 }, async () => {
+  const { page, errors } = await open('optimize.html?backend=cpu&net=mnist&view=visualize');
+  const result = (p) => p.evaluate(async () => {
+    const v = window.convlens.panels.find((x) => x.key === 'visualize');
+    await v.start();
+    return Array.from(v.state.images[0].data);
+  });
+  let want;
+  let link;
+  let code;
+  try {
+    await page.waitForFunction(() => window.convlens?.ready);
+    await page.evaluate(() => window.convlens.ready);
+    await page.click('#samples .sample:nth-child(3)');
+    await page.waitForFunction(() => window.convlens.state.imageIndex === 2);
+    // Class 3, 25 steps, some L2 and blur: through the panel's controls.
+    await page.fill('#vis-class', '3: 3');
+    await page.fill('#view-visualize [data-key="steps"] input', '25');
+    await page.fill('#view-visualize [data-key="l2"] input', '0.01');
+    await page.dispatchEvent('#view-visualize [data-key="l2"] input', 'change');
+    want = await result(page);
+    link = page.url();
+    assert.match(link, /view=visualize&net=mnist&image=2&.*cls=3%3A\+3.*steps=25.*l2=0\.01/);
+    await page.click('#share-embed');
+    code = await page.inputValue('#share-code');
+    for (const a of ['view="visualize"', 'image="2"', 'cls="3: 3"', 'steps="25"', 'l2="0.01"']) assert.ok(code.includes(a), `${a} in ${code}`);
+    assert.deepEqual(unexpected(errors), []);
+  } finally {
+    await page.close();
+  }
+  const fresh = await ctx.browser.newContext({ viewport: { width: 1200, height: 900 } });
+  try {
+    const again = await fresh.newPage();
+    await again.goto(link);
+    await again.waitForFunction(() => window.convlens?.ready);
+    await again.evaluate(() => window.convlens.ready);
+    assert.equal(await again.evaluate(() => window.convlens.state.imageIndex), 2);
+    assert.deepEqual(await result(again), want, 'the link gives the same picture');
+  } finally {
+    await fresh.close();
+  }
+  const other = await open('tests/e2e/fixtures/blank.html');
+  try {
+    const src = code.match(/src="([^"]+)"/)[1];
+    const tag = code.slice(code.indexOf('<convlens-view'));
+    await other.page.evaluate(async ({ src, tag }) => {
+      await import(src);
+      document.getElementById('host').innerHTML = tag;
+    }, { src, tag });
+    await other.page.evaluate(() => document.querySelector('convlens-view').run());
+    const got = await other.page.evaluate(() => Array.from(document.querySelector('convlens-view').state.images[0].data));
+    const worst = got.reduce((w, v, i) => Math.max(w, Math.abs(v - want[i])), 0);
+    assert.ok(got.length === want.length && worst <= 1e-6, `the element's picture differs by ${worst}`);
+    assert.deepEqual(unexpected(other.errors), []);
+  } finally {
+    await other.page.close();
+  }
+});

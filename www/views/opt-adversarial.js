@@ -110,6 +110,12 @@ export function createAdversarialPanel(root, ctx) {
     form,
     cancel: () => runner.cancel(),
     setImage: () => fgsm(),
+    /** `class:K`: the attack's target class. */
+    setTarget(text) {
+      const [kind, k] = String(text).split(':');
+      if (kind !== 'class' || !/^\d+$/.test(k ?? '')) throw new Error(`target '${text}': expected class:K`);
+      form.set({ target: ctx.className(Number(k)) });
+    },
     setNet() {
       const names = ctx.state.classNames;
       classList.replaceChildren(...names.map((n, k) => el('option', { value: `${k}: ${n}` })));
