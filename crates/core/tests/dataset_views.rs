@@ -223,7 +223,7 @@ fn loss_surface_points_equal_direct_evaluations() {
         };
         for bad in [(0, 0), (3, 3), (0, 65)] {
             let inputs = Inputs { part: Some(bad), ..Default::default() };
-            let e = s.start_job("landscape", inputs, &json!({})).await.err().expect("refused");
+            let e = s.start_job("landscape", inputs, &json!({})).await.expect_err("refused");
             assert!(e.to_string().contains(&format!("part {} of {}", bad.0, bad.1)), "{e}");
         }
         for kind in ["plane", "line"] {
