@@ -116,7 +116,7 @@ async function buildWasm(bindgen) {
 /** Installs node_modules (uPlot for the page, playwright-core for the e2e tests) if missing. */
 export async function ensureNodeModules() {
   await step('npm install', async () => {
-    if (['playwright-core', 'puppeteer-core', 'uplot', 'axe-core'].every((m) => existsSync(join(ROOT, 'node_modules', m)))) console.log('node_modules present');
+    if (['playwright-core', 'puppeteer-core', 'uplot', 'axe-core', 'culori'].every((m) => existsSync(join(ROOT, 'node_modules', m)))) console.log('node_modules present');
     else await run('npm', ['install', '--no-audit', '--no-fund'], { shell: process.platform === 'win32' });
   });
 }

@@ -1,8 +1,10 @@
-// Class colours for the dataset views: Tableau's 10 categorical colours, the same list as the
-// CLI's PNGs (crates/core/src/vis/grid.rs, CLASSES).
+// Class colours for the dataset views: Petroff's 10 colours (M. A. Petroff, "Accessible Color
+// Sequences for Data Visualization", 2021; matplotlib's `petroff10`), which stay apart under
+// protanopia, deuteranopia and tritanopia (ΔE00 ≥ 11, tests/e2e/colours.test.mjs); the same list
+// as the CLI's PNGs (crates/core/src/vis/grid.rs, CLASSES).
 export const CLASS_COLORS = [
-  [78, 121, 167], [242, 142, 43], [225, 87, 89], [118, 183, 178], [89, 161, 79],
-  [237, 201, 72], [176, 122, 161], [255, 157, 167], [156, 117, 95], [186, 176, 172],
+  [63, 144, 218], [255, 169, 14], [189, 31, 1], [148, 164, 162], [131, 45, 182],
+  [169, 107, 89], [231, 99, 0], [185, 172, 112], [113, 117, 129], [146, 218, 221],
 ];
 
 /** CSS colour of class `k`. */

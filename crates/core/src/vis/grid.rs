@@ -161,9 +161,22 @@ pub fn hstack(images: &[Image], gap: usize) -> Image {
     Image { width, height, rgb }
 }
 
-/// Tableau's 10 categorical colours (the dataset views' class colours; `www/views/palette.js`
-/// has the same list).
+/// Petroff's 10 colours (M. A. Petroff, "Accessible Color Sequences for Data Visualization", 2021;
+/// matplotlib's `petroff10`), chosen to stay apart under colour-vision deficiencies: the dataset
+/// views' class colours (`www/views/palette.js` has the same list; `tests/e2e/colours.test.mjs`
+/// checks both).
 pub const CLASSES: [[u8; 3]; 10] = [
+    [63, 144, 218],
+    [255, 169, 14],
+    [189, 31, 1],
+    [148, 164, 162],
+    [131, 45, 182],
+    [169, 107, 89],
+    [231, 99, 0],
+    [185, 172, 112],
+    [113, 117, 129],
+    [146, 218, 221],
+]; 10] = [
     [78, 121, 167],
     [242, 142, 43],
     [225, 87, 89],
