@@ -1,9 +1,13 @@
 // Types of the `convlens` package (www/convlens-view.js, www/engine-client.js; docs/ENGINE_API.md).
 
 /** The views an element can show. */
-export type ViewName = 'patches' | 'tsne' | 'landscape' | 'visualize' | 'invert' | 'adversarial' | 'dream' | 'style';
+export type ViewName = 'layers' | 'train' | 'attribution' | 'occlusion' | 'patches' | 'tsne' | 'landscape' | 'visualize' | 'invert'
+  | 'adversarial' | 'dream' | 'style' | 'toy2d';
 
-/** <convlens-view>: one ConvLens view; attributes net, view, image, target, backend, controls, autorun, data and any setting. */
+/**
+ * <convlens-view>: one ConvLens view; attributes net (a preset or a model's URL), weights, labels,
+ * dataset, view, image, target, methods, backend, controls, autorun, data and any setting.
+ */
 export declare class ConvLensView extends HTMLElement {
   /** The view's last state (a run's result), or null. */
   readonly state: unknown;

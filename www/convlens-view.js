@@ -3,8 +3,12 @@
 //   <script type="module" src="convlens/convlens-view.js"></script>
 //   <convlens-view net="mnist" view="landscape" kind="line" controls="none"></convlens-view>
 //
-// Attributes: `net` (mnist, cifar10, tiny-vgg, mobilenet), `view` (layers, patches, tsne, landscape,
-// visualize, invert, adversarial, dream, style, attribution, occlusion), `image` (a test image's
+// Attributes: `net` (mnist, mnist5k, cifar10, tiny-vgg, mobilenet, or a model's URL: a .tflite, a
+// TF.js model.json, a ConvLens .safetensors, or a ConvLens spec .json with `weights` = its
+// .safetensors' URL; `labels` = a text file of class names), `dataset` (the net's dataset when it
+// has two: mnist for the data directory's digits, mnist5k for the built-in ones; a model by URL
+// takes mnist, mnist5k or cifar10 for `image` = an index), `view` (layers, train, patches, tsne,
+// landscape, visualize, invert, adversarial, dream, style, attribution, occlusion, toy2d), `image` (a test image's
 // index, or an image URL, for the image views), `target` (class:K, channel:LAYER:C or
 // neuron:LAYER:C for a visualization; class:K, prob:K, channel:LAYER:C or neuron:LAYER:I for an
 // attribution; class:K for occlusion; default: the predicted class), `methods` (attribution: the
@@ -22,7 +26,7 @@
 // (the engine client, the network, the image, a place for their settings) and draws nothing.
 import { dataBase } from './config.js';
 import { EngineClient, EngineWorker } from './engine-client.js';
-import { datasetSamples, loadMobilenet, loadTfjs, TINY_VGG_CLASSES } from './models.js';
+import { datasetSamples, loadMobilenet, loadNetFromUrl, loadTfjs, TINY_VGG_CLASSES } from './models.js';
 import { fetchPreset } from './presets.js';
 import { el } from './views/dom.js';
 import { loadSquare } from './views/image-io.js';
@@ -37,6 +41,8 @@ import { createDreamPanel } from './views/opt-dream.js';
 import { createStylePanel } from './views/opt-style.js';
 import { createAttributionPanel, createOcclusionPanel } from './views/attr-panel.js';
 import { createLayersPanel } from './views/layers.js';
+import { createTrainView } from './views/train-view.js';
+import { createToy2dPanel, TOY_KEYS, TRAINER } from './views/toy2d-panel.js';
 
 const BUILTIN = new URL('./data/', import.meta.url);
 /** The data directory (datasets, pretrained nets) unless an element's `data` says otherwise: served at /data/ beside www/. */
@@ -55,15 +61,21 @@ export const VIEWS = {
   dream: { technique: 'dream', create: createDreamPanel, image: true },
   style: { technique: 'style', create: createStylePanel, image: true },
   layers: { technique: null, create: createLayersPanel, image: true },
+  train: { technique: 'trainer', create: createTrainView, dataset: true },
   attribution: { technique: 'attribution', create: createAttributionPanel, image: true },
   occlusion: { technique: 'occlusion', create: createOcclusionPanel, image: true },
+  // The 2-D classifier: its own small net and points (no `net`); toy, toy-seed, points, spec, seed,
+  // warp and the trainer's settings as attributes; `autorun` trains.
+  toy2d: { technique: null, create: createToy2dPanel, standalone: true, keys: [...TOY_KEYS, ...Object.keys(TRAINER)] },
 };
-const SCHEMAS = ['patches', 'tsne', 'landscape', 'visualize', 'invert', 'dream', 'style', 'attack', 'attribution', 'occlusion'];
+const SCHEMAS = ['trainer', 'patches', 'tsne', 'landscape', 'visualize', 'invert', 'dream', 'style', 'attack', 'attribution', 'occlusion'];
 
 /** The networks, with the dataset that goes with each (`data`: the data directory's URL). */
 function nets(data) {
   return {
-    mnist: { preset: 'mnist', dataset: 'mnist', base: data, fallback: 'mnist5k' },
+    mnist: { preset: 'mnist', dataset: 'mnist', base: data, fallback: 'mnist5k', datasets: { mnist: data, mnist5k: BUILTIN } },
+    // The same net trained on the built-in digits only (the image classifier page's preset).
+    mnist5k: { preset: 'mnist5k', dataset: 'mnist5k', base: BUILTIN, datasets: { mnist: data, mnist5k: BUILTIN } },
     cifar10: { preset: 'cifar10', dataset: 'cifar10', base: data },
     'tiny-vgg': { tfjs: new URL('tiny-vgg/', data), classes: TINY_VGG_CLASSES },
     mobilenet: { mobilenet: new URL('mobilenet/', data) },
@@ -112,7 +124,7 @@ function attributeNames(key) {
   return [key.toLowerCase(), key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)];
 }
 
-const RESERVED = new Set(['net', 'view', 'image', 'target', 'backend', 'controls', 'autorun', 'data', 'id', 'class', 'style', 'hidden', 'title']);
+const RESERVED = new Set(['net', 'weights', 'labels', 'dataset', 'view', 'image', 'target', 'backend', 'controls', 'autorun', 'data', 'id', 'class', 'style', 'hidden', 'title']);
 
 export class ConvLensView extends HTMLElement {
   #root;
@@ -194,10 +206,23 @@ export class ConvLensView extends HTMLElement {
     const viewName = this.getAttribute('view') ?? 'landscape';
     const spec = VIEWS[viewName];
     if (!spec) throw new Error(`unknown view '${viewName}'; expected one of ${Object.keys(VIEWS).join(', ')}`);
+    if (spec.standalone) return this.#bootStandalone(viewName, spec);
     const data = this.hasAttribute('data') ? new URL(this.getAttribute('data'), document.baseURI) : DATA;
     const netName = this.getAttribute('net') ?? 'mnist';
-    const net = nets(data)[netName];
-    if (!net) throw new Error(`unknown net '${netName}'; expected one of ${Object.keys(nets(data)).join(', ')}`);
+    let net = nets(data)[netName];
+    // A network of the author's own, by URL (net="models/my.tflite", or a spec with weights="…").
+    if (!net && /[/.]/.test(netName)) {
+      const at = (name) => (this.hasAttribute(name) ? new URL(this.getAttribute(name), document.baseURI) : null);
+      net = { url: new URL(netName, document.baseURI), weights: at('weights'), labels: at('labels'),
+        datasets: { mnist: data, mnist5k: BUILTIN, cifar10: data } };
+    }
+    if (!net) throw new Error(`unknown net '${netName}'; expected one of ${Object.keys(nets(data)).join(', ')}, or a model's URL`);
+    const datasetName = this.getAttribute('dataset');
+    if (datasetName !== null) {
+      const base = net.datasets?.[datasetName];
+      if (!base) throw new Error(`dataset '${datasetName}' does not go with the ${netName} net; ${net.datasets ? `expected ${Object.keys(net.datasets).join(' or ')}` : 'it takes no dataset attribute'}`);
+      net = { ...net, dataset: datasetName, base, fallback: null };
+    }
     const client = new EngineClient({ worker: sharedWorker() });
     this.client = client;
     client.setPaused(!this.#visible);
@@ -211,9 +236,15 @@ export class ConvLensView extends HTMLElement {
     let summary;
     if (net.mobilenet) summary = await loadMobilenet(client, net.mobilenet, status);
     else if (net.tfjs) summary = await loadTfjs(client, net.tfjs);
+    else if (net.url) {
+      const loaded = await loadNetFromUrl(client, net.url, net);
+      summary = loaded.summary;
+      net = { ...net, classes: loaded.classes ?? undefined };
+    }
     else {
       const p = await fetchPreset(net.preset);
       summary = await client.load(p.specText, p.weightBytes, 0);
+      state.trainer = p.trainer;
     }
     Object.assign(state, { summary, classNames: net.classes ?? summary.classNames ?? [] });
     client.summary = summary;
@@ -270,6 +301,42 @@ export class ConvLensView extends HTMLElement {
     this.dataset.ready = 'true';
     this.dispatchEvent(new CustomEvent('ready', { detail: { summary } }));
     if (this.hasAttribute('autorun')) await view.start?.();
+  }
+
+  /** A view with its own network and data (the 2-D classifier): its attributes are its settings. */
+  async #bootStandalone(viewName, spec) {
+    const client = new EngineClient({ worker: sharedWorker() });
+    this.client = client;
+    client.setPaused(!this.#visible);
+    client.addEventListener('error', (e) => this.#report('Engine error', e.detail.error));
+    this.#status.textContent = 'starting the engine…';
+    await client.init(this.getAttribute('backend') ?? 'cpu');
+    const given = new URLSearchParams();
+    for (const key of spec.keys) {
+      for (const name of attributeNames(key)) if (!RESERVED.has(name) && this.hasAttribute(name)) given.set(key, this.getAttribute(name));
+    }
+    const root = el('div.cl-standalone', { 'aria-label': `ConvLens ${viewName}` });
+    this.#body.replaceChildren(root);
+    const view = spec.create(root, {
+      client,
+      report: (what, e) => this.#report(what, e),
+      onChange: () => {
+        if (!this.#view) return;
+        const settings = Object.fromEntries(view.params());
+        if (JSON.stringify(settings) === JSON.stringify(this.#settings)) return;
+        this.#settings = settings;
+        this.dispatchEvent(new CustomEvent('change', { detail: { settings: { ...settings } } }));
+      },
+      trainingStopped: (error) => this.#report('Training stopped', error),
+    });
+    const problems = await view.init(given);
+    this.#view = view;
+    this.#settings = Object.fromEntries(view.params());
+    this.#applyControls(root);
+    this.#status.textContent = problems.length ? `Attributes not used: ${problems.join('; ')}.` : '';
+    this.dataset.ready = 'true';
+    this.dispatchEvent(new CustomEvent('ready', { detail: { summary: view.raw.summary } }));
+    if (this.hasAttribute('autorun')) await view.start();
   }
 
   /** The image views' input: a test image of the dataset (`image` = its index) or an image URL. */

@@ -15,6 +15,7 @@ import { createObjectiveView } from './views/objective.js';
 import { createSpecView } from './views/spec.js';
 import { createTestGrid } from './views/testgrid.js';
 import { DATASETS, createTrainPanel } from './views/train-panel.js';
+import { attributes, createShareBox } from './views/share.js';
 
 const $ = (id) => document.getElementById(id);
 const NAMES = { webgpu: 'WebGPU', cpu: 'CPU' };
@@ -35,7 +36,13 @@ const state = {
   input: null, inputName: '', inputLabel: null, testIndex: 0, custom: null,
   objective: null, autoObjective: true, predicted: null,
   probe: null, seq: 0, probeMs: null,
-  trainer: null,
+  trainer: null, trainerDefaults: {},
+  // Where the network came from ({preset}, {spec, seed}, or null: a file, the autosave) and whether
+  // its weights are still exactly that (not trained since): the URL carries the net only then.
+  from: null, exact: false,
+  // The input as the URL gives it ({split, index}), or null for a drawn or uploaded image.
+  inputRef: null,
+  started: false, urlBackend: null,
 };
 
 const client = new EngineClient();
@@ -109,6 +116,7 @@ async function probeAndDraw() {
   objectiveView.update(state);
   drawInputInfo();
   setStatus();
+  writeUrl();
 }
 
 let running = null;
@@ -162,6 +170,7 @@ async function selectTest(i) {
   if (!state.dataset || !state.summary) return;
   state.custom = null;
   state.testIndex = i;
+  state.inputRef = { split: 'test', index: i };
   state.input = await client.example('test', i);
   state.inputName = `test image ${i}`;
   state.inputLabel = state.testLabels?.[i] ?? null;
@@ -173,6 +182,7 @@ async function selectTest(i) {
 async function selectCustom(img) {
   if (!state.summary) return;
   state.custom = img;
+  state.inputRef = null;
   state.input = fitToInput(img.data, img.shape, state.summary.input);
   state.inputName = img.name;
   state.inputLabel = null;
@@ -186,6 +196,7 @@ async function reselectInput() {
   if (state.custom) return selectCustom(state.custom);
   if (datasetFits()) return selectTest(Math.min(state.testIndex, state.dataset.test - 1));
   state.input = new Float32Array(s.input.depth * s.input.height * s.input.width).fill(0);
+  state.inputRef = null;
   state.inputName = 'blank input (draw or upload one)';
   state.inputLabel = null;
   return refresh().catch(() => {});
@@ -243,6 +254,7 @@ async function setDataset(name) {
   await updateGrid();
   if (!state.custom) await reselectInput();
   panel.update(loop.stats);
+  writeUrl();
 }
 
 async function updateGrid() {
@@ -259,6 +271,7 @@ async function setTrainer(config) {
   }
   panel.setTrainer(state.trainer);
   scheduleAutosave();
+  writeUrl();
 }
 
 let lastView = 0;
@@ -281,6 +294,11 @@ async function betweenChunks(single) {
   }
   state.trained = true;
   state.weightsFrom = `trained here: ${loop.stats.examples.toLocaleString('en-US')} examples`;
+  setStatus();
+  if (state.exact) {
+    state.exact = false;
+    writeUrl();
+  }
 }
 
 loop.addEventListener('stats', () => panel.update(loop.stats));
@@ -303,7 +321,7 @@ function setSummary(summary) {
 }
 
 /** Loads a net; on error the current one stays and the message points into the spec box. */
-async function loadNet({ text, weights, seed, preset = null, weightsFrom = null, quiet = false }) {
+async function loadNet({ text, weights, seed, preset = null, weightsFrom = null, quiet = false, from = null }) {
   await loop.pause();
   let summary;
   try {
@@ -317,12 +335,13 @@ async function loadNet({ text, weights, seed, preset = null, weightsFrom = null,
   }
   banner.clear();
   specView.showError(null);
-  Object.assign(state, { spec: text, seed, preset, trained: weights !== null, weightsFrom, autoObjective: true, objective: null });
+  Object.assign(state, { spec: text, seed, preset, trained: weights !== null, weightsFrom, autoObjective: true, objective: null, from, exact: from !== null });
   setSummary(summary);
   loop.reset();
   loop.setTestSize(state.dataset?.test ?? 0);
   panel.update(loop.stats);
   state.trainer = await client.setTrainer(state.trainer ?? {});
+  state.trainerAtLoad = { ...state.trainer };
   panel.setTrainer(state.trainer);
   updateTrainable();
   await reselectInput();
@@ -332,7 +351,7 @@ async function loadNet({ text, weights, seed, preset = null, weightsFrom = null,
 }
 
 async function applySpec({ text, seed }) {
-  await loadNet({ text, weights: null, seed });
+  await loadNet({ text, weights: null, seed, from: { spec: text, seed } });
 }
 
 async function choosePreset(name) {
@@ -351,7 +370,7 @@ async function choosePreset(name) {
   specView.set(p.specText, state.seed, name);
   state.trainer = await client.setTrainer(p.trainer).catch(() => state.trainer);
   const ok = await loadNet({ text: p.specText, weights: p.weightBytes, seed: state.seed, preset: name,
-    weightsFrom: p.weightBytes ? `${p.label.split('·')[1]?.trim() ?? 'trained weights'}` : null });
+    weightsFrom: p.weightBytes ? `${p.label.split('·')[1]?.trim() ?? 'trained weights'}` : null, from: { preset: name } });
   if (ok && state.dataset?.name !== p.dataset) await setDataset(p.dataset).catch(() => {});
 }
 
@@ -360,7 +379,7 @@ async function resetWeights() {
   // From scratch, the preset's larger learning rate (its default is for going on from trained weights).
   const rate = PRESETS[state.preset]?.scratchRate;
   if (rate && ['sgd', 'momentum', 'nesterov'].includes(state.trainer?.method)) await setTrainer({ ...state.trainer, learningRate: rate });
-  if (await loadNet({ text: state.spec, weights: null, seed, preset: null })) specView.set(state.spec, seed, '');
+  if (await loadNet({ text: state.spec, weights: null, seed, preset: null, from: { spec: state.spec, seed } })) specView.set(state.spec, seed, '');
 }
 
 async function saveModel() {
@@ -427,7 +446,7 @@ async function autosave() {
     const weights = await client.exportWeights();
     await store.save(AUTOSAVE_KEY, {
       spec: state.spec, weights, seed: state.seed, preset: state.preset, dataset: state.dataset?.name ?? null,
-      trainer: state.trainer, weightsFrom: state.weightsFrom, examples: loop.stats.examples, tab: state.tab,
+      trainer: state.trainer, weightsFrom: state.weightsFrom, examples: loop.stats.examples, tab: state.tab, from: state.from,
     });
     state.savedAt = Date.now();
     state.autosaveSeen = state.savedAt;
@@ -498,13 +517,19 @@ async function start() {
     banner.show(`Unknown backend '${want}' in the URL (use cpu or webgpu); picking one automatically.`);
     want = 'auto';
   }
+  if (want !== 'auto') state.urlBackend = want;
   const presetName = PRESETS[params.get('preset')] ? params.get('preset') : DEFAULT_PRESET;
-  const saved = params.has('fresh') || params.has('preset') ? undefined : await store.load(AUTOSAVE_KEY);
+  // A link names its network (a preset, or a spec and a seed); without one, the autosave.
+  const linked = params.has('fresh') || params.has('preset') || params.has('spec');
+  const saved = linked ? undefined : await store.load(AUTOSAVE_KEY);
   if (saved?.savedAt) state.autosaveSeen = Math.max(state.autosaveSeen, saved.savedAt);
+  const urlDataset = DATASETS[params.get('dataset')] ? params.get('dataset') : null;
   setEngine(await initEngine(want));
   // The trainer's controls and the URL's trainer settings (?learningRate=0.05&batchSize=50), both
   // from the engine's schema (values out of range are clamped to it).
-  panel.useSchema(await client.request('settingsSchema', { technique: 'trainer' }));
+  const schema = await client.request('settingsSchema', { technique: 'trainer' });
+  state.trainerDefaults = Object.fromEntries(schema.fields.map((f) => [f.key, f.default]));
+  panel.useSchema(schema);
   const urlTrainer = await client.request('settingsFromUrl', { technique: 'trainer', given: Object.fromEntries(params) });
   if (saved) {
     // A stored state that cannot start the page is set aside (offered for download), never
@@ -515,8 +540,9 @@ async function start() {
       const ok = await loadNet({ text: saved.spec, weights: saved.weights, seed: saved.seed, preset: saved.preset,
         weightsFrom: `${saved.weightsFrom ?? 'weights'} (restored from your last visit)` });
       if (ok) {
+        state.from = saved.from ?? null;
         specView.set(formatSpec(saved.spec), saved.seed, saved.preset ?? '');
-        await setDataset(saved.dataset ?? PRESETS[saved.preset]?.dataset ?? 'mnist5k').catch(() => {});
+        await setDataset(urlDataset ?? saved.dataset ?? PRESETS[saved.preset]?.dataset ?? 'mnist5k').catch(() => {});
         state.restored = true;
         await openLinked(params).catch((e) => report('Could not open the linked image', e));
         return;
@@ -527,42 +553,162 @@ async function start() {
     }
     await setAside(saved, why);
   }
+  if (params.has('spec') && !params.has('preset')) {
+    // A network given as a spec and a seed: its random initial weights, the same in every browser.
+    const text = params.get('spec');
+    const seed = Math.min(2 ** 32 - 1, Math.max(0, Math.floor(Number(params.get('seed') ?? state.seed) || 0)));
+    state.trainer = { ...state.trainerDefaults, ...urlTrainer };
+    if (await loadNet({ text, weights: null, seed, quiet: true, from: { spec: text, seed } })) {
+      specView.set(formatSpec(text), seed, '');
+      await setDataset(urlDataset ?? 'mnist5k').catch(() => {});
+      await openLinked(params).catch((e) => report('Could not open the linked image', e));
+      return;
+    }
+    state.linkError = `The link's network could not be loaded (${state.loadError}); the default network loaded instead.`;
+  }
   const p = await fetchPreset(presetName);
   state.trainer = { ...p.trainer, ...urlTrainer };
   specView.set(p.specText, state.seed, presetName);
   const ok = await loadNet({ text: p.specText, weights: p.weightBytes, seed: state.seed, preset: presetName,
-    weightsFrom: p.weightBytes ? p.label.split('·')[1].trim() : null });
-  if (!ok) await loadNet({ text: p.specText, weights: null, seed: state.seed, preset: presetName });
-  await setDataset(p.dataset).catch(() => {});
+    weightsFrom: p.weightBytes ? p.label.split('·')[1].trim() : null, from: { preset: presetName } });
+  if (!ok) await loadNet({ text: p.specText, weights: null, seed: state.seed, preset: presetName, from: { preset: presetName } });
+  await (urlDataset ? setDataset(urlDataset).catch(() => setDataset(p.dataset)) : setDataset(p.dataset)).catch(() => {});
   state.setAside?.show();
+  if (state.linkError) banner.show(state.linkError);
   await openLinked(params).catch((e) => report('Could not open the linked image', e));
 }
 
+/** `class:K`, `prob:K`, `channel:LAYER:C` or `neuron:LAYER:I` for the network in `summary`; null if it is none of them. */
+function parseObjective(text, summary) {
+  const [kind, a, b] = String(text ?? '').split(':');
+  const n = (v) => (/^\d+$/.test(v ?? '') ? Number(v) : -1);
+  if ((kind === 'class' || kind === 'prob') && n(a) >= 0 && n(a) < summary.classes) return { kind, index: n(a) };
+  const layer = summary.layers[n(a)];
+  if (!layer || n(b) < 0) return null;
+  const [c, h, w] = layer.shape;
+  if (kind === 'channel' && n(b) < c) return { kind, layer: n(a), channel: n(b) };
+  if (kind === 'neuron' && n(b) < c * h * w) return { kind, layer: n(a), index: n(b) };
+  return null;
+}
+
+/** The objective as a link writes it. */
+function objectiveText(o) {
+  if (o?.kind === 'class' || o?.kind === 'prob') return `${o.kind}:${o.index}`;
+  if (o?.kind === 'channel') return `channel:${o.layer}:${o.channel}`;
+  if (o?.kind === 'neuron') return `neuron:${o.layer}:${o.index}`;
+  return null;
+}
+
 /**
- * An image and objective from the URL, as the dataset page's patches link them:
- * ?preset=mnist&dataset=mnist&split=train&index=40123&objective=neuron:3:456.
+ * The image and objective of a link (the dataset page's patches link them too):
+ * ?preset=mnist&dataset=mnist&split=train&index=40123&objective=neuron:3:456. Indices past the
+ * dataset's end are clamped to it; an objective that does not fit the network is ignored.
  */
 async function openLinked(params) {
-  if (!params.has('index')) return;
-  const name = params.get('dataset');
-  if (name && DATASETS[name] && name !== state.dataset?.name) await setDataset(name);
-  const split = params.get('split') === 'train' ? 'train' : 'test';
-  const index = Math.max(0, Math.floor(Number(params.get('index')) || 0));
-  state.custom = null;
-  state.input = await client.example(split, index);
-  state.inputName = `${split} image ${index}`;
-  state.inputLabel = null;
-  testGrid.select(-1);
-  const [kind, a, b] = (params.get('objective') ?? '').split(':');
-  const layer = Number(a);
-  const index2 = Number(b);
-  if (kind === 'neuron' && Number.isInteger(layer) && Number.isInteger(index2) && state.summary.layers[layer]) {
-    const [c, h, w] = state.summary.layers[layer].shape;
-    if (index2 >= 0 && index2 < c * h * w) return setObjective({ kind: 'neuron', layer, index: index2 });
+  const objective = params.has('objective') ? parseObjective(params.get('objective'), state.summary) : null;
+  if (params.has('objective') && !objective) banner.show(`The link's objective '${params.get('objective')}' does not fit this network; showing the predicted class.`);
+  if (params.has('index') && state.dataset && datasetFits()) {
+    const split = params.get('split') === 'train' ? 'train' : 'test';
+    const count = split === 'train' ? state.dataset.train : state.dataset.test;
+    const index = Math.min(count - 1, Math.max(0, Math.floor(Number(params.get('index')) || 0)));
+    if (split === 'test') await selectTest(index);
+    else {
+      state.custom = null;
+      state.input = await client.example(split, index);
+      state.inputName = `${split} image ${index}`;
+      state.inputLabel = null;
+      state.inputRef = { split, index };
+      testGrid.select(-1);
+    }
   }
+  if (objective) setObjective(objective);
   await refresh();
 }
 
-const ready = start();
+// ---- the URL and the Share box ----
+
+/** Trainer settings that differ from the preset's (or the engine's defaults), rounded as the URL writes them. */
+function trainerChanges() {
+  // A setting whose default is automatic (null: ε follows the method) compares with what the
+  // engine made of it when the network loaded.
+  const auto = Object.fromEntries(Object.entries(state.trainerDefaults).filter(([, v]) => v === null).map(([k]) => [k, state.trainerAtLoad?.[k]]));
+  const base = { ...state.trainerDefaults, ...auto, ...(PRESETS[state.from?.preset]?.trainer ?? {}) };
+  const round = (v) => (typeof v === 'number' ? Number(v.toPrecision(6)) : v);
+  const out = {};
+  for (const [k, v] of Object.entries(state.trainer ?? {})) {
+    if (k in state.trainerDefaults && round(v) !== round(base[k])) out[k] = round(v);
+  }
+  return out;
+}
+
+/**
+ * The page's state as query parameters. The network is in them only when its weights are exactly
+ * what the parameters make (a preset's own, or a spec's random initialization from a seed); a
+ * shared link names where the network came from even after training (its weights stay here).
+ */
+function pageParams({ share = false } = {}) {
+  const q = new URLSearchParams();
+  if (state.urlBackend) q.set('backend', state.urlBackend);
+  const from = state.from;
+  if (from && (state.exact || share)) {
+    if (from.preset) q.set('preset', from.preset);
+    else {
+      let compact = from.spec;
+      try { compact = JSON.stringify(JSON.parse(from.spec)); } catch { /* as typed */ }
+      q.set('spec', compact);
+      q.set('seed', String(from.seed));
+    }
+  }
+  if (state.dataset) q.set('dataset', state.dataset.name);
+  if (state.inputRef) {
+    if (state.inputRef.split === 'train') q.set('split', 'train');
+    q.set('index', String(state.inputRef.index));
+  }
+  const objective = state.autoObjective ? null : objectiveText(state.objective);
+  if (objective) q.set('objective', objective);
+  for (const [k, v] of Object.entries(trainerChanges())) q.set(k, String(v));
+  return q;
+}
+
+/** The address bar follows the page's state (replaceState: no history entry per click). */
+function writeUrl() {
+  if (!state.started || !state.summary) return;
+  const q = pageParams().toString();
+  const url = `${location.pathname}${q ? `?${q}` : ''}${location.hash}`;
+  if (url !== `${location.pathname}${location.search}${location.hash}`) history.replaceState(history.state, '', url);
+  shareNote();
+}
+
+function shareNote() {
+  const from = state.from;
+  let text = '';
+  if (!from) text = 'This network came from a file or your last visit: a link cannot carry its weights ("Download model" saves them). The link keeps the image, objective and settings.';
+  else if (!state.exact) text = `The link opens ${from.preset ? `the ${from.preset} preset with its own weights` : `this network with its random weights (seed ${from.seed})`}, not the weights trained here ("Download model" saves those).`;
+  $('share-note').textContent = text;
+}
+
+function shareLink() {
+  const q = pageParams({ share: true }).toString();
+  return new URL(`${location.pathname}${q ? `?${q}` : ''}`, location.href).href;
+}
+
+/** The layer view as a <convlens-view>: a preset's own weights, a test image, the objective. */
+function embedCode() {
+  const from = state.from;
+  if (!from?.preset || !state.exact) throw new Error('an element shows a preset\'s own weights; pick a preset in the Network box (its weights untrained here) to embed this view');
+  if (state.inputRef?.split !== 'test') throw new Error('an element shows a test image: pick one in the test grid (drawn and uploaded images cannot be embedded)');
+  const mnist = from.preset === 'mnist' || from.preset === 'mnist5k';
+  if (!mnist && state.dataset?.name !== 'cifar10') throw new Error(`the ${from.preset} net's element shows its own dataset's images; pick it in Training`);
+  const objective = state.autoObjective ? null : objectiveText(state.objective);
+  const src = new URL('convlens-view.js', import.meta.url).href;
+  return `<script type="module" src="${src}"></script>\n<convlens-view ${attributes([['net', from.preset], ...(mnist ? [['dataset', state.dataset.name]] : []), ['view', 'layers'],
+    ['image', state.inputRef.index], ...(objective ? [['target', objective]] : []), ['autorun', '']])}></convlens-view>`;
+}
+createShareBox($('share'), { embed: embedCode, link: shareLink, report, status: (t) => { $('share-status').textContent = t; } });
+
+const ready = start().finally(() => {
+  state.started = true;
+  writeUrl();
+});
 ready.catch((e) => report('ConvLens failed to start', e));
-window.convlens = { client, state, ready, refresh, loop, setDataset, choosePreset };
+window.convlens = { client, state, ready, refresh, loop, setDataset, choosePreset, shareLink, embedCode };

@@ -68,3 +68,47 @@ export async function loadMobilenet(client, base, status = () => {}) {
   client.lastLoad = { spec: summary.spec, weights: await client.exportWeights(), seed: 0 };
   return summary;
 }
+
+/**
+ * A network from a URL, as an element's `net` attribute gives it: a .tflite, a TF.js layers
+ * model.json (its shards beside it), a ConvLens .safetensors with its spec inside, or a ConvLens
+ * spec (.json) with `weights` (a .safetensors URL; without it, random weights from seed 0).
+ * `labels`: a text file, one class name per line. Resolves to {summary, classes} (classes: the
+ * labels' names, or null). Every size and every field is checked by the engine before it
+ * allocates; a file that is none of these gets a message naming what was expected.
+ */
+export async function loadNetFromUrl(client, url, { weights = null, labels = null } = {}) {
+  const labelText = labels ? await cachedFetch(labels).then((r) => {
+    if (!r.ok) throw new Error(`cannot fetch the labels ${labels}: HTTP ${r.status}`);
+    return r.text();
+  }) : null;
+  const classes = labelText ? labelText.split('\n').map((l) => l.trim()).filter(Boolean) : null;
+  const path = url.pathname.toLowerCase();
+  if (path.endsWith('.tflite')) {
+    const bytes = await fetchBytes(url);
+    const summary = await client.request('loadTflite', { bytes, labels: labelText });
+    client.lastLoad = { spec: summary.spec, weights: await client.exportWeights(), seed: 0 };
+    return { summary, classes };
+  }
+  if (path.endsWith('.safetensors')) {
+    const bytes = await fetchBytes(url);
+    const spec = await client.embeddedSpec(bytes);
+    return { summary: await client.load(spec, bytes, 0), classes };
+  }
+  const r = await cachedFetch(url);
+  if (!r.ok) throw new Error(`cannot fetch ${url}: HTTP ${r.status}`);
+  const text = await r.text();
+  let json;
+  try {
+    json = JSON.parse(text);
+  } catch (e) {
+    throw new Error(`${url} is not a .tflite, a .safetensors or JSON (a TF.js model.json or a ConvLens spec): ${e.message}`);
+  }
+  if (json && typeof json === 'object' && 'modelTopology' in json) {
+    const paths = json.weightsManifest?.flatMap((g) => g.paths) ?? [];
+    const shards = Object.fromEntries(await Promise.all(paths.map(async (p) => [p, await fetchBytes(new URL(p, url))])));
+    return { summary: await client.loadTfjs(text, shards), classes };
+  }
+  const bytes = weights ? await fetchBytes(weights) : null;
+  return { summary: await client.load(text, bytes, 0), classes };
+}

@@ -1,343 +1,113 @@
-// The 2-D classifier page (ConvNetJS's classify2d demo): a small fully connected net learns to
-// separate two classes of points in the plane. The decision regions are drawn live behind the
-// points, and a second view maps a grid through the net to show how a hidden layer warps the plane.
-// Click to add a point of class 0, shift-click for class 1, right-click to remove the nearest.
+// The 2-D classifier page: the 2-D panel (www/views/toy2d-panel.js), its network box, the engine's
+// backend, and its settings in the URL (as the panel's params() writes them, plus &paused: training
+// does not start, and &backend=webgpu) with a Share box.
 import { EngineClient } from './engine-client.js';
-import { TrainingLoop } from './training.js';
 import { createBackendView } from './views/backend.js';
 import { createBanner } from './views/banner.js';
-import { el } from './views/dom.js';
+import { createShareBox, attributes } from './views/share.js';
 import { createSpecView } from './views/spec.js';
-import { createTrainPanel } from './views/train-panel.js';
+import { createToy2dPanel } from './views/toy2d-panel.js';
 
 const $ = (id) => document.getElementById(id);
-const VIEW = 6; // the plane shown: [-VIEW, VIEW]²
-const SIZE = 440; // canvas pixels
-const RES = 44; // decision-region grid cells per side
-const LINES = 17; // warp grid lines per direction
-const PER_LINE = 48;
-const COLORS = [[33, 102, 172], [224, 130, 20]]; // blue, orange: distinguishable without red-green vision
-const TOYS = { circle: 'Circle', spiral: 'Spiral', xor: 'XOR', clusters: 'Gaussian clusters', empty: 'Empty (add your own)' };
-const TRAINER = { method: 'momentum', learningRate: 0.01, momentum: 0.9, batchSize: 10, l1: 0, l2: 0.001 };
-
-const state = { points: [], labels: [], toy: 'circle', seed: 1, summary: null, spec: '', warpLayer: null, d0: 0, d1: 1, trainer: null };
+const state = { backend: null, webgpu: false, urlBackend: null, started: false };
 const client = new EngineClient();
 const banner = createBanner($('banner'));
-const backendView = createBackendView($('backend'), { onSwitch: async (b) => { await loop.pause(); state.backend = (await client.switchBackend(b)).backend; backendView.update(state); await client.setTrainer(state.trainer); } });
-// Small chunks, each followed by a redraw: about ConvNetJS's pace, so that learning can be watched.
-const loop = new TrainingLoop(client, { between: () => drawSoon(true), maxSteps: 5 });
-const specView = createSpecView($('spec'), {
-  presets: { toy2d: { label: '2-D toy net (fc 6 tanh, fc 2 tanh, softmax 2)' } },
-  onPreset: (name) => { if (name === 'toy2d') loadDefaultSpec(); },
-  onApply: ({ text, seed }) => loadNet(text, seed),
-});
-const panel = createTrainPanel($('train'), {
-  datasets: TOYS,
-  chartWidth: 280,
-  onRun: () => loop.start(),
-  onPause: () => loop.pause(),
-  onStep: () => loop.step(),
-  onReset: () => loadNet(state.spec, specView.seed()),
-  onDataset: (name) => setToy(name, state.seed),
-  onTrainer: setTrainer,
-});
-
-async function setTrainer(config) {
-  try { state.trainer = await client.setTrainer(config); } catch (e) { report('Trainer settings not changed', e); }
-  panel.setTrainer(state.trainer);
-}
 
 function report(what, e) {
   console.error(what, e);
   banner.show(`${what}: ${e?.message ?? e}`);
 }
 
-const regions = el('canvas.plane', { id: 'regions', width: SIZE, height: SIZE, title: 'click: class 0 · shift-click: class 1 · right-click: remove' });
-const warp = el('canvas.plane', { id: 'warp', width: SIZE, height: SIZE });
-const layerSelect = el('select', { id: 'warp-layer', 'aria-label': 'hidden layer to show' });
-const d0 = el('select', { id: 'warp-d0', 'aria-label': 'first unit (x axis)' });
-const d1 = el('select', { id: 'warp-d1', 'aria-label': 'second unit (y axis)' });
-$('views').replaceChildren(
-  el('figure', {}, regions, el('figcaption', { text: 'Decision regions (colour: the more likely class, paler where unsure) and the training points.' })),
-  el('figure', {}, warp, el('figcaption', {}, 'The plane as layer ', layerSelect, ' sees it: neurons ', d0, ' and ', d1,
-    ' of its output, for a grid of lines and for the points.')));
-$('toy-new').onclick = () => setToy(state.toy, state.seed + 1);
-
-const toPx = (v) => ((v + VIEW) / (2 * VIEW)) * SIZE;
-const fromPx = (p) => (p / SIZE) * 2 * VIEW - VIEW;
-
-function mouse(e) {
-  const r = regions.getBoundingClientRect();
-  return [fromPx((e.clientX - r.left) * (SIZE / r.width)), -fromPx((e.clientY - r.top) * (SIZE / r.height))];
-}
-
-regions.addEventListener('click', (e) => {
-  const [x, y] = mouse(e);
-  state.points.push(x, y);
-  state.labels.push(e.shiftKey ? 1 : 0);
-  pointsChanged();
+const specView = createSpecView($('spec'), {
+  presets: { toy2d: { label: '2-D toy net (fc 6 tanh, fc 2 tanh, softmax 2)' } },
+  onPreset: async (name) => {
+    if (name !== 'toy2d') return;
+    specView.set(toy.raw.defaultSpec, 1, 'toy2d');
+    await applySpec({ text: toy.raw.defaultSpec, seed: 1 });
+  },
+  onApply: applySpec,
 });
-regions.addEventListener('contextmenu', (e) => {
-  e.preventDefault();
-  const [x, y] = mouse(e);
-  let best = -1;
-  let dist = Infinity;
-  for (let i = 0; i < state.labels.length; i++) {
-    const d = (state.points[2 * i] - x) ** 2 + (state.points[2 * i + 1] - y) ** 2;
-    if (d < dist) { dist = d; best = i; }
-  }
-  if (best >= 0) {
-    state.points.splice(2 * best, 2);
-    state.labels.splice(best, 1);
-    pointsChanged();
-  }
+const toy = createToy2dPanel($('toy'), {
+  client,
+  report: (what, e) => {
+    if (what === 'Network not changed') specView.showError(e.message);
+    report(what, e);
+  },
+  onChange: writeUrl,
+  onNet: (summary) => {
+    banner.clear();
+    specView.showError(null);
+    $('status').textContent = `${summary.name} · ${summary.params} params`;
+  },
+  resetSeed: () => specView.seed(),
+  trainingStopped: (error, retry) => banner.trainingStopped(error, retry),
+});
+const backendView = createBackendView($('backend'), {
+  onSwitch: async (b) => {
+    await toy.pause();
+    state.backend = (await client.switchBackend(b)).backend;
+    backendView.update(state);
+    await client.setTrainer(toy.raw.trainer);
+  },
 });
 
-async function pointsChanged() {
-  if (!state.labels.length) {
-    await loop.pause();
-    panel.setNote('Add points: click for class 0, shift-click for class 1.');
-    panel.setRunning(false, false);
-    draw();
-    return;
-  }
-  try {
-    const info = await client.loadPoints(Float32Array.from(state.points), Uint8Array.from(state.labels));
-    loop.setTestSize(info.test);
-    panel.setRunning(loop.running, true);
-    panel.setNote(`${info.train} points`);
-  } catch (e) {
-    report('Points', e);
-  }
-  drawSoon();
+async function applySpec({ text, seed }) {
+  await toy.loadNet(text, seed);
 }
 
-async function setToy(kind, seed) {
-  state.toy = kind;
-  state.seed = seed;
-  panel.setDataset(kind);
-  if (kind === 'empty') {
-    state.points = [];
-    state.labels = [];
-  } else {
-    const t = await client.toyPoints(kind, seed);
-    state.points = Array.from(t.points);
-    state.labels = Array.from(t.labels);
-  }
-  await pointsChanged();
+/** The address bar follows the page's settings (replaceState: no history entry per change). */
+function pageParams() {
+  const q = new URLSearchParams();
+  if (state.urlBackend) q.set('backend', state.urlBackend);
+  for (const [k, v] of toy.params()) q.set(k, v);
+  if (!toy.loop.running) q.set('paused', '');
+  return q;
 }
 
-/** Layers whose output can be plotted in the warp view (hidden layers of 2 or more values). */
-function hiddenLayers() {
-  return state.summary.layers.filter((l, i) => i > 0 && l.type !== 'softmax' && l.shape[0] * l.shape[1] * l.shape[2] >= 2);
+function writeUrl() {
+  if (!state.started) return;
+  const q = pageParams().toString().replace(/paused=(&|$)/, 'paused$1');
+  const url = `${location.pathname}${q ? `?${q}` : ''}${location.hash}`;
+  if (url !== `${location.pathname}${location.search}${location.hash}`) history.replaceState(history.state, '', url);
 }
 
-function buildWarpControls() {
-  const layers = hiddenLayers();
-  const two = layers.find((l) => l.shape[0] * l.shape[1] * l.shape[2] === 2);
-  state.warpLayer = (two ?? layers[0])?.index ?? null;
-  layerSelect.replaceChildren(...layers.map((l) => el('option', { value: l.index, text: `${l.index} ${l.name}` })));
-  layerSelect.value = String(state.warpLayer);
-  layerSelect.onchange = () => { state.warpLayer = Number(layerSelect.value); fillNeurons(); drawSoon(); };
-  d0.onchange = () => { state.d0 = Number(d0.value); drawSoon(); };
-  d1.onchange = () => { state.d1 = Number(d1.value); drawSoon(); };
-  fillNeurons();
+/** The panel as a <convlens-view view="toy2d">: its settings as attributes (trainer keys as written). */
+function embedCode() {
+  const src = new URL('convlens-view.js', import.meta.url).href;
+  const pairs = [['view', 'toy2d'], ...[...toy.params()].map(([k, v]) => [k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`), v])];
+  if (toy.loop.running) pairs.push(['autorun', '']);
+  return `<script type="module" src="${src}"></script>\n<convlens-view ${attributes(pairs)}></convlens-view>`;
 }
-
-function fillNeurons() {
-  const l = state.summary.layers[state.warpLayer];
-  const n = l ? l.shape[0] * l.shape[1] * l.shape[2] : 0;
-  const opts = () => Array.from({ length: n }, (_, i) => el('option', { value: i, text: String(i) }));
-  d0.replaceChildren(...opts());
-  d1.replaceChildren(...opts());
-  state.d0 = 0;
-  state.d1 = Math.min(1, n - 1);
-  d0.value = '0';
-  d1.value = String(state.d1);
-}
-
-async function loadNet(text, seed) {
-  await loop.pause();
-  let summary;
-  try {
-    summary = await client.load(text, null, seed);
-  } catch (e) {
-    specView.showError(e.message);
-    report('Network not changed', e);
-    return;
-  }
-  const [d, h, w] = [summary.input.depth, summary.input.height, summary.input.width];
-  if (d * h * w !== 2 || summary.classes < 2) {
-    report('Network loaded, but', new Error(`the 2-D page needs an input of 2 values (depth 2, 1x1) and at least 2 classes; this one takes ${d}x${h}x${w} and has ${summary.classes}`));
-  } else banner.clear();
-  specView.showError(null);
-  Object.assign(state, { summary, spec: text });
-  $('status').textContent = `${summary.name} · ${summary.params} params`;
-  state.trainer = await client.setTrainer(state.trainer ?? TRAINER);
-  panel.setTrainer(state.trainer);
-  loop.reset();
-  loop.setTestSize(state.labels.length);
-  panel.update(loop.stats);
-  buildWarpControls();
-  drawSoon();
-}
-
-async function loadDefaultSpec() {
-  const text = await fetch(new URL('./nets/toy2d.json', import.meta.url)).then((r) => r.text());
-  specView.set(text, 1, 'toy2d');
-  await loadNet(text, 1);
-}
-
-// ---- drawing ----
-
-let drawing = null;
-let pending = false;
-let lastDraw = 0;
-/** Redraws at most about 15 times a second; resolves when the latest state is drawn. */
-function drawSoon(wait = false) {
-  if (!wait && performance.now() - lastDraw < 66 && loop.running) return Promise.resolve();
-  if (drawing) {
-    pending = true;
-    return drawing;
-  }
-  drawing = (async () => {
-    do {
-      pending = false;
-      lastDraw = performance.now();
-      await draw().catch((e) => report('Drawing failed', e));
-    } while (pending);
-  })().finally(() => { drawing = null; });
-  return drawing;
-}
-
-function gridInputs() {
-  const g = new Float32Array(RES * RES * 2);
-  for (let j = 0; j < RES; j++) {
-    for (let i = 0; i < RES; i++) {
-      g[2 * (j * RES + i)] = fromPx(((i + 0.5) / RES) * SIZE);
-      g[2 * (j * RES + i) + 1] = -fromPx(((j + 0.5) / RES) * SIZE);
-    }
-  }
-  return g;
-}
-
-function drawPoints(ctx, xy, labels, toX, toY) {
-  for (let i = 0; i < labels.length; i++) {
-    const [r, g, b] = COLORS[labels[i]] ?? [90, 90, 90];
-    ctx.beginPath();
-    ctx.arc(toX(xy[2 * i]), toY(xy[2 * i + 1]), 5, 0, 2 * Math.PI);
-    ctx.fillStyle = `rgb(${r} ${g} ${b})`;
-    ctx.fill();
-    ctx.lineWidth = 1.5;
-    ctx.strokeStyle = '#000';
-    ctx.stroke();
-  }
-}
-
-async function draw() {
-  const s = state.summary;
-  if (!s) return;
-  const last = s.layers.length - 1;
-  const probs = await client.forwardBatch(gridInputs(), last);
-  const k = probs.length / (RES * RES);
-  const ctx = regions.getContext('2d');
-  const cell = SIZE / RES;
-  for (let j = 0; j < RES; j++) {
-    for (let i = 0; i < RES; i++) {
-      const p = probs.subarray((j * RES + i) * k, (j * RES + i + 1) * k);
-      let best = 0;
-      for (let c = 1; c < k; c++) if (p[c] > p[best]) best = c;
-      const [r, g, b] = COLORS[best] ?? [120, 120, 120];
-      const a = 0.15 + 0.55 * Math.max(0, (p[best] - 1 / k) / (1 - 1 / k));
-      ctx.fillStyle = `rgb(${255 + (r - 255) * a} ${255 + (g - 255) * a} ${255 + (b - 255) * a})`;
-      ctx.fillRect(i * cell, j * cell, cell + 1, cell + 1);
-    }
-  }
-  ctx.strokeStyle = '#0002';
-  ctx.beginPath();
-  ctx.moveTo(SIZE / 2, 0); ctx.lineTo(SIZE / 2, SIZE); ctx.moveTo(0, SIZE / 2); ctx.lineTo(SIZE, SIZE / 2);
-  ctx.stroke();
-  drawPoints(ctx, state.points, state.labels, toPx, (v) => toPx(-v));
-  await drawWarp();
-}
-
-async function drawWarp() {
-  const s = state.summary;
-  const l = s.layers[state.warpLayer];
-  const ctx = warp.getContext('2d');
-  if (!l) {
-    ctx.clearRect(0, 0, SIZE, SIZE);
-    return;
-  }
-  const lines = [];
-  for (let a = 0; a < LINES; a++) {
-    const u = -VIEW + (2 * VIEW * a) / (LINES - 1);
-    for (let b = 0; b < PER_LINE; b++) {
-      const v = -VIEW + (2 * VIEW * b) / (PER_LINE - 1);
-      lines.push(u, v);
-    }
-    for (let b = 0; b < PER_LINE; b++) {
-      const v = -VIEW + (2 * VIEW * b) / (PER_LINE - 1);
-      lines.push(v, u);
-    }
-  }
-  const inputs = Float32Array.from([...lines, ...state.points]);
-  const out = await client.forwardBatch(inputs, state.warpLayer);
-  const n = out.length / (inputs.length / 2);
-  const px = (i) => [out[i * n + state.d0], out[i * n + state.d1]];
-  let [lo0, hi0, lo1, hi1] = [Infinity, -Infinity, Infinity, -Infinity];
-  for (let i = 0; i < inputs.length / 2; i++) {
-    const [x, y] = px(i);
-    lo0 = Math.min(lo0, x); hi0 = Math.max(hi0, x); lo1 = Math.min(lo1, y); hi1 = Math.max(hi1, y);
-  }
-  const span = Math.max(hi0 - lo0, hi1 - lo1, 1e-6) * 1.08;
-  const c0 = (lo0 + hi0) / 2;
-  const c1 = (lo1 + hi1) / 2;
-  const toX = (x) => SIZE / 2 + ((x - c0) / span) * SIZE;
-  const toY = (y) => SIZE / 2 - ((y - c1) / span) * SIZE;
-  ctx.fillStyle = '#fff';
-  ctx.fillRect(0, 0, SIZE, SIZE);
-  ctx.lineWidth = 1;
-  for (let line = 0; line < 2 * LINES; line++) {
-    ctx.strokeStyle = line % 2 ? '#8c8c8c80' : '#50505080';
-    ctx.beginPath();
-    for (let b = 0; b < PER_LINE; b++) {
-      const [x, y] = px(line * PER_LINE + b);
-      if (b === 0) ctx.moveTo(toX(x), toY(y));
-      else ctx.lineTo(toX(x), toY(y));
-    }
-    ctx.stroke();
-  }
-  const offset = 2 * LINES * PER_LINE;
-  const mapped = [];
-  for (let i = 0; i < state.labels.length; i++) mapped.push(...px(offset + i));
-  drawPoints(ctx, mapped, state.labels, toX, toY);
-}
-
-// ---- start ----
+createShareBox($('share'), { embed: embedCode, status: (t) => { $('share-status').textContent = t; }, report });
 
 let failure = null;
-client.addEventListener('panic', (e) => { loop.running = false; failure = e.detail; banner.engineStopped(failure); });
+client.addEventListener('panic', (e) => { toy.loop.running = false; failure = e.detail; banner.engineStopped(failure); });
 client.addEventListener('restarted', async (e) => {
   if (failure) banner.engineRestarted(failure, e.detail);
   failure = null;
-  if (state.trainer) await client.setTrainer(state.trainer).catch(() => {});
-  drawSoon();
+  if (toy.raw.trainer) await client.setTrainer(toy.raw.trainer).catch(() => {});
+  toy.draw();
 });
-loop.addEventListener('stats', () => panel.update(loop.stats));
-loop.addEventListener('state', () => { panel.setRunning(loop.running, state.labels.length > 0); if (!loop.running) drawSoon(); });
-loop.addEventListener('error', (e) => banner.trainingStopped(e.detail.error, (rate) => setTrainer({ learningRate: rate })));
 
 async function start() {
-  const want = new URLSearchParams(location.search).get('backend') ?? 'cpu';
+  const params = new URLSearchParams(location.search);
+  const want = params.get('backend') ?? 'cpu';
+  if (['cpu', 'webgpu'].includes(want) && params.has('backend')) state.urlBackend = want;
   const info = await client.init(want).catch(() => client.init('cpu'));
   Object.assign(state, info);
   backendView.update(state);
-  await loadDefaultSpec();
-  await setToy('circle', 1);
-  if (!new URLSearchParams(location.search).has('paused')) loop.start();
+  const problems = await toy.init(params);
+  const raw = toy.raw;
+  specView.set(raw.spec, raw.netSeed, raw.spec === raw.defaultSpec ? 'toy2d' : '');
+  if (problems.length) banner.show(`This link: ${problems.join('; ')}.`);
+  state.started = true;
+  writeUrl();
+  if (!params.has('paused')) toy.start();
 }
 
 const ready = start();
 ready.catch((e) => report('ConvLens failed to start', e));
-window.convlens = { client, state, ready, loop, draw: drawSoon, setToy };
+window.convlens = {
+  client, ready, loop: toy.loop, draw: toy.draw, setToy: toy.setToy, embedCode,
+  get state() { return { ...toy.raw, ...state }; },
+};

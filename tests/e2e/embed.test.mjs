@@ -289,3 +289,247 @@ test('the optimize page\'s link and embed code reproduce its image, its view\'s 
     await other.page.close();
   }
 });
+
+/** The image classifier page's picture in numbers: each layer's activation and gradient sums, the objective, the trainer. */
+const layerNumbers = (page) => page.evaluate(async () => {
+  const c = window.convlens;
+  await c.refresh();
+  const sum = (v) => v.reduce((a, x) => a + x, 0);
+  return {
+    sums: c.state.probe.layers.map((l) => [sum(l.act), sum(l.grad)]),
+    objective: c.state.autoObjective ? null : c.state.objective,
+    index: c.state.inputRef?.index ?? null,
+    dataset: c.state.dataset?.name,
+    learningRate: c.state.trainer.learningRate,
+  };
+});
+const close = (a, b, tol = 1e-6) => Math.abs(a - b) <= tol * Math.max(1, Math.abs(a));
+
+test('the image classifier page\'s link and embed code reproduce its network, image, objective, settings and numbers', { timeout: 300_000 }, async () => {
+  const { page, errors } = await open('?backend=cpu&fresh');
+  let want;
+  let link;
+  let code;
+  try {
+    await page.waitForFunction(() => Boolean(window.convlens?.ready));
+    await page.evaluate(() => window.convlens.ready);
+    // Test image 7, the mean of layer 1's channel 2 as the objective, a learning rate of 0.005.
+    await page.click('#testgrid .test-cell[data-index="7"]');
+    await page.waitForFunction(() => window.convlens.state.inputRef?.index === 7);
+    await page.locator('#layers .tile-title.clickable').nth(2).click();
+    await page.waitForFunction(() => window.convlens.state.objective?.kind === 'channel');
+    await page.fill('#trainer-learningRate', '0.005');
+    await page.dispatchEvent('#trainer-learningRate', 'change');
+    await page.waitForFunction(() => window.convlens.state.trainer.learningRate === 0.005);
+    want = await layerNumbers(page);
+    assert.deepEqual(want.objective, { kind: 'channel', layer: 1, channel: 2 });
+    link = page.url();
+    assert.match(link, /\?backend=cpu&preset=mnist&dataset=mnist5k&index=7&objective=channel%3A1%3A2&learningRate=0\.005$/);
+    await page.click('#share-embed');
+    code = await page.inputValue('#share-code');
+    for (const a of ['net="mnist"', 'dataset="mnist5k"', 'view="layers"', 'image="7"', 'target="channel:1:2"']) assert.ok(code.includes(a), `${a} in ${code}`);
+    // Training changes the weights: the address bar stops naming the preset (a reload restores
+    // the autosave), the shared link still names it and says the trained weights stay here.
+    await page.click('#train-step');
+    await page.waitForFunction(() => !location.search.includes('preset='));
+    assert.match(await page.evaluate(() => window.convlens.shareLink()), /preset=mnist/);
+    assert.match(await page.textContent('#share-note'), /not the weights trained here/);
+    await page.click('#share-embed');
+    await page.waitForFunction(() => /preset's own weights/.test(document.getElementById('banner').textContent));
+    assert.deepEqual(unexpected(errors).filter((e) => !/Cannot embed/.test(e)), []);
+  } finally {
+    await page.close();
+  }
+  const fresh = await ctx.browser.newContext({ viewport: { width: 1200, height: 900 } });
+  try {
+    const again = await fresh.newPage();
+    await again.goto(link);
+    await again.waitForFunction(() => Boolean(window.convlens?.ready));
+    await again.evaluate(() => window.convlens.ready);
+    const got = await layerNumbers(again);
+    assert.deepEqual({ ...got, sums: null }, { ...want, sums: null });
+    assert.deepEqual(got.sums, want.sums, 'the link gives the same activations and gradients');
+    // A network typed into the Network box travels as its spec and seed: the same random weights.
+    const spec = await again.evaluate(() => window.convlens.state.spec.replace(/"filters":\s*8,/, '"filters": 6,'));
+    assert.ok(spec.includes('"filters": 6,'), 'the spec changed');
+    await again.fill('#spec-text', spec);
+    await again.fill('#spec-seed', '3');
+    await again.click('#spec-apply');
+    await again.waitForFunction(() => window.convlens.state.from?.seed === 3 && location.search.includes('seed=3'));
+    const wantSpec = await layerNumbers(again);
+    const specLink = again.url();
+    assert.match(specLink, /spec=.*&seed=3/);
+    const third = await (await ctx.browser.newContext()).newPage();
+    await third.goto(specLink);
+    await third.waitForFunction(() => Boolean(window.convlens?.ready));
+    await third.evaluate(() => window.convlens.ready);
+    assert.deepEqual((await layerNumbers(third)).sums, wantSpec.sums, 'the spec link gives the same random weights');
+    await third.context().close();
+  } finally {
+    await fresh.close();
+  }
+  const other = await open('tests/e2e/fixtures/blank.html');
+  try {
+    const src = code.match(/src="([^"]+)"/)[1];
+    const tag = code.slice(code.indexOf('<convlens-view'));
+    await other.page.evaluate(async ({ src, tag }) => {
+      await import(src);
+      document.getElementById('host').innerHTML = tag;
+    }, { src, tag });
+    await other.page.waitForFunction(() => document.querySelector('convlens-view').state?.done, null, { timeout: 120_000 });
+    const s = await other.page.evaluate(() => document.querySelector('convlens-view').state);
+    assert.deepEqual(s.objective, want.objective);
+    assert.equal(s.sums.length, want.sums.length);
+    s.sums.forEach(([a, g], i) => {
+      assert.ok(close(a, want.sums[i][0]) && close(g, want.sums[i][1]), `layer ${i}: the element's sums ${a}, ${g} vs the page's ${want.sums[i]}`);
+    });
+    assert.deepEqual(unexpected(other.errors), []);
+  } finally {
+    await other.page.close();
+  }
+});
+
+test('the 2-D classifier page\'s link reproduces its points, network, settings and initial picture', { timeout: 300_000 }, async () => {
+  const { page, errors } = await open('2d.html?backend=cpu&paused');
+  // The net's class probabilities on a grid of the plane, and the points.
+  const numbers = (p) => p.evaluate(async () => {
+    const c = window.convlens;
+    const g = [];
+    for (let i = -5; i <= 5; i++) for (let j = -5; j <= 5; j++) g.push(i, j);
+    const probs = await c.client.forwardBatch(Float32Array.from(g), c.state.summary.layers.length - 1);
+    return { probs: Array.from(probs), points: c.state.points, labels: c.state.labels, toy: c.state.toy, seed: c.state.seed, learningRate: c.state.trainer.learningRate, warp: [c.state.warpLayer, c.state.d0, c.state.d1] };
+  });
+  let want;
+  let link;
+  try {
+    await page.waitForFunction(() => Boolean(window.convlens?.ready));
+    await page.evaluate(() => window.convlens.ready);
+    await page.selectOption('#dataset', 'spiral');
+    await page.waitForFunction(() => window.convlens.state.toy === 'spiral' && location.search.includes('toy=spiral'));
+    await page.click('#toy-new');
+    await page.waitForFunction(() => window.convlens.state.seed === 2);
+    // A hand-placed point (shift-click: class 1) and another network seed.
+    const box = await page.locator('#regions').boundingBox();
+    await page.locator('#regions').click({ position: { x: box.width * 0.7, y: box.height * 0.3 }, modifiers: ['Shift'] });
+    await page.waitForFunction(() => location.search.includes('points='));
+    await page.fill('#spec-seed', '4');
+    await page.click('#spec-apply');
+    await page.waitForFunction(() => window.convlens.state.netSeed === 4);
+    await page.fill('#trainer-learningRate', '0.03');
+    await page.dispatchEvent('#trainer-learningRate', 'change');
+    await page.selectOption('#warp-layer', '1');
+    await page.selectOption('#warp-d1', '2');
+    await page.waitForFunction(() => location.search.includes('warp='));
+    want = await numbers(page);
+    link = page.url();
+    for (const p of ['toy=spiral', 'toySeed=2', 'points=', 'seed=4', 'learningRate=0.03', 'warp=', 'paused']) assert.ok(link.includes(p), `${p} in ${link}`);
+    assert.deepEqual(unexpected(errors), []);
+  } finally {
+    await page.close();
+  }
+  const fresh = await ctx.browser.newContext({ viewport: { width: 1200, height: 900 } });
+  try {
+    const again = await fresh.newPage();
+    const errs = [];
+    again.on('console', (m) => { if (m.type() === 'error') errs.push(m.text()); });
+    await again.goto(link);
+    await again.waitForFunction(() => Boolean(window.convlens?.ready));
+    await again.evaluate(() => window.convlens.ready);
+    assert.deepEqual(await numbers(again), want, 'the same points, network and picture');
+    assert.equal(again.url(), link, 'the page writes back the link it was given');
+    // A hand-edited link with bad points and a bad warp keeps the page working and says why.
+    await again.goto(link.replace(/points=[^&]*/, 'points=1,2,7').replace(/warp=[^&]*/, 'warp=9:9:9'));
+    await again.waitForFunction(() => Boolean(window.convlens?.ready));
+    await again.evaluate(() => window.convlens.ready);
+    assert.match(await again.textContent('#banner'), /points are not x,y,label triples.*warp '9:9:9'/s);
+    assert.equal(await again.evaluate(() => window.convlens.state.toy), 'spiral');
+    assert.deepEqual(errs, []);
+  } finally {
+    await fresh.close();
+  }
+});
+
+test('an element opens a network by URL (a spec with its weights, a .safetensors, a TF.js model) and names a file that is none of them', { timeout: 300_000 }, async () => {
+  const { page, errors } = await open('tests/e2e/fixtures/blank.html');
+  try {
+    const src = `${ctx.server.url}www/convlens-view.js`;
+    await page.evaluate(async (src) => {
+      await import(src);
+      const nets = `${location.origin}/www/nets/`;
+      document.getElementById('host').innerHTML = `
+        <convlens-view id="preset" net="mnist5k" dataset="mnist5k" view="layers" image="7" autorun></convlens-view>
+        <convlens-view id="spec" net="${nets}mnist.json" weights="${nets}mnist5k.safetensors" dataset="mnist5k" view="layers" image="7" autorun></convlens-view>
+        <convlens-view id="st" net="${nets}mnist5k.safetensors" dataset="mnist5k" view="layers" image="7" autorun></convlens-view>
+        <convlens-view id="bad" net="${location.origin}/www/icon.svg" view="layers"></convlens-view>`;
+    }, src);
+    // Each in view in turn (an element out of view holds its requests).
+    const done = async (ids) => {
+      for (const id of ids) {
+        await page.locator(`#${id}`).scrollIntoViewIfNeeded();
+        await page.waitForFunction((id) => document.getElementById(id).state?.done, id, { timeout: 120_000 });
+      }
+    };
+    await done(['preset', 'spec', 'st']);
+    const sums = await page.evaluate(() => ['preset', 'spec', 'st'].map((id) => document.getElementById(id).state.sums));
+    assert.deepEqual(sums[1], sums[0], 'spec + weights by URL: the preset\'s numbers');
+    assert.deepEqual(sums[2], sums[0], 'a .safetensors with its spec inside: the same');
+    await page.locator('#bad').scrollIntoViewIfNeeded();
+    await page.waitForFunction(() => document.getElementById('bad').shadowRoot.querySelector('.cl-status.error'));
+    const message = await page.evaluate(() => document.getElementById('bad').shadowRoot.querySelector('.cl-status').textContent);
+    assert.match(message, /icon\.svg is not a \.tflite, a \.safetensors or JSON/);
+    // CNN Explainer's Tiny VGG by its model.json's URL: the built-in tiny-vgg's numbers.
+    if (existsSync(join(dataDir(), 'tiny-vgg', 'model.json'))) {
+      await page.evaluate(() => {
+        const img = `${location.origin}/data/tiny-vgg/img/koala_1.jpeg`;
+        document.getElementById('host').insertAdjacentHTML('afterbegin', `
+          <convlens-view id="tv" net="tiny-vgg" view="layers" image="${img}" autorun></convlens-view>
+          <convlens-view id="tvurl" net="${location.origin}/data/tiny-vgg/model.json" view="layers" image="${img}" autorun></convlens-view>`);
+      });
+      await done(['tv', 'tvurl']);
+      const [a, b] = await page.evaluate(() => ['tv', 'tvurl'].map((id) => document.getElementById(id).state.sums));
+      assert.deepEqual(b, a, 'Tiny VGG by URL: the same numbers');
+    } else console.log('skipped: Tiny VGG by URL (no tiny-vgg/ in the data directory)');
+    assert.deepEqual(errors.filter((e) => !/icon\.svg is not a/.test(e)), []);
+  } finally {
+    await page.close();
+  }
+});
+
+test('a training element takes the trainer\'s settings from attributes, trains, and its test grid follows', { timeout: 300_000 }, async () => {
+  const { page, errors } = await open('tests/e2e/fixtures/blank.html');
+  try {
+    await page.evaluate(async (src) => {
+      await import(src);
+      document.getElementById('host').innerHTML = '<convlens-view id="t" view="train" net="mnist5k" dataset="mnist5k" learning-rate="0.02" batch-size="10" method="sgd"></convlens-view>';
+      const t = document.getElementById('t');
+      window.changes = [];
+      t.addEventListener('change', (e) => window.changes.push(e.detail.settings));
+      await new Promise((resolve) => t.addEventListener('ready', resolve, { once: true }));
+    }, `${ctx.server.url}www/convlens-view.js`);
+    const before = await page.evaluate(() => document.getElementById('t').state);
+    assert.deepEqual([before.trainer.learningRate, before.trainer.batchSize, before.trainer.method], [0.02, 10, 'sgd']);
+    assert.equal(before.examples, 0);
+    await page.evaluate(() => document.getElementById('t').run());
+    await page.waitForFunction(() => document.getElementById('t').state.examples >= 2000, null, { timeout: 120_000 });
+    await page.evaluate(() => document.getElementById('t').shadowRoot.getElementById('train-run').click());
+    await page.waitForFunction(() => !document.getElementById('t').state.running);
+    const after = await page.evaluate(() => {
+      const t = document.getElementById('t');
+      return { ...t.state, cells: t.shadowRoot.querySelectorAll('.test-cell').length, ranked: t.shadowRoot.querySelectorAll('.test-cell .top3 li').length, changes: window.changes.length };
+    });
+    assert.ok(Number.isFinite(after.loss) && after.loss < 2.3, `loss ${after.loss}`);
+    assert.equal(after.cells, 24);
+    assert.equal(after.ranked, 24 * 3, 'each test image shows its top 3 classes');
+    assert.ok(after.changes >= 1, 'a change event for the attributes\' settings');
+    // Changing a setting in the element's form is a change event with the engine's values.
+    await page.evaluate(() => {
+      const input = document.getElementById('t').shadowRoot.getElementById('trainer-learningRate');
+      input.value = '0.005';
+      input.dispatchEvent(new Event('change'));
+    });
+    await page.waitForFunction(() => window.changes.at(-1)?.learningRate === 0.005);
+    assert.deepEqual(unexpected(errors), []);
+  } finally {
+    await page.close();
+  }
+});

@@ -68,6 +68,12 @@ for (const [width, name] of [[1280, 'desktop'], [375, 'phone']]) {
       assert.equal(occ.window, 6, 'window="6"');
       assert.equal(occ.done, occ.total);
       assert.ok(occ.map > 0, 'the per-pixel map');
+      // The 2-D classifier trains on its spirals with learning-rate="0.03".
+      await page.locator('#toy2d').scrollIntoViewIfNeeded();
+      await page.waitForFunction(() => document.getElementById('toy2d').state?.examples > 500, null, { timeout: 120_000 });
+      const toy = await page.evaluate(() => { const s = document.getElementById('toy2d').state; return { toy: s.toy, rate: s.trainer.learningRate, points: s.labels.length }; });
+      assert.deepEqual(toy, { toy: 'spiral', rate: 0.03, points: toy.points });
+      assert.ok(toy.points > 50, `${toy.points} points`);
       if (name === 'phone') {
         // Nothing wider than the screen.
         const wide = await page.evaluate(() => document.documentElement.scrollWidth);

@@ -192,7 +192,9 @@ export function createLayersPanel(root, ctx) {
       if (mine !== seq) return null;
       view.update(probe, { objective: o, predicted, seq: mine });
       info.textContent = `predicted ${ctx.className(predicted)} (${(100 * probs[predicted]).toFixed(1)}%); gradients of ${describe(o)}. Click a unit or a channel's number to explain it instead.`;
-      state = { done: true, objective: o, predicted, layers: probe.layers.length };
+      // Each layer's activation and gradient sums: what a test compares with the page's.
+      const sum = (v) => v.reduce((a, x) => a + x, 0);
+      state = { done: true, objective: o, predicted, layers: probe.layers.length, sums: probe.layers.map((l) => [sum(l.act), sum(l.grad)]) };
       return state;
     } catch (e) {
       if (mine === seq) ctx.report('The layer view failed', e);

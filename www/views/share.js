@@ -3,8 +3,11 @@
 // text below, selected, for browsers that refuse the clipboard.
 import { el } from './dom.js';
 
-/** `embed()` returns the element code (or throws a reason it cannot); `status(text)` says what happened. */
-export function createShareBox(root, { embed, status, report }) {
+/**
+ * `embed()` returns the element code (or throws a reason it cannot); `status(text)` says what
+ * happened; `link()` the page's link (default: the address bar's, which holds the page's state).
+ */
+export function createShareBox(root, { embed, status, report, link = () => location.href }) {
   const text = el('textarea.share-code', { id: 'share-code', rows: 5, readonly: true, 'aria-label': 'embed code' });
   async function copy(value, what) {
     text.value = value;
@@ -17,7 +20,7 @@ export function createShareBox(root, { embed, status, report }) {
   const quote = (v) => String(v).replace(/&/g, '&amp;').replace(/"/g, '&quot;').replace(/</g, '&lt;');
   root.replaceChildren(
     el('div.row', {},
-      el('button', { type: 'button', id: 'share-link', text: 'Copy link', onclick: () => copy(location.href, 'link') }),
+      el('button', { type: 'button', id: 'share-link', text: 'Copy link', onclick: () => copy(link(), 'link') }),
       el('button', { type: 'button', id: 'share-embed', text: 'Copy embed code', onclick: () => {
         let code;
         try { code = embed(); } catch (e) { report('Cannot embed', e); return; }
@@ -26,7 +29,7 @@ export function createShareBox(root, { embed, status, report }) {
       el('button', { type: 'button', id: 'share-iframe', text: 'Copy iframe', onclick: () => copy(iframeCode(), 'iframe code') })),
     text);
   function iframeCode() {
-    return `<iframe src="${quote(location.href)}" width="100%" height="760" loading="lazy" title="ConvLens"></iframe>`;
+    return `<iframe src="${quote(link())}" width="100%" height="760" loading="lazy" title="ConvLens"></iframe>`;
   }
   return { iframeCode };
 }

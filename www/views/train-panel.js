@@ -31,7 +31,8 @@ function chart(root, title, series, scale, width) {
   return new uPlot(opts, [[], ...series.map(() => [])], root);
 }
 
-export function createTrainPanel(root, { onRun, onPause, onStep, onReset, onDataset, onTrainer, datasets = DATASETS, chartWidth = 300 }) {
+/** `datasetKey`: the data choice's key for an element's `controls` list (the 2-D panel's is `toy`). */
+export function createTrainPanel(root, { onRun, onPause, onStep, onReset, onDataset, onTrainer, datasets = DATASETS, chartWidth = 300, datasetKey = 'dataset' }) {
   const dataset = el('select', { id: 'dataset' }, ...Object.entries(datasets).map(([k, v]) => el('option', { value: k, text: v })));
   dataset.onchange = () => onDataset(dataset.value);
   const run = el('button.primary', { id: 'train-run', type: 'button', text: 'Train' });
@@ -64,7 +65,7 @@ export function createTrainPanel(root, { onRun, onPause, onStep, onReset, onData
   const accBox = el('div.chart');
   const note = el('p.hint', { id: 'train-note' });
   root.replaceChildren(el('div.train', {},
-    el('div.row.train-controls', {}, el('label', { text: 'Data ' }, dataset), run, step, reset),
+    el('div.row.train-controls', {}, el('label', { text: 'Data ', 'data-key': datasetKey }, dataset), run, step, reset),
     el('div.row.trainer', {}, el('label.field', {}, el('span', { text: 'trainer' }), method), ...fields),
     note,
     el('div.train-body', {}, stats, lossBox, accBox)));
