@@ -389,7 +389,7 @@ test('the image classifier page\'s link and embed code reproduce its network, im
   }
 });
 
-test('the 2-D classifier page\'s link reproduces its points, network, settings and initial picture', { timeout: 300_000 }, async () => {
+test('the 2-D classifier page\'s link and embed code reproduce its points, network, settings and initial picture', { timeout: 300_000 }, async () => {
   const { page, errors } = await open('2d.html?backend=cpu&paused');
   // The net's class probabilities on a grid of the plane, and the points.
   const numbers = (p) => p.evaluate(async () => {
@@ -401,6 +401,7 @@ test('the 2-D classifier page\'s link reproduces its points, network, settings a
   });
   let want;
   let link;
+  let code;
   try {
     await page.waitForFunction(() => Boolean(window.convlens?.ready));
     await page.evaluate(() => window.convlens.ready);
@@ -423,6 +424,9 @@ test('the 2-D classifier page\'s link reproduces its points, network, settings a
     want = await numbers(page);
     link = page.url();
     for (const p of ['toy=spiral', 'toySeed=2', 'points=', 'seed=4', 'learningRate=0.03', 'warp=', 'paused']) assert.ok(link.includes(p), `${p} in ${link}`);
+    await page.click('#share-embed');
+    code = await page.inputValue('#share-code');
+    for (const a of ['view="toy2d"', 'toy="spiral"', 'toy-seed="2"', 'points="', 'seed="4"', 'learning-rate="0.03"', 'warp="1:0:2"']) assert.ok(code.includes(a), `${a} in ${code}`);
     assert.deepEqual(unexpected(errors), []);
   } finally {
     await page.close();
@@ -446,6 +450,31 @@ test('the 2-D classifier page\'s link reproduces its points, network, settings a
     assert.deepEqual(errs, []);
   } finally {
     await fresh.close();
+  }
+  // The embed code: the same points, settings and probabilities in an element.
+  const other = await open('tests/e2e/fixtures/blank.html');
+  try {
+    const src = code.match(/src="([^"]+)"/)[1];
+    const tag = code.slice(code.indexOf('<convlens-view'));
+    await other.page.evaluate(async ({ src, tag }) => {
+      await import(src);
+      document.getElementById('host').innerHTML = tag;
+      await new Promise((resolve) => document.querySelector('convlens-view').addEventListener('ready', resolve, { once: true }));
+    }, { src, tag });
+    const got = await other.page.evaluate(async () => {
+      const e = document.querySelector('convlens-view');
+      const s = e.state;
+      const g = [];
+      for (let i = -5; i <= 5; i++) for (let j = -5; j <= 5; j++) g.push(i, j);
+      const probs = await e.client.forwardBatch(Float32Array.from(g), s.summary.layers.length - 1);
+      return { probs: Array.from(probs), points: s.points, labels: s.labels, toy: s.toy, seed: s.seed, learningRate: s.trainer.learningRate, warp: [s.warpLayer, s.d0, s.d1], examples: s.examples };
+    });
+    assert.equal(got.examples, 0, 'no autorun: it waits for Train');
+    delete got.examples;
+    assert.deepEqual(got, want, 'the element: the same points, network and picture');
+    assert.deepEqual(unexpected(other.errors), []);
+  } finally {
+    await other.page.close();
   }
 });
 
