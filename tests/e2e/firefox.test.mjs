@@ -15,7 +15,10 @@ const ctx = { server: null, firefox: null };
 before(async () => {
   if (skip) return;
   ctx.server = await serveRoot();
-  ctx.firefox = await puppeteer.launch({ browser: 'firefox', executablePath: FIREFOX, headless: true, protocol: 'webDriverBiDi' });
+  // The window's size from Firefox's own flags: puppeteer's setViewport also overrides the screen's
+  // orientation, a BiDi command Firefox ESR 140 does not have.
+  ctx.firefox = await puppeteer.launch({ browser: 'firefox', executablePath: FIREFOX, headless: true, protocol: 'webDriverBiDi',
+    defaultViewport: null, args: ['--width=1280', '--height=900'] });
 });
 after(async () => {
   await ctx.firefox?.close();
@@ -25,7 +28,6 @@ after(async () => {
 /** Opens `path` in Firefox and waits for window.convlens.ready (or `readyWhen`); returns {page, errors}. */
 async function open(path, readyWhen = () => Boolean(window.convlens?.ready)) {
   const page = await ctx.firefox.newPage();
-  await page.setViewport({ width: 1280, height: 900 });
   const errors = [];
   page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
   page.on('pageerror', (e) => errors.push(e.message));
