@@ -13,7 +13,7 @@
 // neuron:LAYER:C for a visualization; class:K, prob:K, channel:LAYER:C or neuron:LAYER:I for an
 // attribution; class:K for occlusion; default: the predicted class), `methods` (attribution: the
 // maps side by side, comma-separated; default "gradient, guided"),
-// `backend` (cpu, webgpu, auto; default cpu), `controls` ("none", or the
+// `backend` (cpu, webgpu, auto; default: the page's ?backend=, else cpu), `controls` ("none", or the
 // settings' keys to show, comma-separated; default all), `autorun` (run once ready), `data` (the
 // base URL of the data directory; default ../data/ from this module), and any setting of the view's
 // technique by its key (`learningrate` or `learning-rate` for learningRate), clamped by the engine
@@ -229,7 +229,7 @@ export class ConvLensView extends HTMLElement {
     client.addEventListener('error', (e) => this.#report('Engine error', e.detail.error));
     const status = (t) => { this.#status.textContent = t; };
     status('starting the engine…');
-    const info = await client.init(this.getAttribute('backend') ?? 'cpu');
+    const info = await client.init(this.#backend());
     const state = { net: netName, summary: null, classNames: [], data: null, backend: info.backend, webgpu: info.webgpu, image: null, imageName: '', imageSrc: null, photos: [] };
 
     status('loading the network…');
@@ -303,6 +303,12 @@ export class ConvLensView extends HTMLElement {
     if (this.hasAttribute('autorun')) await view.start?.();
   }
 
+  /** The `backend` attribute, else the page's `?backend=` (cpu, webgpu or auto: a reader's choice for every element), else cpu. */
+  #backend() {
+    const page = new URLSearchParams(location.search).get('backend');
+    return this.getAttribute('backend') ?? (['cpu', 'webgpu', 'auto'].includes(page) ? page : 'cpu');
+  }
+
   /** A view with its own network and data (the 2-D classifier): its attributes are its settings. */
   async #bootStandalone(viewName, spec) {
     const client = new EngineClient({ worker: sharedWorker() });
@@ -310,7 +316,7 @@ export class ConvLensView extends HTMLElement {
     client.setPaused(!this.#visible);
     client.addEventListener('error', (e) => this.#report('Engine error', e.detail.error));
     this.#status.textContent = 'starting the engine…';
-    await client.init(this.getAttribute('backend') ?? 'cpu');
+    await client.init(this.#backend());
     const given = new URLSearchParams();
     for (const key of spec.keys) {
       for (const name of attributeNames(key)) if (!RESERVED.has(name) && this.hasAttribute(name)) given.set(key, this.getAttribute(name));

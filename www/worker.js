@@ -64,11 +64,21 @@ function needEngine(session) {
   return engine;
 }
 
+// Engines are created one at a time: the first WebGPU engine of this worker sets the GPU device up
+// (once per worker; the others share it), and a second set-up begun meanwhile would fail ("a
+// server is still registered for device") — several elements of a page start together.
+let creating = Promise.resolve();
+function createEngine(backend) {
+  const next = creating.then(() => wasm.Engine.create(backend));
+  creating = next.catch(() => {});
+  return next;
+}
+
 const commands = {
   async init({ backend = 'auto' }, s) {
     const webgpu = Boolean(await wasm.webgpuAvailable());
     const want = backend === 'auto' ? (webgpu ? 'webgpu' : 'cpu') : backend;
-    const next = await wasm.Engine.create(want);
+    const next = await createEngine(want);
     engines.get(s)?.free?.();
     engines.set(s, next);
     return { result: { backend: next.backend(), webgpu } };
