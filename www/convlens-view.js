@@ -26,7 +26,7 @@
 // (the engine client, the network, the image, a place for their settings) and draws nothing.
 import { dataBase } from './config.js';
 import { EngineClient, EngineWorker } from './engine-client.js';
-import { datasetSamples, loadMobilenet, loadNetFromUrl, loadTfjs, TINY_VGG_CLASSES } from './models.js';
+import { datasetSamples, loadMobilenet, loadNetFromUrl, loadTfjs, styleImages, TINY_VGG_CLASSES } from './models.js';
 import { fetchPreset } from './presets.js';
 import { el } from './views/dom.js';
 import { loadSquare } from './views/image-io.js';
@@ -230,7 +230,7 @@ export class ConvLensView extends HTMLElement {
     const status = (t) => { this.#status.textContent = t; };
     status('starting the engine…');
     const info = await client.init(this.#backend());
-    const state = { net: netName, summary: null, classNames: [], data: null, backend: info.backend, webgpu: info.webgpu, image: null, imageName: '', imageSrc: null, photos: [] };
+    const state = { net: netName, summary: null, classNames: [], data: null, backend: info.backend, webgpu: info.webgpu, image: null, imageName: '', imageSrc: null, photos: [], dataUrl: data };
 
     status('loading the network…');
     let summary;
@@ -365,7 +365,7 @@ export class ConvLensView extends HTMLElement {
     const self = this;
     return {
       client, state, report, status,
-      styles: [],
+      styles: styleImages(state.dataUrl),
       hash: {
         get: () => new URLSearchParams(),
         set(values) {

@@ -6,6 +6,9 @@ export const TINY_VGG_CLASSES = ['lifeboat', 'ladybug', 'pizza', 'bell pepper', 
 export const TINY_VGG_IMAGES = ['koala_1', 'bug_1', 'pizza_1', 'pepper_1', 'bus_1', 'boat_1', 'espresso_1', 'panda_1', 'orange_1', 'car_1',
   'koala_2', 'bug_3', 'pizza_2', 'pepper_2', 'bus_2', 'panda_2', 'orange_3', 'koala_3', 'panda_3', 'panda_5'];
 
+/** The style images of the data directory (`data`: its URL), for style transfer. */
+export const styleImages = (data) => ['starry.jpg', 'brick.png', 'grass.png', 'gravel.png'].map((n) => ({ name: n, url: new URL(`images/${n}`, data) }));
+
 /**
  * The first `n` test images of the dataset the engine holds (after client.loadDataset), as sample
  * buttons want them: {name, shape, data, input()}.

@@ -4,7 +4,7 @@
 // the worker (crates/core/src/vis/); this module picks the network and the image.
 import { EngineClient } from './engine-client.js';
 import { dataBase } from './config.js';
-import { datasetSamples, loadMobilenet, loadTfjs, TINY_VGG_CLASSES, TINY_VGG_IMAGES } from './models.js';
+import { datasetSamples, loadMobilenet, loadTfjs, styleImages, TINY_VGG_CLASSES, TINY_VGG_IMAGES } from './models.js';
 import { fetchPreset } from './presets.js';
 import { createBackendView } from './views/backend.js';
 import { createBanner } from './views/banner.js';
@@ -25,7 +25,7 @@ const MOBILENET = new URL('mobilenet/', DATA);
 
 /** Natural images (scikit-image, Van Gogh) in the data directory: content and style images. */
 export const NATURAL = ['chelsea.png', 'astronaut.png', 'coffee.png', 'rocket.jpg'].map((n) => ({ name: n, url: new URL(`images/${n}`, DATA) }));
-export const STYLES = ['starry.jpg', 'brick.png', 'grass.png', 'gravel.png'].map((n) => ({ name: n, url: new URL(`images/${n}`, DATA) }));
+export const STYLES = styleImages(DATA);
 
 export const NETS = {
   mobilenet: {

@@ -11,9 +11,12 @@ import { pack } from '../../scripts/pack.mjs';
 import { dataDir, serve } from '../../scripts/serve.mjs';
 import { launch } from './browser.mjs';
 
+const CSP = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'";
 let scratch;
 let server;
+let cspServer;
 let browser;
+let gpuBrowser;
 
 before(async () => {
   const tgz = await pack();
@@ -29,12 +32,27 @@ before(async () => {
 <convlens-view id="v" net="mnist" view="landscape" kind="line" points="9" images="32" data="/data/" autorun></convlens-view>
 </body></html>
 `);
+  // Every kind of view from the package, on a page served with a strict Content-Security-Policy.
+  const views = ['layers', 'train', 'attribution', 'occlusion', 'patches', 'tsne', 'landscape', 'visualize', 'invert', 'adversarial', 'dream', 'style']
+    .map((v) => `<convlens-view id="${v}" net="mnist" dataset="mnist5k" view="${v}"></convlens-view>`);
+  writeFileSync(join(scratch, 'csp.html'), `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><link rel="icon" href="./node_modules/convlens/www/icon.svg"><title>every view</title>
+<script type="module" src="./node_modules/convlens/index.js"></script>
+</head><body>
+${views.join('\n')}
+<convlens-view id="toy2d" view="toy2d"></convlens-view>
+</body></html>
+`);
   server = await serve({ port: 0, root: scratch });
+  cspServer = await serve({ port: 0, root: scratch, headers: { 'content-security-policy': CSP } });
   browser = await launch({ webgpu: false });
+  gpuBrowser = await launch({ webgpu: true });
 });
 after(async () => {
   await browser?.close();
+  await gpuBrowser?.close();
   await server?.close();
+  await cspServer?.close();
   if (scratch) rmSync(scratch, { recursive: true, force: true });
 });
 
@@ -62,3 +80,31 @@ test('the packed tarball installs and a page that imports it runs a view', { tim
     await page.close();
   }
 });
+
+for (const backend of ['cpu', 'webgpu']) {
+  test(`from the tarball under a strict CSP, every kind of view comes up on ${backend} with no console error`, { timeout: 400_000 }, async () => {
+    const page = await (backend === 'webgpu' ? gpuBrowser : browser).newPage({ viewport: { width: 1200, height: 900 } });
+    const errors = [];
+    page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
+    page.on('pageerror', (e) => errors.push(e.message));
+    try {
+      await page.goto(`${cspServer.url}csp.html?backend=${backend}`);
+      const ids = await page.evaluate(() => [...document.querySelectorAll('convlens-view')].map((e) => e.id));
+      for (const id of ids) {
+        // Kept in view until it is up (out of view, an element holds its requests).
+        await page.waitForFunction((id) => {
+          const e = document.getElementById(id);
+          e.scrollIntoView({ block: 'center' });
+          return e.dataset.ready === 'true' || Boolean(e.shadowRoot.querySelector('.cl-status.error'));
+        }, id, { timeout: 120_000, polling: 500 });
+        const status = await page.evaluate((id) => document.getElementById(id).shadowRoot.querySelector('.cl-status').textContent, id);
+        assert.equal(await page.evaluate((id) => document.getElementById(id).dataset.ready, id), 'true', `${id}: ${status}`);
+        assert.equal(await page.evaluate((id) => document.getElementById(id).client.info.backend, id), backend, `${id} on ${backend}`);
+      }
+      assert.equal(ids.length, 13);
+      assert.deepEqual(errors, [], 'console errors');
+    } finally {
+      await page.close();
+    }
+  });
+}
