@@ -102,6 +102,7 @@ function defaultObjective() {
 /** Probes the current input and objective and redraws everything. */
 async function probeAndDraw() {
   if (!state.summary || !state.input) return;
+  const asked = state.objective;
   let objective = state.autoObjective ? defaultObjective() : state.objective;
   let t0 = performance.now();
   let probe = await client.probe(state.input, objective);
@@ -111,7 +112,10 @@ async function probeAndDraw() {
     t0 = performance.now();
     probe = await client.probe(state.input, objective);
   }
-  Object.assign(state, { probe, objective, predicted, probeMs: performance.now() - t0, seq: state.seq + 1 });
+  // An objective picked while this probe ran stays (the coalesced refresh draws it next).
+  const kept = !state.autoObjective && state.objective !== asked;
+  Object.assign(state, { probe, predicted, probeMs: performance.now() - t0, seq: state.seq + 1 });
+  if (!kept) state.objective = objective;
   layersView.update(probe, state);
   objectiveView.update(state);
   drawInputInfo();

@@ -106,6 +106,42 @@ test('keyboard: the controls work without a mouse (tabs, samples, selects, Share
   }
 });
 
+test('keyboard: the layer view\'s objective from the keyboard: a channel with Enter, a unit of it and an fc unit with the arrow keys', { timeout: 120_000 }, async () => {
+  const { page } = await open('?backend=cpu&fresh');
+  try {
+    await page.waitForFunction(() => Boolean(window.convlens?.ready));
+    await page.evaluate(() => window.convlens.ready);
+    const objective = () => page.evaluate(() => window.convlens.state.objective);
+    // conv1 (layer 1, 8x24x24): channel 2's title.
+    const title = page.locator('#layers .tile-title.clickable').nth(2);
+    await title.focus();
+    await page.keyboard.press('Enter');
+    await page.waitForFunction(() => window.convlens.state.objective?.kind === 'channel');
+    assert.deepEqual(await objective(), { kind: 'channel', layer: 1, channel: 2 });
+    // An arrow picks the unit at the centre (12, 12); the next ones move from it.
+    await page.keyboard.press('ArrowRight');
+    await page.waitForFunction(() => window.convlens.state.objective?.kind === 'neuron');
+    const at = (y, x) => 2 * 576 + y * 24 + x;
+    assert.deepEqual(await objective(), { kind: 'neuron', layer: 1, index: at(12, 12) });
+    await page.keyboard.press('ArrowRight');
+    await page.waitForFunction((i) => window.convlens.state.objective?.index === i, at(12, 13));
+    await page.keyboard.press('ArrowUp');
+    await page.waitForFunction((i) => window.convlens.state.objective?.index === i, at(11, 13));
+    // The fc layer's units: one tab stop, the arrow keys move along them.
+    const fc = await page.evaluate(() => window.convlens.state.summary.layers.findIndex((l) => l.type === 'fc'));
+    const row = page.locator('#layers canvas[role="slider"]').first();
+    await row.focus();
+    await page.keyboard.press('ArrowRight');
+    await page.waitForFunction((fc) => window.convlens.state.objective?.layer === fc, fc);
+    await page.keyboard.press('ArrowRight');
+    await page.waitForFunction(() => window.convlens.state.objective?.index === 1);
+    assert.deepEqual(await objective(), { kind: 'neuron', layer: fc, index: 1 });
+    assert.equal(await row.getAttribute('aria-valuenow'), '1');
+  } finally {
+    await page.close();
+  }
+});
+
 test('keyboard: Tab goes into the lecture page\'s elements and through their controls', { timeout: 300_000 }, async () => {
   const { page, errors } = await open('examples/lecture.html');
   try {

@@ -3,9 +3,22 @@ import { absMax, cssColor, divergingMap, drawPlane, drawRGB, drawTiles, grayMap,
 import { countText, el, fmt, shapeText } from './dom.js';
 import { weightViews } from './weights.js';
 
-/** Channel images of a [C, H, W] output. Clicks: a pixel -> neuron objective, a title -> channel objective. */
+/** The unit index one arrow key away from `i` in an h x w grid (clamped at the edges); null for other keys. */
+function arrowStep(key, i, h, w) {
+  const [y, x] = [Math.floor(i / w), i % w];
+  const to = { ArrowLeft: [y, x - 1], ArrowRight: [y, x + 1], ArrowUp: [y - 1, x], ArrowDown: [y + 1, x] }[key];
+  if (!to) return null;
+  return Math.min(h - 1, Math.max(0, to[0])) * w + Math.min(w - 1, Math.max(0, to[1]));
+}
+
+/**
+ * Channel images of a [C, H, W] output. Clicks: a pixel -> neuron objective, a title -> channel
+ * objective. From the keyboard: a channel's title (a button) picks the channel with Enter, and its
+ * arrow keys pick a unit of it (from the centre, or from the unit picked last).
+ */
 function channelGrid(layer, onObjective) {
   const [c, h, w] = layer.shape;
+  let current = null;
   const z = zoomFor(w, h, c > 12 ? 40 : 56);
   const clickable = layer.index > 0;
   const tiles = Array.from({ length: c }, (_, ch) => {
@@ -13,8 +26,19 @@ function channelGrid(layer, onObjective) {
     const title = el('button.tile-title', { text: String(ch), type: 'button', disabled: !clickable });
     if (clickable) {
       title.classList.add('clickable');
-      title.title = `channel ${ch}: click to use its mean as the objective`;
+      title.title = `channel ${ch}: click to use its mean as the objective (arrow keys: one unit of it)`;
+      title.setAttribute('aria-label', `${layer.name} channel ${ch}: its mean as the objective; arrow keys pick one of its units`);
       title.onclick = () => onObjective({ kind: 'channel', layer: layer.index, channel: ch });
+      title.addEventListener('keydown', (e) => {
+        const mine = current?.kind === 'neuron' && current.layer === layer.index && Math.floor(current.index / (h * w)) === ch;
+        const from = mine ? current.index - ch * h * w : Math.floor(h / 2) * w + Math.floor(w / 2);
+        const next = arrowStep(e.key, from, h, w);
+        if (next === null) return;
+        e.preventDefault();
+        // Kept here at once: a quick second key moves on from it before the view redraws.
+        current = { kind: 'neuron', layer: layer.index, index: ch * h * w + (mine ? next : from) };
+        onObjective(current);
+      });
       canvas.classList.add('clickable');
       canvas.title = 'click a pixel to use that neuron as the objective';
       canvas.onclick = (e) => {
@@ -33,6 +57,7 @@ function channelGrid(layer, onObjective) {
       if (rgb) drawRGB(rgb, data, 0, rgbMap);
     },
     select(obj) {
+      current = obj;
       const hit = obj?.layer === layer.index ? (obj.kind === 'channel' ? obj.channel : obj.kind === 'neuron' ? Math.floor(obj.index / (h * w)) : -1) : -1;
       tiles.forEach((t, ch) => t.node.classList.toggle('selected', ch === hit));
     },
@@ -47,6 +72,27 @@ function cellRow(layer, onObjective, asClass) {
   const z = Math.max(3, Math.min(16, Math.floor(480 / cols)));
   const canvas = makeCanvas(layout.width, layout.height, z);
   canvas.classList.add('clickable', 'frame');
+  // From the keyboard: one tab stop; the arrow keys move the objective along the units.
+  let current = -1;
+  canvas.tabIndex = 0;
+  canvas.setAttribute('role', 'slider');
+  canvas.setAttribute('aria-label', `${layer.name}: the unit that is the objective (arrow keys)`);
+  canvas.setAttribute('aria-valuemin', '0');
+  canvas.setAttribute('aria-valuemax', String(n - 1));
+  const announce = () => {
+    canvas.setAttribute('aria-valuenow', String(Math.max(0, current)));
+    canvas.setAttribute('aria-valuetext', current < 0 ? 'no unit of this layer is the objective' : `unit ${current}`);
+  };
+  announce();
+  canvas.addEventListener('keydown', (e) => {
+    const next = current < 0 ? (['ArrowLeft', 'ArrowRight', 'ArrowUp', 'ArrowDown'].includes(e.key) ? 0 : null) : arrowStep(e.key, current, Math.ceil(n / cols), cols);
+    if (next === null) return;
+    e.preventDefault();
+    const i = Math.min(n - 1, next);
+    current = i; // at once: a quick second key moves on from it before the view redraws
+    announce();
+    onObjective(asClass ? { kind: 'class', index: i } : { kind: 'neuron', layer: layer.index, index: i });
+  });
   canvas.onclick = (e) => {
     const { x, y } = pixelAt(canvas, e);
     const i = y * cols + x;
@@ -56,6 +102,9 @@ function cellRow(layer, onObjective, asClass) {
     node: canvas,
     draw: (data, { map }) => drawTiles(canvas, data, layout, map),
     select(obj) {
+      const mine = (asClass && obj?.kind === 'class') || (obj?.kind === 'neuron' && obj.layer === layer.index);
+      current = mine ? obj.index : -1;
+      announce();
       canvas.classList.toggle('selected', (asClass && obj?.kind === 'class') || obj?.layer === layer.index);
     },
   };
