@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { build, buildCli, ensureNodeModules, ROOT, run, step } from './build.mjs';
 import { dataDir } from './serve.mjs';
+import { onnxFixtures, ONNX_DIR } from './onnx-fixtures.mjs';
 
 // One data directory for every step (cargo's tests, the CLI, the browser tests): see dataDir().
 const DATA = dataDir();
@@ -51,6 +52,9 @@ try {
   });
   await step('cargo fmt --check', () => run('cargo', ['fmt', '--all', '--check']));
   await step('cargo clippy -D warnings', () => run('cargo', ['clippy', '--release', '--workspace', '--all-targets', '--', '-D', 'warnings']));
+  // The ONNX import tests' models, made with PyTorch (installed once, outside the clone).
+  await onnxFixtures();
+  process.env.CONVLENS_ONNX_FIXTURES = ONNX_DIR;
   const rust = cargoCounts(await step('cargo test --release --workspace', () => runCapture('cargo', ['test', '--release', '--workspace'])));
   passed += rust.passed;
   if (HAVE_DATA) {
@@ -58,6 +62,11 @@ try {
     passed += more.passed;
     summary.push(`Rust: ${rust.passed + more.passed} passed (${more.passed} of them need the data directory)`);
   } else {
+    // The ONNX tests need only their fixtures, which are there now.
+    const onnx = cargoCounts(await step('cargo test --test onnx -- --ignored (the ONNX fixtures)', () => runCapture('cargo', ['test', '--release', '-p', 'convlens-core', '--test', 'onnx', '--', '--ignored'])));
+    passed += onnx.passed;
+    rust.ignored -= onnx.passed;
+    rust.ignoredNames = rust.ignoredNames.filter((n) => !n.startsWith('onnx_'));
     skipped += rust.ignored;
     summary.push(`Rust: ${rust.passed} passed, ${rust.ignored} skipped: they need the data directory (${DATA} not found; set CONVLENS_DATA_DIR or run npm run download-data): ${rust.ignoredNames.join(', ')}`);
   }

@@ -398,7 +398,21 @@ function formatSpec(text) {
 }
 
 /** Opens a model file (spec + weights); on any error the current network stays. */
+/** An ONNX model (by its name, or bytes that are not a safetensors file's): converted by the engine, then loaded as any spec and weights. */
+async function openOnnx(fileName, bytes) {
+  let model;
+  try {
+    model = await client.request('importOnnx', { bytes });
+  } catch (e) {
+    report(`Could not open ${fileName}; the network was not changed`, e);
+    return;
+  }
+  const ok = await loadNet({ text: model.spec, weights: model.weights, seed: state.seed, weightsFrom: `imported from ${fileName}` });
+  if (ok) specView.set(formatSpec(model.spec), state.seed);
+}
+
 async function openModel(fileName, bytes) {
+  if (/\.onnx$/i.test(fileName)) return openOnnx(fileName, bytes);
   let spec;
   try {
     spec = await client.embeddedSpec(bytes);

@@ -73,7 +73,7 @@ export async function loadMobilenet(client, base, status = () => {}) {
 }
 
 /**
- * A network from a URL, as an element's `net` attribute gives it: a .tflite, a TF.js layers
+ * A network from a URL, as an element's `net` attribute gives it: a .tflite, an .onnx, a TF.js layers
  * model.json (its shards beside it), a ConvLens .safetensors with its spec inside, or a ConvLens
  * spec (.json) with `weights` (a .safetensors URL; without it, random weights from seed 0).
  * `labels`: a text file, one class name per line. Resolves to {summary, classes} (classes: the
@@ -90,6 +90,12 @@ export async function loadNetFromUrl(client, url, { weights = null, labels = nul
   if (path.endsWith('.tflite')) {
     const bytes = await fetchBytes(url);
     const summary = await client.request('loadTflite', { bytes, labels: labelText });
+    client.lastLoad = { spec: summary.spec, weights: await client.exportWeights(), seed: 0 };
+    return { summary, classes };
+  }
+  if (path.endsWith('.onnx')) {
+    const bytes = await fetchBytes(url);
+    const summary = await client.request('loadOnnx', { bytes, labels: labelText });
     client.lastLoad = { spec: summary.spec, weights: await client.exportWeights(), seed: 0 };
     return { summary, classes };
   }

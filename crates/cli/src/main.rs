@@ -27,8 +27,9 @@ struct Cli {
 struct ModelArgs {
     /// Network spec (.json), a .safetensors file that carries its spec, a TF.js layers
     /// model.json (its weight shards are read from beside it), a .tflite file (such as
-    /// mobilenet_v2_1.0_224_quant.tflite; class names from imagenet_labels.txt beside it), or an
-    /// op list such as mobilenet_v2_f32.json (with its safetensors as --weights).
+    /// mobilenet_v2_1.0_224_quant.tflite; class names from imagenet_labels.txt beside it), an
+    /// ONNX model (.onnx, as torch.onnx.export writes it; class names from labels.txt beside it),
+    /// or an op list such as mobilenet_v2_f32.json (with its safetensors as --weights).
     #[arg(long)]
     model: PathBuf,
     /// Weights (.safetensors, PyTorch names and layouts). Default: a seeded random init.
@@ -313,6 +314,13 @@ async fn load_with(m: &ModelArgs, warn_random: bool) -> Result<Net> {
             std::fs::read(dir.join(p)).map_err(|e| convlens_core::Error::Weights(format!("cannot read {}: {e}", dir.join(p).display())))
         })
         .map_err(|e| format!("{}: {e}", m.model.display()))?;
+        return Ok(Net::with_weights(model.spec, model.weights, &device));
+    }
+    if m.model.extension().is_some_and(|e| e == "onnx") {
+        // An ONNX model (torch.onnx.export's): its normalization from the file's metadata, class
+        // names from labels.txt beside it if there.
+        let labels = std::fs::read_to_string(m.model.with_file_name("labels.txt")).ok().map(|t| t.lines().map(str::to_string).collect());
+        let model = convlens_core::onnx::read(&model_bytes, None, labels).map_err(|e| format!("{}: {e}", m.model.display()))?;
         return Ok(Net::with_weights(model.spec, model.weights, &device));
     }
     if m.model.extension().is_some_and(|e| e == "tflite") {

@@ -13,6 +13,7 @@ pub mod grad;
 pub mod jobs;
 pub mod layers;
 pub mod net;
+pub mod onnx;
 pub mod oplist;
 pub mod rng;
 pub mod session;

@@ -695,7 +695,7 @@ mod tests {
         assert_eq!(err(&base(r#"{"type":"conv","size":3,"fitlers":2}"#)), "layer 1 (conv): field 'filters': missing; expected an integer");
         assert_eq!(
             err(&base(r#"{"type":"conv","size":3,"filters":2,"fitlers":2}"#)),
-            "layer 1 (conv): field 'fitlers': unknown field; expected one of: size, filters, stride, groups, padding, pad, bias, activation, type, name, inputs"
+            "layer 1 (conv): field 'fitlers': unknown field; expected one of: size, filters, stride, groups, dilation, padding, pad, bias, activation, type, name, inputs"
         );
         assert_eq!(
             err(&base(r#"{"type":"conv","size":3,"filters":2,"activation":"rleu"}"#)),
@@ -703,7 +703,7 @@ mod tests {
         );
         assert_eq!(
             err(&base(r#"{"type":"convolution"}"#)),
-            "layer 1 (convolution): field 'type': unknown layer type \"convolution\"; expected one of input, conv, pool, globalpool, fc, relu, relu6, leaky_relu, clip, sigmoid, tanh, softmax, dropout, batchnorm, add, mul, concat, flatten, reshape, scale"
+            "layer 1 (convolution): field 'type': unknown layer type \"convolution\"; expected one of input, conv, pool, globalpool, fc, relu, relu6, leaky_relu, clip, sigmoid, tanh, hard_sigmoid, hard_swish, softmax, dropout, batchnorm, add, mul, concat, flatten, reshape, scale, pad"
         );
         assert_eq!(
             err(&base(r#"{"type":"pool","size":2,"mode":"min"}"#)),

@@ -123,9 +123,9 @@ fn the_tflite_fixture_reads_as_its_dequantized_weights_and_matches_pytorch() {
     // The uint8 input's dequantization, (255 x - 128) / 128 of [0, 1] pixels; TensorFlow's SAME padding (a 3x3
     // stride-2 convolution of 8x8 pads 0 on top and left, 1 at the bottom and right); the depthwise groups; the
     // residual add of the projection (layer 4) and the first convolution (layer 2).
-    assert_eq!(spec.layers[1].kind, LayerKind::Scale(Scale { scale: 255.0 * 0.0078125, offset: -128.0 * 0.0078125 }));
+    assert_eq!(spec.layers[1].kind, LayerKind::Scale(Scale { scale: vec![255.0 * 0.0078125], offset: vec![-128.0 * 0.0078125] }));
     let conv = |stride, pad, pad_end, groups, activation| {
-        LayerKind::Conv(Conv { size: 3, filters: 8, stride, pad, pad_end, groups, bias: true, activation })
+        LayerKind::Conv(Conv { size: 3, filters: 8, stride, pad, pad_end, groups, dilation: 1, bias: true, activation })
     };
     assert_eq!(spec.layers[2].kind, conv(2, 0, 1, 1, Some(Activation::Relu6)));
     assert_eq!(spec.layers[3].kind, conv(1, 1, 0, 8, Some(Activation::Relu6)));

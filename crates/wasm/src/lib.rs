@@ -100,6 +100,28 @@ pub fn embedded_spec(bytes: &[u8]) -> Result<String, JsValue> {
     })
 }
 
+/// Converts an ONNX model (`.onnx`) without loading it: resolves to `{spec, weights, producer}`
+/// (the ConvLens spec as JSON text, and a .safetensors with the weights and the spec inside, which
+/// `load` takes). `labels`: class names, one per line; `mean`/`std`: the input's normalization
+/// (else the file's own, if it names one). Every op is checked before anything is built; an
+/// unsupported one is named with its node.
+#[wasm_bindgen(js_name = importOnnx)]
+pub fn import_onnx(bytes: &[u8], labels: Option<String>, mean: Option<Vec<f64>>, std: Option<Vec<f64>>) -> Result<JsValue, JsValue> {
+    let normalize = match (mean, std) {
+        (Some(mean), Some(std)) => Some(convlens_core::onnx::Normalize { mean, std }),
+        _ => None,
+    };
+    let names = labels.map(|t| t.lines().map(str::to_string).collect());
+    let model = convlens_core::onnx::read(bytes, normalize, names).map_err(js_err)?;
+    let weights = convlens_core::weights::save(&model.spec, &model.weights).map_err(js_err)?;
+    let out = Object::new();
+    let set = |k: &str, v: JsValue| Reflect::set(&out, &JsValue::from_str(k), &v).map(|_| ());
+    set("spec", JsValue::from_str(&model.spec.json.to_string()))?;
+    set("weights", Uint8Array::from(weights.as_slice()).into())?;
+    set("producer", JsValue::from_str(&model.producer))?;
+    Ok(out.into())
+}
+
 fn js_err(e: impl std::fmt::Display) -> JsValue {
     JsError::new(&e.to_string()).into()
 }
@@ -303,6 +325,28 @@ impl Engine {
         let w = model.layer_weights(&spec).map_err(js_err)?;
         let spec_json = spec.json.to_string();
         self.install(Net::with_weights(spec, w, self.session.device()), Some(spec_json))
+    }
+
+    /// Builds a network from an ONNX model (`.onnx`, as torch.onnx.export writes it), optional class
+    /// names (one per line) and an optional normalization `{mean: [..], std: [..]}` (else the
+    /// file's own, if it names one); resolves like `load`, plus `spec` (with `exportWeights`' bytes
+    /// it reloads through `load`). On error the previous network stays loaded.
+    #[wasm_bindgen(js_name = loadOnnx)]
+    pub fn load_onnx(
+        &self,
+        bytes: Uint8Array,
+        labels: Option<String>,
+        mean: Option<Vec<f64>>,
+        std: Option<Vec<f64>>,
+    ) -> Result<JsValue, JsValue> {
+        let normalize = match (mean, std) {
+            (Some(mean), Some(std)) => Some(convlens_core::onnx::Normalize { mean, std }),
+            _ => None,
+        };
+        let names = labels.map(|t| t.lines().map(str::to_string).collect());
+        let model = convlens_core::onnx::read(&bytes.to_vec(), normalize, names).map_err(js_err)?;
+        let spec_json = model.spec.json.to_string();
+        self.install(Net::with_weights(model.spec, model.weights, self.session.device()), Some(spec_json))
     }
 
     /// Builds a network from a TFLite-style op list (MobileNetV2's `mobilenet_v2_f32.json`), its

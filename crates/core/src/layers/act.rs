@@ -1,5 +1,6 @@
-//! Activations: `relu`, `relu6`, `leaky_relu` (`alpha`), `clip` (`min`, `max`), `sigmoid`, `tanh`
-//! — as layers of their own, or fused into a conv or fc layer (`"activation": "relu"`). The
+//! Activations: `relu`, `relu6`, `leaky_relu` (`alpha`), `clip` (`min`, `max`), `sigmoid`, `tanh`,
+//! `hard_sigmoid` (`alpha`, `beta`: ONNX's and Keras's; PyTorch's Hardsigmoid is alpha 1/6, beta
+//! 1/2) and `hard_swish` (`x * hard_sigmoid(x)` with PyTorch's alpha and beta) — as layers of their own, or fused into a conv or fc layer (`"activation": "relu"`). The
 //! ReLU-like ones (relu, relu6, clip) are gates: deconvnet and guided backpropagation replace
 //! their backward rule (`grad::ReluRule`).
 
@@ -22,6 +23,11 @@ pub enum Activation {
     LeakyRelu { alpha: f64 },
     /// min(max(x, min), max): ONNX's Clip (what exporters write for ReLU6 and hard limits).
     Clip { min: f64, max: f64 },
+    /// max(0, min(1, alpha * x + beta)).
+    HardSigmoid { alpha: f64, beta: f64 },
+    /// x * max(0, min(1, x / 6 + 1 / 2)) (MobileNetV3's; not on the fused CPU path, whose backward
+    /// pass has only the output, from which this one's input is not known).
+    HardSwish,
 }
 
 impl Activation {
@@ -33,6 +39,8 @@ impl Activation {
             Activation::Tanh => "tanh",
             Activation::LeakyRelu { .. } => "leaky_relu",
             Activation::Clip { .. } => "clip",
+            Activation::HardSigmoid { .. } => "hard_sigmoid",
+            Activation::HardSwish => "hard_swish",
         }
     }
 
@@ -59,11 +67,13 @@ pub fn apply<const D: usize>(x: Tensor<D>, a: Option<Activation>) -> Tensor<D> {
         Some(Activation::Tanh) => activation::tanh(x),
         Some(Activation::LeakyRelu { alpha }) => activation::leaky_relu(x, alpha),
         Some(Activation::Clip { min, max }) => x.clamp(min as f32, max as f32),
+        Some(Activation::HardSigmoid { alpha, beta }) => (x * alpha as f32 + beta as f32).clamp(0.0, 1.0),
+        Some(Activation::HardSwish) => x.clone() * (x / 6.0 + 0.5).clamp(0.0, 1.0),
     }
 }
 
 impl Parse for Activation {
-    const TYPES: &'static [&'static str] = &["relu", "relu6", "leaky_relu", "clip", "sigmoid", "tanh"];
+    const TYPES: &'static [&'static str] = &["relu", "relu6", "leaky_relu", "clip", "sigmoid", "tanh", "hard_sigmoid", "hard_swish"];
     fn parse(ty: &str, f: &mut Fields, inputs: &[Source]) -> Result<(Self, Shape3), SpecError> {
         let a = match ty {
             "relu" => Activation::Relu,
@@ -71,6 +81,10 @@ impl Parse for Activation {
             "sigmoid" => Activation::Sigmoid,
             "tanh" => Activation::Tanh,
             "leaky_relu" => Activation::LeakyRelu { alpha: f.float("alpha", 0.01, 0.0, 1.0, true)? },
+            "hard_sigmoid" => {
+                Activation::HardSigmoid { alpha: f.float("alpha", 0.2, 1e-6, 1e6, false)?, beta: f.float("beta", 0.5, -1e6, 1e6, false)? }
+            }
+            "hard_swish" => Activation::HardSwish,
             _ => {
                 let min = f.float("min", 0.0, -1e6, 1e6, false)?;
                 let max = f.float("max", 6.0, -1e6, 1e6, false)?;
@@ -92,6 +106,8 @@ impl Kind for Activation {
         match self {
             Activation::LeakyRelu { alpha } => format!("leaky relu, slope {alpha}"),
             Activation::Clip { min, max } => format!("clip to [{min}, {max}]"),
+            Activation::HardSigmoid { alpha, beta } => format!("hard sigmoid, {alpha} x + {beta} clipped to [0, 1]"),
+            Activation::HardSwish => "hard swish".into(),
             a => a.as_str().to_string(),
         }
     }
@@ -102,7 +118,7 @@ impl Kind for Activation {
         apply(inputs[0].clone(), if act { Some(*self) } else { None })
     }
     fn fused(&self, _: &Layer) -> Option<&dyn Fused> {
-        Some(self)
+        (*self != Activation::HardSwish).then_some(self as &dyn Fused)
     }
 }
 
@@ -147,6 +163,11 @@ pub(crate) fn activate(a: Option<Activation>, v: &mut [f32]) {
             let (lo, hi) = (min as f32, max as f32);
             v.iter_mut().for_each(|x| *x = if *x > lo { if *x < hi { *x } else { hi } } else { lo })
         }
+        Some(Activation::HardSigmoid { alpha, beta }) => {
+            let (a, b) = (alpha as f32, beta as f32);
+            v.iter_mut().for_each(|x| *x = (a * *x + b).clamp(0.0, 1.0))
+        }
+        Some(Activation::HardSwish) => v.iter_mut().for_each(|x| *x *= (*x / 6.0 + 0.5).clamp(0.0, 1.0)),
     }
 }
 
@@ -168,6 +189,12 @@ fn activate_back(a: Option<Activation>, y: &[f32], g: &mut [f32]) {
             let (lo, hi) = (min as f32, max as f32);
             g.iter_mut().zip(y).for_each(|(g, &y)| *g = if y > lo && y < hi { *g } else { 0.0 })
         }
+        Some(Activation::HardSigmoid { alpha, .. }) => {
+            let a = alpha as f32;
+            g.iter_mut().zip(y).for_each(|(g, &y)| *g = if y > 0.0 && y < 1.0 { a * *g } else { 0.0 })
+        }
+        // Never here: `Activation::fused` keeps hard swish off the fused path.
+        Some(Activation::HardSwish) => {}
     }
 }
 

@@ -1,6 +1,7 @@
 //! `conv`: a 2-D convolution with bias and an optional fused activation; `groups` (depthwise when
 //! it equals the channels) and TensorFlow's `"padding": "same"` (the odd zero row and column at
-//! the bottom and right). Weight (out, in / groups, k, k), as PyTorch's Conv2d.
+//! the bottom and right) and `dilation` (the kernel's taps `dilation` apart; ONNX's and PyTorch's).
+//! Weight (out, in / groups, k, k), as PyTorch's Conv2d.
 
 use burn::tensor::Tensor;
 use burn::tensor::module::conv2d;
@@ -26,6 +27,8 @@ pub struct Conv {
     pub pad_end: usize,
     /// Channel groups: `groups` = input channels = filters is a depthwise convolution.
     pub groups: usize,
+    /// Taps `dilation` apart (1: adjacent).
+    pub dilation: usize,
     pub bias: bool,
     pub activation: Option<Activation>,
 }
@@ -38,6 +41,12 @@ impl Parse for Conv {
         let filters = f.uint(&["filters"], None, 1)?;
         let stride = f.uint(&["stride"], Some(1), 1)?;
         let groups = f.uint(&["groups"], Some(1), 1)?;
+        let dilation = f.uint(&["dilation"], Some(1), 1)?;
+        if dilation > 1 && f.obj.contains_key("padding") {
+            return Err(f.err("dilation", "a dilated convolution takes pad, not padding"));
+        }
+        // The window the kernel spans.
+        let span = size.checked_mul(dilation).map(|s| s - dilation + 1).unwrap_or(usize::MAX);
         if !in_shape[0].is_multiple_of(groups) || filters % groups != 0 {
             return Err(f.err(
                 "groups",
@@ -69,37 +78,39 @@ impl Parse for Conv {
         let bias = f.boolean("bias", true)?;
         let activation = f.activation()?;
         let (h, w) = (in_shape[1] + 2 * pad + pad_end, in_shape[2] + 2 * pad + pad_end);
-        if size > h || size > w {
+        if span > h || span > w {
             return Err(f.err(
                 "size",
                 format!(
-                    "the {size}x{size} kernel does not fit the {}x{} input (padded to {h}x{w}); expected at most {}",
+                    "the {size}x{size} kernel{} does not fit the {}x{} input (padded to {h}x{w}); expected at most {}",
+                    if dilation > 1 { format!(" dilated {dilation} ({span}x{span})") } else { String::new() },
                     in_shape[1],
                     in_shape[2],
                     h.min(w)
                 ),
             ));
         }
-        let out = [filters, (h - size) / stride + 1, (w - size) / stride + 1];
-        Ok((Conv { size, filters, stride, pad, pad_end, groups, bias, activation }, out))
+        let out = [filters, (h - span) / stride + 1, (w - span) / stride + 1];
+        Ok((Conv { size, filters, stride, pad, pad_end, groups, dilation, bias, activation }, out))
     }
 }
 
 impl Kind for Conv {
     fn window(&self) -> Window {
-        Window::Slide { size: self.size, stride: self.stride, pad: self.pad }
+        Window::Slide { size: self.dilation * (self.size - 1) + 1, stride: self.stride, pad: self.pad }
     }
     fn type_name(&self) -> &'static str {
         "conv"
     }
     fn describe(&self, l: &Layer) -> String {
-        let Conv { size, filters, stride, pad, pad_end, groups, activation, .. } = self;
+        let Conv { size, filters, stride, pad, pad_end, groups, dilation, activation, .. } = self;
         let act = activation.map(|a| format!(", {}", a.as_str())).unwrap_or_default();
         let depthwise = *groups > 1 && *groups == *filters && *groups == l.in_shape[0];
         format!(
-            "{}conv {size}x{size}, {filters} filters, stride {stride}, pad {pad}{}{}",
+            "{}conv {size}x{size}, {filters} filters, stride {stride}, pad {pad}{}{}{}",
             if depthwise { "depthwise " } else { "" },
             if *pad_end > 0 { format!("(+{pad_end} bottom/right)") } else { String::new() },
+            if *dilation > 1 { format!(", dilation {dilation}") } else { String::new() },
             if *groups > 1 && !depthwise { format!(", {groups} groups{act}") } else { act }
         )
     }
@@ -114,7 +125,7 @@ impl Kind for Conv {
         self.activation
     }
     fn forward(&self, _: &Layer, params: &[ParamTensor], inputs: &[Tensor<4>], act: bool, _: &mut Mode) -> Tensor<4> {
-        let opts = ConvOptions::new([self.stride, self.stride], [self.pad, self.pad], [1, 1], self.groups);
+        let opts = ConvOptions::new([self.stride, self.stride], [self.pad, self.pad], [self.dilation, self.dilation], self.groups);
         let bias = params.get(1).map(ParamTensor::d1);
         let x = inputs[0].clone();
         // TensorFlow's 'same' padding: the odd zero row and column at the bottom and right.
@@ -122,7 +133,7 @@ impl Kind for Conv {
         apply(conv2d(x, params[0].d4(), bias, opts), if act { self.activation } else { None })
     }
     fn fused(&self, _: &Layer) -> Option<&dyn Fused> {
-        (self.groups == 1 && self.pad_end == 0).then_some(self as &dyn Fused)
+        (self.groups == 1 && self.pad_end == 0 && self.dilation == 1).then_some(self as &dyn Fused)
     }
 }
 

@@ -235,6 +235,7 @@ kinds! {
     Flatten(flatten::Flatten),
     Reshape(reshape::Reshape),
     Scale(scale::Scale),
+    Pad(pad::Pad),
 }
 
 impl LayerKind {

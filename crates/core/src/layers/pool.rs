@@ -1,5 +1,8 @@
 //! `pool`: max or average pooling (`size`, `stride` default `size`, `pad`); the average leaves
-//! padding out of the count, as PyTorch's `count_include_pad=False`.
+//! padding out of the count (`count_pad: false`, PyTorch's `count_include_pad=False`) unless
+//! `count_pad` is true (PyTorch's default for AvgPool2d, ONNX's `count_include_pad=1`). `ceil`:
+//! the output size rounds up (PyTorch's and ONNX's `ceil_mode`; SqueezeNet's max pools), the last
+//! window starting inside the input.
 
 use burn::tensor::Tensor;
 use burn::tensor::module::{avg_pool2d, max_pool2d};
@@ -44,6 +47,10 @@ pub struct Pool {
     pub stride: usize,
     pub pad: usize,
     pub mode: PoolMode,
+    /// Rounds the output size up.
+    pub ceil: bool,
+    /// An average counts the padding's zeros.
+    pub count_pad: bool,
 }
 
 impl Parse for Pool {
@@ -54,6 +61,8 @@ impl Parse for Pool {
         let stride = f.uint(&["stride"], Some(size), 1)?;
         let pad = f.uint(&["pad"], Some(0), 0)?;
         let mode = PoolMode::read(f, PoolMode::Max)?;
+        let ceil = f.boolean("ceil", false)?;
+        let count_pad = f.boolean("count_pad", false)?;
         if pad * 2 > size {
             return Err(f.err("pad", format!("expected at most half the pool size ({}), got {pad}", size / 2)));
         }
@@ -64,8 +73,13 @@ impl Parse for Pool {
                 format!("the {size}x{size} window does not fit the {}x{} input; expected at most {}", in_shape[1], in_shape[2], h.min(w)),
             ));
         }
-        let out = [in_shape[0], (h - size) / stride + 1, (w - size) / stride + 1];
-        Ok((Pool { size, stride, pad, mode }, out))
+        // PyTorch's rule: rounding up may add a window, but not one that starts in the padding.
+        let len = |n: usize, padded: usize| {
+            let o = if ceil { (padded - size).div_ceil(stride) + 1 } else { (padded - size) / stride + 1 };
+            if ceil && (o - 1) * stride >= n + pad { o - 1 } else { o }
+        };
+        let out = [in_shape[0], len(in_shape[1], h), len(in_shape[2], w)];
+        Ok((Pool { size, stride, pad, mode, ceil, count_pad }, out))
     }
 }
 
@@ -77,19 +91,28 @@ impl Kind for Pool {
         "pool"
     }
     fn describe(&self, _: &Layer) -> String {
-        let Pool { size, stride, pad, mode } = self;
-        format!("{} pool {size}x{size}, stride {stride}{}", mode.as_str(), if *pad > 0 { format!(", pad {pad}") } else { String::new() })
+        let Pool { size, stride, pad, mode, ceil, count_pad } = self;
+        format!(
+            "{} pool {size}x{size}, stride {stride}{}{}{}",
+            mode.as_str(),
+            if *pad > 0 { format!(", pad {pad}") } else { String::new() },
+            if *ceil { ", ceil" } else { "" },
+            if *count_pad && *pad > 0 && *mode == PoolMode::Avg { " (padding counted)" } else { "" }
+        )
     }
     fn forward(&self, _: &Layer, _: &[ParamTensor], inputs: &[Tensor<4>], _: bool, _: &mut Mode) -> Tensor<4> {
         let (k, s, p) = ([self.size, self.size], [self.stride, self.stride], [self.pad, self.pad]);
         let x = inputs[0].clone();
         match self.mode {
-            PoolMode::Max => max_pool2d(x, MaxPoolOptions::new(k).with_stride(s).with_padding(p)),
-            PoolMode::Avg => avg_pool2d(x, AvgPoolOptions::new(k).with_stride(s).with_padding(p).with_count_include_pad(false)),
+            PoolMode::Max => max_pool2d(x, MaxPoolOptions::new(k).with_stride(s).with_padding(p).with_ceil_mode(self.ceil)),
+            PoolMode::Avg => avg_pool2d(
+                x,
+                AvgPoolOptions::new(k).with_stride(s).with_padding(p).with_count_include_pad(self.count_pad).with_ceil_mode(self.ceil),
+            ),
         }
     }
     fn fused(&self, _: &Layer) -> Option<&dyn Fused> {
-        Some(self)
+        (!(self.ceil || (self.count_pad && self.mode == PoolMode::Avg && self.pad > 0))).then_some(self as &dyn Fused)
     }
 }
 
