@@ -407,8 +407,16 @@ async function openOnnx(fileName, bytes) {
     report(`Could not open ${fileName}; the network was not changed`, e);
     return;
   }
-  const ok = await loadNet({ text: model.spec, weights: model.weights, seed: state.seed, weightsFrom: `imported from ${fileName}` });
-  if (ok) specView.set(formatSpec(model.spec), state.seed);
+  // The net is named after its file.
+  const text = JSON.stringify({ ...JSON.parse(model.spec), name: fileName.replace(/\.onnx$/i, '') });
+  const ok = await loadNet({ text, weights: model.weights, seed: state.seed, weightsFrom: `imported from ${fileName}` });
+  if (!ok) return;
+  specView.set(formatSpec(text), state.seed);
+  // A CIFAR-sized colour net gets CIFAR-10's images when the current dataset does not fit it.
+  const { depth, height, width } = state.summary.input;
+  if (!datasetFits() && depth === 3 && height <= 32 && width <= 32 && state.dataset?.name !== 'cifar10') {
+    await setDataset('cifar10').catch(() => {});
+  }
 }
 
 async function openModel(fileName, bytes) {

@@ -42,6 +42,8 @@ pub enum Error {
     Objective(String),
     Backend(String),
     Data(String),
+    /// A model file that cannot be imported (ONNX): what is wrong and where.
+    Model(String),
     /// Training diverged: the message (which step, what came back; it starts "training
     /// diverged") and the learning rate to suggest, if the method has one.
     Diverged(String, Option<f64>),
@@ -56,6 +58,7 @@ impl std::fmt::Display for Error {
             Error::Objective(m) => write!(f, "objective: {m}"),
             Error::Backend(m) => write!(f, "backend: {m}"),
             Error::Data(m) => write!(f, "data: {m}"),
+            Error::Model(m) => write!(f, "model: {m}"),
             Error::Diverged(m, _) => write!(f, "{m}"),
         }
     }
@@ -66,9 +69,13 @@ impl Error {
     pub fn message(&self) -> String {
         match self {
             Error::Spec(e) => e.to_string(),
-            Error::Weights(m) | Error::Input(m) | Error::Objective(m) | Error::Backend(m) | Error::Data(m) | Error::Diverged(m, _) => {
-                m.clone()
-            }
+            Error::Weights(m)
+            | Error::Input(m)
+            | Error::Objective(m)
+            | Error::Backend(m)
+            | Error::Data(m)
+            | Error::Model(m)
+            | Error::Diverged(m, _) => m.clone(),
         }
     }
 }

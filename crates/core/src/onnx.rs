@@ -27,8 +27,9 @@ use std::collections::HashMap;
 use crate::Error;
 use crate::spec::{NetSpec, Shape3};
 
-/// Where users ask for an op that is not imported yet.
-pub const ASK: &str = "https://github.com/convlens/convlens/issues";
+/// Where users ask for an op that is not imported yet (the project has no public address yet:
+/// when it has one, it goes here).
+pub const ASK: &str = "ConvLens's issue tracker (name the op type and the exporter)";
 
 /// The op types imported (as the file names them).
 pub const OPS: &[&str] = &[
@@ -68,7 +69,7 @@ const FOLDED: &[&str] =
     &["Constant", "Shape", "Gather", "Cast", "Slice", "ConstantOfShape", "Range", "Transpose", "Equal", "Where", "Expand"];
 
 fn err(m: impl Into<String>) -> Error {
-    Error::Weights(format!("onnx: {}", m.into()))
+    Error::Model(format!("ONNX: {}", m.into()))
 }
 
 /// How an imported model's input is normalized: `(x - mean) / std` per channel, on [0, 1] images.
@@ -178,7 +179,8 @@ fn node_label(name: &str, i: usize) -> String {
 }
 
 fn unsupported(node: &str, op: &str) -> Error {
-    err(format!("{node} is a {op}, which ConvLens does not import (it imports {}); ask for it at {ASK}", OPS.join(", ")))
+    let article = if op.starts_with(['A', 'E', 'I', 'O', 'U']) { "an" } else { "a" };
+    err(format!("{node} is {article} {op}, which ConvLens does not import (it imports {}); ask for it on {ASK}", OPS.join(", ")))
 }
 
 /// The file as a protobuf ModelProto, or a message saying what it is instead.

@@ -150,7 +150,7 @@ fn onnx_alexnet() {
 
 fn message(bytes: &[u8]) -> String {
     match onnx::read(bytes, None, None) {
-        Err(Error::Weights(m)) => m,
+        Err(Error::Model(m)) => m,
         Err(e) => panic!("another kind of error: {e}"),
         Ok(_) => panic!("read"),
     }
@@ -175,7 +175,7 @@ fn onnx_bad_files_are_refused_with_a_message() {
     let read = |name: &str| std::fs::read(onnx_dir().join(name)).unwrap();
     let m = message(&read("unsupported.onnx"));
     println!("unsupported: {m}");
-    assert!(m.contains("is a Erf, which ConvLens does not import") && m.contains("node ") && m.contains(onnx::ASK), "{m}");
+    assert!(m.contains("is an Erf, which ConvLens does not import") && m.contains("node ") && m.contains(onnx::ASK), "{m}");
     let good = read("custom.onnx");
     let m = message(&good[..good.len() / 2]);
     println!("truncated: {m}");
