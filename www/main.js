@@ -398,25 +398,31 @@ function formatSpec(text) {
 }
 
 /** Opens a model file (spec + weights); on any error the current network stays. */
-/** An ONNX model (by its name, or bytes that are not a safetensors file's): converted by the engine, then loaded as any spec and weights. */
-async function openOnnx(fileName, bytes) {
+/**
+ * An ONNX model (a .onnx file): converted by the engine, then loaded as any spec and weights.
+ * `from: {model: url}` when it came from a link (?model=), which the page's URL and Share keep.
+ * Resolves to whether it loaded; `quiet` leaves the error in state.loadError instead of a banner.
+ */
+async function openOnnx(fileName, bytes, { from = null, quiet = false } = {}) {
   let model;
   try {
     model = await client.request('importOnnx', { bytes });
   } catch (e) {
-    report(`Could not open ${fileName}; the network was not changed`, e);
-    return;
+    state.loadError = e.message;
+    if (!quiet) report(`Could not open ${fileName}; the network was not changed`, e);
+    return false;
   }
   // The net is named after its file.
   const text = JSON.stringify({ ...JSON.parse(model.spec), name: fileName.replace(/\.onnx$/i, '') });
-  const ok = await loadNet({ text, weights: model.weights, seed: state.seed, weightsFrom: `imported from ${fileName}` });
-  if (!ok) return;
+  const ok = await loadNet({ text, weights: model.weights, seed: state.seed, weightsFrom: `imported from ${fileName}`, from, quiet });
+  if (!ok) return false;
   specView.set(formatSpec(text), state.seed);
   // A CIFAR-sized colour net gets CIFAR-10's images when the current dataset does not fit it.
   const { depth, height, width } = state.summary.input;
   if (!datasetFits() && depth === 3 && height <= 32 && width <= 32 && state.dataset?.name !== 'cifar10') {
     await setDataset('cifar10').catch(() => {});
   }
+  return true;
 }
 
 async function openModel(fileName, bytes) {
@@ -546,7 +552,7 @@ async function start() {
   if (want !== 'auto') state.urlBackend = want;
   const presetName = PRESETS[params.get('preset')] ? params.get('preset') : DEFAULT_PRESET;
   // A link names its network (a preset, or a spec and a seed); without one, the autosave.
-  const linked = params.has('fresh') || params.has('preset') || params.has('spec');
+  const linked = params.has('fresh') || params.has('preset') || params.has('spec') || params.has('model');
   const saved = linked ? undefined : await store.load(AUTOSAVE_KEY);
   if (saved?.savedAt) state.autosaveSeen = Math.max(state.autosaveSeen, saved.savedAt);
   const urlDataset = DATASETS[params.get('dataset')] ? params.get('dataset') : null;
@@ -578,6 +584,27 @@ async function start() {
       why = e?.message ?? String(e);
     }
     await setAside(saved, why);
+  }
+  if (params.has('model') && !params.has('preset')) {
+    // A model by its address, for course materials (?model=https://example.org/net.onnx): an ONNX
+    // file, fetched and imported as if opened.
+    const url = params.get('model');
+    state.trainer = { ...state.trainerDefaults, ...urlTrainer };
+    let why;
+    try {
+      const r = await fetch(new URL(url, location.href));
+      if (!r.ok) throw new Error(`HTTP ${r.status}`);
+      const name = decodeURIComponent(new URL(url, location.href).pathname.split('/').pop() || 'model.onnx');
+      if (await openOnnx(name, new Uint8Array(await r.arrayBuffer()), { from: { model: url }, quiet: true })) {
+        if (!state.dataset) await setDataset(urlDataset ?? 'mnist5k').catch(() => {});
+        await openLinked(params).catch((e) => report('Could not open the linked image', e));
+        return;
+      }
+      why = state.loadError;
+    } catch (e) {
+      why = e?.message ?? String(e);
+    }
+    state.linkError = `The link's model ${url} could not be opened (${why}); the default network loaded instead.`;
   }
   if (params.has('spec') && !params.has('preset')) {
     // A network given as a spec and a seed: its random initial weights, the same in every browser.
@@ -678,6 +705,7 @@ function pageParams({ share = false } = {}) {
   const from = state.from;
   if (from && (state.exact || share)) {
     if (from.preset) q.set('preset', from.preset);
+    else if (from.model) q.set('model', from.model);
     else {
       let compact = from.spec;
       try { compact = JSON.stringify(JSON.parse(from.spec)); } catch { /* as typed */ }
@@ -709,7 +737,10 @@ function shareNote() {
   const from = state.from;
   let text = '';
   if (!from) text = 'This network came from a file or your last visit: a link cannot carry its weights ("Download model" saves them). The link keeps the image, objective and settings.';
-  else if (!state.exact) text = `The link opens ${from.preset ? `the ${from.preset} preset with its own weights` : `this network with its random weights (seed ${from.seed})`}, not the weights trained here ("Download model" saves those).`;
+  else if (!state.exact) {
+    const what = from.preset ? `the ${from.preset} preset with its own weights` : from.model ? `the model at ${from.model} with its own weights` : `this network with its random weights (seed ${from.seed})`;
+    text = `The link opens ${what}, not the weights trained here ("Download model" saves those).`;
+  }
   $('share-note').textContent = text;
 }
 

@@ -164,6 +164,12 @@ test('the index page opens an ONNX file; an unsupported op, a truncated file and
       assert.match(text, want);
       assert.deepEqual(await snapshot(), before, `${file}: the net is unchanged`);
     }
+    // The imported model is kept (IndexedDB, as every net the page loads) and comes back on a reload.
+    await page.waitForTimeout(1500);
+    await page.reload();
+    await page.waitForFunction(() => window.convlens.state.restored === true && window.convlens.state.dataset?.name === 'cifar10', null, { timeout: 60_000 });
+    assert.match(await page.textContent('#status'), /^custom · 3,370 params · imported from custom\.onnx \(restored from your last visit\)/);
+    assert.deepEqual(await snapshot(), before, 'the restored net computes the same');
   } finally {
     await page.close();
   }
@@ -212,5 +218,30 @@ test('the CLI imports every fixture model: its gradients match PyTorch, Grad-CAM
     const occ = readNpy(out('occ')).data;
     assert.ok(occ.length >= 16 && occ.every(Number.isFinite), `${name} CLI: occlusion`);
     console.log(`${name} CLI: ${lines.join(', ')}; Grad-CAM ${cam.length} values, occlusion ${occ.length} positions`);
+  }
+});
+
+test('?model= opens an ONNX model by its address and keeps it in the link; a model that cannot be imported leaves the default with a message', { timeout: 180_000, skip: SKIP }, async () => {
+  const url = `/${URL_DIR}/custom.onnx`;
+  let page = await openPage(ctx.browser, ctx.server.url, `?backend=cpu&model=${encodeURIComponent(url)}`);
+  try {
+    await page.waitForFunction(() => window.convlens.state.dataset?.name === 'cifar10', null, { timeout: 60_000 });
+    assert.match(await page.textContent('#status'), /^custom · 3,370 params · imported from custom\.onnx/);
+    assert.equal(await page.isHidden('#banner'), true);
+    const link = new URL(await page.evaluate(() => window.convlens.shareLink()));
+    assert.equal(link.searchParams.get('model'), url);
+    assert.equal(new URL(page.url()).searchParams.get('model'), url, 'the address bar keeps the model');
+  } finally {
+    await page.close();
+  }
+  page = await openPage(ctx.browser, ctx.server.url, `?backend=cpu&model=${encodeURIComponent(`/${URL_DIR}/unsupported.onnx`)}`);
+  try {
+    await page.waitForFunction(() => !document.querySelector('#banner').hidden, null, { timeout: 60_000 });
+    const text = await page.textContent('#banner');
+    console.log(text.trim());
+    assert.match(text, /The link's model \/.*unsupported\.onnx could not be opened \(model: ONNX: node \d+ '[^']*' is an Erf, .*\); the default network loaded instead\./);
+    assert.match(await page.textContent('#status'), /^mnist/);
+  } finally {
+    await page.close();
   }
 });
