@@ -19,6 +19,7 @@ import { buildCli, build, targetDir, ROOT } from './build.mjs';
 import { launch, openPage, serveRoot } from '../tests/e2e/browser.mjs';
 import { onnxFixtures, ONNX_DIR } from './onnx-fixtures.mjs';
 import { median } from './bench.mjs';
+import { npyBytes } from '../tests/e2e/npy.mjs';
 
 const RUNS = Math.max(1, Number(process.env.BENCH_RUNS ?? 5));
 const MODELS = (process.env.ONNX_MODELS ?? 'resnet18,mobilenet_v2,squeezenet1_1,vgg11_bn,alexnet,custom').split(',');
@@ -108,14 +109,8 @@ function nativeRuns() {
     const r = REFS[name];
     // The image as .npy (CHW float32).
     const data = Float32Array.from(image(name));
-    let header = `{'descr': '<f4', 'fortran_order': False, 'shape': (${r.input.join(', ')}), }`;
-    header += ' '.repeat(63 - ((10 + header.length) % 64)) + '\n';
-    const head = Buffer.alloc(10);
-    head.write('\x93NUMPY', 0, 'latin1');
-    head.writeUInt8(1, 6);
-    head.writeUInt16LE(header.length, 8);
     const npy = join(dir, `${name}.npy`);
-    writeFileSync(npy, Buffer.concat([head, Buffer.from(header, 'latin1'), Buffer.from(data.buffer)]));
+    writeFileSync(npy, npyBytes(data, r.input));
     const model = join(ONNX_DIR, `${name}.onnx`);
     const c = spawnSync(cli, ['attribute', '--model', model, '--image', npy, '--method', 'gradient', '--target', `class:${r.top[0]}`, '--repeat', String(RUNS), '--out', join(dir, `${name}-g.npy`)], { encoding: 'utf8' });
     if (c.status !== 0) throw new Error(`convlens failed: ${c.stderr}`);

@@ -1,4 +1,4 @@
-// Minimal reader for NumPy .npy files (v1, v2, v3) holding little-endian float32 (or float64) arrays.
+// Minimal reader for NumPy .npy files (v1, v2, v3) holding little-endian float32 (or float64) arrays, and a float32 writer.
 import { readFileSync } from 'node:fs';
 
 /** Parses an .npy buffer: { shape: number[], data: Float32Array }. */
@@ -36,4 +36,16 @@ export function readNpy(path) {
   } catch (e) {
     throw new Error(`${path}: ${e.message}`);
   }
+}
+
+/** A float32 array as .npy bytes of `shape` (channels first for an image), as numpy writes them. */
+export function npyBytes(data, shape) {
+  let header = `{'descr': '<f4', 'fortran_order': False, 'shape': (${shape.join(', ')}${shape.length === 1 ? ',' : ''}), }`;
+  header += ' '.repeat(63 - ((10 + header.length) % 64)) + '\n';
+  const head = Buffer.alloc(10);
+  head.write('\x93NUMPY', 0, 'latin1');
+  head.writeUInt8(1, 6);
+  head.writeUInt8(0, 7);
+  head.writeUInt16LE(header.length, 8);
+  return Buffer.concat([head, Buffer.from(header, 'latin1'), Buffer.from(data.buffer, data.byteOffset, data.byteLength)]);
 }

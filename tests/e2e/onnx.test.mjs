@@ -11,7 +11,7 @@ import { join, relative } from 'node:path';
 import { after, before, test } from 'node:test';
 import { spawnSync } from 'node:child_process';
 import { openPage, ROOT, screenshotPath, targetDir, useBrowser } from './browser.mjs';
-import { readNpy } from './npy.mjs';
+import { npyBytes, readNpy } from './npy.mjs';
 import { ONNX_DIR } from '../../scripts/onnx-fixtures.mjs';
 
 const ctx = useBrowser({ webgpu: true });
@@ -175,18 +175,6 @@ test('the index page opens an ONNX file; an unsupported op, a truncated file and
   }
 });
 
-/** A float32 array as a .npy file of `shape`. */
-function writeNpy(file, data, shape) {
-  let header = `{'descr': '<f4', 'fortran_order': False, 'shape': (${shape.join(', ')}${shape.length === 1 ? ',' : ''}), }`;
-  header += ' '.repeat(63 - ((10 + header.length) % 64)) + '\n';
-  const head = Buffer.alloc(10);
-  head.write('\x93NUMPY', 0, 'latin1');
-  head.writeUInt8(1, 6);
-  head.writeUInt8(0, 7);
-  head.writeUInt16LE(header.length, 8);
-  writeFileSync(file, Buffer.concat([head, Buffer.from(header, 'latin1'), Buffer.from(data.buffer, data.byteOffset, data.byteLength)]));
-}
-
 test('the CLI imports every fixture model: its gradients match PyTorch, Grad-CAM and occlusion run', { timeout: 600_000, skip: SKIP }, () => {
   const cli = join(targetDir(), 'release', 'convlens');
   assert.ok(existsSync(cli), `${cli} missing: build it with \`cargo build --release --workspace\``);
@@ -194,7 +182,7 @@ test('the CLI imports every fixture model: its gradients match PyTorch, Grad-CAM
     const r = REFS[name];
     const n = r.input.reduce((a, b) => a * b);
     const image = join(dir, `${name}-image.npy`);
-    writeNpy(image, arrays(r.images).images.subarray(0, n), r.input);
+    writeFileSync(image, npyBytes(arrays(r.images).images.subarray(0, n), r.input));
     const model = join(ONNX_DIR, `${name}.onnx`);
     const run = (args) => {
       const p = spawnSync(cli, args, { cwd: ROOT, encoding: 'utf8' });
