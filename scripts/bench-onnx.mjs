@@ -19,7 +19,7 @@ import { buildCli, build, targetDir, ROOT } from './build.mjs';
 import { launch, openPage, serveRoot } from '../tests/e2e/browser.mjs';
 import { onnxFixtures, ONNX_DIR } from './onnx-fixtures.mjs';
 import { median } from './bench.mjs';
-import { npyBytes } from '../tests/e2e/npy.mjs';
+import { npyBytes, readSafetensorsF32 } from '../tests/e2e/npy.mjs';
 
 const RUNS = Math.max(1, Number(process.env.BENCH_RUNS ?? 5));
 const MODELS = (process.env.ONNX_MODELS ?? 'resnet18,mobilenet_v2,squeezenet1_1,vgg11_bn,alexnet,custom').split(',');
@@ -28,12 +28,8 @@ const TORCH_ENV = process.env.CONVLENS_TORCH_ENV ?? join(process.env.HOME ?? '/t
 
 function image(name) {
   const r = REFS[name];
-  const buf = readFileSync(join(ROOT, 'tests/fixtures/onnx', r.images));
-  const n = Number(buf.readBigUInt64LE(0));
-  const header = JSON.parse(buf.toString('utf8', 8, 8 + n));
-  const [a] = header.images.data_offsets;
   const size = r.input.reduce((x, y) => x * y);
-  return Array.from(new Float32Array(buf.buffer.slice(buf.byteOffset + 8 + n + a, buf.byteOffset + 8 + n + a + 4 * size)));
+  return Array.from(readSafetensorsF32(join(ROOT, 'tests/fixtures/onnx', r.images)).images.subarray(0, size));
 }
 
 async function browserRuns(browser, url) {

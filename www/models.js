@@ -95,9 +95,8 @@ export async function loadNetFromUrl(client, url, { weights = null, labels = nul
   }
   if (path.endsWith('.onnx')) {
     const bytes = await fetchBytes(url);
-    const summary = await client.request('loadOnnx', { bytes, labels: labelText });
-    client.lastLoad = { spec: summary.spec, weights: await client.exportWeights(), seed: 0 };
-    return { summary, classes };
+    const model = await client.request('importOnnx', { bytes, labels: labelText });
+    return { summary: await client.load(model.spec, model.weights, 0), classes };
   }
   if (path.endsWith('.safetensors')) {
     const bytes = await fetchBytes(url);

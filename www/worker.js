@@ -136,10 +136,6 @@ const commands = {
   importOnnx({ bytes, labels = null, mean = null, std = null }) {
     return { result: wasm.importOnnx(bytes, labels, mean ? Float64Array.from(mean) : null, std ? Float64Array.from(std) : null) };
   },
-  /** An ONNX model, class names and an optional normalization ({mean, std}; else the file's own). */
-  loadOnnx({ bytes, labels = null, mean = null, std = null }, s) {
-    return { result: needEngine(s).loadOnnx(bytes, labels, mean ? Float64Array.from(mean) : null, std ? Float64Array.from(std) : null) };
-  },
   /** An optimization job (docs/ENGINE_API.md): visualize, invert, dream, style, attack, fooling. */
   async optimizeStart({ kind, input = [], settings = {} }, s) {
     const data = input instanceof Float32Array ? input : Float32Array.from(input);

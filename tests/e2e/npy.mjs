@@ -1,4 +1,4 @@
-// Minimal reader for NumPy .npy files (v1, v2, v3) holding little-endian float32 (or float64) arrays, and a float32 writer.
+// Minimal reader for NumPy .npy files (v1, v2, v3) holding little-endian float32 (or float64) arrays, a float32 .npy writer, and a float32 .safetensors reader.
 import { readFileSync } from 'node:fs';
 
 /** Parses an .npy buffer: { shape: number[], data: Float32Array }. */
@@ -48,4 +48,18 @@ export function npyBytes(data, shape) {
   head.writeUInt8(0, 7);
   head.writeUInt16LE(header.length, 8);
   return Buffer.concat([head, Buffer.from(header, 'latin1'), Buffer.from(data.buffer, data.byteOffset, data.byteLength)]);
+}
+
+/** A float32 .safetensors file's arrays by key (the fixtures' format). */
+export function readSafetensorsF32(path) {
+  const buf = readFileSync(path);
+  const n = Number(buf.readBigUInt64LE(0));
+  const header = JSON.parse(buf.toString('utf8', 8, 8 + n));
+  const out = {};
+  for (const [k, v] of Object.entries(header)) {
+    if (k === '__metadata__') continue;
+    const [a, b] = v.data_offsets;
+    out[k] = new Float32Array(buf.buffer.slice(buf.byteOffset + 8 + n + a, buf.byteOffset + 8 + n + b));
+  }
+  return out;
 }

@@ -11,7 +11,7 @@ import { join, relative } from 'node:path';
 import { after, before, test } from 'node:test';
 import { spawnSync } from 'node:child_process';
 import { openPage, ROOT, screenshotPath, targetDir, useBrowser } from './browser.mjs';
-import { npyBytes, readNpy } from './npy.mjs';
+import { npyBytes, readNpy, readSafetensorsF32 } from './npy.mjs';
 import { ONNX_DIR } from '../../scripts/onnx-fixtures.mjs';
 
 const ctx = useBrowser({ webgpu: true });
@@ -28,19 +28,8 @@ before(() => {
 });
 after(() => rmSync(dir, { recursive: true, force: true }));
 
-/** A float32 safetensors file's arrays by key. */
-function arrays(file) {
-  const buf = readFileSync(join(ROOT, 'tests/fixtures/onnx', file));
-  const n = Number(buf.readBigUInt64LE(0));
-  const header = JSON.parse(buf.toString('utf8', 8, 8 + n));
-  const out = {};
-  for (const [k, v] of Object.entries(header)) {
-    if (k === '__metadata__') continue;
-    const [a, b] = v.data_offsets;
-    out[k] = new Float32Array(buf.buffer.slice(buf.byteOffset + 8 + n + a, buf.byteOffset + 8 + n + b));
-  }
-  return out;
-}
+/** A fixture's float32 arrays by key. */
+const arrays = (file) => readSafetensorsF32(join(ROOT, 'tests/fixtures/onnx', file));
 
 function relErr(got, want) {
   assert.equal(got.length, want.length);
@@ -229,6 +218,27 @@ test('?model= opens an ONNX model by its address and keeps it in the link; a mod
     console.log(text.trim());
     assert.match(text, /The link's model \/.*unsupported\.onnx could not be opened \(model: ONNX: node \d+ '[^']*' is an Erf, .*\); the default network loaded instead\./);
     assert.match(await page.textContent('#status'), /^mnist/);
+  } finally {
+    await page.close();
+  }
+});
+
+test('an element opens an ONNX model by its URL', { timeout: 180_000, skip: SKIP }, async () => {
+  const page = await ctx.browser.newPage({ viewport: { width: 900, height: 900 } });
+  const errors = [];
+  page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
+  page.on('pageerror', (e) => errors.push(e.message));
+  try {
+    await page.goto(`${ctx.server.url}tests/e2e/fixtures/blank.html`);
+    await page.evaluate(async ({ src, net }) => {
+      await import(src);
+      document.getElementById('host').innerHTML = `<convlens-view id="onnx" net="${location.origin}${net}" view="layers" autorun></convlens-view>`;
+    }, { src: `${ctx.server.url}www/convlens-view.js`, net: `/${URL_DIR}/custom.onnx` });
+    await page.locator('#onnx').scrollIntoViewIfNeeded();
+    await page.waitForFunction(() => document.getElementById('onnx').state?.done || document.getElementById('onnx').shadowRoot?.querySelector('.cl-status.error'), null, { timeout: 120_000 });
+    const error = await page.evaluate(() => document.getElementById('onnx').shadowRoot.querySelector('.cl-status.error')?.textContent ?? null);
+    assert.equal(error, null);
+    assert.deepEqual(errors, []);
   } finally {
     await page.close();
   }

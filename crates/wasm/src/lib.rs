@@ -327,28 +327,6 @@ impl Engine {
         self.install(Net::with_weights(spec, w, self.session.device()), Some(spec_json))
     }
 
-    /// Builds a network from an ONNX model (`.onnx`, as torch.onnx.export writes it), optional class
-    /// names (one per line) and an optional normalization `{mean: [..], std: [..]}` (else the
-    /// file's own, if it names one); resolves like `load`, plus `spec` (with `exportWeights`' bytes
-    /// it reloads through `load`). On error the previous network stays loaded.
-    #[wasm_bindgen(js_name = loadOnnx)]
-    pub fn load_onnx(
-        &self,
-        bytes: Uint8Array,
-        labels: Option<String>,
-        mean: Option<Vec<f64>>,
-        std: Option<Vec<f64>>,
-    ) -> Result<JsValue, JsValue> {
-        let normalize = match (mean, std) {
-            (Some(mean), Some(std)) => Some(convlens_core::onnx::Normalize { mean, std }),
-            _ => None,
-        };
-        let names = labels.map(|t| t.lines().map(str::to_string).collect());
-        let model = convlens_core::onnx::read(&bytes.to_vec(), normalize, names).map_err(js_err)?;
-        let spec_json = model.spec.json.to_string();
-        self.install(Net::with_weights(model.spec, model.weights, self.session.device()), Some(spec_json))
-    }
-
     /// Builds a network from a TFLite-style op list (MobileNetV2's `mobilenet_v2_f32.json`), its
     /// safetensors and optional class names (one per line); resolves like `load`, plus `spec`
     /// (with the same safetensors it reloads through `load`, after a restart).
