@@ -25,7 +25,7 @@ use serde_json::{Value, json};
 use std::collections::HashMap;
 
 use crate::Error;
-use crate::spec::{NetSpec, Shape3};
+use crate::spec::{Names, NetSpec, Shape3};
 
 /// Where users ask for an op that is not imported yet (the project has no public address yet:
 /// when it has one, it goes here).
@@ -122,7 +122,7 @@ pub fn read(bytes: &[u8], normalize: Option<Normalize>, classes: Option<Vec<Stri
     drop(proto);
 
     let g = OnnxGraphBuilder::new().parse_bytes(bytes).map_err(|e| err(format!("the graph could not be read: {e}")))?;
-    let mut b = Builder { layers: vec![], weights: vec![], tensors: HashMap::new(), names: HashMap::new() };
+    let mut b = Builder { layers: vec![], weights: vec![], tensors: HashMap::new(), names: Names::default() };
     let input = g.inputs.iter().find(|a| a.value().is_none()).ok_or_else(|| err("the graph has no input"))?;
     let dims = static_dims(input).ok_or_else(|| {
         err(format!(
@@ -241,7 +241,7 @@ struct Builder {
     weights: Vec<Vec<Vec<f32>>>,
     tensors: HashMap<String, T>,
     /// Layer names taken, for unique names.
-    names: HashMap<String, usize>,
+    names: Names,
 }
 
 /// A constant's values as f32 and its shape.
@@ -253,32 +253,8 @@ fn constant(a: &Argument) -> Option<(Vec<f32>, Vec<usize>)> {
 }
 
 impl Builder {
-    /// A layer name from the node's (letters, digits and _; unique).
-    fn name(&mut self, onnx: &str, op: &str) -> String {
-        let mut s: String = onnx.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
-        s = s.trim_matches('_').to_string();
-        while s.contains("__") {
-            s = s.replace("__", "_");
-        }
-        if s.is_empty() {
-            s = op.to_lowercase();
-        }
-        if s.starts_with(|c: char| c.is_ascii_digit()) {
-            s = format!("n{s}");
-        }
-        if s.len() > 48 {
-            s = s[s.len() - 48..].trim_start_matches('_').to_string();
-            if s.starts_with(|c: char| c.is_ascii_digit()) {
-                s = format!("n{s}");
-            }
-        }
-        let n = self.names.entry(s.clone()).or_insert(0);
-        *n += 1;
-        if *n > 1 { format!("{s}_{n}") } else { s }
-    }
-
     fn push(&mut self, name: &str, mut layer: Value, weights: Vec<Vec<f32>>) -> String {
-        let name = if self.layers.is_empty() || name == "normalize" { name.to_string() } else { self.name(name, "layer") };
+        let name = self.names.make(name, "layer");
         layer["name"] = json!(name);
         self.layers.push(layer);
         self.weights.push(weights);

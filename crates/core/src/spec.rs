@@ -626,6 +626,38 @@ fn and_list(items: &[&str]) -> String {
     }
 }
 
+/// Unique layer names made from an imported model's own (ONNX nodes, Keras layers): letters, digits
+/// and `_`, at most 48 characters, not starting with a digit; a name taken gets `_2`, `_3`...
+#[derive(Default)]
+pub(crate) struct Names(std::collections::HashSet<String>);
+
+impl Names {
+    pub(crate) fn make(&mut self, raw: &str, fallback: &str) -> String {
+        let mut s: String = raw.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
+        s = s.trim_matches('_').to_string();
+        while s.contains("__") {
+            s = s.replace("__", "_");
+        }
+        if s.is_empty() {
+            s = fallback.to_string();
+        }
+        if s.len() > 48 {
+            s = s[s.len() - 48..].trim_start_matches('_').to_string();
+        }
+        if s.starts_with(|c: char| c.is_ascii_digit()) {
+            s = format!("n{s}");
+        }
+        let mut name = s.clone();
+        let mut n = 1;
+        while self.0.contains(&name) {
+            n += 1;
+            name = format!("{s}_{n}");
+        }
+        self.0.insert(name.clone());
+        name
+    }
+}
+
 fn valid_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 64
