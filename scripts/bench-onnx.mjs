@@ -50,7 +50,7 @@ async function browserRuns(browser, url) {
         const ort = window.__ort;
         const bytes = new Uint8Array(await fetch(url).then((x) => x.arrayBuffer()));
         let t = performance.now();
-        const model = await client.request('importOnnx', { bytes });
+        const model = await client.request('importModel', { files: [{ name: 'model.onnx', bytes }] });
         const summary = await client.load(model.spec, model.weights, 0);
         const convlensLoad = performance.now() - t;
         t = performance.now();

@@ -1,6 +1,7 @@
 // Page wiring for the image classifier: state, the engine client, the training loop and the views.
 import { EngineClient } from './engine-client.js';
 import { dataBase } from './config.js';
+import { fetchModelFiles } from './models.js';
 import { DEFAULT_PRESET, PRESETS, fetchPreset } from './presets.js';
 import * as store from './store.js';
 import { TrainingLoop } from './training.js';
@@ -10,6 +11,7 @@ import { el } from './views/dom.js';
 import { createDrawInput, fitToInput } from './views/draw-input.js';
 import { drawImage, makeCanvas } from './views/draw.js';
 import { createFilesView } from './views/files.js';
+import { createImportView, importFiles, storedModel } from './views/import.js';
 import { createLayersView } from './views/layers.js';
 import { createObjectiveView } from './views/objective.js';
 import { createSpecView } from './views/spec.js';
@@ -54,7 +56,18 @@ const objectiveView = createObjectiveView($('objective'), {
 });
 const layersView = createLayersView($('layers'), { onObjective: setObjective });
 const specView = createSpecView($('spec'), { onApply: applySpec, onPreset: choosePreset, presets: PRESETS });
-createFilesView($('files'), { onSave: saveModel, onOpen: openModel });
+// Open model…/drop: the index page opens its own .safetensors downloads itself (a file without a
+// spec may be weights for the network in the Network box); every other model is imported.
+const importView = createImportView(createFilesView($('files'), { onSave: saveModel }), {
+  client, report, label: 'Open model…',
+  onOpen: (model) => openImported(model),
+  onFiles: async (files) => {
+    if (files.length !== 1 || !/\.safetensors$/i.test(files[0].name)) return false;
+    await openModel(files[0].name, files[0].bytes);
+    return true;
+  },
+});
+$('files').append(importView.summary);
 const testGrid = createTestGrid($('testgrid'), { onSelect: (i) => selectTest(i).catch((e) => report('Input', e)) });
 const drawInput = createDrawInput($('draw'), {
   onInput: (img) => selectCustom(img).catch((e) => report('Input', e)),
@@ -399,22 +412,14 @@ function formatSpec(text) {
 
 /** Opens a model file (spec + weights); on any error the current network stays. */
 /**
- * An ONNX model (a .onnx file): converted by the engine, then loaded as any spec and weights.
- * `from: {model: url}` when it came from a link (?model=), which the page's URL and Share keep.
- * Resolves to whether it loaded; `quiet` leaves the error in state.loadError instead of a banner.
+ * A user's model, imported by the engine (views/import.js: a .onnx, a TF.js model.json and its
+ * shards, a .tflite...; named after its file), loaded as any spec and weights. `from: {model: url}`
+ * when it came from a link (?model=), which the page's URL and Share keep. Resolves to whether it
+ * loaded; `quiet` leaves the error in state.loadError instead of a banner.
  */
-async function openOnnx(fileName, bytes, { from = null, quiet = false } = {}) {
-  let model;
-  try {
-    model = await client.request('importOnnx', { bytes });
-  } catch (e) {
-    state.loadError = e.message;
-    if (!quiet) report(`Could not open ${fileName}; the network was not changed`, e);
-    return false;
-  }
-  // The net is named after its file.
-  const text = JSON.stringify({ ...JSON.parse(model.spec), name: fileName.replace(/\.onnx$/i, '') });
-  const ok = await loadNet({ text, weights: model.weights, seed: state.seed, weightsFrom: `imported from ${fileName}`, from, quiet });
+async function openImported(model, { from = null, quiet = false } = {}) {
+  const text = model.spec;
+  const ok = await loadNet({ text, weights: model.weights, seed: state.seed, weightsFrom: `imported from ${model.info.file}`, from, quiet });
   if (!ok) return false;
   specView.set(formatSpec(text), state.seed);
   // A CIFAR-sized colour net gets CIFAR-10's images when the current dataset does not fit it.
@@ -426,7 +431,6 @@ async function openOnnx(fileName, bytes, { from = null, quiet = false } = {}) {
 }
 
 async function openModel(fileName, bytes) {
-  if (/\.onnx$/i.test(fileName)) return openOnnx(fileName, bytes);
   let spec;
   try {
     spec = await client.embeddedSpec(bytes);
@@ -573,6 +577,9 @@ async function start() {
         weightsFrom: `${saved.weightsFrom ?? 'weights'} (restored from your last visit)` });
       if (ok) {
         state.from = saved.from ?? null;
+        // An imported model's summary comes back with it.
+        const kept = await storedModel();
+        if (kept && saved.weightsFrom === `imported from ${kept.info?.file}`) importView.show(kept);
         specView.set(formatSpec(saved.spec), saved.seed, saved.preset ?? '');
         await setDataset(urlDataset ?? saved.dataset ?? PRESETS[saved.preset]?.dataset ?? 'mnist5k').catch(() => {});
         state.restored = true;
@@ -586,16 +593,18 @@ async function start() {
     await setAside(saved, why);
   }
   if (params.has('model') && !params.has('preset')) {
-    // A model by its address, for course materials (?model=https://example.org/net.onnx): an ONNX
-    // file, fetched and imported as if opened.
+    // A model by its address, for course materials (?model=https://example.org/net.onnx, or a TF.js
+    // model.json with its shards beside it; &labels=URL of class names): fetched and imported as
+    // if opened.
     const url = params.get('model');
+    const labels = params.get('labels');
     state.trainer = { ...state.trainerDefaults, ...urlTrainer };
     let why;
     try {
-      const r = await fetch(new URL(url, location.href));
-      if (!r.ok) throw new Error(`HTTP ${r.status}`);
-      const name = decodeURIComponent(new URL(url, location.href).pathname.split('/').pop() || 'model.onnx');
-      if (await openOnnx(name, new Uint8Array(await r.arrayBuffer()), { from: { model: url }, quiet: true })) {
+      const files = await fetchModelFiles(new URL(url, location.href), labels ? new URL(labels, location.href) : null);
+      const model = await importFiles(client, files);
+      if (await openImported(model, { from: { model: url, ...(labels ? { labels } : {}) }, quiet: true })) {
+        importView.show(model);
         if (!state.dataset) await setDataset(urlDataset ?? 'mnist5k').catch(() => {});
         await openLinked(params).catch((e) => report('Could not open the linked image', e));
         return;
@@ -705,7 +714,10 @@ function pageParams({ share = false } = {}) {
   const from = state.from;
   if (from && (state.exact || share)) {
     if (from.preset) q.set('preset', from.preset);
-    else if (from.model) q.set('model', from.model);
+    else if (from.model) {
+      q.set('model', from.model);
+      if (from.labels) q.set('labels', from.labels);
+    }
     else {
       let compact = from.spec;
       try { compact = JSON.stringify(JSON.parse(from.spec)); } catch { /* as typed */ }

@@ -73,50 +73,47 @@ export async function loadMobilenet(client, base, status = () => {}) {
 }
 
 /**
- * A network from a URL, as an element's `net` attribute gives it: a .tflite, an .onnx, a TF.js layers
- * model.json (its shards beside it), a ConvLens .safetensors with its spec inside, or a ConvLens
- * spec (.json) with `weights` (a .safetensors URL; without it, random weights from seed 0).
- * `labels`: a text file, one class name per line. Resolves to {summary, classes} (classes: the
- * labels' names, or null). Every size and every field is checked by the engine before it
- * allocates; a file that is none of these gets a message naming what was expected.
+ * The files a model at `url` needs, fetched, as the engine's importModel takes them
+ * ([{name, bytes}]): the file itself, a TF.js model.json's weight shards (beside it), and the
+ * labels file (one class name per line) if `labels` is given.
+ */
+export async function fetchModelFiles(url, labels = null) {
+  const name = decodeURIComponent(url.pathname.split('/').pop() || 'model');
+  const bytes = await fetchBytes(url);
+  const files = [{ name, bytes }];
+  if (/\.json$/i.test(name)) {
+    let json = null;
+    try {
+      json = JSON.parse(new TextDecoder().decode(bytes));
+    } catch { /* the engine names what is wrong with it */ }
+    for (const p of json?.weightsManifest?.flatMap?.((g) => g.paths ?? []) ?? []) {
+      files.push({ name: String(p).split('/').pop(), bytes: await fetchBytes(new URL(p, url)) });
+    }
+  }
+  if (labels) files.push({ name: 'labels.txt', bytes: await fetchBytes(labels) });
+  return files;
+}
+
+/**
+ * A network from a URL, as an element's `net` attribute gives it: an .onnx, a TF.js layers
+ * model.json (its shards beside it), a .tflite, a ConvLens .safetensors with its spec inside, or a
+ * ConvLens spec (.json) with `weights` (a .safetensors URL; without it, random weights from seed
+ * 0). `labels`: a text file, one class name per line. Resolves to {summary, classes} (classes:
+ * the labels' names, or null). The engine opens the files (crates/core: import.rs) and checks
+ * every size and field before it allocates; a file that is none of these gets a message naming
+ * what was expected.
  */
 export async function loadNetFromUrl(client, url, { weights = null, labels = null } = {}) {
-  const labelText = labels ? await cachedFetch(labels).then((r) => {
-    if (!r.ok) throw new Error(`cannot fetch the labels ${labels}: HTTP ${r.status}`);
-    return r.text();
-  }) : null;
-  const classes = labelText ? labelText.split('\n').map((l) => l.trim()).filter(Boolean) : null;
-  const path = url.pathname.toLowerCase();
-  if (path.endsWith('.tflite')) {
-    const bytes = await fetchBytes(url);
-    const summary = await client.request('loadTflite', { bytes, labels: labelText });
-    client.lastLoad = { spec: summary.spec, weights: await client.exportWeights(), seed: 0 };
+  const files = await fetchModelFiles(url, labels);
+  if (weights) files.push({ name: 'weights.safetensors', bytes: await fetchBytes(weights) });
+  const isSpec = /\.json$/i.test(files[0].name) && files.length === 1 + (labels ? 1 : 0) && !weights;
+  if (isSpec) {
+    // A ConvLens spec without weights: random weights from seed 0.
+    const summary = await client.load(new TextDecoder().decode(files[0].bytes), null, 0);
+    const classes = labels ? new TextDecoder().decode(files[1].bytes).split('\n').map((l) => l.trim()).filter(Boolean) : null;
     return { summary, classes };
   }
-  if (path.endsWith('.onnx')) {
-    const bytes = await fetchBytes(url);
-    const model = await client.request('importOnnx', { bytes, labels: labelText });
-    return { summary: await client.load(model.spec, model.weights, 0), classes };
-  }
-  if (path.endsWith('.safetensors')) {
-    const bytes = await fetchBytes(url);
-    const spec = await client.embeddedSpec(bytes);
-    return { summary: await client.load(spec, bytes, 0), classes };
-  }
-  const r = await cachedFetch(url);
-  if (!r.ok) throw new Error(`cannot fetch ${url}: HTTP ${r.status}`);
-  const text = await r.text();
-  let json;
-  try {
-    json = JSON.parse(text);
-  } catch (e) {
-    throw new Error(`${url} is not a .tflite, a .safetensors or JSON (a TF.js model.json or a ConvLens spec): ${e.message}`);
-  }
-  if (json && typeof json === 'object' && 'modelTopology' in json) {
-    const paths = json.weightsManifest?.flatMap((g) => g.paths) ?? [];
-    const shards = Object.fromEntries(await Promise.all(paths.map(async (p) => [p, await fetchBytes(new URL(p, url))])));
-    return { summary: await client.loadTfjs(text, shards), classes };
-  }
-  const bytes = weights ? await fetchBytes(weights) : null;
-  return { summary: await client.load(text, bytes, 0), classes };
+  const model = await client.request('importModel', { files });
+  const summary = await client.load(model.spec, model.weights, 0);
+  return { summary, classes: labels ? summary.classNames : null };
 }

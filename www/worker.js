@@ -132,9 +132,9 @@ const commands = {
   loadTflite({ bytes, labels = null }, s) {
     return { result: needEngine(s).loadTflite(bytes, labels) };
   },
-  /** An ONNX model converted, not loaded: {spec, weights (a .safetensors), producer}. */
-  importOnnx({ bytes, labels = null, mean = null, std = null }) {
-    return { result: wasm.importOnnx(bytes, labels, mean ? Float64Array.from(mean) : null, std ? Float64Array.from(std) : null) };
+  /** A user's model from the files given together: [{name, bytes}] (crates/core: import.rs). */
+  importModel({ files, mean = null, std = null }) {
+    return { result: wasm.importModel(files, mean ? Float64Array.from(mean) : null, std ? Float64Array.from(std) : null) };
   },
   /** An optimization job (docs/ENGINE_API.md): visualize, invert, dream, style, attack, fooling. */
   async optimizeStart({ kind, input = [], settings = {} }, s) {

@@ -505,7 +505,7 @@ test('an element opens a network by URL (a spec with its weights, a .safetensors
     await page.locator('#bad').scrollIntoViewIfNeeded();
     await page.waitForFunction(() => document.getElementById('bad').shadowRoot.querySelector('.cl-status.error'));
     const message = await page.evaluate(() => document.getElementById('bad').shadowRoot.querySelector('.cl-status').textContent);
-    assert.match(message, /icon\.svg is not a \.tflite, a \.safetensors or JSON/);
+    assert.match(message, /icon\.svg is not a model ConvLens opens: give a \.onnx, a TF\.js model\.json with its \.bin files, a \.tflite/);
     // CNN Explainer's Tiny VGG by its model.json's URL: the built-in tiny-vgg's numbers.
     if (existsSync(join(dataDir(), 'tiny-vgg', 'model.json'))) {
       await page.evaluate(() => {

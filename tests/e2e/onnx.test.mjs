@@ -42,12 +42,12 @@ function relErr(got, want) {
   return err / scale;
 }
 
-/** Loads `name` into the page's engine through importOnnx and load; runs everything the test checks. */
+/** Loads `name` into the page's engine through importModel and load; runs everything the test checks. */
 async function runModel(page, name, image, top, { views = true } = {}) {
   return page.evaluate(async ({ url, image, top, views }) => {
     const { client } = window.convlens;
     const bytes = new Uint8Array(await fetch(url).then((r) => r.arrayBuffer()));
-    const model = await client.request('importOnnx', { bytes });
+    const model = await client.request('importModel', { files: [{ name: 'model.onnx', bytes }] });
     const summary = await client.load(model.spec, model.weights, 0);
     const input = Float32Array.from(image);
     const last = summary.layers.length - 1;

@@ -10,6 +10,7 @@ pub mod cpu_train;
 pub mod data;
 pub mod divergence;
 pub mod grad;
+pub mod import;
 pub mod jobs;
 pub mod layers;
 pub mod net;

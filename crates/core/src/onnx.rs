@@ -72,12 +72,7 @@ fn err(m: impl Into<String>) -> Error {
     Error::Model(format!("ONNX: {}", m.into()))
 }
 
-/// How an imported model's input is normalized: `(x - mean) / std` per channel, on [0, 1] images.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Normalize {
-    pub mean: Vec<f64>,
-    pub std: Vec<f64>,
-}
+pub use crate::import::Normalize;
 
 /// A model read from an ONNX file.
 pub struct Model {
@@ -135,15 +130,9 @@ pub fn read(bytes: &[u8], normalize: Option<Normalize>, classes: Option<Vec<Stri
     b.push("input", json!({"type": "input", "width": w, "height": h, "depth": c}), vec![]);
     let mut top = "input".to_string();
     if let Some(n) = &normalize {
-        if n.mean.len() != c || n.std.len() != c || n.std.iter().any(|s| !(s.abs() > 1e-6)) {
-            return Err(err(format!(
-                "the normalization needs {c} means and {c} non-zero standard deviations, got {:?} and {:?}",
-                n.mean, n.std
-            )));
-        }
-        let scale: Vec<f64> = n.std.iter().map(|s| 1.0 / s).collect();
-        let offset: Vec<f64> = n.mean.iter().zip(&n.std).map(|(m, s)| -m / s).collect();
-        top = b.push("normalize", json!({"type": "scale", "inputs": ["input"], "scale": scale, "offset": offset}), vec![]);
+        let mut layer = n.layer(c)?;
+        layer["inputs"] = json!(["input"]);
+        top = b.push("normalize", layer, vec![]);
     }
     b.tensors.insert(input.name.clone(), T { layer: top, shape: [c, h, w], rank: 4 });
     for (i, node) in g.nodes.iter().enumerate() {

@@ -100,25 +100,30 @@ pub fn embedded_spec(bytes: &[u8]) -> Result<String, JsValue> {
     })
 }
 
-/// Converts an ONNX model (`.onnx`) without loading it: resolves to `{spec, weights, producer}`
-/// (the ConvLens spec as JSON text, and a .safetensors with the weights and the spec inside, which
-/// `load` takes). `labels`: class names, one per line; `mean`/`std`: the input's normalization
-/// (else the file's own, if it names one). Every op is checked before anything is built; an
-/// unsupported one is named with its node.
-#[wasm_bindgen(js_name = importOnnx)]
-pub fn import_onnx(bytes: &[u8], labels: Option<String>, mean: Option<Vec<f64>>, std: Option<Vec<f64>>) -> Result<JsValue, JsValue> {
+/// Opens a user's model from the files given together (`[{name, bytes}]`: a .onnx, a TF.js
+/// model.json with its .bin shards, a .tflite, a ConvLens .safetensors or spec .json with its
+/// weights, and a .txt of class names), with the input normalization (`mean`/`std`, else the
+/// file's own): `{spec, weights (safetensors, what `load` takes), info}` (crates/core: import.rs).
+/// Every size and op is checked before anything is built.
+#[wasm_bindgen(js_name = importModel)]
+pub fn import_model(files: js_sys::Array, mean: Option<Vec<f64>>, std: Option<Vec<f64>>) -> Result<JsValue, JsValue> {
     let normalize = match (mean, std) {
-        (Some(mean), Some(std)) => Some(convlens_core::onnx::Normalize { mean, std }),
+        (Some(mean), Some(std)) => Some(convlens_core::import::Normalize { mean, std }),
         _ => None,
     };
-    let names = labels.map(|t| t.lines().map(str::to_string).collect());
-    let model = convlens_core::onnx::read(bytes, normalize, names).map_err(js_err)?;
+    let mut list = vec![];
+    for f in files.iter() {
+        let name = Reflect::get(&f, &"name".into())?.as_string().ok_or_else(|| js_err("a file without a name"))?;
+        let bytes = Uint8Array::new(&Reflect::get(&f, &"bytes".into())?).to_vec();
+        list.push((name, bytes));
+    }
+    let model = convlens_core::import::open_files(&list, normalize).map_err(js_err)?;
     let weights = convlens_core::weights::save(&model.spec, &model.weights).map_err(js_err)?;
     let out = Object::new();
     let set = |k: &str, v: JsValue| Reflect::set(&out, &JsValue::from_str(k), &v).map(|_| ());
     set("spec", JsValue::from_str(&model.spec.json.to_string()))?;
     set("weights", Uint8Array::from(weights.as_slice()).into())?;
-    set("producer", JsValue::from_str(&model.producer))?;
+    set("info", js_sys::JSON::parse(&model.info.to_string())?)?;
     Ok(out.into())
 }
 

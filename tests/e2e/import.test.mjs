@@ -1,0 +1,113 @@
+// Your own model in the page (www/views/import.js over crates/core/src/import.rs): a Keras
+// functional model as TF.js writes it (tests/fixtures/keras/graph: model.json, its shard and a
+// labels file, picked together) opens on the index page, its summary names the layers, the input
+// size, the normalization and the class names, and its logits are the reference's; changing the
+// normalization re-imports it; a missing shard, a Keras .h5 and a labels file of the wrong length
+// each give their own message and leave the net as it was; a ?model= link opens the model.json
+// with its shards; the model is offered on the other pages.
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync, copyFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { openPage, ROOT, screenshotPath, useBrowser } from './browser.mjs';
+
+const ctx = useBrowser({ webgpu: false });
+const KERAS = join(ROOT, 'tests/fixtures/keras/graph');
+const REF = JSON.parse(readFileSync(join(KERAS, 'reference.json'), 'utf8'));
+const CLASSES = ['apple', 'bee', 'cat', 'dog', 'eel', 'fig', 'gnu', 'hen', 'ibis', 'jay'];
+
+let dir;
+before(() => {
+  dir = mkdtempSync(join(tmpdir(), 'convlens-import-'));
+  for (const f of ['model.json', 'group1-shard1of1.bin']) copyFileSync(join(KERAS, f), join(dir, f));
+  writeFileSync(join(dir, 'labels.txt'), `${CLASSES.join('\n')}\n`);
+  writeFileSync(join(dir, 'short.txt'), 'one\ntwo\n');
+  writeFileSync(join(dir, 'model.h5'), Buffer.from('\x89HDF\r\n\x1a\n....'));
+});
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+function relErr(got, want) {
+  const scale = Math.max(...want.map(Math.abs));
+  return Math.max(...got.map((g, i) => Math.abs(g - want[i]))) / scale;
+}
+
+test('the index page opens a Keras model (TF.js files and labels picked together), summarizes it, and refuses bad sets with their messages', { timeout: 180_000 }, async () => {
+  const page = await openPage(ctx.browser, ctx.server.url, '?backend=cpu');
+  const bannerText = () => page.$eval('#banner', (b) => (b.hidden ? null : b.textContent.trim()));
+  const snapshot = () => page.evaluate(() => window.convlens.state.probe.layers.map((l) => Array.from(l.act)));
+  const pick = async (...files) => {
+    const seq = await page.evaluate(() => window.convlens.state.seq);
+    await page.evaluate(() => document.querySelector('#banner').setAttribute('hidden', ''));
+    await page.setInputFiles('#model-file', files.map((f) => join(dir, f)));
+    return seq;
+  };
+  const logits = () => page.evaluate(async (image) => {
+    const { client, state } = window.convlens;
+    const last = state.summary.layers.length - 1;
+    return Array.from(await client.forwardBatch(Float32Array.from(image), last - 1));
+  }, REF.images[0].image);
+  try {
+    const seq = await pick('model.json', 'group1-shard1of1.bin', 'labels.txt');
+    await page.waitForFunction((s) => window.convlens.state.seq > s, seq, { timeout: 60_000 });
+    await page.waitForSelector('#import-summary:not([hidden])');
+    assert.equal(await bannerText(), null);
+    assert.match(await page.textContent('#status'), /^keras_graph · 7,224 params · imported from model\.json/);
+    assert.match(await page.textContent('#import-summary h3'), /^keras_graph · TF\.js layers model \(tfjs-layers 4\.22\.0\)/);
+    assert.equal(await page.textContent('#import-layers'), '24: scale, pad, 6 conv, batchnorm, relu6, 2 add, leaky_relu, 3 pool, concat, hard_sigmoid, tanh, dropout, globalpool, 2 fc, softmax');
+    assert.equal(await page.textContent('#import-input'), '20×18 pixels (height × width), 3 channels');
+    assert.match(await page.textContent('#import-norm'), /^none/);
+    assert.equal(await page.textContent('#import-classes'), '10, from labels.txt: apple, bee, cat, dog, eel, …');
+    assert.deepEqual(await page.evaluate(() => window.convlens.state.summary.classNames), CLASSES);
+    const e = relErr(await logits(), REF.images[0].logits);
+    console.log(`Keras model in the page: logits within ${e.toExponential(1)} of the reference`);
+    assert.ok(e < 1e-4, `logits off by ${e}`);
+    await page.screenshot({ path: await screenshotPath('import-keras-index.png'), fullPage: true });
+    const box = await page.evaluate(() => {
+      const r = document.querySelector('#files').closest('section').getBoundingClientRect();
+      return { x: r.x + scrollX, y: r.y + scrollY, width: r.width, height: r.height };
+    });
+    await page.screenshot({ path: await screenshotPath('import-keras-summary.png'), fullPage: true, clip: box });
+
+    // ImageNet's normalization: a first layer (x - mean) / std; the summary says so.
+    let s = await page.evaluate(() => window.convlens.state.seq);
+    await page.click('#import-imagenet');
+    await page.waitForFunction((v) => window.convlens.state.seq > v, s, { timeout: 60_000 });
+    await page.waitForFunction(() => /set here/.test(document.querySelector('#import-norm').textContent));
+    assert.match(await page.textContent('#import-norm'), /mean 0\.485, 0\.456, 0\.406 and std 0\.229, 0\.224, 0\.225 \(set here\)/);
+    assert.equal(await page.evaluate(() => window.convlens.state.summary.layers[1].name), 'normalize');
+    s = await page.evaluate(() => window.convlens.state.seq);
+    await page.click('#import-none');
+    await page.waitForFunction((v) => window.convlens.state.seq > v, s, { timeout: 60_000 });
+    const before = await snapshot();
+
+    for (const [files, want] of [
+      [['model.json', 'labels.txt'], /the weight file 'group1-shard1of1\.bin' that model\.json names is missing: give it together with model\.json/],
+      [['model.h5'], /model\.h5 is a Keras file; convert it for the browser with tensorflowjs_converter/],
+      [['model.json', 'group1-shard1of1.bin', 'short.txt'], /the labels file has 2 class names; the model gives 10 scores/],
+    ]) {
+      await pick(...files);
+      await page.waitForFunction(() => !document.querySelector('#banner').hidden, null, { timeout: 60_000 });
+      const text = await bannerText();
+      console.log(`${files.join(' + ')}: ${text}`);
+      assert.match(text, new RegExp(`^Could not open ${files.join(', ').replaceAll('.', '\\.')}; the network was not changed: `));
+      assert.match(text, want);
+      assert.deepEqual(await snapshot(), before, `${files}: the net is unchanged`);
+    }
+  } finally {
+    await page.close();
+  }
+});
+
+test('a ?model= link opens a TF.js model.json with its shards and labels', { timeout: 120_000 }, async () => {
+  const page = await openPage(ctx.browser, ctx.server.url, '?backend=cpu&model=tests/fixtures/keras/graph/model.json');
+  try {
+    await page.waitForFunction(() => window.convlens.state.started && window.convlens.state.summary, null, { timeout: 60_000 });
+    assert.equal(await page.evaluate(() => window.convlens.state.linkError ?? null), null);
+    assert.match(await page.textContent('#status'), /imported from model\.json/);
+    assert.match(await page.textContent('#import-summary h3'), /TF\.js layers model/);
+    assert.match(await page.evaluate(() => location.search), /model=tests%2Ffixtures%2Fkeras%2Fgraph%2Fmodel\.json/);
+  } finally {
+    await page.close();
+  }
+});

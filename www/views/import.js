@@ -1,0 +1,123 @@
+// Your own model, on every page: pick or drop its files together — a .onnx (torch.onnx.export); a
+// TF.js model.json with its .bin shards (Keras, through tensorflowjs_converter); a .tflite; a
+// .safetensors (with its ConvLens spec .json if it has none inside) — and a .txt of class names,
+// one per line. The engine decides what each file is and opens it (crates/core: import.rs); this
+// module gathers the bytes, keeps the last model opened in IndexedDB (every page offers it, and it
+// survives reloads) and shows what was found: the layers, the input size, the normalization
+// (which can be changed here: the views take [0, 1] images) and the class names.
+import * as store from '../store.js';
+import { el } from './dom.js';
+
+export const USER_MODEL_KEY = 'user-model';
+const ACCEPT = '.onnx,.json,.bin,.tflite,.safetensors,.txt';
+/** The files a drop may hold for a model (images dropped elsewhere are not ours). */
+export const isModelFile = (name) => /\.(onnx|json|bin|tflite|safetensors|txt|h5|keras|pt|pth)$/i.test(name);
+/** torchvision's (ImageNet's) normalization, the one most PyTorch models expect. */
+const IMAGENET = { mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] };
+
+/** The model kept from the last import (any page), or undefined. */
+export const storedModel = () => store.load(USER_MODEL_KEY).catch(() => undefined);
+
+/** The files as the engine takes them: [{name, bytes}]. */
+export const readFiles = async (list) => Promise.all([...list].map(async (f) => ({ name: f.name, bytes: new Uint8Array(await f.arrayBuffer()) })));
+
+export const fileNames = (files) => files.map((f) => f.name).join(', ');
+
+/**
+ * Opens `files` through the engine: {spec, weights, info, files, normalize}; throws the engine's
+ * message when they are not a model it opens.
+ */
+export async function importFiles(client, files, normalize = null) {
+  const model = await client.request('importModel', { files, mean: normalize?.mean ?? null, std: normalize?.std ?? null });
+  return { ...model, files, normalize };
+}
+
+/**
+ * "Open your model…", the page-wide drop and the summary, in `root`. `onOpen(model)` loads an
+ * imported model into the page and resolves to whether it did; only then is the model kept and
+ * summarized. `onFiles(files)` may take a drop first (resolving true when it did: the index page
+ * opens its own safetensors downloads so). `report(what, error)` shows a failure.
+ */
+export function createImportView(root, { client, onOpen, report, onFiles = async () => false, label = 'Open your model…' }) {
+  const input = el('input', { id: 'model-file', type: 'file', accept: ACCEPT, multiple: true, hidden: true });
+  const button = el('button', {
+    id: 'model-open', type: 'button', text: label,
+    title: 'A .onnx (torch.onnx.export), a TF.js model.json with its .bin files (Keras: tensorflowjs_converter), a .tflite, or a .safetensors saved by ConvLens; with a .txt of class names if you have one. Or drop them on the page.',
+  });
+  const summary = el('div.import-summary', { id: 'import-summary', hidden: true, role: 'region', 'aria-label': 'your model' });
+  let current = null;
+
+  async function open(files, normalize = null) {
+    if (await onFiles(files)) return true;
+    let model;
+    try {
+      model = await importFiles(client, files, normalize);
+    } catch (e) {
+      report(`Could not open ${fileNames(files)}; the network was not changed`, e);
+      return false;
+    }
+    if (!(await onOpen(model))) return false;
+    await store.save(USER_MODEL_KEY, model).catch(() => {});
+    show(model);
+    return true;
+  }
+
+  function show(model) {
+    current = model;
+    const { info } = model;
+    const spec = JSON.parse(model.spec);
+    const [inp, ...rest] = spec.layers;
+    const counts = new Map();
+    for (const l of rest) counts.set(l.type, (counts.get(l.type) ?? 0) + 1);
+    const kinds = [...counts].map(([t, n]) => (n > 1 ? `${n} ${t}` : t)).join(', ');
+    const n = info.normalize;
+    const norm = n
+      ? `(x − mean) / std with mean ${n.mean.map((v) => +v.toFixed(4)).join(', ')} and std ${n.std.map((v) => +v.toFixed(4)).join(', ')} (${n.from === 'file' ? 'from the file' : 'set here'})`
+      : 'none: the model takes [0, 1] pixels as they are';
+    const names = spec.classes;
+    const classes = info.labels
+      ? `${info.classes}, from ${info.labels}: ${names.slice(0, 5).join(', ')}${names.length > 5 ? ', …' : ''}`
+      : names ? `${info.classes}, named in the file: ${names.slice(0, 5).join(', ')}${names.length > 5 ? ', …' : ''}`
+        : `${info.classes}, numbered 0–${info.classes - 1} (drop a .txt of names, one per line, with the model to name them)`;
+    const mean = el('input', { id: 'import-mean', type: 'text', size: 18, 'aria-label': 'mean per channel', value: (n?.mean ?? []).join(', '), placeholder: 'e.g. 0.485, 0.456, 0.406' });
+    const std = el('input', { id: 'import-std', type: 'text', size: 18, 'aria-label': 'standard deviation per channel', value: (n?.std ?? []).join(', '), placeholder: 'e.g. 0.229, 0.224, 0.225' });
+    const list = (t) => t.split(/[\s,]+/).filter(Boolean).map(Number);
+    const reopen = (normalize) => open(current.files, normalize);
+    const channels = inp.depth;
+    summary.replaceChildren(
+      el('h3', { text: `${spec.name} · ${info.format}` }),
+      el('dl',
+        {},
+        el('dt', { text: 'Layers' }), el('dd', { id: 'import-layers', text: `${rest.length}: ${kinds}` }),
+        el('dt', { text: 'Input' }), el('dd', { id: 'import-input', text: `${inp.height}×${inp.width} pixels (height × width), ${channels} channel${channels > 1 ? 's' : ''}` }),
+        el('dt', { text: 'Normalization' }), el('dd', { id: 'import-norm', text: norm }),
+        el('dt', { text: 'Classes' }), el('dd', { id: 'import-classes', text: classes })),
+      el('div.row.import-norm',
+        {},
+        el('label', { text: 'mean ' }, mean), el('label', { text: 'std ' }, std),
+        el('button', { type: 'button', id: 'import-apply', text: 'Apply', onclick: () => reopen({ mean: list(mean.value), std: list(std.value) }) }),
+        channels === 3 ? el('button', { type: 'button', id: 'import-imagenet', text: 'ImageNet (torchvision)', onclick: () => reopen(IMAGENET) }) : null,
+        el('button', { type: 'button', id: 'import-none', text: 'None', onclick: () => reopen({ mean: Array(channels).fill(0), std: Array(channels).fill(1) }) })),
+      el('p.hint', { text: `Files: ${info.files.join(', ')}. Kept in this browser (IndexedDB) for every ConvLens page; nothing leaves your machine.` }),
+    );
+    summary.hidden = false;
+  }
+
+  button.onclick = () => input.click();
+  input.onchange = async () => {
+    const files = await readFiles(input.files ?? []);
+    input.value = '';
+    if (files.length) await open(files);
+  };
+  document.addEventListener('dragover', (e) => {
+    if ([...(e.dataTransfer?.items ?? [])].some((i) => i.kind === 'file')) e.preventDefault();
+  });
+  document.addEventListener('drop', async (e) => {
+    const list = [...(e.dataTransfer?.files ?? [])].filter((f) => isModelFile(f.name));
+    if (!list.length) return;
+    e.preventDefault();
+    await open(await readFiles(list));
+  });
+  root.append(button, input);
+  return { open, show, summary, button };
+}
