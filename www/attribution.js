@@ -13,6 +13,7 @@ import { el, fmt } from './views/dom.js';
 import { createMapCard, createOcclusionView, METHODS } from './views/attribution-maps.js';
 import { parseTarget } from './views/attr-panel.js';
 import { attributes, createShareBox } from './views/share.js';
+import { addUserModel, USER_EMBED } from './views/import.js';
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
@@ -62,6 +63,8 @@ const netSelect = el('select', { id: 'net-select', 'aria-label': 'network' }, ..
 const netInfo = el('p.hint', { id: 'net-info' });
 netSelect.onchange = () => selectNet(netSelect.value).catch((e) => report(`Could not load ${NETS[netSelect.value].label}`, e));
 $('net').replaceChildren(netSelect, netInfo);
+// Your own model (views/import.js): offered in the list, opened by its button or a drop.
+const userModel = addUserModel({ nets: NETS, select: netSelect, root: $('net'), client, report, data: DATA, selectNet: (n) => selectNet(n) });
 
 
 
@@ -70,7 +73,7 @@ async function selectNet(name) {
   if (!net) throw new Error(`unknown network '${name}'`);
   occlusionView.cancel();
   status(`loading ${net.label}…`);
-  const summary = net.tfjs ? await loadTfjs(client, net.tfjs) : await (async () => {
+  const summary = net.user ? await client.load(net.user.spec, net.user.weights, 0) : net.tfjs ? await loadTfjs(client, net.tfjs) : await (async () => {
     const p = await fetchPreset(net.preset);
     return client.load(p.specText, p.weightBytes, 0);
   })();
@@ -132,6 +135,16 @@ async function loadSamples(name) {
         await client.loadDataset(net.fallback, new URL('./data/', import.meta.url));
       }
       samples = await datasetSamples(client, state.classNames, 20);
+    } else if (net.images) {
+      // A model of one's own: the data directory's photos at its input size.
+      const found = await Promise.all(net.images.map(async ({ name: n, url }) => {
+        try {
+          const data = await decodeRgb(url, state.summary.input);
+          return { name: n, shape: [depth, height, width], data, input: async () => data };
+        } catch { return null; }
+      }));
+      samples = found.filter(Boolean);
+      if (!samples.length) throw new Error(`none of the data directory's photos is there (${DATA}images/)`);
     } else {
       samples = await Promise.all(TINY_VGG_IMAGES.map(async (n) => {
         const data = await decodeRgb(new URL(`img/${n}.jpeg`, net.tfjs), state.summary.input);
@@ -504,6 +517,7 @@ function writeHash() {
 /** The maps and the occlusion panel as two <convlens-view> elements. */
 export function embedCode() {
   const net = NETS[state.net];
+  if (net.user) throw new Error(USER_EMBED);
   let image;
   if (state.imageIndex === null || state.imageIndex === undefined) throw new Error('a drawn or uploaded image lives in this page only; pick one of the example images');
   if (net.tfjs) image = new URL(`img/${state.samples[state.imageIndex].name}`, net.tfjs).href;
@@ -545,6 +559,7 @@ const ready = (async () => {
     state.urlOcclusion = Object.fromEntries(['window', 'stride'].filter((k) => k in occ).map((k) => [k, occ[k]]));
     if (['gray', 'black', 'white', 'mean', 'blur'].includes(given.fill)) occlusionView.set({ fill: given.fill });
     backendView.update(state);
+    await userModel;
     await selectNet(NETS[given.net] ? given.net : 'mnist');
     if (given.target) {
       try {

@@ -347,7 +347,7 @@ export class ConvLensView extends HTMLElement {
 
   /** The image views' input: a test image of the dataset (`image` = its index) or an image URL. */
   async #loadImage(client, state, data) {
-    const { depth, width } = state.summary.input;
+    const { depth, height, width } = state.summary.input;
     const want = this.getAttribute('image') ?? '0';
     if (/^\d+$/.test(want) && state.data) {
       const [s] = await datasetSamples(client, state.classNames, Number(want) + 1).then((l) => l.slice(Number(want)));
@@ -356,7 +356,7 @@ export class ConvLensView extends HTMLElement {
       return;
     }
     const url = new URL(/^\d+$/.test(want) ? 'images/chelsea.png' : want, /^\d+$/.test(want) ? data : document.baseURI);
-    Object.assign(state, { image: await loadSquare(url, width, depth), imageName: url.pathname.split('/').pop(), imageSrc: url });
+    Object.assign(state, { image: await loadSquare(url, [height, width], depth), imageName: url.pathname.split('/').pop(), imageSrc: url });
   }
 
   /** What the views expect of their page. */

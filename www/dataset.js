@@ -4,6 +4,7 @@
 // (crates/core/src/vis/{patches,tsne,landscape}.rs); this module picks the network and its images,
 // and keeps the page's state in the URL's hash (#view=patches&net=mnist&layer=3&channel=5).
 import { EngineClient } from './engine-client.js';
+import { addUserModel, USER_EMBED } from './views/import.js';
 import { dataBase } from './config.js';
 import { loadMobilenet, loadTfjs, TINY_VGG_CLASSES } from './models.js';
 import { fetchPreset } from './presets.js';
@@ -39,7 +40,7 @@ export const NETS = {
   cifar10: { label: 'CIFAR-10 net · 4,000 + 1,000 images', preset: 'cifar10', dataset: 'cifar10', base: DATA, page: 'cifar10' },
   'tiny-vgg': { label: 'Tiny VGG (CNN Explainer) · the data directory\'s photos', tfjs: new URL('tiny-vgg/', DATA), classes: TINY_VGG_CLASSES, photos: true },
   mobilenet: { label: 'MobileNetV2 (ImageNet) · the data directory\'s photos', mobilenet: new URL('mobilenet/', DATA), photos: true },
-  mine: { label: 'Your model (the image classifier page\'s)', mine: true },
+  mine: { label: 'The image classifier page\'s model (trained or opened there)', mine: true },
 };
 
 const state = { net: null, summary: null, classNames: [], data: null, backend: null, webgpu: false, photos: [] };
@@ -100,6 +101,8 @@ const netSelect = el('select', { id: 'net-select', 'aria-label': 'network' }, ..
 const netInfo = el('p.hint', { id: 'net-info' });
 netSelect.onchange = () => selectNet(netSelect.value).catch((e) => report(`Could not load ${NETS[netSelect.value].label}`, e));
 $('net').replaceChildren(netSelect, netInfo);
+// A model of one's own (views/import.js): offered in the list, opened by its button or a drop.
+const userModel = addUserModel({ nets: NETS, select: netSelect, root: $('net'), client, report, data: DATA, selectNet: (n) => selectNet(n) });
 
 /** The data directory's photos at the net's input size, as the engine's dataset. */
 async function loadPhotos(name) {
@@ -107,7 +110,7 @@ async function loadPhotos(name) {
   status('decoding the data directory\'s photos…');
   const found = (await Promise.all(PHOTOS.map(async (p) => {
     try {
-      return { ...p, data: await loadSquare(p.url, width, depth) };
+      return { ...p, data: await loadSquare(p.url, [height, width], depth) };
     } catch { return null; }
   }))).filter(Boolean);
   if (found.length < 10) throw new Error(`only ${found.length} photos are in the data directory (${DATA}); run \`npm run download-data\``);
@@ -125,7 +128,8 @@ async function selectNet(name) {
   status(`loading ${net.label}…`);
   let summary;
   let mine = null;
-  if (net.mine) {
+  if (net.user) summary = await client.load(net.user.spec, net.user.weights, 0);
+  else if (net.mine) {
     // The model the image classifier page autosaved (spec and weights), with its dataset.
     mine = await store.load('image');
     if (!mine?.spec) throw new Error('the image classifier page has no saved model yet: train or open one there first');
@@ -215,6 +219,7 @@ export function embedCode() {
 const share = createShareBox($('share'), {
   embed: () => {
     if (NETS[state.net]?.mine) throw new Error('your own model lives in this browser only; pick a built-in net');
+    if (NETS[state.net]?.user) throw new Error(USER_EMBED);
     return embedCode().element;
   },
   status,
@@ -236,6 +241,7 @@ const ready = (async () => {
     Object.assign(state, { backend: info.backend, webgpu: info.webgpu });
     backendView.update(state);
     await createViews();
+    await userModel;
     const h = hash.get();
     const want = NETS[h.get('net')] ? h.get('net') : (NETS[params.get('net')] ? params.get('net') : 'mnist');
     try {

@@ -3,6 +3,7 @@
 // project's own nets. Each technique is a view in www/views/opt-*.js; the engine does every step in
 // the worker (crates/core/src/vis/); this module picks the network and the image.
 import { EngineClient } from './engine-client.js';
+import { addUserModel, USER_EMBED } from './views/import.js';
 import { dataBase } from './config.js';
 import { datasetSamples, loadMobilenet, loadTfjs, styleImages, TINY_VGG_CLASSES, TINY_VGG_IMAGES } from './models.js';
 import { fetchPreset } from './presets.js';
@@ -78,6 +79,8 @@ const netSelect = el('select', { id: 'net-select', 'aria-label': 'network' }, ..
 const netInfo = el('p.hint', { id: 'net-info' });
 netSelect.onchange = () => selectNet(netSelect.value).catch((e) => report(`Could not load ${NETS[netSelect.value].label}`, e));
 $('net').replaceChildren(netSelect, netInfo);
+// Your own model (views/import.js): offered in the list, opened by its button or a drop.
+const userModel = addUserModel({ nets: NETS, select: netSelect, root: $('net'), client, report, data: DATA, selectNet: (n) => selectNet(n) });
 
 
 async function selectNet(name) {
@@ -86,7 +89,8 @@ async function selectNet(name) {
   panels.forEach((p) => p.cancel?.());
   status(`loading ${net.label}…`);
   let summary;
-  if (name === 'mobilenet') summary = await loadMobilenet(client, MOBILENET, status);
+  if (net.user) summary = await client.load(net.user.spec, net.user.weights, 0);
+  else if (name === 'mobilenet') summary = await loadMobilenet(client, MOBILENET, status);
   else if (net.tfjs) summary = await loadTfjs(client, net.tfjs);
   else {
     const p = await fetchPreset(net.preset);
@@ -124,8 +128,8 @@ upload.onchange = async () => {
   upload.value = '';
   if (!f) return;
   try {
-    const { depth, width } = state.summary.input;
-    await setImage(await loadSquare(f, width, depth), f.name, f);
+    const { depth, height, width } = state.summary.input;
+    await setImage(await loadSquare(f, [height, width], depth), f.name, f);
   } catch (e) { report(`${f.name} is not an image this browser can decode`, e); }
 };
 $('samples').after(el('div.row', {}, el('button', { type: 'button', id: 'opt-upload-button', text: 'Upload image…', onclick: () => upload.click() }), upload));
@@ -149,7 +153,7 @@ async function loadSamples(name) {
     } else {
       const found = await Promise.all(net.images.map(async (s) => {
         try {
-          const data = await loadSquare(s.url, width, depth);
+          const data = await loadSquare(s.url, [height, width], depth);
           return { name: s.name, data, shape: [depth, height, width], src: s.url, input: async () => data };
         } catch { return null; }
       }));
@@ -237,6 +241,7 @@ function writeState() {
 
 /** The shown panel as a <convlens-view> element, with every control as an attribute. */
 export function embedCode() {
+  if (NETS[state.net].user) throw new Error(USER_EMBED);
   if (state.imageIndex === null || state.imageIndex === undefined) throw new Error('an uploaded image lives in this page only; pick one of the example images');
   const sample = state.samples[state.imageIndex];
   const image = NETS[state.net].dataset ? state.imageIndex : sample.src.href;
@@ -267,6 +272,7 @@ const ready = (async () => {
     Object.assign(state, { backend: info.backend, webgpu: info.webgpu });
     backendView.update(state);
     await createViews();
+    await userModel;
     const want = params.get('net') ?? 'mobilenet';
     try {
       await selectNet(want);

@@ -10,11 +10,14 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync, copyFileSync } from '
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
+import { existsSync } from 'node:fs';
 import { openPage, ROOT, screenshotPath, useBrowser } from './browser.mjs';
+import { dataDir } from '../../scripts/serve.mjs';
 
 const ctx = useBrowser({ webgpu: false });
 const KERAS = join(ROOT, 'tests/fixtures/keras/graph');
 const REF = JSON.parse(readFileSync(join(KERAS, 'reference.json'), 'utf8'));
+const HAVE_PHOTOS = ['images/astronaut.png', 'tiny-vgg/img/koala_1.jpeg'].every((f) => existsSync(join(dataDir(), f)));
 const CLASSES = ['apple', 'bee', 'cat', 'dog', 'eel', 'fig', 'gnu', 'hen', 'ibis', 'jay'];
 
 let dir;
@@ -109,5 +112,67 @@ test('a ?model= link opens a TF.js model.json with its shards and labels', { tim
     assert.match(await page.evaluate(() => location.search), /model=tests%2Ffixtures%2Fkeras%2Fgraph%2Fmodel\.json/);
   } finally {
     await page.close();
+  }
+});
+
+test('every page offers the model opened on another, and a drop opens one there', { timeout: 300_000, skip: !HAVE_PHOTOS && `no photos in the data directory (${dataDir()}: images/, tiny-vgg/img/)` }, async () => {
+  // Opened on the index page: kept in IndexedDB for every page (of one browser profile).
+  const context = await ctx.browser.newContext({ viewport: { width: 1400, height: 900 } });
+  const index = await openPage(context, ctx.server.url, '?backend=cpu');
+  const seq = await index.evaluate(() => window.convlens.state.seq);
+  await index.setInputFiles('#model-file', ['model.json', 'group1-shard1of1.bin', 'labels.txt'].map((f) => join(dir, f)));
+  await index.waitForFunction((s) => window.convlens.state.seq > s, seq, { timeout: 60_000 });
+  await index.waitForSelector('#import-summary:not([hidden])');
+  await index.close();
+  for (const [html, check] of [
+    ['attribution.html', async (page) => {
+      // Its maps on the data directory's photos, and occlusion with a patch for its size.
+      await page.evaluate(() => window.convlens.refresh());
+      const r = await page.evaluate(() => Object.fromEntries(Object.entries(window.convlens.state.results).map(([k, v]) => [k, Array.from(v.map).every(Number.isFinite) && v.map.length])));
+      console.log(`attribution page, your model: ${JSON.stringify(r)}`);
+      for (const m of ['gradient', 'deconvnet', 'guided', 'gradient-x-input', 'smoothgrad', 'integrated-gradients']) assert.equal(r[m], 3 * 20 * 18, m);
+      assert.ok(r['grad-cam'] > 0, 'grad-cam');
+      await page.waitForFunction(() => /positions/.test(document.getElementById('occ-text').textContent) && window.convlens.state.occlusionState?.done === window.convlens.state.occlusionState?.total, null, { timeout: 120_000 });
+      await page.screenshot({ path: await screenshotPath('import-keras-attribution.png'), fullPage: true });
+      await assert.rejects(page.evaluate(() => window.convlens.embedCode()), /your own model lives in this browser only/);
+    }],
+    ['dataset.html', async (page) => {
+      assert.match(await page.textContent('#data-info'), /photos from the data directory/);
+    }],
+    ['optimize.html', async (page) => {
+      assert.ok(await page.evaluate(() => window.convlens.state.image?.length === 3 * 20 * 18));
+    }],
+  ]) {
+    const page = await openPage(context, ctx.server.url, `${html}?backend=cpu`);
+    try {
+      await page.evaluate(() => window.convlens.ready);
+      assert.equal(await page.$eval('#net-select option[value="user"]', (o) => o.textContent), 'Your model: keras_graph');
+      await page.evaluate(() => window.convlens.selectNet('user'));
+      assert.deepEqual(await page.evaluate(() => window.convlens.state.summary.layers[0].shape), [3, 20, 18]);
+      assert.equal(await page.evaluate(() => window.convlens.state.classNames[0]), 'apple');
+      assert.match(await page.textContent('#import-summary h3'), /keras_graph/);
+      await check(page);
+      console.log(`${html}: your model loads and runs`);
+    } finally {
+      await page.close();
+    }
+  }
+  // A drop on the optimize page: the ONNX custom net, when the fixtures are there; else the Keras files again.
+  const page = await openPage(await ctx.browser.newContext(), ctx.server.url, 'optimize.html?backend=cpu');
+  try {
+    await page.evaluate(() => window.convlens.ready);
+    const files = [['model.json', 'application/json'], ['group1-shard1of1.bin', 'application/octet-stream']].map(([n, type]) => ({ n, type, b64: readFileSync(join(dir, n)).toString('base64') }));
+    await page.evaluate((files) => {
+      const dt = new DataTransfer();
+      for (const f of files) dt.items.add(new File([Uint8Array.from(atob(f.b64), (c) => c.charCodeAt(0))], f.n, { type: f.type }));
+      document.dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
+    }, files);
+    await page.waitForFunction(() => window.convlens.state.net === 'user' && window.convlens.state.image, null, { timeout: 60_000 });
+    assert.deepEqual(await page.evaluate(() => window.convlens.state.summary.layers[0].shape), [3, 20, 18]);
+    // Without labels this time: numbered classes.
+    assert.match(await page.textContent('#import-classes'), /^10, numbered 0–9/);
+  } finally {
+    await page.context().close();
+    await context.close();
   }
 });

@@ -22,9 +22,12 @@ function contentBox(bitmap) {
 
 /**
  * Decodes `src` (URL, Blob or ImageBitmap) to CHW floats in [0, 1]: the centre square scaled to
- * size x size; with `trim`, of the image inside its white margins (style images).
+ * size x size (or, `size` = [height, width], the centre crop of that shape scaled to it); with
+ * `trim`, of the image inside its white margins (style images).
  */
 export async function loadSquare(src, size, depth = 3, { trim = false } = {}) {
+  // `size`: a side, or [height, width] (a net whose input is not square): the centre crop at that shape.
+  const [h, w] = Array.isArray(size) ? size : [size, size];
   let bitmap = src;
   if (typeof src === 'string' || src instanceof URL) {
     const r = await fetch(src);
@@ -34,17 +37,17 @@ export async function loadSquare(src, size, depth = 3, { trim = false } = {}) {
     bitmap = await createImageBitmap(src);
   }
   const box = trim ? contentBox(bitmap) : { x: 0, y: 0, w: bitmap.width, h: bitmap.height };
-  const s = Math.min(box.w, box.h);
-  const c = el('canvas', { width: size, height: size });
+  const [sw, sh] = box.w * h > box.h * w ? [(box.h * w) / h, box.h] : [box.w, (box.w * h) / w];
+  const c = el('canvas', { width: w, height: h });
   const g = c.getContext('2d');
   g.imageSmoothingQuality = 'high';
-  g.fillRect(0, 0, size, size); // transparency composited on black, as the CLI does
-  g.drawImage(bitmap, box.x + (box.w - s) / 2, box.y + (box.h - s) / 2, s, s, 0, 0, size, size);
-  const px = g.getImageData(0, 0, size, size).data;
-  const out = new Float32Array(depth * size * size);
-  for (let p = 0; p < size * size; p++) {
+  g.fillRect(0, 0, w, h); // transparency composited on black, as the CLI does
+  g.drawImage(bitmap, box.x + (box.w - sw) / 2, box.y + (box.h - sh) / 2, sw, sh, 0, 0, w, h);
+  const px = g.getImageData(0, 0, w, h).data;
+  const out = new Float32Array(depth * h * w);
+  for (let p = 0; p < h * w; p++) {
     if (depth === 1) out[p] = (px[p * 4] + px[p * 4 + 1] + px[p * 4 + 2]) / 765;
-    else for (let k = 0; k < depth; k++) out[k * size * size + p] = px[p * 4 + k] / 255;
+    else for (let k = 0; k < depth; k++) out[k * h * w + p] = px[p * 4 + k] / 255;
   }
   return out;
 }

@@ -121,3 +121,65 @@ export function createImportView(root, { client, onOpen, report, onFiles = async
   root.append(button, input);
   return { open, show, summary, button };
 }
+
+/** The data directory's photos (scikit-image's), shown to a model whose input is no dataset's. */
+const PHOTOS = ['astronaut.png', 'chelsea.png', 'coffee.png', 'rocket.jpg', 'brick.png', 'grass.png'];
+
+/**
+ * A page's network-list entry for the user's model: its label, the model (`user`), and its
+ * images: MNIST's or CIFAR-10's when its input is theirs, else the data directory's photos
+ * (`photos`; `images`: a few of them, decoded at its input size), and an occlusion patch of about
+ * an eighth of its side.
+ */
+export function userNet(model, data) {
+  const spec = JSON.parse(model.spec);
+  const { depth, height, width } = spec.layers[0];
+  const side = Math.min(height, width);
+  const window = Math.max(2, Math.round(side / 8));
+  const base = { label: `Your model: ${spec.name}`, user: model, classes: spec.classes, patch: { window, stride: Math.max(1, Math.round(window / 2)) } };
+  if (depth === 1 && height === 28 && width === 28) return { ...base, dataset: 'mnist', base: data, sheets: 1, fallback: 'mnist5k' };
+  if (depth === 3 && height === 32 && width === 32) return { ...base, dataset: 'cifar10', base: data, sheets: 1 };
+  return { ...base, photos: true, images: PHOTOS.map((n) => ({ name: n, url: new URL(`images/${n}`, data) })) };
+}
+
+/** Why the user's model cannot be an element: it lives in this browser only. */
+export const USER_EMBED = 'your own model lives in this browser only: put its files on a web server and give the element its address (net="https://…/model.onnx")';
+
+/**
+ * "Your model" on a page with a network list (attribution, optimize, dataset): the import button
+ * and the summary in `root`; the stored model offered in `nets` (as `user`) and in `select`; an
+ * import selects it through `selectNet('user')` (the previous net stays if that fails).
+ */
+export async function addUserModel({ nets, select, root, client, report, data, selectNet }) {
+  const offer = (model) => {
+    if (model) nets.user = userNet(model, data);
+    else delete nets.user;
+    let option = select.querySelector('option[value="user"]');
+    if (!model) return option?.remove();
+    if (!option) select.append(option = el('option', { value: 'user' }));
+    option.textContent = nets.user.label;
+  };
+  const view = createImportView(root, {
+    client,
+    report,
+    onOpen: async (model) => {
+      const previous = nets.user?.user ?? null;
+      offer(model);
+      try {
+        await selectNet('user');
+        return true;
+      } catch (e) {
+        offer(previous);
+        report(`Could not load ${model.info.file}; the network was not changed`, e);
+        return false;
+      }
+    },
+  });
+  root.append(view.summary);
+  const kept = await storedModel();
+  if (kept?.spec && kept?.weights) {
+    offer(kept);
+    view.show(kept);
+  }
+  return view;
+}

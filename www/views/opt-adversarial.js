@@ -15,18 +15,22 @@ export function createAdversarialPanel(root, ctx) {
   let pending = 0;
   async function fgsm() {
     const mine = ++pending;
-    const { depth, height, width } = ctx.state.summary.input;
+    const { summary } = ctx.state;
+    const { depth, height, width } = summary.input;
     const shape = [depth, height, width];
     const e = Number(eps.value);
     epsText.textContent = `ε = ${e}/255 (${fmt(e / 255)})`;
+    const image = ctx.state.image;
     try {
-      const image = ctx.state.image;
       const probs = await ctx.client.forward(image);
       const label = probs.indexOf(Math.max(...probs));
       const adv = await ctx.client.request('fgsm', { input: image, label, eps: e });
       if (mine !== pending) return;
-      show(image, adv, shape, cards);
-    } catch (err) { ctx.report('FGSM failed', err); }
+      await show(image, adv, shape, cards);
+    } catch (err) {
+      // A new net or image meanwhile makes this run moot (the old image may not fit the new net).
+      if (ctx.state.summary === summary && ctx.state.image === image) ctx.report('FGSM failed', err);
+    }
   }
   async function show(image, adv, shape, [a, b, c]) {
     let m = 1e-12;

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use clap::{Parser, Subcommand};
 use convlens_core::backend::{self, Backend};
 use convlens_core::burn::tensor::Device;
+use convlens_core::import::Companion;
 use convlens_core::jobs::{Budget, Inputs};
 use convlens_core::session::Session;
 use convlens_core::vis::attribution::{self, Display, Method};
@@ -307,30 +308,27 @@ async fn load(m: &ModelArgs) -> Result<Net> {
 async fn load_with(m: &ModelArgs, warn_random: bool) -> Result<Net> {
     let device = device(&m.backend).await?;
     let model_bytes = read(&m.model)?;
-    if m.model.extension().is_some_and(|e| e == "json") && model_bytes.windows(13).any(|w| w == b"modelTopology") {
-        let text = String::from_utf8(model_bytes).map_err(|_| format!("{} is not UTF-8 JSON", m.model.display()))?;
+    let tfjs = m.model.extension().is_some_and(|e| e == "json") && model_bytes.windows(13).any(|w| w == b"modelTopology");
+    if tfjs || m.model.extension().is_some_and(|e| e == "onnx" || e == "tflite") {
+        // A model of one's own (crates/core: import.rs): TF.js shards and class names
+        // (labels.txt, or imagenet_labels.txt as the published MobileNets have) from beside it.
         let dir = m.model.parent().unwrap_or(Path::new(".")).to_path_buf();
-        let model = convlens_core::tfjs::load(&text, &mut |p| {
-            std::fs::read(dir.join(p)).map_err(|e| convlens_core::Error::Weights(format!("cannot read {}: {e}", dir.join(p).display())))
-        })
+        let name = m.model.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let model = convlens_core::import::open(
+            &name,
+            &model_bytes,
+            &mut |want| match want {
+                Companion::Named(p) => Some(
+                    std::fs::read(dir.join(p))
+                        .map_err(|e| convlens_core::Error::Weights(format!("cannot read {}: {e}", dir.join(p).display()))),
+                ),
+                Companion::Labels => ["labels.txt", "imagenet_labels.txt"].iter().find_map(|f| std::fs::read(dir.join(f)).ok()).map(Ok),
+                Companion::Weights => None,
+            },
+            None,
+        )
         .map_err(|e| format!("{}: {e}", m.model.display()))?;
         return Ok(Net::with_weights(model.spec, model.weights, &device));
-    }
-    if m.model.extension().is_some_and(|e| e == "onnx") {
-        // An ONNX model (torch.onnx.export's): its normalization from the file's metadata, class
-        // names from labels.txt beside it if there.
-        let labels = std::fs::read_to_string(m.model.with_file_name("labels.txt")).ok().map(|t| t.lines().map(str::to_string).collect());
-        let model = convlens_core::onnx::read(&model_bytes, None, labels).map_err(|e| format!("{}: {e}", m.model.display()))?;
-        return Ok(Net::with_weights(model.spec, model.weights, &device));
-    }
-    if m.model.extension().is_some_and(|e| e == "tflite") {
-        // A TFLite flatbuffer (the published quantized MobileNets), dequantized as it is read.
-        let model = convlens_core::tflite::read(&model_bytes).map_err(|e| format!("{}: {e}", m.model.display()))?;
-        let labels =
-            std::fs::read_to_string(m.model.with_file_name("imagenet_labels.txt")).ok().map(|t| t.lines().map(str::to_string).collect());
-        let spec = model.spec(labels).map_err(|e| format!("{}: {e}", m.model.display()))?;
-        let w = model.layer_weights(&spec).map_err(|e| e.to_string())?;
-        return Ok(Net::with_weights(spec, w, &device));
     }
     if m.model.extension().is_some_and(|e| e == "json") && model_bytes.windows(16).any(|w| w == b"input_shape_nhwc") {
         // A TF-style op list (the data's MobileNetV2 conversion): weights from --weights, class

@@ -83,11 +83,7 @@ fn kind(name: &str, bytes: &[u8]) -> Result<Kind, Error> {
         "txt" => Kind::Labels,
         "json" => {
             let head = &bytes[..bytes.len().min(4096)];
-            if head.windows(13).any(|w| w == b"modelTopology") {
-                Kind::Tfjs
-            } else {
-                Kind::Spec
-            }
+            if head.windows(13).any(|w| w == b"modelTopology") { Kind::Tfjs } else { Kind::Spec }
         }
         "h5" | "keras" => {
             return Err(err(format!(
@@ -100,7 +96,11 @@ fn kind(name: &str, bytes: &[u8]) -> Result<Kind, Error> {
                 "{name} is a PyTorch checkpoint; export the model with torch.onnx.export(model, torch.rand(1, 3, H, W), 'model.onnx') and open the .onnx"
             )));
         }
-        "pb" => return Err(err(format!("{name} is a TensorFlow graph; ConvLens opens Keras models as TF.js layers models (tensorflowjs_converter)"))),
+        "pb" => {
+            return Err(err(format!(
+                "{name} is a TensorFlow graph; ConvLens opens Keras models as TF.js layers models (tensorflowjs_converter)"
+            )));
+        }
         _ if bytes.len() >= 8 && &bytes[4..8] == b"TFL3" => Kind::Tflite,
         _ => {
             return Err(err(format!(
@@ -121,7 +121,11 @@ pub fn open_files(files: &[(String, Vec<u8>)], normalize: Option<Normalize>) -> 
         [one] => one.0,
         [] => match kinds.iter().filter(|(_, k)| *k == Kind::Safetensors).collect::<Vec<_>>().as_slice() {
             [one] => one.0,
-            [] => return Err(err("none of the files is a model: give a .onnx, a TF.js model.json with its .bin files, a .tflite or a .safetensors")),
+            [] => {
+                return Err(err(
+                    "none of the files is a model: give a .onnx, a TF.js model.json with its .bin files, a .tflite or a .safetensors",
+                ));
+            }
             many => return Err(err(format!("give one model at a time; these are all models: {}", names(many)))),
         },
         many => return Err(err(format!("give one model at a time; these are all models: {}", names(many)))),
