@@ -559,8 +559,8 @@ const ready = (async () => {
     state.urlOcclusion = Object.fromEntries(['window', 'stride'].filter((k) => k in occ).map((k) => [k, occ[k]]));
     if (['gray', 'black', 'white', 'mean', 'blur'].includes(given.fill)) occlusionView.set({ fill: given.fill });
     backendView.update(state);
-    await userModel;
-    await selectNet(NETS[given.net] ? given.net : 'mnist');
+    const linked = await (await userModel).openLink();
+    await selectNet(linked ? 'user' : NETS[given.net] ? given.net : 'mnist');
     if (given.target) {
       try {
         const t = parseTarget(given.target);

@@ -241,9 +241,9 @@ const ready = (async () => {
     Object.assign(state, { backend: info.backend, webgpu: info.webgpu });
     backendView.update(state);
     await createViews();
-    await userModel;
+    const linked = await (await userModel).openLink();
     const h = hash.get();
-    const want = NETS[h.get('net')] ? h.get('net') : (NETS[params.get('net')] ? params.get('net') : 'mnist');
+    const want = linked ? 'user' : NETS[h.get('net')] ? h.get('net') : (NETS[params.get('net')] ? params.get('net') : 'mnist');
     try {
       await selectNet(want);
     } catch (e) {

@@ -232,9 +232,9 @@ function pageState() {
 function writeState() {
   if (!shownKey || !state.net) return;
   const u = new URL(location.href);
-  const keep = u.searchParams.get('backend');
+  const keep = ['backend', 'model', 'labels'].map((k) => [k, u.searchParams.get(k)]).filter(([, v]) => v);
   u.search = '';
-  if (keep) u.searchParams.set('backend', keep);
+  for (const [k, v] of keep) u.searchParams.set(k, v);
   for (const [k, v] of pageState()) u.searchParams.set(k, String(v));
   history.replaceState(null, '', u);
 }
@@ -272,8 +272,8 @@ const ready = (async () => {
     Object.assign(state, { backend: info.backend, webgpu: info.webgpu });
     backendView.update(state);
     await createViews();
-    await userModel;
-    const want = params.get('net') ?? 'mobilenet';
+    const linked = await (await userModel).openLink();
+    const want = linked ? 'user' : params.get('net') ?? 'mobilenet';
     try {
       await selectNet(want);
     } catch (e) {

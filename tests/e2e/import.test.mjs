@@ -157,7 +157,18 @@ test('every page offers the model opened on another, and a drop opens one there'
       await page.close();
     }
   }
-  // A drop on the optimize page: the ONNX custom net, when the fixtures are there; else the Keras files again.
+  // A link to the attribution page with a model (course materials): offered and selected, not kept.
+  const linked = await openPage(await ctx.browser.newContext(), ctx.server.url,
+    'attribution.html?backend=cpu&model=tests/fixtures/keras/graph/model.json&labels=tests/fixtures/keras/graph/labels.txt');
+  try {
+    assert.equal(await linked.evaluate(() => window.convlens.state.net), 'user');
+    assert.equal(await linked.evaluate(() => window.convlens.state.classNames[9]), 'jay');
+    assert.equal(await linked.evaluate(async () => (await window.convlens.state.summary.layers.length)), 25);
+    assert.equal(await linked.evaluate(async () => !!(await (await import('./www/views/import.js')).storedModel())), false);
+  } finally {
+    await linked.context().close();
+  }
+  // A drop on the optimize page (the Keras files, without labels this time).
   const page = await openPage(await ctx.browser.newContext(), ctx.server.url, 'optimize.html?backend=cpu');
   try {
     await page.evaluate(() => window.convlens.ready);

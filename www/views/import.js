@@ -5,6 +5,7 @@
 // module gathers the bytes, keeps the last model opened in IndexedDB (every page offers it, and it
 // survives reloads) and shows what was found: the layers, the input size, the normalization
 // (which can be changed here: the views take [0, 1] images) and the class names.
+import { fetchModelFiles } from '../models.js';
 import * as store from '../store.js';
 import { el } from './dom.js';
 
@@ -181,5 +182,26 @@ export async function addUserModel({ nets, select, root, client, report, data, s
     offer(kept);
     view.show(kept);
   }
+  /**
+   * A model by its address (?model=…/net.onnx or …/model.json, &labels=…), for course materials:
+   * offered as "Your model" (not kept: a link does not replace the model one opened oneself).
+   * Call after the engine started; resolves to whether the page should select it.
+   */
+  view.openLink = async () => {
+    const q = new URLSearchParams(location.search);
+    const link = q.get('model');
+    if (!link) return false;
+    try {
+      const labels = q.get('labels');
+      const files = await fetchModelFiles(new URL(link, location.href), labels ? new URL(labels, location.href) : null);
+      const model = await importFiles(client, files);
+      offer(model);
+      view.show(model);
+      return true;
+    } catch (e) {
+      report(`The link's model ${link} could not be opened`, e);
+      return false;
+    }
+  };
   return view;
 }
