@@ -250,6 +250,13 @@ impl Builder {
         name
     }
 
+    /// The last layer's output shape, from the layer's own parser (the spec so far is parsed): the
+    /// importer does no shape arithmetic of its own.
+    fn shape(&self, fail: &dyn Fn(String) -> Error) -> Result<Shape3, Error> {
+        let spec = NetSpec::from_value(&json!({"name": "onnx", "layers": self.layers})).map_err(|e| fail(e.to_string()))?;
+        Ok(spec.layers.last().expect("pushed").out_shape)
+    }
+
     fn tensor(&self, name: &str, who: &str) -> Result<T, Error> {
         self.tensors.get(name).cloned().ok_or_else(|| err(format!("{who} reads '{name}', which is neither the input nor computed from it")))
     }
@@ -304,7 +311,7 @@ impl Builder {
                         json!({"type": "pad", "inputs": [x.layer], "top": t, "left": l, "bottom": bo, "right": r}),
                         vec![],
                     );
-                    src = T { layer: pl, shape: [x.shape[0], x.shape[1] + t + bo, x.shape[2] + l + r], rank: 4 };
+                    src = T { layer: pl, shape: self.shape(&fail)?, rank: 4 };
                     0
                 };
                 let mut w = vec![wv];
@@ -314,14 +321,8 @@ impl Builder {
                 let bias = w.len() == 2;
                 let layer = json!({"type": "conv", "inputs": [src.layer], "size": k, "filters": filters, "stride": s, "pad": pad,
                                    "groups": cfg.groups, "dilation": d, "bias": bias});
-                let span = d * (k - 1) + 1;
-                let (h, wd) = (src.shape[1] + 2 * pad, src.shape[2] + 2 * pad);
-                if span > h || span > wd {
-                    return Err(fail(format!("the kernel spans {span} pixels, more than the {h}x{wd} padded input")));
-                }
                 let name = self.push(node.name(), layer, w);
-                self.tensors
-                    .insert(out.name.clone(), T { layer: name, shape: [filters, (h - span) / s + 1, (wd - span) / s + 1], rank: 4 });
+                self.tensors.insert(out.name.clone(), T { layer: name, shape: self.shape(&fail)?, rank: 4 });
                 Ok(())
             }
             Node::BatchNormalization(n) => {
@@ -383,15 +384,7 @@ impl Builder {
                 let layer = json!({"type": "pool", "inputs": [x.layer], "mode": mode, "size": k[0], "stride": s[0], "pad": t,
                                    "ceil": ceil, "count_pad": count_pad});
                 let name = self.push(node.name(), layer, vec![]);
-                let len = |n: usize| {
-                    let padded = n + 2 * t;
-                    let o = if ceil { (padded - k[0]).div_ceil(s[0]) + 1 } else { (padded - k[0]) / s[0] + 1 };
-                    if ceil && (o - 1) * s[0] >= n + t { o - 1 } else { o }
-                };
-                if k[0] > x.shape[1] + 2 * t || k[0] > x.shape[2] + 2 * t {
-                    return Err(fail(format!("the {}x{} window is larger than the input {:?}", k[0], k[0], x.shape)));
-                }
-                self.tensors.insert(out.name.clone(), T { layer: name, shape: [x.shape[0], len(x.shape[1]), len(x.shape[2])], rank: 4 });
+                self.tensors.insert(out.name.clone(), T { layer: name, shape: self.shape(&fail)?, rank: 4 });
                 Ok(())
             }
             Node::GlobalAveragePool(_) | Node::GlobalMaxPool(_) | Node::ReduceMean(_) => {
@@ -538,8 +531,7 @@ impl Builder {
                 let (t, l, bo, r) = (p[2].0, p[3].0, p[2].1, p[3].1);
                 let layer = json!({"type": "pad", "inputs": [x.layer], "top": t, "left": l, "bottom": bo, "right": r, "value": value});
                 let name = self.push(node.name(), layer, vec![]);
-                self.tensors
-                    .insert(out.name.clone(), T { layer: name, shape: [x.shape[0], x.shape[1] + t + bo, x.shape[2] + l + r], rank: 4 });
+                self.tensors.insert(out.name.clone(), T { layer: name, shape: self.shape(&fail)?, rank: 4 });
                 Ok(())
             }
             _ => Err(unsupported(&label, &op)),
