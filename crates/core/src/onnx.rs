@@ -117,7 +117,7 @@ pub fn read(bytes: &[u8], normalize: Option<Normalize>, classes: Option<Vec<Stri
     drop(proto);
 
     let g = OnnxGraphBuilder::new().parse_bytes(bytes).map_err(|e| err(format!("the graph could not be read: {e}")))?;
-    let mut b = Builder { layers: vec![], weights: vec![], tensors: HashMap::new(), names: Names::default() };
+    let mut b = Builder { layers: vec![], weights: vec![], tensors: HashMap::new(), names: Names::default(), producers: HashMap::new() };
     let input = g.inputs.iter().find(|a| a.value().is_none()).ok_or_else(|| err("the graph has no input"))?;
     let dims = static_dims(input).ok_or_else(|| {
         err(format!(
@@ -231,6 +231,8 @@ struct Builder {
     tensors: HashMap<String, T>,
     /// Layer names taken, for unique names.
     names: Names,
+    /// Which op computed each tensor (for messages).
+    producers: HashMap<String, String>,
 }
 
 /// A constant's values as f32 and its shape.
@@ -258,7 +260,17 @@ impl Builder {
     }
 
     fn tensor(&self, name: &str, who: &str) -> Result<T, Error> {
-        self.tensors.get(name).cloned().ok_or_else(|| err(format!("{who} reads '{name}', which is neither the input nor computed from it")))
+        self.tensors.get(name).cloned().ok_or_else(|| match self.producers.get(name) {
+            // Shape arithmetic onnx-ir leaves unfolded: the TorchScript exporter writes F.pad and
+            // some reshapes so.
+            Some(op) if ["ConstantOfShape", "Shape", "Gather", "Slice", "Cast", "Concat", "Range", "Expand"].contains(&op.as_str()) => {
+                err(format!(
+                    "{who} reads '{name}', computed by a {op} from the tensors' shapes, which ConvLens does not fold; export with the \
+                 default exporter (torch.onnx.export(..., dynamo=True): PyTorch 2.5 and later, the default since 2.9), which folds it"
+                ))
+            }
+            _ => err(format!("{who} reads '{name}', which is neither the input nor computed from it")),
+        })
     }
 
     /// One node's layer (or a new name for its input's tensor).
@@ -266,6 +278,9 @@ impl Builder {
         let label = node_label(node.name(), i);
         let op = node.node_type().to_string();
         let ins = node.inputs();
+        for o in node.outputs() {
+            self.producers.insert(o.name.clone(), op.clone());
+        }
         let Some(out) = node.outputs().first() else { return Ok(()) };
         let out_rank = match &out.ty {
             ArgType::Tensor(t) => t.rank,
