@@ -209,5 +209,10 @@ fn onnx_bad_files_are_refused_with_a_message() {
 fn onnx_torchscript_padding_chain_is_named() {
     let bytes = std::fs::read(onnx_dir().join("custom_ts.onnx")).unwrap();
     let m = message(&bytes);
-    assert!(m.contains("computed by a ConstantOfShape from the tensors' shapes, which ConvLens does not fold; export with the default exporter"), "{m}");
+    assert!(
+        m.contains(
+            "computed by a ConstantOfShape from the tensors' shapes, which ConvLens does not fold; export with the default exporter"
+        ),
+        "{m}"
+    );
 }
