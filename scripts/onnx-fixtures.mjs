@@ -8,6 +8,8 @@ import { ROOT, run, step } from './build.mjs';
 
 export const ONNX_DIR = process.env.CONVLENS_ONNX_FIXTURES ?? join(ROOT, 'target', 'onnx-fixtures');
 const ENV = process.env.CONVLENS_TORCH_ENV ?? join(process.env.HOME ?? '/tmp', '.cache', 'convlens', 'torchenv');
+/** The virtual environment's Python (PyTorch 2.15, torchvision), once onnxFixtures() has made it. */
+export const TORCH_PYTHON = join(ENV, 'bin', 'python');
 const PINS = ['torch==2.15.0', 'torchvision==0.29.2', 'onnx==1.23.2', 'onnxscript==0.7.2', 'numpy==2.4.6', 'pillow==13.0.0'];
 
 /** The fixture models, from the committed references. */

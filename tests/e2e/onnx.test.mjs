@@ -12,7 +12,7 @@ import { after, before, test } from 'node:test';
 import { spawnSync } from 'node:child_process';
 import { openPage, ROOT, screenshotPath, targetDir, useBrowser } from './browser.mjs';
 import { npyBytes, readNpy, readSafetensorsF32 } from './npy.mjs';
-import { ONNX_DIR } from '../../scripts/onnx-fixtures.mjs';
+import { ONNX_DIR, TORCH_PYTHON } from '../../scripts/onnx-fixtures.mjs';
 
 const ctx = useBrowser({ webgpu: true });
 const REFS = JSON.parse(readFileSync(join(ROOT, 'tests/fixtures/onnx/references.json'), 'utf8'));
@@ -164,7 +164,7 @@ test('the index page opens an ONNX file; an unsupported op, a truncated file and
   }
 });
 
-test('the CLI imports every fixture model: its gradients match PyTorch, Grad-CAM and occlusion run', { timeout: 600_000, skip: SKIP }, () => {
+test('the CLI imports every fixture model: its gradients match PyTorch (and, with its own decisions, within 1e-4), Grad-CAM and occlusion run', { timeout: 600_000, skip: SKIP }, () => {
   const cli = join(targetDir(), 'release', 'convlens');
   assert.ok(existsSync(cli), `${cli} missing: build it with \`cargo build --release --workspace\``);
   for (const name of MODELS) {
@@ -186,6 +186,19 @@ test('the CLI imports every fixture model: its gradients match PyTorch, Grad-CAM
       const bound = Math.max(1e-4, 2 * r.instability[key]);
       lines.push(`${key} within ${e.toExponential(2)} (allowed ${bound.toExponential(1)})`);
       assert.ok(e < bound, `${name} CLI: ${key} off by ${e.toExponential(2)}`);
+    }
+    // The strict check: PyTorch's float64 gradients taken with ConvLens's own decisions at every
+    // ReLU, ReLU6 and max pool (scripts/onnx_matched.py), within 1e-4 of the largest value.
+    if (existsSync(TORCH_PYTHON)) {
+      run(['probe', '--model', model, '--image', image, '--target', `class:${r.top[0]}`, '--out', join(dir, `${name}-probe`), '--activations-only']);
+      const p = spawnSync(TORCH_PYTHON, [join(ROOT, 'scripts/onnx_matched.py'), '--model', name, '--probe', join(dir, `${name}-probe`), '--image', image,
+        '--top', String(r.top[0]), '--grad', out('grad'), '--guided', out('guided')], { cwd: ROOT, encoding: 'utf8' });
+      assert.equal(p.status, 0, `scripts/onnx_matched.py ${name} failed:\n${p.stdout}\n${p.stderr}`);
+      const m = JSON.parse(p.stdout.trim().split('\n').pop());
+      lines.push(`with ConvLens's decisions: gradient within ${m.grad.toExponential(1)}, guided ${m.guided.toExponential(1)} (PyTorch would decide ${m.flips} of ${m.units} gates and pools otherwise)`);
+      assert.ok(m.grad < 1e-4 && m.guided < 1e-4, `${name}: decision-matched gradients off by ${m.grad}, ${m.guided}`);
+    } else {
+      lines.push(`decision-matched check skipped: no PyTorch at ${TORCH_PYTHON}`);
     }
     run(['attribute', '--model', model, '--image', image, '--method', 'grad-cam', '--target', 'predicted', '--out', out('cam')]);
     const cam = readNpy(out('cam')).data;

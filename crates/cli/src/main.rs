@@ -71,6 +71,9 @@ enum Command {
         /// Also time the probe this many times and print the median (a benchmark).
         #[arg(long, default_value_t = 0)]
         repeat: usize,
+        /// Write only the activations (.npy) and probe.json: no gradients, weights or PNG grids.
+        #[arg(long)]
+        activations_only: bool,
     },
     /// Train a network on a dataset (random crops, shifts and flips as ConvNetJS augments; test
     /// images centre-cropped), report its test accuracy, and write the weights as safetensors.
@@ -811,7 +814,7 @@ async fn run(cli: Cli) -> Result<()> {
             );
             Ok(())
         }
-        Command::Probe { model, image, target, out, scale, repeat } => {
+        Command::Probe { model, image, target, out, scale, repeat, activations_only } => {
             let net = load(&model).await?;
             let objective = Objective::parse_in(&target, &net.spec).map_err(|e| e.to_string())?;
             let input = load_image(&image, &net.spec)?;
@@ -835,6 +838,13 @@ async fn run(cli: Cli) -> Result<()> {
                 let stem = format!("{}_{}", l.index, l.name);
                 let io = |e: std::io::Error| format!("cannot write into {}: {e}", out.display());
                 npy::write(&out.join(format!("{stem}_act.npy")), &lp.act.shape, &lp.act.data).map_err(io)?;
+                summary.push(serde_json::json!({
+                    "index": l.index, "name": l.name, "shape": l.out_shape,
+                    "act": [lp.act.min, lp.act.max], "grad": [lp.grad.min, lp.grad.max],
+                }));
+                if activations_only {
+                    continue;
+                }
                 npy::write(&out.join(format!("{stem}_grad.npy")), &lp.grad.shape, &lp.grad.data).map_err(io)?;
                 let cols = (l.out_shape[0] as f64).sqrt().ceil() as usize;
                 write_png(&out.join(format!("{stem}_act.png")), &grid::tile(&lp.act.data, l.out_shape, cols, scale, 1, ColorMap::Gray))?;
@@ -854,13 +864,10 @@ async fn run(cli: Cli) -> Result<()> {
                         )?;
                     }
                 }
-                summary.push(serde_json::json!({
-                    "index": l.index, "name": l.name, "shape": l.out_shape,
-                    "act": [lp.act.min, lp.act.max], "grad": [lp.grad.min, lp.grad.max],
-                }));
             }
             let meta = serde_json::json!({
                 "objective": objective.describe(&net), "value": p.objective, "probs": p.probs, "layers": summary,
+                "spec": net.spec.json,
             });
             std::fs::write(out.join("probe.json"), serde_json::to_string_pretty(&meta).unwrap())
                 .map_err(|e| format!("cannot write probe.json: {e}"))?;

@@ -108,7 +108,9 @@ fn unsupported_and_broken_models_are_refused_with_a_message() {
     let lstm = format!(r#"{input},{{"class_name":"LSTM","config":{{"name":"lstm_1","units":4}}}}"#);
     let e = load(&model(&lstm, dense_w), bytes.clone());
     assert!(
-        e.starts_with("model: TF.js/Keras: layer 1 'lstm_1' (LSTM): this layer type is not supported; ConvLens reads InputLayer, Rescaling,"),
+        e.starts_with(
+            "model: TF.js/Keras: layer 1 'lstm_1' (LSTM): this layer type is not supported; ConvLens reads InputLayer, Rescaling,"
+        ),
         "{e}"
     );
     assert_eq!(
@@ -120,7 +122,10 @@ fn unsupported_and_broken_models_are_refused_with_a_message() {
     let functional = r#"{"modelTopology":{"model_config":{"class_name":"Model","config":{}}},"weightsManifest":[]}"#;
     assert_eq!(load(functional, vec![]), "model: TF.js/Keras: model.json has no layer list");
     let other = r#"{"modelTopology":{"model_config":{"class_name":"Lambda","config":{}}},"weightsManifest":[]}"#;
-    assert_eq!(load(other, vec![]), "model: TF.js/Keras: model.json holds a Keras 'Lambda' model; ConvLens reads Sequential and functional models");
+    assert_eq!(
+        load(other, vec![]),
+        "model: TF.js/Keras: model.json holds a Keras 'Lambda' model; ConvLens reads Sequential and functional models"
+    );
     // A NaN in a shard is refused by the weight's name (issue 12), as safetensors does.
     let mut nan = bytes.clone();
     nan[4 * 6..4 * 7].copy_from_slice(&f32::NAN.to_le_bytes());
