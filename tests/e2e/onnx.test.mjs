@@ -5,7 +5,7 @@
 // like a saved model, and an unsupported op, a truncated file and a file that is not ONNX each give
 // their own message and leave the loaded net as it was.
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -57,13 +57,29 @@ async function runModel(page, name, image, top, { views = true } = {}) {
     const grad = await client.attribute(input, { kind: 'class', index: top }, { method: 'gradient' });
     const guided = await client.attribute(input, { kind: 'class', index: top }, { method: 'guided' });
     const ms = performance.now() - t0;
-    if (!views) return { layers: summary.layers.length, logits, grad: Array.from(grad.map), guided: Array.from(guided.map), ms };
+    // This engine's own decisions (the outputs of every ReLU-like gate, and every max pool's input)
+    // for the strict check (scripts/onnx_matched.py), as base64 of the float32 bytes.
+    const probe = await client.probe(input, { kind: 'class', index: top });
+    const spec = JSON.parse(model.spec);
+    const need = new Set();
+    spec.layers.forEach((l, i) => {
+      if (['relu', 'relu6', 'clip'].includes(l.type)) need.add(i);
+      if (l.type === 'pool' && (l.mode ?? 'max') === 'max') need.add(l.inputs ? spec.layers.findIndex((x) => x.name === l.inputs[0]) : i - 1);
+    });
+    const b64 = (f) => {
+      const u = new Uint8Array(f.buffer, f.byteOffset, f.byteLength);
+      let s = '';
+      for (let i = 0; i < u.length; i += 0x8000) s += String.fromCharCode(...u.subarray(i, i + 0x8000));
+      return btoa(s);
+    };
+    const decisions = { spec, shapes: summary.layers.map((l) => l.shape), acts: Object.fromEntries([...need].map((i) => [i, b64(probe.layers[i].act)])) };
+    if (!views) return { layers: summary.layers.length, logits, grad: Array.from(grad.map), guided: Array.from(guided.map), ms, decisions };
     const cam = await client.attribute(input, { kind: 'class', index: top }, { method: 'grad-cam' });
     const [, h] = summary.layers[0].shape;
     const win = Math.max(1, Math.floor(h / 4));
     const occ = await client.occlude(input, { window: win, stride: win, fill: 'gray', class: top }, { batch: 4 });
     return {
-      layers: summary.layers.length, logits, grad: Array.from(grad.map), guided: Array.from(guided.map), ms,
+      layers: summary.layers.length, logits, grad: Array.from(grad.map), guided: Array.from(guided.map), ms, decisions,
       cam: { n: cam.map.length, finite: cam.map.every(Number.isFinite), max: Math.max(...cam.map) },
       occ: { n: occ.grid.length, finite: occ.grid.every(Number.isFinite), base: occ.base },
     };
@@ -83,12 +99,43 @@ function check(name, backend, got) {
     lines.push(`${key} within ${ge.toExponential(2)} (allowed ${bound.toExponential(1)})`);
     assert.ok(ge < bound, `${name} ${backend}: ${key} off by ${ge.toExponential(2)} (allowed ${bound.toExponential(1)})`);
   }
+  lines.push(matched(name, `${name}-${backend}`, got));
   if (got.cam) {
     assert.ok(got.cam.n > 0 && got.cam.finite && got.cam.max > 0, `${name} ${backend}: Grad-CAM ran (${JSON.stringify(got.cam)})`);
     assert.ok(got.occ.n >= 16 && got.occ.finite && got.occ.base > 0, `${name} ${backend}: occlusion ran (${JSON.stringify(got.occ)})`);
     lines.push(`Grad-CAM ${got.cam.n} values, occlusion ${got.occ.n} positions`);
   }
   console.log(`${lines.join(', ')}; forward + 2 gradients ${got.ms.toFixed(0)} ms`);
+}
+
+/**
+ * The strict check (scripts/onnx_matched.py): PyTorch's float64 gradients taken with this engine's
+ * own decisions (`got.decisions`, from the page's probe) equal its gradients within 1e-4.
+ */
+function matched(name, tag, got) {
+  if (!existsSync(TORCH_PYTHON)) return `decision-matched check skipped: no PyTorch at ${TORCH_PYTHON}`;
+  const r = REFS[name];
+  const probe = join(dir, `${tag}-probe`);
+  rmSync(probe, { recursive: true, force: true });
+  mkdirSync(probe, { recursive: true });
+  const { spec, shapes, acts } = got.decisions;
+  writeFileSync(join(probe, 'probe.json'), JSON.stringify({ spec, layers: shapes.map((shape) => ({ shape })) }));
+  for (const [i, b] of Object.entries(acts)) {
+    const bytes = Buffer.from(b, 'base64');
+    writeFileSync(join(probe, `${i}_act.npy`), npyBytes(new Float32Array(new Uint8Array(bytes).buffer), shapes[i]));
+  }
+  const file = (what, data, shape) => {
+    const f = join(dir, `${tag}-${what}.npy`);
+    writeFileSync(f, npyBytes(Float32Array.from(data), shape));
+    return f;
+  };
+  const image = file('image', arrays(REFS[name].images).images.subarray(0, r.input.reduce((a, b) => a * b)), r.input);
+  const p = spawnSync(TORCH_PYTHON, [join(ROOT, 'scripts/onnx_matched.py'), '--model', name, '--probe', probe, '--image', image,
+    '--top', String(r.top[0]), '--grad', file('grad', got.grad, r.input), '--guided', file('guided', got.guided, r.input)], { cwd: ROOT, encoding: 'utf8' });
+  assert.equal(p.status, 0, `scripts/onnx_matched.py ${tag} failed:\n${p.stdout}\n${p.stderr}`);
+  const m = JSON.parse(p.stdout.trim().split('\n').pop());
+  assert.ok(m.grad < 1e-4 && m.guided < 1e-4, `${tag}: decision-matched gradients off by ${m.grad}, ${m.guided}`);
+  return `with its own decisions: gradient within ${m.grad.toExponential(1)}, guided ${m.guided.toExponential(1)} (${m.flips} of ${m.units} decided otherwise by PyTorch)`;
 }
 
 // VGG-11's forward and gradient on WebGPU ask SwiftShader for a 1.2 GB buffer, which it refuses
