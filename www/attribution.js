@@ -64,7 +64,7 @@ const netInfo = el('p.hint', { id: 'net-info' });
 netSelect.onchange = () => selectNet(netSelect.value).catch((e) => report(`Could not load ${NETS[netSelect.value].label}`, e));
 $('net').replaceChildren(netSelect, netInfo);
 // Your own model (views/import.js): offered in the list, opened by its button or a drop.
-const userModel = addUserModel({ nets: NETS, select: netSelect, root: $('net'), client, report, data: DATA, selectNet: (n) => selectNet(n) });
+const userModel = addUserModel({ nets: NETS, select: netSelect, root: $('net'), client, report, data: DATA, selectNet: (n) => selectNet(n), current: () => state.net });
 
 
 
@@ -560,7 +560,8 @@ const ready = (async () => {
     if (['gray', 'black', 'white', 'mean', 'blur'].includes(given.fill)) occlusionView.set({ fill: given.fill });
     backendView.update(state);
     const linked = await (await userModel).openLink();
-    await selectNet(linked ? 'user' : NETS[given.net] ? given.net : 'mnist');
+    // The page's own choice (its hash) first; a linked model when it names none.
+    await selectNet(NETS[given.net] ? given.net : linked ? 'user' : 'mnist');
     if (given.target) {
       try {
         const t = parseTarget(given.target);

@@ -102,7 +102,7 @@ const netInfo = el('p.hint', { id: 'net-info' });
 netSelect.onchange = () => selectNet(netSelect.value).catch((e) => report(`Could not load ${NETS[netSelect.value].label}`, e));
 $('net').replaceChildren(netSelect, netInfo);
 // A model of one's own (views/import.js): offered in the list, opened by its button or a drop.
-const userModel = addUserModel({ nets: NETS, select: netSelect, root: $('net'), client, report, data: DATA, selectNet: (n) => selectNet(n) });
+const userModel = addUserModel({ nets: NETS, select: netSelect, root: $('net'), client, report, data: DATA, selectNet: (n) => selectNet(n), current: () => state.net });
 
 /** The data directory's photos at the net's input size, as the engine's dataset. */
 async function loadPhotos(name) {
@@ -243,7 +243,8 @@ const ready = (async () => {
     await createViews();
     const linked = await (await userModel).openLink();
     const h = hash.get();
-    const want = linked ? 'user' : NETS[h.get('net')] ? h.get('net') : (NETS[params.get('net')] ? params.get('net') : 'mnist');
+    // The page's own choice (its hash, the query) first; a linked model when they name none.
+    const want = NETS[h.get('net')] ? h.get('net') : (NETS[params.get('net')] ? params.get('net') : linked ? 'user' : 'mnist');
     try {
       await selectNet(want);
     } catch (e) {

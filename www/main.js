@@ -579,7 +579,7 @@ async function start() {
         state.from = saved.from ?? null;
         // An imported model's summary comes back with it.
         const kept = await storedModel();
-        if (kept && saved.weightsFrom === `imported from ${kept.info?.file}`) importView.show(kept);
+        if (kept?.spec && kept.spec === saved.spec) importView.show(kept);
         specView.set(formatSpec(saved.spec), saved.seed, saved.preset ?? '');
         await setDataset(urlDataset ?? saved.dataset ?? PRESETS[saved.preset]?.dataset ?? 'mnist5k').catch(() => {});
         state.restored = true;
@@ -604,7 +604,7 @@ async function start() {
       const files = await fetchModelFiles(new URL(url, location.href), labels ? new URL(labels, location.href) : null);
       const model = await importFiles(client, files);
       if (await openImported(model, { from: { model: url, ...(labels ? { labels } : {}) }, quiet: true })) {
-        importView.show(model);
+        importView.show(model, { linked: true });
         if (!state.dataset) await setDataset(urlDataset ?? 'mnist5k').catch(() => {});
         await openLinked(params).catch((e) => report('Could not open the linked image', e));
         return;

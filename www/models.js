@@ -86,9 +86,10 @@ export async function fetchModelFiles(url, labels = null) {
     try {
       json = JSON.parse(new TextDecoder().decode(bytes));
     } catch { /* the engine names what is wrong with it */ }
-    for (const p of json?.weightsManifest?.flatMap?.((g) => g.paths ?? []) ?? []) {
-      files.push({ name: String(p).split('/').pop(), bytes: await fetchBytes(new URL(p, url)) });
-    }
+    // Each shard once (the engine refuses a manifest that names one twice), a bounded number.
+    const paths = [...new Set((json?.weightsManifest?.flatMap?.((g) => g.paths ?? []) ?? []).map(String))];
+    if (paths.length > 1000) throw new Error(`${name} names ${paths.length} weight files; ConvLens reads at most 1000`);
+    files.push(...await Promise.all(paths.map(async (p) => ({ name: p.split('/').pop(), bytes: await fetchBytes(new URL(p, url)) }))));
   }
   if (labels) files.push({ name: 'labels.txt', bytes: await fetchBytes(labels) });
   return files;

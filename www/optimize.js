@@ -80,7 +80,7 @@ const netInfo = el('p.hint', { id: 'net-info' });
 netSelect.onchange = () => selectNet(netSelect.value).catch((e) => report(`Could not load ${NETS[netSelect.value].label}`, e));
 $('net').replaceChildren(netSelect, netInfo);
 // Your own model (views/import.js): offered in the list, opened by its button or a drop.
-const userModel = addUserModel({ nets: NETS, select: netSelect, root: $('net'), client, report, data: DATA, selectNet: (n) => selectNet(n) });
+const userModel = addUserModel({ nets: NETS, select: netSelect, root: $('net'), client, report, data: DATA, selectNet: (n) => selectNet(n), current: () => state.net });
 
 
 async function selectNet(name) {
@@ -232,7 +232,8 @@ function pageState() {
 function writeState() {
   if (!shownKey || !state.net) return;
   const u = new URL(location.href);
-  const keep = ['backend', 'model', 'labels'].map((k) => [k, u.searchParams.get(k)]).filter(([, v]) => v);
+  // A linked model's address stays while it is the net shown.
+  const keep = ['backend', ...(state.net === 'user' ? ['model', 'labels'] : [])].map((k) => [k, u.searchParams.get(k)]).filter(([, v]) => v);
   u.search = '';
   for (const [k, v] of keep) u.searchParams.set(k, v);
   for (const [k, v] of pageState()) u.searchParams.set(k, String(v));
@@ -273,7 +274,7 @@ const ready = (async () => {
     backendView.update(state);
     await createViews();
     const linked = await (await userModel).openLink();
-    const want = linked ? 'user' : params.get('net') ?? 'mobilenet';
+    const want = NETS[params.get('net')] ? params.get('net') : linked ? 'user' : 'mobilenet';
     try {
       await selectNet(want);
     } catch (e) {

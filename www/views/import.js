@@ -48,7 +48,8 @@ export function createImportView(root, { client, onOpen, report, onFiles = async
   const summary = el('div.import-summary', { id: 'import-summary', hidden: true, role: 'region', 'aria-label': 'your model' });
   let current = null;
 
-  async function open(files, normalize = null) {
+  /** `keep`: store it for every page (not a linked model, which must not replace one's own). */
+  async function open(files, normalize = null, { keep = true } = {}) {
     if (await onFiles(files)) return true;
     let model;
     try {
@@ -58,13 +59,14 @@ export function createImportView(root, { client, onOpen, report, onFiles = async
       return false;
     }
     if (!(await onOpen(model))) return false;
-    await store.save(USER_MODEL_KEY, model).catch(() => {});
-    show(model);
+    const kept = keep && await store.save(USER_MODEL_KEY, model).then(() => true, () => false);
+    show(model, { kept, linked: !keep });
     return true;
   }
 
-  function show(model) {
-    current = model;
+  /** The summary; `kept`: stored for every page; `linked`: opened from a link. */
+  function show(model, { kept = true, linked = false } = {}) {
+    current = { ...model, kept, linked };
     const { info } = model;
     const spec = JSON.parse(model.spec);
     const [inp, ...rest] = spec.layers;
@@ -83,7 +85,7 @@ export function createImportView(root, { client, onOpen, report, onFiles = async
     const mean = el('input', { id: 'import-mean', type: 'text', size: 18, 'aria-label': 'mean per channel', value: (n?.mean ?? []).join(', '), placeholder: 'e.g. 0.485, 0.456, 0.406' });
     const std = el('input', { id: 'import-std', type: 'text', size: 18, 'aria-label': 'standard deviation per channel', value: (n?.std ?? []).join(', '), placeholder: 'e.g. 0.229, 0.224, 0.225' });
     const list = (t) => t.split(/[\s,]+/).filter(Boolean).map(Number);
-    const reopen = (normalize) => open(current.files, normalize);
+    const reopen = (normalize) => open(current.files, normalize, { keep: !current.linked });
     const channels = inp.depth;
     summary.replaceChildren(
       el('h3', { text: `${spec.name} · ${info.format}` }),
@@ -99,16 +101,22 @@ export function createImportView(root, { client, onOpen, report, onFiles = async
         el('button', { type: 'button', id: 'import-apply', text: 'Apply', onclick: () => reopen({ mean: list(mean.value), std: list(std.value) }) }),
         channels === 3 ? el('button', { type: 'button', id: 'import-imagenet', text: 'ImageNet (torchvision)', onclick: () => reopen(IMAGENET) }) : null,
         el('button', { type: 'button', id: 'import-none', text: 'None', onclick: () => reopen({ mean: Array(channels).fill(0), std: Array(channels).fill(1) }) })),
-      el('p.hint', { text: `Files: ${info.files.join(', ')}. Kept in this browser (IndexedDB) for every ConvLens page; nothing leaves your machine.` }),
+      el('p.hint', {
+        text: `Files: ${info.files.join(', ')}. ${linked ? 'Opened from the link (not kept in this browser).'
+          : kept ? 'Kept in this browser (IndexedDB) for every ConvLens page; nothing leaves your machine.'
+            : 'Not kept: this browser refused to store it (too large for its storage?); open it again on another page.'}`,
+      }),
     );
     summary.hidden = false;
   }
 
   button.onclick = () => input.click();
   input.onchange = async () => {
-    const files = await readFiles(input.files ?? []);
-    input.value = '';
-    if (files.length) await open(files);
+    try {
+      const files = await readFiles(input.files ?? []);
+      input.value = '';
+      if (files.length) await open(files);
+    } catch (e) { report('Could not read those files', e); }
   };
   document.addEventListener('dragover', (e) => {
     if ([...(e.dataTransfer?.items ?? [])].some((i) => i.kind === 'file')) e.preventDefault();
@@ -117,7 +125,9 @@ export function createImportView(root, { client, onOpen, report, onFiles = async
     const list = [...(e.dataTransfer?.files ?? [])].filter((f) => isModelFile(f.name));
     if (!list.length) return;
     e.preventDefault();
-    await open(await readFiles(list));
+    try {
+      await open(await readFiles(list));
+    } catch (err) { report('Could not read the dropped files', err); }
   });
   root.append(button, input);
   return { open, show, summary, button };
@@ -151,7 +161,7 @@ export const USER_EMBED = 'your own model lives in this browser only: put its fi
  * and the summary in `root`; the stored model offered in `nets` (as `user`) and in `select`; an
  * import selects it through `selectNet('user')` (the previous net stays if that fails).
  */
-export async function addUserModel({ nets, select, root, client, report, data, selectNet }) {
+export async function addUserModel({ nets, select, root, client, report, data, selectNet, current }) {
   const offer = (model) => {
     if (model) nets.user = userNet(model, data);
     else delete nets.user;
@@ -165,13 +175,16 @@ export async function addUserModel({ nets, select, root, client, report, data, s
     report,
     onOpen: async (model) => {
       const previous = nets.user?.user ?? null;
+      const was = current();
       offer(model);
       try {
         await selectNet('user');
         return true;
       } catch (e) {
+        // Back to the net that was shown (the page may have switched part of the way).
         offer(previous);
         report(`Could not load ${model.info.file}; the network was not changed`, e);
+        if (was && nets[was]) await selectNet(was).catch((err) => report('Could not restore the previous network', err));
         return false;
       }
     },
@@ -196,7 +209,7 @@ export async function addUserModel({ nets, select, root, client, report, data, s
       const files = await fetchModelFiles(new URL(link, location.href), labels ? new URL(labels, location.href) : null);
       const model = await importFiles(client, files);
       offer(model);
-      view.show(model);
+      view.show(model, { linked: true });
       return true;
     } catch (e) {
       report(`The link's model ${link} could not be opened`, e);

@@ -185,7 +185,8 @@ pub fn open(
     let labels = match beside(Companion::Labels).transpose()? {
         Some(b) => {
             let text = String::from_utf8(b).map_err(|_| err("the labels file is not UTF-8 text"))?;
-            let names: Vec<String> = text.lines().map(|l| l.trim().to_string()).filter(|l| !l.is_empty()).collect();
+            let names: Vec<String> =
+                text.trim_start_matches('\u{feff}').lines().map(|l| l.trim().to_string()).filter(|l| !l.is_empty()).collect();
             if names.is_empty() {
                 return Err(err("the labels file holds no class names (one per line)"));
             }
@@ -271,8 +272,8 @@ fn finish(
         spec["name"] = json!(stem);
     }
     if let Some((n, _)) = normalize.as_ref().filter(|_| add) {
+        let channels = NetSpec::from_value(&spec)?.input_shape()[0];
         let layers = spec["layers"].as_array_mut().ok_or_else(|| err("the spec has no layers"))?;
-        let channels = layers[0]["depth"].as_u64().unwrap_or(1) as usize;
         if layers.get(1).and_then(|l| l["name"].as_str()) == Some("normalize") {
             return Err(err("the model already has a normalize layer"));
         }

@@ -46,15 +46,38 @@ struct Entry {
 fn read_weights(model: &Value, read: &mut dyn FnMut(&str) -> Result<Vec<u8>, Error>) -> Result<Vec<Entry>, Error> {
     let groups = model["weightsManifest"].as_array().ok_or_else(|| err("model.json has no weightsManifest"))?;
     let mut out = vec![];
+    let mut seen = std::collections::HashSet::new();
     for group in groups {
+        // The bytes the manifest describes (checked: a hostile shape must not wrap), before any shard
+        // is read; a shard named twice, or shards holding more than that, are refused as they come.
+        let weights = group["weights"].as_array().ok_or_else(|| err("a weightsManifest group has no weights"))?;
+        let mut expected = 0u64;
+        for w in weights {
+            let width =
+                if w["quantization"].is_object() { if w["quantization"]["dtype"].as_str() == Some("uint16") { 2 } else { 1 } } else { 4 };
+            let n = w["shape"]
+                .as_array()
+                .map(|s| s.iter().try_fold(width as u64, |a, d| d.as_u64().and_then(|d| a.checked_mul(d))))
+                .unwrap_or(Some(0));
+            expected = n.and_then(|n| expected.checked_add(n)).ok_or_else(|| {
+                err(format!("weight '{}' has a shape too large to hold", crate::spec::cut(w["name"].as_str().unwrap_or("?"), 60)))
+            })?;
+        }
         let mut bytes = vec![];
         for path in group["paths"].as_array().ok_or_else(|| err("a weightsManifest group has no paths"))? {
             let path = path.as_str().ok_or_else(|| err("a weight shard path is not a string"))?;
+            if !seen.insert(path.to_string()) {
+                return Err(err(format!("the manifest names the weight file '{}' twice", crate::spec::cut(path, 60))));
+            }
             bytes.extend(read(path)?);
+            if bytes.len() as u64 > expected {
+                return Err(err(format!("the weight files hold {} bytes; the manifest describes {expected}", bytes.len())));
+            }
         }
         let mut at = 0usize;
-        for w in group["weights"].as_array().ok_or_else(|| err("a weightsManifest group has no weights"))? {
-            let name = crate::spec::cut(w["name"].as_str().unwrap_or("?"), 60);
+        for w in weights {
+            let raw = w["name"].as_str().unwrap_or("?").to_string();
+            let name = crate::spec::cut(&raw, 60);
             let shape: Vec<usize> = w["shape"]
                 .as_array()
                 .ok_or_else(|| err(format!("weight '{name}' has no shape")))?
@@ -106,7 +129,7 @@ fn read_weights(model: &Value, read: &mut dyn FnMut(&str) -> Result<Vec<u8>, Err
             if let Some(i) = values.iter().position(|v| !v.is_finite()) {
                 return Err(err(format!("weight '{name}' has a non-finite value ({}) at index {i}", values[i])));
             }
-            out.push(Entry { name, shape, values });
+            out.push(Entry { name: raw, shape, values });
         }
         if at != bytes.len() {
             return Err(err(format!("the weight files hold {} bytes; the manifest describes {at}", bytes.len())));
@@ -254,13 +277,20 @@ pub fn load(model_json: &str, read: &mut dyn FnMut(&str) -> Result<Vec<u8>, Erro
         .as_array()
         .or_else(|| config["config"].as_array())
         .ok_or_else(|| model_err("model.json has no layer list"))?;
+    if layers.len() > MAX_LAYERS {
+        return Err(model_err(format!("model.json has {} layers; ConvLens reads at most {MAX_LAYERS}", layers.len())));
+    }
     let version = topo["keras_version"].as_str().or(config["keras_version"].as_str()).unwrap_or("");
-    let keras3 = version.starts_with('3')
-        || layers.iter().any(|l| {
+    // The version when the file states one; else the layout's clues.
+    let keras3 = if version.starts_with(|c: char| c.is_ascii_digit()) {
+        version.starts_with('3')
+    } else {
+        layers.iter().any(|l| {
             l.get("module").is_some()
                 || l["config"].get("batch_shape").is_some()
                 || l["inbound_nodes"].as_array().is_some_and(|n| n.iter().any(Value::is_object))
-        });
+        })
+    };
     let entries = read_weights(&model, read)?.into_iter().map(|e| (e.name.clone(), e)).collect();
     let mut b = Builder { specs: vec![], weights: vec![], entries, names: Names::default(), keras3 };
     if !sequential {
@@ -276,15 +306,23 @@ pub fn load(model_json: &str, read: &mut dyn FnMut(&str) -> Result<Vec<u8>, Erro
     for (i, l) in layers.iter().enumerate() {
         let kind = crate::spec::cut(l["class_name"].as_str().unwrap_or("?"), 40);
         let c = &l["config"];
-        let name = crate::spec::cut(l["name"].as_str().or(c["name"].as_str()).unwrap_or(&format!("layer{i}")), 60);
-        let fail = |what: String| model_err(format!("layer {i} '{name}' ({kind}): {what}"));
+        // The layer's own name keys its tensors and weights; messages show it cut short.
+        let name = l["name"].as_str().or(c["name"].as_str()).map(str::to_string).unwrap_or_else(|| format!("layer{i}"));
+        let shown = crate::spec::cut(&name, 60);
+        let fail = |what: String| model_err(format!("layer {i} '{shown}' ({kind}): {what}"));
         if let Some(dims) = c["batch_input_shape"].as_array().or(c["batch_shape"].as_array()) {
             if !b.specs.is_empty() {
                 if kind == "InputLayer" {
                     return Err(fail("a second input; ConvLens reads models with one image input".into()));
                 }
             } else {
-                let dims: Vec<usize> = dims.iter().skip(1).filter_map(|d| d.as_u64().map(|d| d as usize)).collect();
+                let Some(dims) = dims.iter().skip(1).map(|d| d.as_u64().map(|d| d as usize)).collect::<Option<Vec<usize>>>() else {
+                    return Err(fail(format!(
+                        "input shape {} has no fixed size; ConvLens reads a model whose input is [height, width, channels] with fixed sizes \
+                         (build it with keras.Input(shape=(H, W, C)))",
+                        crate::spec::cut(&Value::Array(dims.clone()).to_string(), 60)
+                    )));
+                };
                 let [h, w, d] = match dims.as_slice() {
                     [h, w, d] => [*h, *w, *d],
                     [n] => [1, 1, *n],
@@ -348,6 +386,15 @@ pub fn load(model_json: &str, read: &mut dyn FnMut(&str) -> Result<Vec<u8>, Erro
     let out = tensors
         .get(&output)
         .ok_or_else(|| model_err(format!("the output layer '{}' is not in the model", crate::spec::cut(&output, 60))))?;
+    if out.flat {
+        return Err(model_err(format!(
+            "the output '{}' is the Flatten of a {}x{}x{} map; ConvLens reads a model whose output is a vector of scores (a Dense or a global pool last)",
+            crate::spec::cut(&output, 60),
+            out.shape[1],
+            out.shape[2],
+            out.shape[0]
+        )));
+    }
     if b.specs.len() < 2 || b.specs.last().and_then(|l| l["name"].as_str()) != Some(out.layer.as_str()) {
         return Err(model_err(format!(
             "the output '{output}' is not the last layer computed; ConvLens reads a model whose last layer gives the scores"
@@ -482,6 +529,9 @@ impl Builder {
                     ));
                 }
                 let (k, s, dil) = (kh, sy, dy);
+                if k > 1 << 12 || s > 1 << 24 || dil > 1 << 12 {
+                    return Err(format!("a {k}x{k} kernel with stride {s} and dilation {dil} is too large"));
+                }
                 let span = dil * (k - 1) + 1;
                 // The padding: on the conv (equal sides, or TensorFlow's 'same' of a square input),
                 // else a pad layer of its own before it.
@@ -576,6 +626,9 @@ impl Builder {
                     return Err(format!("a {ph}x{pw} window with strides {sy}x{sx}: ConvLens takes square windows and strides"));
                 }
                 let (k, s) = (ph, sy);
+                if k > 1 << 24 || s > 1 << 24 {
+                    return Err(format!("a {k}x{k} window with stride {s} is too large"));
+                }
                 // 'same': TensorFlow's windows are ConvLens's with the padding before, and ceil mode
                 // for the odd one after (not at stride 1, where ceil mode adds no window).
                 let (pad, ceil) = match c["padding"].as_str().unwrap_or("valid") {
@@ -599,7 +652,7 @@ impl Builder {
                 let mode = if kind == "GlobalMaxPooling2D" { "max" } else { "avg" };
                 self.push(name, json!({"type": "globalpool", "mode": mode}), &[x], vec![])
             }
-            "Flatten" => Ok(T { flat: h * w > 1 || x.flat, ..x.clone() }),
+            "Flatten" => Ok(T { flat: h * w > 1, ..x.clone() }),
             "Reshape" => {
                 let target: Vec<u64> =
                     c["target_shape"].as_array().map(|a| a.iter().filter_map(Value::as_u64).collect()).unwrap_or_default();
@@ -642,8 +695,7 @@ impl Builder {
             }
             "BatchNormalization" => {
                 let axis = c["axis"].as_i64().or_else(|| c["axis"].get(0).and_then(Value::as_i64)).unwrap_or(-1);
-                let channels_axis = if h * w > 1 { 3 } else { 1 };
-                if axis != -1 && axis != channels_axis {
+                if !(axis == -1 || axis == 3 || (axis == 1 && h * w == 1)) {
                     return Err(format!("batch normalization over axis {axis}, not the channels"));
                 }
                 let eps = c["epsilon"].as_f64().unwrap_or(1e-3);
@@ -692,8 +744,8 @@ impl Builder {
                 match layer {
                     None => Ok(x.clone()),
                     Some(a) => {
-                        if x.flat && a["type"] == "softmax" {
-                            return Err("a softmax of a Flatten of a map is not supported".into());
+                        if a["type"] == "softmax" && (x.flat || h * w > 1) {
+                            return Err("a softmax over a map (Keras's is per pixel) is not supported; ConvLens's softmax is over a vector of scores".into());
                         }
                         let t = self.push(name, a, &[x], vec![])?;
                         Ok(keep_flat(t))
@@ -715,7 +767,7 @@ impl Builder {
             }
             "Concatenate" => {
                 let axis = c["axis"].as_i64().unwrap_or(-1);
-                if axis != -1 && axis != 3 {
+                if !(axis == -1 || axis == 3 || (axis == 1 && h * w == 1)) {
                     return Err(format!("a concatenation along axis {axis}; ConvLens concatenates channels (axis -1)"));
                 }
                 self.push(name, json!({"type": "concat"}), &ins_ref, vec![])
@@ -729,6 +781,9 @@ impl Builder {
         }
     }
 }
+
+/// The most layers read (each layer's shape comes from parsing the spec so far).
+pub const MAX_LAYERS: usize = 2000;
 
 /// The Keras layers read.
 pub const LAYERS: &[&str] = &[

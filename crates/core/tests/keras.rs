@@ -232,9 +232,66 @@ fn models_convlens_cannot_read_are_refused_naming_the_layer() {
     let mut m = model_json();
     m["format"] = json!("graph-model");
     assert!(refused(&m).contains("a TF.js graph model"));
+    // An input of no fixed size; a shard named twice; a Flatten of a map as the output.
+    let e = refused(&with(&|ls| ls[0]["config"]["batch_input_shape"] = json!([null, null, null, 3])));
+    assert!(e.contains("has no fixed size"), "{e}");
+    let mut m = model_json();
+    m["weightsManifest"][0]["paths"] = json!(["group1-shard1of1.bin", "group1-shard1of1.bin"]);
+    assert!(refused(&m).contains("the manifest names the weight file 'group1-shard1of1.bin' twice"));
+    let mut m = model_json();
+    let ls = m["modelTopology"]["config"]["layers"].as_array_mut().unwrap();
+    let flatten = ls.iter().position(|l| l["name"] == "flatten").unwrap();
+    ls.truncate(flatten + 1);
+    m["modelTopology"]["config"]["output_layers"] = json!([["flatten", 0, 0]]);
+    m["weightsManifest"][0]["weights"] = json!(
+        m["weightsManifest"][0]["weights"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|w| !w["name"].as_str().unwrap().starts_with("fc_"))
+            .collect::<Vec<_>>()
+    );
+    let e = match tfjs::load(&m.to_string(), &mut |p| shard(p).map(|b| b[..b.len() - 4 * (360 * 10 + 10 + 12 * 10 + 10)].to_vec())) {
+        Err(e) => e.to_string(),
+        Ok(_) => panic!("read"),
+    };
+    assert!(e.contains("the output 'flatten' is the Flatten of a"), "{e}");
     // A missing weight names itself; a weight no layer reads is named too.
     let mut m = model_json();
     m["weightsManifest"][0]["weights"][0]["name"] = json!("other/kernel");
     let e = refused(&m);
     assert!(e.contains("the weights have no 'conv1/kernel' for layer 'conv1'"), "{e}");
+}
+
+/// Layer names longer than messages show, tf.keras's list-valued axes, and a Keras 2 file that
+/// carries Keras 3's `module` fields (its stated version decides hard_sigmoid's slope).
+#[test]
+fn long_names_list_axes_and_the_stated_version() {
+    let mut m = model_json();
+    let long = "a_very_long_layer_name_that_goes_on_and_on_well_past_sixty_characters_dw";
+    for l in m["modelTopology"]["config"]["layers"].as_array_mut().unwrap() {
+        if l["name"] == "dw" {
+            l["name"] = json!(long);
+            l["config"]["name"] = json!(long);
+        }
+        if l["name"] == "relu6" {
+            l["inbound_nodes"] = json!([[[long, 0, 0, {}]]]);
+        }
+        if l["name"] == "bn1" {
+            l["config"]["axis"] = json!([3]);
+        }
+        l["module"] = json!("keras.layers");
+    }
+    m["modelTopology"]["keras_version"] = json!("2.15.0");
+    for w in m["weightsManifest"][0]["weights"].as_array_mut().unwrap() {
+        let n = w["name"].as_str().unwrap().to_string();
+        if let Some(rest) = n.strip_prefix("dw/") {
+            w["name"] = json!(format!("{long}/{rest}"));
+        }
+    }
+    let k = tfjs::load(&m.to_string(), &mut shard).unwrap();
+    let hs = k.spec.json["layers"].as_array().unwrap().iter().find(|l| l["name"] == "hsig").unwrap().clone();
+    assert_eq!(hs["alpha"], json!(0.2), "Keras 2's slope: the stated version wins");
+    let plain = tfjs::load(&model_json().to_string(), &mut shard).unwrap();
+    assert_eq!(k.weights, plain.weights);
 }

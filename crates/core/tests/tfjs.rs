@@ -130,12 +130,9 @@ fn unsupported_and_broken_models_are_refused_with_a_message() {
     let mut nan = bytes.clone();
     nan[4 * 6..4 * 7].copy_from_slice(&f32::NAN.to_le_bytes());
     assert_eq!(load(&model(input, dense_w), nan), "weights: weight 'd/bias' has a non-finite value (NaN) at index 0");
-    // A shape whose size would wrap 32-bit arithmetic is refused before it is read.
+    // A shape whose size would wrap 64-bit arithmetic is refused before any shard is read.
     let huge = r#"{"name":"d/kernel","shape":[4294967296,4294967296],"dtype":"float32"},{"name":"d/bias","shape":[2],"dtype":"float32"}"#;
-    assert_eq!(
-        load(&model(input, huge), bytes.clone()),
-        "weights: the weight files end before weight 'd/kernel' (truncated or the wrong file?)"
-    );
+    assert_eq!(load(&model(input, huge), bytes.clone()), "weights: weight 'd/kernel' has a shape too large to hold");
     let swish = input.replace("\"relu\"", "\"swish\"");
     assert_eq!(
         load(&model(&swish, dense_w), bytes.clone()),
