@@ -25,7 +25,7 @@ use serde_json::{Value, json};
 use std::collections::HashMap;
 
 use crate::Error;
-use crate::spec::{Names, NetSpec, Shape3};
+use crate::spec::{Names, NetSpec, Shape3, transpose};
 
 /// Where users ask for an op that is not imported yet (the project has no public address yet:
 /// when it has one, it goes here).
@@ -151,16 +151,8 @@ pub fn read(bytes: &[u8], normalize: Option<Normalize>, classes: Option<Vec<Stri
         spec["classes"] = json!(names);
     }
     let spec = NetSpec::from_value(&spec)?;
-    // The weights in the spec's layer order, checked against its parameters' shapes.
-    let mut weights = vec![];
-    for (l, w) in spec.layers.iter().zip(b.weights) {
-        let params = l.params();
-        if params.len() != w.len() || params.iter().zip(&w).any(|(p, v)| p.shape.iter().product::<usize>() != v.len()) {
-            return Err(err(format!("layer {} ({}): its weights do not fit its shape", l.index, l.name)));
-        }
-        weights.push(w);
-    }
-    Ok(Model { spec, weights, normalize, producer })
+    crate::spec::check_weights(&spec, &b.weights).map_err(err)?;
+    Ok(Model { spec, weights: b.weights, normalize, producer })
 }
 
 fn node_label(name: &str, i: usize) -> String {
@@ -255,8 +247,7 @@ impl Builder {
     /// The last layer's output shape, from the layer's own parser (the spec so far is parsed): the
     /// importer does no shape arithmetic of its own.
     fn shape(&self, fail: &dyn Fn(String) -> Error) -> Result<Shape3, Error> {
-        let spec = NetSpec::from_value(&json!({"name": "onnx", "layers": self.layers})).map_err(|e| fail(e.to_string()))?;
-        Ok(spec.layers.last().expect("pushed").out_shape)
+        crate::spec::last_shape(&self.layers).map_err(|e| fail(e.to_string()))
     }
 
     fn tensor(&self, name: &str, who: &str) -> Result<T, Error> {
@@ -626,15 +617,4 @@ fn merge(mut a: Value, b: Value) -> Value {
         a.extend(b);
     }
     a
-}
-
-/// (rows, cols) row-major to (cols, rows).
-fn transpose(v: &[f32], rows: usize, cols: usize) -> Vec<f32> {
-    let mut out = vec![0.0; v.len()];
-    for r in 0..rows {
-        for c in 0..cols {
-            out[c * rows + r] = v[r * cols + c];
-        }
-    }
-    out
 }

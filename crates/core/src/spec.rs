@@ -626,6 +626,36 @@ fn and_list(items: &[&str]) -> String {
     }
 }
 
+/// The output shape of the last of `layers` (spec JSON, the input first), from the layers' own
+/// parsers: an importer building a spec layer by layer asks this instead of computing shapes.
+pub(crate) fn last_shape(layers: &[Value]) -> Result<Shape3, SpecError> {
+    let spec = NetSpec::from_value(&serde_json::json!({"name": "import", "layers": layers}))?;
+    Ok(spec.layers.last().expect("validated: at least two layers").out_shape)
+}
+
+/// An importer's weights checked against the spec's own parameter list (count and sizes per layer).
+pub(crate) fn check_weights(spec: &NetSpec, weights: &[Vec<Vec<f32>>]) -> Result<(), String> {
+    for (layer, lw) in spec.layers.iter().zip(weights) {
+        let want: Vec<usize> = layer.params().iter().map(|p| p.shape.iter().product()).collect();
+        let got: Vec<usize> = lw.iter().map(Vec::len).collect();
+        if want != got {
+            return Err(format!("layer '{}': weights of sizes {got:?} do not fit its parameters {want:?}", layer.name));
+        }
+    }
+    Ok(())
+}
+
+/// (rows, cols) row-major to (cols, rows): an importer's weight matrix into PyTorch's layout.
+pub(crate) fn transpose(v: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    let mut out = vec![0.0; v.len()];
+    for r in 0..rows {
+        for c in 0..cols {
+            out[c * rows + r] = v[r * cols + c];
+        }
+    }
+    out
+}
+
 /// Unique layer names made from an imported model's own (ONNX nodes, Keras layers): letters, digits
 /// and `_`, at most 48 characters, not starting with a digit; a name taken gets `_2`, `_3`...
 #[derive(Default)]

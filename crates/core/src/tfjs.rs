@@ -29,7 +29,7 @@ use std::collections::HashMap;
 use serde_json::{Value, json};
 
 use crate::Error;
-use crate::spec::{Names, NetSpec, Shape3};
+use crate::spec::{Names, NetSpec, Shape3, transpose};
 
 fn err(m: impl Into<String>) -> Error {
     Error::Weights(m.into())
@@ -403,13 +403,7 @@ pub fn load(model_json: &str, read: &mut dyn FnMut(&str) -> Result<Vec<u8>, Erro
     let name = config["config"]["name"].as_str().unwrap_or("tfjs-model");
     let spec = NetSpec::from_value(&json!({"name": name, "layers": b.specs}))?;
     // Check the sizes once more against the spec's own parameter list.
-    for (layer, lw) in spec.layers.iter().zip(&b.weights) {
-        let want: Vec<usize> = layer.params().iter().map(|p| p.shape.iter().product()).collect();
-        let got: Vec<usize> = lw.iter().map(Vec::len).collect();
-        if want != got {
-            return Err(err(format!("layer '{}': weights of sizes {got:?} do not fit its parameters {want:?}", layer.name)));
-        }
-    }
+    crate::spec::check_weights(&spec, &b.weights).map_err(err)?;
     Ok(Model { spec, weights: b.weights })
 }
 
@@ -430,8 +424,7 @@ impl Builder {
             let n = |k: &str| l[k].as_u64().unwrap_or(0) as usize;
             [n("depth"), n("height"), n("width")]
         } else {
-            let spec = NetSpec::from_value(&json!({"name": "keras", "layers": self.specs})).map_err(|e| e.to_string())?;
-            spec.layers.last().expect("pushed").out_shape
+            crate::spec::last_shape(&self.specs).map_err(|e| e.to_string())?
         };
         Ok(T { layer: name, shape, flat: false })
     }
@@ -812,14 +805,3 @@ pub const LAYERS: &[&str] = &[
     "Average",
     "Concatenate",
 ];
-
-/// (rows, cols) row-major to (cols, rows).
-fn transpose(v: &[f32], rows: usize, cols: usize) -> Vec<f32> {
-    let mut out = vec![0.0; v.len()];
-    for r in 0..rows {
-        for c in 0..cols {
-            out[c * rows + r] = v[r * cols + c];
-        }
-    }
-    out
-}
