@@ -138,18 +138,18 @@ function matched(name, tag, got) {
   return `with its own decisions: gradient within ${m.grad.toExponential(1)}, guided ${m.guided.toExponential(1)} (${m.flips} of ${m.units} decided otherwise by PyTorch)`;
 }
 
-// VGG-11's forward and gradient on WebGPU ask SwiftShader for a 1.2 GB buffer, which it refuses
-// ("can't allocate buffer of size 1196841984", reported as the engine's error): not run here.
-const VGG_WEBGPU = 'SwiftShader (the WebGPU here, without a GPU) cannot allocate the 1.2 GB buffer VGG-11 asks for';
 // ONNX_MODELS=resnet18,custom narrows a run while developing.
 const ONLY = process.env.ONNX_MODELS?.split(',');
 
 for (const backend of ['cpu', 'webgpu']) {
-  test(`every fixture model imports and matches PyTorch on ${backend}${backend === 'webgpu' ? ' (but VGG-11)' : ''}`, { timeout: 900_000, skip: SKIP }, async () => {
-    const page = await openPage(ctx.browser, ctx.server.url, `attribution.html?backend=${backend}`);
+  // VGG-11's first fully connected weight (411 MB) is more than WebGPU takes in one buffer: the
+  // engine stores it in blocks of rows (ParamTensor::Rows), so it runs here too.
+  test(`every fixture model imports and matches PyTorch on ${backend}`, { timeout: 1_500_000, skip: SKIP }, async () => {
+    // SwiftShader takes minutes over VGG-11: the hang watchdog (120 s) waits longer here.
+    const page = await openPage(ctx.browser, ctx.server.url, `attribution.html?backend=${backend}&gpuTimeout=900000`);
     try {
       assert.equal(await page.evaluate(() => window.convlens.client.info.backend), backend);
-      for (const name of MODELS.filter((m) => !(backend === 'webgpu' && m === 'vgg11_bn') && (!ONLY || ONLY.includes(m)))) {
+      for (const name of MODELS.filter((m) => !ONLY || ONLY.includes(m))) {
         const image = arrays(REFS[name].images).images.subarray(0, REFS[name].input.reduce((a, b) => a * b));
         // Grad-CAM and occlusion on the CPU (on WebGPU emulated by SwiftShader they take minutes a model).
         check(name, backend, await runModel(page, name, image, REFS[name].top[0], { views: backend === 'cpu' }));
@@ -159,8 +159,6 @@ for (const backend of ['cpu', 'webgpu']) {
     }
   });
 }
-
-test('VGG-11-bn matches PyTorch on webgpu', { skip: SKIP || VGG_WEBGPU }, () => {});
 
 test('the index page opens an ONNX file; an unsupported op, a truncated file and one that is not ONNX are refused, each with its message', { timeout: 180_000, skip: SKIP }, async () => {
   const page = await openPage(ctx.browser, ctx.server.url, '?backend=cpu');

@@ -120,8 +120,10 @@ pub struct Gradients {
     pub value: Tensor<1>,
     /// d objective / d output of each layer; `outputs[0]` is the gradient with respect to the input.
     pub outputs: Vec<Tensor<4>>,
-    /// d objective / d each parameter, flattened, per layer in [`crate::spec::Layer::params`] order.
-    pub params: Vec<Vec<Tensor<1>>>,
+    /// d objective / d each parameter, flattened, per layer in [`crate::spec::Layer::params`] order,
+    /// each in the pieces the parameter is stored in ([`ParamTensor::pieces`]: one unless it is
+    /// larger than the GPU's largest buffer).
+    pub params: Vec<Vec<Vec<Tensor<1>>>>,
 }
 
 /// How backpropagation passes a gradient `g` through a ReLU whose forward input was `z`: the
@@ -213,7 +215,7 @@ pub fn gradients_with(net: &Net, objective: &Objective, outputs: &[Tensor<4>], r
     let (value, g) = seed(net, objective, &outputs[target]);
 
     let mut out_grads: Vec<Option<Tensor<4>>> = vec![None; n];
-    let mut param_grads: Vec<Vec<Tensor<1>>> = vec![vec![]; n];
+    let mut param_grads: Vec<Vec<Vec<Tensor<1>>>> = vec![vec![]; n];
 
     // Layers above the target: the objective does not depend on them, except the loss on the
     // softmax output it is defined through (d(-log p_label)/dp = -1/p_label at the label).
@@ -229,7 +231,7 @@ pub fn gradients_with(net: &Net, objective: &Objective, outputs: &[Tensor<4>], r
             (Objective::Prob(k), LayerKind::Softmax(_)) => onehot(*k, outputs[i].dims(), &net.device),
             _ => outputs[i].zeros_like(),
         });
-        param_grads[i] = net.params[i].iter().map(|p| p.flat().zeros_like()).collect();
+        param_grads[i] = net.params[i].iter().map(|p| p.pieces().into_iter().map(|t| t.zeros_like()).collect()).collect();
     }
 
     let mut acc: Vec<Option<Tensor<4>>> = vec![None; n];
@@ -256,7 +258,7 @@ fn backward(
     acc: &mut [Option<Tensor<4>>],
     top: usize,
     rule: ReluRule,
-    mut keep: Option<(&mut Vec<Option<Tensor<4>>>, &mut Vec<Vec<Tensor<1>>>)>,
+    mut keep: Option<(&mut Vec<Option<Tensor<4>>>, &mut Vec<Vec<Vec<Tensor<1>>>>)>,
 ) {
     for i in (1..=top).rev() {
         let mut g = match acc[i].take() {
@@ -286,8 +288,7 @@ fn backward(
         let y = net.forward_node(i, &tracked, &xs, !(relu && rule == ReluRule::Deconvnet));
         let grads = (y * g.autodiff()).sum().backward();
         if let Some((_, param_grads)) = keep.as_mut() {
-            param_grads[i] =
-                tracked.iter().map(|p| p.grad_flat(&grads).unwrap_or_else(|| p.flat().without_autodiff().zeros_like())).collect();
+            param_grads[i] = tracked.iter().map(|p| p.grad_pieces(&grads)).collect();
         }
         for (x, &j) in xs.iter().zip(&layer.inputs) {
             let Some(gx) = x.grad(&grads) else { continue };

@@ -89,29 +89,63 @@ impl From<spec::SpecError> for Error {
     }
 }
 
+/// A backend failure as a message: a buffer larger than the GPU takes (cubecl's "can't allocate
+/// buffer of size: N") says how large, what the GPU takes, and to use the CPU.
+pub(crate) fn gpu_error(context: &str, detail: &str) -> Error {
+    const TOO_BIG: &str = "can't allocate buffer of size: ";
+    if let Some(at) = detail.find(TOO_BIG) {
+        let size: u64 = detail[at + TOO_BIG.len()..].chars().take_while(char::is_ascii_digit).collect::<String>().parse().unwrap_or(0);
+        let limit = backend::gpu_buffer_limit().map(|l| format!(" (it takes at most {:.0} MB)", l as f64 / 1e6)).unwrap_or_default();
+        return Error::Backend(format!(
+            "this network needs a buffer of {:.0} MB, more than the GPU holds in one buffer{limit}: run it on the CPU instead (backend cpu)",
+            size as f64 / 1e6
+        ));
+    }
+    Error::Backend(format!("{context}: {detail}"))
+}
+
 /// Reads a tensor back to the host (asynchronously: WebGPU reads cannot block).
 pub async fn read<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>, Error> {
-    let data = t.into_data_async().await.map_err(|e| Error::Backend(format!("reading a tensor back failed: {e:?}")))?;
+    let data = t.into_data_async().await.map_err(|e| gpu_error("reading a tensor back failed", &format!("{e:?}")))?;
     data.try_into_vec::<f32>().map_err(|e| Error::Backend(format!("unexpected tensor data: {e:?}")))
 }
 
 /// Reads several tensors back in one round trip (concatenated on the device, split on the
-/// host): each read is an async map on WebGPU and a turn of the event loop in the browser.
+/// host): each read is an async map on WebGPU and a turn of the event loop in the browser. On a
+/// GPU whose largest buffer is smaller than the whole, in as few reads as fit.
 pub async fn read_all(parts: Vec<Tensor<1>>) -> Result<Vec<Vec<f32>>, Error> {
-    if parts.is_empty() {
-        return Ok(vec![]);
+    let Some(first) = parts.first() else { return Ok(vec![]) };
+    let limit = backend::buffer_limit(&first.device()).map_or(usize::MAX, |b| b / 4);
+    let mut out = Vec::with_capacity(parts.len());
+    let mut group: Vec<Tensor<1>> = vec![];
+    let mut group_len = 0;
+    for t in parts {
+        let n = t.dims()[0];
+        if !group.is_empty() && group_len + n > limit {
+            read_group(std::mem::take(&mut group), &mut out).await?;
+            group_len = 0;
+        }
+        group_len += n;
+        group.push(t);
     }
-    let lens: Vec<usize> = parts.iter().map(|t| t.dims()[0]).collect();
-    let all = read(Tensor::cat(parts, 0)).await?;
+    read_group(group, &mut out).await?;
+    Ok(out)
+}
+
+async fn read_group(group: Vec<Tensor<1>>, out: &mut Vec<Vec<f32>>) -> Result<(), Error> {
+    if group.len() == 1 {
+        out.push(read(group.into_iter().next().expect("one tensor")).await?);
+        return Ok(());
+    }
+    let lens: Vec<usize> = group.iter().map(|t| t.dims()[0]).collect();
+    let all = read(Tensor::cat(group, 0)).await?;
     let mut rest = all.as_slice();
-    Ok(lens
-        .into_iter()
-        .map(|n| {
-            let (head, tail) = rest.split_at(n);
-            rest = tail;
-            head.to_vec()
-        })
-        .collect())
+    for n in lens {
+        let (head, tail) = rest.split_at(n);
+        rest = tail;
+        out.push(head.to_vec());
+    }
+    Ok(())
 }
 
 /// Builds a network from a spec and optional safetensors weights (or a seeded random init).

@@ -14,10 +14,22 @@ pub enum ParamTensor {
     D1(Tensor<1>),
     D2(Tensor<2>),
     D4(Tensor<4>),
+    /// A rank-2 parameter larger than the GPU takes in one buffer (VGG's first fully connected
+    /// layer holds 411 MB; WebGPU guarantees 128 MiB), as blocks of whole rows, in order.
+    Rows(Vec<Tensor<2>>),
 }
 
 impl ParamTensor {
     fn from_vec(data: Vec<f32>, shape: &[usize], device: &Device) -> ParamTensor {
+        if let (&[rows, cols], Some(limit)) = (shape, crate::backend::buffer_limit(device))
+            && data.len() * 4 > limit
+            && rows > 1
+        {
+            let per = (limit / (cols * 4).max(1)).clamp(1, rows);
+            let blocks =
+                data.chunks(per * cols).map(|c| Tensor::from_data(TensorData::new(c.to_vec(), [c.len() / cols, cols]), device)).collect();
+            return ParamTensor::Rows(blocks);
+        }
         let td = TensorData::new(data, shape.to_vec());
         match shape.len() {
             1 => ParamTensor::D1(Tensor::from_data(td, device)),
@@ -33,16 +45,18 @@ impl ParamTensor {
             _ => unreachable!("expected a rank-1 parameter"),
         }
     }
-    pub fn d2(&self) -> Tensor<2> {
-        match self {
-            ParamTensor::D2(t) => t.clone(),
-            _ => unreachable!("expected a rank-2 parameter"),
-        }
-    }
     pub fn d4(&self) -> Tensor<4> {
         match self {
             ParamTensor::D4(t) => t.clone(),
             _ => unreachable!("expected a rank-4 parameter"),
+        }
+    }
+    /// A rank-2 parameter as its blocks of rows (one block unless it is stored split).
+    pub fn rows(&self) -> Vec<Tensor<2>> {
+        match self {
+            ParamTensor::D2(t) => vec![t.clone()],
+            ParamTensor::Rows(b) => b.clone(),
+            _ => unreachable!("expected a rank-2 parameter"),
         }
     }
 
@@ -52,6 +66,7 @@ impl ParamTensor {
             ParamTensor::D1(t) => ParamTensor::D1(t.clone().autodiff().require_grad()),
             ParamTensor::D2(t) => ParamTensor::D2(t.clone().autodiff().require_grad()),
             ParamTensor::D4(t) => ParamTensor::D4(t.clone().autodiff().require_grad()),
+            ParamTensor::Rows(b) => ParamTensor::Rows(b.iter().map(|t| t.clone().autodiff().require_grad()).collect()),
         }
     }
 
@@ -61,15 +76,32 @@ impl ParamTensor {
             ParamTensor::D1(t) => ParamTensor::D1(t.clone().autodiff()),
             ParamTensor::D2(t) => ParamTensor::D2(t.clone().autodiff()),
             ParamTensor::D4(t) => ParamTensor::D4(t.clone().autodiff()),
+            ParamTensor::Rows(b) => ParamTensor::Rows(b.iter().map(|t| t.clone().autodiff()).collect()),
         }
     }
 
     /// Its gradient after a backward pass, flattened to rank 1 (on the inner device).
     pub fn grad_flat(&self, grads: &burn::tensor::Gradients) -> Option<Tensor<1>> {
+        let pieces = self.grad_blocks(grads).into_iter().collect::<Option<Vec<_>>>()?;
+        Some(if pieces.len() == 1 { pieces.into_iter().next().expect("one piece") } else { Tensor::cat(pieces, 0) })
+    }
+
+    /// Its gradient after a backward pass in the pieces of [`ParamTensor::pieces`] (zeros where
+    /// it has none), so that a parameter stored in blocks is never joined on the device.
+    pub fn grad_pieces(&self, grads: &burn::tensor::Gradients) -> Vec<Tensor<1>> {
+        self.grad_blocks(grads)
+            .into_iter()
+            .zip(self.pieces())
+            .map(|(g, p)| g.unwrap_or_else(|| p.without_autodiff().zeros_like()))
+            .collect()
+    }
+
+    fn grad_blocks(&self, grads: &burn::tensor::Gradients) -> Vec<Option<Tensor<1>>> {
         match self {
-            ParamTensor::D1(t) => t.grad(grads),
-            ParamTensor::D2(t) => t.grad(grads).map(|g| g.flatten(0, 1)),
-            ParamTensor::D4(t) => t.grad(grads).map(|g| g.flatten(0, 3)),
+            ParamTensor::D1(t) => vec![t.grad(grads)],
+            ParamTensor::D2(t) => vec![t.grad(grads).map(|g| g.flatten(0, 1))],
+            ParamTensor::D4(t) => vec![t.grad(grads).map(|g| g.flatten(0, 3))],
+            ParamTensor::Rows(b) => b.iter().map(|t| t.grad(grads).map(|g| g.flatten(0, 1))).collect(),
         }
     }
 
@@ -79,14 +111,37 @@ impl ParamTensor {
             ParamTensor::D1(_) => ParamTensor::D1(flat),
             ParamTensor::D2(t) => ParamTensor::D2(flat.reshape(t.dims())),
             ParamTensor::D4(t) => ParamTensor::D4(flat.reshape(t.dims())),
+            ParamTensor::Rows(b) => {
+                let mut at = 0;
+                ParamTensor::Rows(
+                    b.iter()
+                        .map(|t| {
+                            let n = t.dims()[0] * t.dims()[1];
+                            at += n;
+                            flat.clone().slice(at - n..at).reshape(t.dims())
+                        })
+                        .collect(),
+                )
+            }
         }
     }
 
+    /// Its values flattened to rank 1 (a parameter stored in blocks is joined: see `pieces`).
     pub fn flat(&self) -> Tensor<1> {
         match self {
-            ParamTensor::D1(t) => t.clone(),
-            ParamTensor::D2(t) => t.clone().flatten(0, 1),
-            ParamTensor::D4(t) => t.clone().flatten(0, 3),
+            ParamTensor::Rows(_) => Tensor::cat(self.pieces(), 0),
+            _ => self.pieces().pop().expect("one piece"),
+        }
+    }
+
+    /// Its values flattened to rank 1 in as many pieces as it is stored in (one, or a block
+    /// of rows each): what is read back.
+    pub fn pieces(&self) -> Vec<Tensor<1>> {
+        match self {
+            ParamTensor::D1(t) => vec![t.clone()],
+            ParamTensor::D2(t) => vec![t.clone().flatten(0, 1)],
+            ParamTensor::D4(t) => vec![t.clone().flatten(0, 3)],
+            ParamTensor::Rows(b) => b.iter().map(|t| t.clone().flatten(0, 1)).collect(),
         }
     }
 }
@@ -169,9 +224,11 @@ impl Net {
 
     /// Every parameter's values, per layer, in [`Layer::params`] order (one read-back).
     pub async fn read_weights(&self) -> Result<Vec<Vec<Vec<f32>>>, Error> {
-        let flat = self.params.iter().flatten().map(ParamTensor::flat).collect();
-        let mut values = crate::read_all(flat).await?.into_iter();
-        Ok(self.params.iter().map(|lp| values.by_ref().take(lp.len()).collect()).collect())
+        let pieces: Vec<Vec<Tensor<1>>> = self.params.iter().flatten().map(ParamTensor::pieces).collect();
+        let counts: Vec<usize> = pieces.iter().map(Vec::len).collect();
+        let mut values = crate::read_all(pieces.into_iter().flatten().collect()).await?.into_iter();
+        let mut joined = counts.into_iter().map(|k| values.by_ref().take(k).flatten().collect::<Vec<f32>>());
+        Ok(self.params.iter().map(|lp| joined.by_ref().take(lp.len()).collect()).collect())
     }
 
     /// Turns a flat CHW image into a batch of one, checking its size.

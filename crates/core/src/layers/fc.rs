@@ -54,7 +54,14 @@ impl Kind for Fc {
         let [d, h, w] = l.out_shape;
         // PyTorch's flatten order (C, H, W) and y = x W^T + b.
         let flat: Tensor<2> = inputs[0].clone().flatten(1, 3);
-        let mut y = flat.matmul(params[0].d2().transpose());
+        // A weight stored in blocks of rows (larger than the GPU's largest buffer): one product
+        // per block, side by side.
+        let blocks = params[0].rows();
+        let mut y = if blocks.len() == 1 {
+            flat.matmul(blocks[0].clone().transpose())
+        } else {
+            Tensor::cat(blocks.into_iter().map(|w| flat.clone().matmul(w.transpose())).collect(), 1)
+        };
         if let Some(b) = params.get(1) {
             y = y + b.d1().unsqueeze_dim(0);
         }

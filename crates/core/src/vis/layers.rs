@@ -60,17 +60,31 @@ pub async fn probe_with(net: &Net, image: &[f32], objective: &Objective, rule: R
     let grads = grad::gradients_with(net, objective, &outputs, rule)?;
 
     // Everything goes back to the host in one read (a probe has dozens of tensors).
+    // A parameter stored in several blocks (larger than the GPU's largest buffer) is read in
+    // pieces and joined here.
     let mut parts: Vec<Tensor<1>> = vec![grads.value];
+    let mut counts: Vec<usize> = vec![1];
     for (((out, g), pg), params) in outputs.into_iter().zip(grads.outputs).zip(grads.params).zip(&net.params) {
         parts.push(out.flatten(0, 3));
         parts.push(g.flatten(0, 3));
+        counts.extend([1, 1]);
         for (p, g) in params.iter().zip(pg) {
-            parts.push(p.flat());
-            parts.push(g);
+            let pieces = p.pieces();
+            counts.extend([pieces.len(), g.len()]);
+            parts.extend(pieces);
+            parts.extend(g);
         }
     }
     let mut values = read_all(parts).await?.into_iter();
-    let mut take = || values.next().expect("one value per tensor read");
+    let mut counts = counts.into_iter();
+    let mut take = || {
+        let k = counts.next().expect("one count per value read");
+        let mut v = values.next().expect("one value per tensor read");
+        for _ in 1..k {
+            v.extend(values.next().expect("one value per piece read"));
+        }
+        v
+    };
 
     let objective_value = take()[0];
     let mut layers = Vec::with_capacity(net.spec.layers.len());
