@@ -9,15 +9,20 @@
 //   occlusion-tiny   occlusion of a 64x64 image, 8x8 patch, stride 2 (841 positions) on Tiny VGG, every
 //                    position's probability read back (the goal: < 1 s). ConvNetJS cannot load Tiny VGG; it
 //                    runs the same architecture with random weights, timed on 60 positions and scaled to 841.
+//   ig-mobilenet     integrated gradients, 50 steps, on MobileNetV2 at 224x224 (the ONNX fixture:
+//                    npm run onnx-fixtures), ConvLens only (nothing else in the browser has the gradient).
+// ConvLens's CPU runs with 2 workers (the pool: samples and positions shared among engines, bit for bit
+// one engine's result) and with 1, side by side.
 // Tiny VGG comes from $CONVLENS_DATA_DIR/tiny-vgg (npm run download-data), else ../shared/data.
 // Raw numbers: target/bench-attribution.json. Env: BENCH_RUNS (default 3), BENCH_SKIP_BUILD=1.
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
-import { build, targetDir } from './build.mjs';
+import { dirname, join, relative } from 'node:path';
+import { build, ROOT, targetDir } from './build.mjs';
 import { convnetjsDefs, installConvnetjs, installHarness, installTfjs, median, readSpec, TFJS, TFJS_SCRIPTS } from './bench.mjs';
 import { launch, openPage, serveRoot } from '../tests/e2e/browser.mjs';
 import { dataDir } from './serve.mjs';
+import { ONNX_DIR } from './onnx-fixtures.mjs';
 
 const RUNS = Math.max(1, Number(process.env.BENCH_RUNS ?? 3));
 const OUT = join(targetDir(), 'bench-attribution.json');
@@ -30,9 +35,11 @@ const TINY = [{ type: 'input', w: 64, h: 64, d: 3 }, { type: 'conv', size: 3, fi
   { type: 'conv', size: 3, filters: 10, stride: 1, pad: 0, activation: 'relu' }, { type: 'conv', size: 3, filters: 10, stride: 1, pad: 0, activation: 'relu' },
   { type: 'pool', size: 2, stride: 2 }, { type: 'fc', units: 10 }, { type: 'softmax' }];
 const OCC = { window: 8, stride: 2, fill: 'gray', class: 5 };
-const WORKLOADS = ['gradient-mnist', 'gradient-tiny', 'ig-tiny', 'occlusion-tiny'];
-const ENGINES = [
-  { name: 'ConvLens cpu', kind: 'convlens', backend: 'cpu' },
+const WORKLOADS = ['gradient-mnist', 'gradient-tiny', 'ig-tiny', 'occlusion-tiny', 'ig-mobilenet'];
+const MOBILENET = join(ONNX_DIR, 'mobilenet_v2.onnx');
+const ALL_ENGINES = [
+  { name: 'ConvLens cpu', kind: 'convlens', backend: 'cpu', workers: 2 },
+  { name: 'ConvLens cpu, 1 worker', kind: 'convlens', backend: 'cpu', workers: 1, only: ['ig-tiny', 'occlusion-tiny', 'ig-mobilenet'] },
   // SwiftShader's WebGPU emulation takes minutes for the batched workloads: only the single maps here.
   { name: 'ConvLens webgpu', kind: 'convlens', backend: 'webgpu', only: ['gradient-mnist', 'gradient-tiny'] },
   { name: 'TF.js wasm', kind: 'tfjs', backend: 'wasm' },
@@ -40,6 +47,8 @@ const ENGINES = [
   { name: 'TF.js webgl', kind: 'tfjs', backend: 'webgl' },
   { name: 'ConvNetJS 0.3.0', kind: 'convnetjs' },
 ];
+// BENCH_ENGINES=cpu (a comma-separated list of parts of names) narrows a run.
+const ENGINES = ALL_ENGINES.filter((e) => !process.env.BENCH_ENGINES || process.env.BENCH_ENGINES.split(',').some((p) => e.name.includes(p)));
 
 // ---- in-page code (serialized; must not close over anything) ----
 
@@ -59,6 +68,15 @@ function installConvlensAttr() {
     'gradient-tiny': () => client.attribute(window.convlens.state.input.slice(), onehot, { method: 'gradient' }),
     'ig-tiny': () => client.attribute(window.convlens.state.input.slice(), onehot, { method: 'integrated-gradients', steps: 50 }),
     'occlusion-tiny': ({ occ }) => client.occlude(window.convlens.state.input.slice(), occ),
+    async useMobilenet({ mobilenetUrl }) {
+      if (window.__attr.mobileX && client.summary?.name === window.__attr.mobileName) return;
+      const bytes = new Uint8Array(await fetch(mobilenetUrl).then((r) => r.arrayBuffer()));
+      const model = await client.request('importModel', { files: [{ name: 'mobilenet_v2.onnx', bytes }] });
+      await client.load(model.spec, model.weights, 0);
+      window.__attr.mobileName = client.summary.name;
+      window.__attr.mobileX = Float32Array.from({ length: 3 * 224 * 224 }, (_, i) => ((i * 37) % 101) / 100);
+    },
+    'ig-mobilenet': () => client.attribute(window.__attr.mobileX.slice(), onehot, { method: 'integrated-gradients', steps: 50 }),
     inWorker: (x) => client.request('benchAttribute', { input: x.slice(), objective: { kind: 'class', index: 3 }, settings: { method: 'gradient' }, n: 200 }),
   };
 }
@@ -193,7 +211,7 @@ async function main() {
   const browser = await launch({ webgpu: true });
   const pages = new Map();
   const args = { occ: OCC };
-  const setup = { mnistSpec: MNIST.text, mnistLayers: MNIST.layers, mnistDefs: convnetjsDefs(MNIST.layers), tinyDefs: convnetjsDefs(TINY), tinyUrl: '/data/tiny-vgg/model.json' };
+  const setup = { mobilenetUrl: `/${relative(ROOT, MOBILENET)}`, mnistSpec: MNIST.text, mnistLayers: MNIST.layers, mnistDefs: convnetjsDefs(MNIST.layers), tinyDefs: convnetjsDefs(TINY), tinyUrl: '/data/tiny-vgg/model.json' };
   const res = {};
   try {
     for (const engine of ENGINES) {
@@ -201,7 +219,7 @@ async function main() {
         let page;
         if (engine.kind === 'convlens') {
           // Opens on MNIST (the page computes every map of its first image before it is ready: quick on MNIST).
-          page = await openPage(browser, server.url, `attribution.html?backend=${engine.backend}&net=mnist`);
+          page = await openPage(browser, server.url, `attribution.html?backend=${engine.backend}&net=mnist${engine.workers ? `&workers=${engine.workers}` : ''}`);
           await page.evaluate(`(${installConvlensAttr})()`);
         } else {
           page = await browser.newPage();
@@ -233,13 +251,13 @@ async function main() {
         const page = pages.get(name);
         const engine = ENGINES.find((e) => e.name === name);
         for (const w of WORKLOADS) {
-          if (engine.only && !engine.only.includes(w)) {
+          if ((engine.only && !engine.only.includes(w)) || (w === 'ig-mobilenet' && (engine.kind !== 'convlens' || engine.backend !== 'cpu' || !existsSync(MOBILENET)))) {
             res[name][w] = null;
             continue;
           }
           try {
             if (name.startsWith('ConvLens')) {
-              await page.evaluate(([w, s]) => (w === 'gradient-mnist' ? window.__attr.useMnist(s) : window.__attr.useTiny()), [w, setup]);
+              await page.evaluate(([w, s]) => (w === 'gradient-mnist' ? window.__attr.useMnist(s) : w === 'ig-mobilenet' ? window.__attr.useMobilenet(s) : window.__attr.useTiny()), [w, setup]);
             }
             let ms = await timeIt(page, w, args);
             if (name.startsWith('ConvNetJS') && w === 'occlusion-tiny') ms *= 841 / 60;

@@ -10,6 +10,8 @@
 
 /** How long a request on WebGPU may go unanswered (`?gpuTimeout=ms` changes it, for tests). */
 const GPU_TIMEOUT_MS = 120_000;
+/** The attribution methods that average many gradients (their samples split among workers). */
+const SAMPLED = new Set(['smoothgrad', 'integrated-gradients']);
 /** Requests that wait on more than the GPU (the network, the CPU decoding a dataset). */
 const NO_TIMEOUT = new Set(['loadDataset']);
 
@@ -222,6 +224,8 @@ export class EngineClient extends EventTarget {
   /** When `lastLoad.weights` were last replaced by exported (trained) weights (ms since the epoch). */
   weightsAt = null;
   gpuTimeoutMs = GPU_TIMEOUT_MS;
+  /** A pool helper's: the load and weights version it holds ({load, version}), or null. */
+  heldFor = null;
 
   /** `worker`: an EngineWorker to share (default: a worker of its own). */
   constructor({ worker = null } = {}) {
@@ -303,9 +307,28 @@ export class EngineClient extends EventTarget {
     return summary;
   }
 
-  /** One attribution map: {map, shape, abs, signed, display, value, layerMap?, layerShape?, delta?}. */
-  attribute(input, objective, settings = {}) {
-    return this.request('attribute', { input, objective, settings });
+  /**
+   * One attribution map: {map, shape, abs, signed, display, value, layerMap?, layerShape?, delta?}.
+   * On the CPU, SmoothGrad's and integrated gradients' samples are shared among `workers` engines
+   * (whole batches each; the map is bit for bit one engine's).
+   */
+  async attribute(input, objective, settings = {}, { workers = defaultWorkers() } = {}) {
+    const parts = this.#poolSize(workers);
+    if (parts < 2 || !SAMPLED.has(settings.method)) return this.request('attribute', { input, objective, settings });
+    const clients = [this, ...await this.#prepareHelpers(parts - 1)];
+    const got = await Promise.all(clients.map((c, k) => c.request('attributeSamples', { input, objective, settings, part: [k, parts] })));
+    const samples = new Float32Array(got.reduce((n, g) => n + g.grads.length, 0));
+    let at = 0;
+    for (const g of got) {
+      samples.set(g.grads, at);
+      at += g.grads.length;
+    }
+    return this.request('attribute', { input, objective, settings, samples, values: got[0].values }, [samples.buffer]);
+  }
+
+  /** How many engines a job that splits runs on: `workers` on the CPU, one on WebGPU. */
+  #poolSize(workers) {
+    return this.info?.backend === 'cpu' && this.lastLoad ? Math.max(1, Math.min(64, Math.floor(workers))) : 1;
   }
 
   /**
@@ -313,7 +336,9 @@ export class EngineClient extends EventTarget {
    * page stays in charge (chunks sized to about `chunkMs`): `onProgress(state)` after each chunk; stops early (resolving to null)
    * when `signal.aborted`. Resolves to the final state ({grid, ny, nx, base, map, ...}).
    */
-  async occlude(input, settings, { batch = 32, chunkMs = 60, onProgress = () => {}, signal = null } = {}) {
+  async occlude(input, settings, { batch = 32, chunkMs = 60, onProgress = () => {}, signal = null, workers = defaultWorkers() } = {}) {
+    const parts = this.#poolSize(workers);
+    if (parts > 1) return this.#splitOcclusion(input, settings, parts, { batch, chunkMs, onProgress, signal });
     let state = await this.request('occlusionStart', { input, settings });
     const { id } = state;
     onProgress(state);
@@ -334,25 +359,94 @@ export class EngineClient extends EventTarget {
     return state;
   }
 
+  /**
+   * Occlusion on `parts` engines: each evaluates a run of positions (its own chunks, as `occlude`
+   * sizes them); `onProgress` gets them put together (positions not yet done hold the unoccluded
+   * value, as the view shows them); part 0's job then takes every grid and makes the map.
+   */
+  async #splitOcclusion(input, settings, parts, { batch, chunkMs, onProgress, signal }) {
+    // Part 0 starts here while the helpers get the network (if they do not hold it yet).
+    const helpers = this.#prepareHelpers(parts - 1);
+    helpers.catch(() => {});
+    const first = await this.request('occlusionStart', { input, settings, part: [0, parts] });
+    const clients = [this];
+    const states = [first];
+    let stop = false;
+    const merged = () => {
+      const grid = new Float32Array(first.ny * first.nx).fill(first.base);
+      for (const st of states) grid.set(st.grid, st.part[0]);
+      const done = states.reduce((n, st) => n + st.done, 0);
+      return { ...first, grid, done, total: first.ny * first.nx, part: undefined, workers: states.length };
+    };
+    try {
+      clients.push(...await helpers);
+      states.push(...await Promise.all(clients.slice(1).map((c, i) => c.request('occlusionStart', { input, settings, part: [i + 1, parts] }))));
+      onProgress(merged());
+      const run = async (k) => {
+        let n = batch;
+        while (states[k].done < states[k].total) {
+          if (stop || signal?.aborted) return;
+          const t0 = performance.now();
+          const next = await clients[k].request('occlusionStep', { id: states[k].id, max: n });
+          if (stop || signal?.aborted) return; // a chunk that was running when cancelled is not reported
+          states[k] = next;
+          const ms = Math.max(1, performance.now() - t0);
+          n = Math.max(4, Math.min(4096, Math.round(n * Math.min(4, chunkMs / ms))));
+          onProgress(merged());
+        }
+      };
+      await Promise.all(clients.map((_, k) => run(k).catch((e) => {
+        stop = true;
+        throw e;
+      })));
+      if (signal?.aborted) return null;
+      const all = new Float32Array(first.ny * first.nx);
+      for (const st of states) all.set(st.grid, st.part[0]);
+      const state = await this.request('occlusionMerge', { id: first.id, grid: all }, [all.buffer]);
+      const done = { ...state, workers: parts };
+      onProgress(done);
+      return done;
+    } finally {
+      stop = true;
+      states.forEach((st, k) => clients[k].request('optimizeCancel', { id: st.id }).catch(() => {}));
+    }
+  }
+
   /** This client's sessions on the helper workers (split jobs). */
   #helpers = [];
 
   /**
    * `count` helper engines on the CPU, each a session on a helper worker, holding this client's
-   * network with its current weights and `images` ({data, shape, labels}) as their dataset.
+   * network with its current weights (sent again only when they changed: a new load, or
+   * training) and `images` ({data, shape, labels}), when given, as their dataset.
    */
-  async #prepareHelpers(count, images) {
+  #prepareHelpers(count, images = null) {
+    // One at a time: two jobs starting together (the page's maps) would both set a helper up.
+    const job = (this.#preparing ?? Promise.resolve()).catch(() => {}).then(() => this.#prepareNow(count, images));
+    this.#preparing = job;
+    return job;
+  }
+
+  #preparing = null;
+
+  async #prepareNow(count, images) {
     const workers = this.#hub.helperWorkers(count);
     while (this.#helpers.length < count) this.#helpers.push(new EngineClient({ worker: workers[this.#helpers.length] }));
     const helpers = this.#helpers.slice(0, count);
     helpers.forEach((h) => h.setPaused(this.paused));
-    const weights = await this.request('exportWeights', {});
-    const { spec, seed } = this.lastLoad;
-    await Promise.all(helpers.map(async (h) => {
-      if (h.info?.backend !== 'cpu') await h.init('cpu');
-      await h.load(spec, weights.slice(), seed);
-      await h.loadImages('part', images.data, images.shape, images.labels);
-    }));
+    const version = await this.request('weightsVersion', {});
+    const stale = helpers.filter((h) => h.info?.backend !== 'cpu' || h.heldFor?.load !== this.lastLoad || h.heldFor?.version !== version);
+    if (stale.length) {
+      const weights = await this.request('exportWeights', {});
+      const { spec, seed } = this.lastLoad;
+      await Promise.all(stale.map(async (h) => {
+        h.heldFor = null;
+        if (h.info?.backend !== 'cpu') await h.init('cpu');
+        await h.load(spec, weights.slice(), seed);
+        h.heldFor = { load: this.lastLoad, version };
+      }));
+    }
+    if (images) await Promise.all(helpers.map((h) => h.loadImages('part', images.data, images.shape, images.labels)));
     return helpers;
   }
 

@@ -110,16 +110,30 @@ const commands = {
   settingsFromUrl({ technique, given }, s) {
     return { result: wasm.settingsFromUrl(technique, given) };
   },
-  async attribute({ input, objective, settings }, s) {
+  async attribute({ input, objective, settings, samples, values }, s) {
     const data = input instanceof Float32Array ? input : Float32Array.from(input);
-    const result = await needEngine(s).attribute(data, objective, settings);
+    const result = await needEngine(s).attribute(data, objective, settings, samples ?? undefined, values ?? undefined);
     const list = [];
     for (const k of ['map', 'abs', 'signed', 'layerMap']) if (result[k]) list.push((result[k] = owned(result[k])).buffer);
     return { result, transfer: list };
   },
-  async occlusionStart({ input, settings }, s) {
+  /** Part `part` ([k, n]) of SmoothGrad's or integrated gradients' per-sample gradients (the pool). */
+  async attributeSamples({ input, objective, settings, part }, s) {
     const data = input instanceof Float32Array ? input : Float32Array.from(input);
-    return { result: await needEngine(s).occlusionStart(data, settings) };
+    const result = await needEngine(s).attributeSamples(data, objective, settings, part[0], part[1]);
+    return { result, transfer: [(result.grads = owned(result.grads)).buffer, (result.values = owned(result.values)).buffer] };
+  },
+  /** Counts loads and training chunks (a pool's helpers reload when it changes). */
+  weightsVersion(_, s) {
+    return { result: needEngine(s).weightsVersion() };
+  },
+  async occlusionStart({ input, settings, part }, s) {
+    const data = input instanceof Float32Array ? input : Float32Array.from(input);
+    return { result: await needEngine(s).occlusionStart(data, settings, part ? Uint32Array.from(part) : undefined) };
+  },
+  /** Part 0's occlusion job takes every part's grid, in order; its state then has the map. */
+  occlusionMerge({ id, grid }, s) {
+    return { result: needEngine(s).occlusionMerge(id, grid) };
   },
   async occlusionStep({ id, max }, s) {
     return { result: await needEngine(s).occlusionStep(id, max) };

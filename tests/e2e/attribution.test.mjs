@@ -260,3 +260,37 @@ test('the CLI writes the same maps as the page', { timeout: 120_000 }, async () 
     rmSync(out, { recursive: true, force: true });
   }
 });
+
+test('the worker pool: SmoothGrad, integrated gradients and occlusion on 1, 2 and 3 engines give the same numbers bit for bit', { timeout: 180_000 }, async () => {
+  const page = await openPage(ctx.browser, ctx.server.url, 'attribution.html?backend=cpu&net=cifar10');
+  try {
+    await page.waitForFunction(() => window.convlens.state.input !== null, null, { timeout: 60_000 });
+    const got = await page.evaluate(async () => {
+      const { client, state } = window.convlens;
+      const x = state.input.slice();
+      const bits = (a) => Array.from(new Uint32Array(Float32Array.from(a).buffer));
+      const out = {};
+      for (const workers of [1, 2, 3]) {
+        const r = {};
+        for (const settings of [{ method: 'integrated-gradients', steps: 50 }, { method: 'smoothgrad', samples: 20, noise: 0.2, seed: 5 }]) {
+          const a = await client.attribute(x.slice(), { kind: 'class', index: 3 }, settings, { workers });
+          r[settings.method] = { map: bits(a.map), value: bits([a.value]), delta: a.delta === undefined ? null : bits([a.delta]) };
+        }
+        let parts = 0;
+        const occ = await client.occlude(x.slice(), { window: 6, stride: 2, fill: 'gray', class: 3 }, { workers, batch: 7, onProgress: (s) => { parts = Math.max(parts, s.workers ?? 1); } });
+        r.occlusion = { grid: bits(occ.grid), map: bits(occ.map), parts };
+        out[workers] = r;
+      }
+      return out;
+    });
+    for (const w of [2, 3]) {
+      for (const k of ['integrated-gradients', 'smoothgrad']) assert.deepEqual(got[w][k], got[1][k], `${k} on ${w} workers`);
+      assert.deepEqual(got[w].occlusion.grid, got[1].occlusion.grid, `occlusion grid on ${w} workers`);
+      assert.deepEqual(got[w].occlusion.map, got[1].occlusion.map, `occlusion map on ${w} workers`);
+      assert.equal(got[w].occlusion.parts, w, `occlusion ran on ${w} engines`);
+    }
+    console.log(`pool: IG (50 steps), SmoothGrad (20 samples) and occlusion (${got[1].occlusion.grid.length} positions) equal bit for bit on 1, 2 and 3 workers`);
+  } finally {
+    await page.close();
+  }
+});

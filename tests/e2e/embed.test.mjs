@@ -208,6 +208,8 @@ test('the attribution page\'s link and embed code reproduce its image, target, s
   // The embed code in a page of its own: the same maps and the same occlusion grid.
   const other = await open('tests/e2e/fixtures/blank.html');
   try {
+    // Both elements in view: one out of view pauses (the maps above push the occlusion panel down).
+    await other.page.setViewportSize({ width: 900, height: 2400 });
     const src = code.match(/src="([^"]+)"/)[1];
     const tags = code.slice(code.indexOf('<convlens-view'));
     await other.page.evaluate(async ({ src, tags }) => {

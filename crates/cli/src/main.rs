@@ -710,10 +710,10 @@ async fn run(cli: Cli) -> Result<()> {
                 let mut times = vec![];
                 for _ in 0..repeat + 2 {
                     let t0 = std::time::Instant::now();
-                    s.attribute(&input, &objective, &given).await.map_err(|e| e.to_string())?;
+                    s.attribute(&input, &objective, &given, None).await.map_err(|e| e.to_string())?;
                     times.push(t0.elapsed().as_secs_f64() * 1e3);
                 }
-                let method = s.attribute(&input, &objective, &given).await.map_err(|e| e.to_string())?.1.method;
+                let method = s.attribute(&input, &objective, &given, None).await.map_err(|e| e.to_string())?.1.method;
                 println!(
                     "{}: median {:.2} ms over {repeat} runs ({} backend)",
                     method.name(),
@@ -721,7 +721,7 @@ async fn run(cli: Cli) -> Result<()> {
                     model.backend
                 );
             }
-            let (a, settings) = s.attribute(&input, &objective, &given).await.map_err(|e| e.to_string())?;
+            let (a, settings) = s.attribute(&input, &objective, &given, None).await.map_err(|e| e.to_string())?;
             let method = settings.method;
             let [c, h, w] = a.shape;
             if out.extension().is_some_and(|e| e == "npy") {

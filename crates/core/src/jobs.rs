@@ -118,8 +118,10 @@ pub struct OcclusionProgress {
     pub class: usize,
     pub window: usize,
     pub stride: usize,
-    /// Captum's per-pixel [H, W] map, once done.
+    /// Captum's per-pixel [H, W] map, once done (a part's job: once merged).
     pub map: Option<Vec<f32>>,
+    /// A part's positions (start, end) of the `ny * nx`; `grid` holds those.
+    pub part: Option<(usize, usize)>,
 }
 
 /// A job's state after a step.
@@ -290,7 +292,8 @@ impl Job {
             }
             "occlusion" => {
                 let mut at = Attributor::new(net, fused);
-                Job::Occlusion(Occlusion::new(&mut at, inputs.image, occlusion::Settings::from_values(&v)?).await?, None)
+                let part = inputs.part.unwrap_or((0, 1));
+                Job::Occlusion(Occlusion::new(&mut at, inputs.image, occlusion::Settings::from_values(&v)?, part).await?, None)
             }
             "patches" | "tsne" | "landscape" => {
                 let (train, test) = inputs.data.ok_or_else(|| Error::Input(format!("{kind} needs a dataset: load one first")))?;
@@ -482,6 +485,7 @@ impl Job {
             Job::Occlusion(o, _) => {
                 let done = o.done() == o.total();
                 let occlusion = OcclusionProgress {
+                    part: (!o.whole()).then_some((o.range.start, o.range.end)),
                     ny: o.ny,
                     nx: o.nx,
                     base: o.base,
@@ -489,7 +493,7 @@ impl Job {
                     class: o.settings.class,
                     window: o.settings.window,
                     stride: o.settings.stride,
-                    map: done.then(|| o.attribution()),
+                    map: (done && o.whole()).then(|| o.attribution()),
                 };
                 return Progress {
                     kind: "occlusion",

@@ -25,7 +25,7 @@ use crate::jobs::{Budget, Inputs, Job, Progress};
 use crate::spec::{LayerKind, Limits};
 use crate::train::{self, ChunkStats, Optimizer, TrainConfig};
 use crate::vis::adversarial;
-use crate::vis::attribution::{self, Attribution, Attributor, Settings};
+use crate::vis::attribution::{self, Attribution, Attributor, Samples, Settings};
 use crate::vis::layers::{self, Probe};
 use crate::{Error, Net, Objective};
 
@@ -803,7 +803,15 @@ impl Session {
     }
 
     /// One attribution map (`settings`: an object of [`attribution::schema`]'s keys).
-    pub async fn attribute(&self, input: &[f32], objective: &Objective, settings: &Value) -> Result<(Attribution, Settings), Error> {
+    /// `given`: the samples' gradients and end values when a pool of engines computed them
+    /// ([`Session::attribute_samples`], every part in order); the map is the same bit for bit.
+    pub async fn attribute(
+        &self,
+        input: &[f32],
+        objective: &Objective,
+        settings: &Value,
+        given: Option<Samples>,
+    ) -> Result<(Attribution, Settings), Error> {
         let net = self.net()?;
         let values = attribution::schema().resolve(settings, false)?;
         let settings = Settings::from_values(&values, &|l| net.spec.layer_index(l).map_err(Into::into))?;
@@ -811,10 +819,52 @@ impl Session {
         let mut fused = self.take_fused(&net).await?;
         let r = {
             let mut at = Attributor::new(&net, fused.as_mut());
-            attribution::attribute(&mut at, input, objective, &settings).await
+            attribution::attribute_with(&mut at, input, objective, &settings, given).await
         };
         self.put_fused(generation, fused);
         Ok((r?, settings))
+    }
+
+    /// Part `part` of `parts` of a sampling method's gradients (SmoothGrad, integrated gradients:
+    /// see [`attribution::sample_grads`]): the gradients (part 0's with the end values), which
+    /// samples they are, and how many the method takes (0 for a method of one pass, which does not
+    /// split).
+    pub async fn attribute_samples(
+        &self,
+        input: &[f32],
+        objective: &Objective,
+        settings: &Value,
+        part: usize,
+        parts: usize,
+    ) -> Result<(Samples, std::ops::Range<usize>, usize), Error> {
+        let net = self.net()?;
+        let values = attribution::schema().resolve(settings, false)?;
+        let settings = Settings::from_values(&values, &|l| net.spec.layer_index(l).map_err(Into::into))?;
+        let total = attribution::sample_count(&settings, net.spec.input_shape().iter().product())?;
+        if parts == 0 || part >= parts {
+            return Err(Error::Input(format!("part {part} of {parts} does not exist")));
+        }
+        let range = attribution::part(total, part, parts);
+        let generation = self.generation();
+        let mut fused = self.take_fused(&net).await?;
+        let r = {
+            let mut at = Attributor::new(&net, fused.as_mut());
+            let grads = attribution::sample_grads(&mut at, input, objective, &settings, range.clone()).await;
+            match grads {
+                Ok(grads) if part == 0 && total > 0 => {
+                    attribution::end_values(&mut at, input, objective, &settings).await.map(|values| Samples { grads, values })
+                }
+                Ok(grads) => Ok(Samples { grads, values: vec![] }),
+                Err(e) => Err(e),
+            }
+        };
+        self.put_fused(generation, fused);
+        Ok((r?, range, total))
+    }
+
+    /// Counts loads and training chunks: the weights changed when it did (a pool's engines reload).
+    pub fn weights_version(&self) -> u64 {
+        self.state.borrow().version
     }
 
     /// FGSM: the image moved by `eps` (on 0-255 pixels) along the sign of the gradient of the
@@ -893,6 +943,19 @@ impl Session {
             r
         }
         .await;
+        let progress = job.progress(&net);
+        self.put_job(id, Slot { job, net, version });
+        r.map(|_| progress)
+    }
+
+    /// Occlusion `id` (part 0 of a pool's) takes every position's value, the parts' grids in
+    /// order; its state then has the map.
+    pub fn occlusion_merge(&self, id: u32, grid: Vec<f32>) -> Result<Progress, Error> {
+        let Slot { mut job, net, version } = self.take_job(id)?;
+        let r = match &mut job {
+            Job::Occlusion(o, _) => o.merge(grid),
+            _ => Err(Error::Input(format!("job {id} is not an occlusion"))),
+        };
         let progress = job.progress(&net);
         self.put_job(id, Slot { job, net, version });
         r.map(|_| progress)

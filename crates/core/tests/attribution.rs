@@ -104,7 +104,7 @@ fn run(fx: &Fixture, fused: bool) -> BTreeMap<String, (f64, String)> {
                 class,
                 logit: false,
             };
-            let mut occ = pollster::block_on(Occlusion::new(&mut at, image, settings)).unwrap();
+            let mut occ = pollster::block_on(Occlusion::new(&mut at, image, settings, (0, 1))).unwrap();
             while !pollster::block_on(occ.run(&mut at, 7)).unwrap() {}
             let base = case["base_prob"].as_f64().unwrap();
             assert!((occ.base as f64 - base).abs() < 1e-5, "{id}: base {} vs {base}", occ.base);
@@ -243,7 +243,7 @@ fn bad_settings_get_messages() {
     assert_eq!(err(ig, Objective::Class(1)), "input: the baseline has 3 values; expected 1 or the image's 576");
     assert_eq!(err(Settings::default(), Objective::Prob(10)), "objective: class 10 does not exist; the network has 10 classes (0..9)");
     let big = occlusion::Settings { window: 25, stride: 2, fill: Fill::Constant(0.5), class: 1, logit: false };
-    let e = pollster::block_on(Occlusion::new(&mut at, image, big)).unwrap_err().to_string();
+    let e = pollster::block_on(Occlusion::new(&mut at, image, big, (0, 1))).unwrap_err().to_string();
     assert_eq!(e, "input: the patch must be 1 to 24 pixels wide, not 25");
     assert_eq!(
         Method::parse("lime").unwrap_err().to_string(),

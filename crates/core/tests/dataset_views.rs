@@ -335,7 +335,7 @@ fn patch_maps_are_each_units_guided_and_deconvnet_gradient_cropped() {
                 let (img, y, x) = (pp.images[i] as usize, pp.ys[i] as usize, pp.xs[i] as usize);
                 let image = s.example("test", img).unwrap();
                 let obj = Objective::Neuron { layer: 3, index: (channels[i] as usize * oh + y) * ow + x };
-                let (a, _) = s.attribute(&image, &obj, &json!({"method": rule})).await.unwrap();
+                let (a, _) = s.attribute(&image, &obj, &json!({"method": rule}), None).await.unwrap();
                 let (y0, x0, h, w) = field.patch(y, x, 24, 24);
                 let want = patches::crop(&a.map, [1, 24, 24], y0, x0, h, w);
                 let got = &maps[i * per..(i + 1) * per];

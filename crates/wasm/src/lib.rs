@@ -15,7 +15,7 @@ use convlens_core::data::{self, Dataset};
 use convlens_core::jobs::{self, Budget, Inputs};
 use convlens_core::session::{Session, Summary};
 use convlens_core::train::TrainConfig;
-use convlens_core::vis::attribution::{self, Display};
+use convlens_core::vis::attribution::{self, Display, Samples};
 use convlens_core::vis::layers::{self, Values};
 use convlens_core::{Net, Objective};
 use js_sys::{Array, Float32Array, Object, Promise, Reflect, Uint8Array, Uint32Array};
@@ -533,12 +533,23 @@ impl Engine {
     /// layerMap?, layerShape?, delta?}>): `map` is the raw [C,H,W] attribution, `abs` and `signed`
     /// its [H,W] views (max |v| over channels; channel sum), `display` the one the method is
     /// usually shown with. `settings`: any keys of `settingsSchema('attribution')`.
-    pub fn attribute(&self, input: Vec<f32>, objective: JsValue, settings: JsValue) -> Promise {
+    /// `samples` and `values`: SmoothGrad's or integrated gradients' per-sample gradients and
+    /// end values, when a pool of engines computed them (`attributeSamples`, the parts in order):
+    /// the same map, bit for bit.
+    pub fn attribute(
+        &self,
+        input: Vec<f32>,
+        objective: JsValue,
+        settings: JsValue,
+        samples: Option<Vec<f32>>,
+        values: Option<Vec<f32>>,
+    ) -> Promise {
         let session = self.session.clone();
         future_to_promise(async move {
             let objective: ObjectiveJs = serde_wasm_bindgen::from_value(objective).map_err(|e| js_err(format!("objective: {e}")))?;
             let given = settings_json(&settings, "attribution")?;
-            let (a, settings) = session.attribute(&input, &objective.into(), &given).await.map_err(js_err)?;
+            let samples = samples.map(|grads| Samples { grads, values: values.unwrap_or_default() });
+            let (a, settings) = session.attribute(&input, &objective.into(), &given, samples).await.map_err(js_err)?;
             let out = Object::new();
             set(&out, "map", Float32Array::from(a.map.as_slice()));
             set(&out, "shape", shape_js(&a.shape));
@@ -557,15 +568,51 @@ impl Engine {
         })
     }
 
+    /// Part `part` of `parts` of SmoothGrad's or integrated gradients' per-sample gradients
+    /// (Promise<{grads, values, start, end, total}>: samples start..end of total, one image after
+    /// another; part 0's end values); total is 0 for a method of one pass, which does not split.
+    #[wasm_bindgen(js_name = attributeSamples)]
+    pub fn attribute_samples(&self, input: Vec<f32>, objective: JsValue, settings: JsValue, part: usize, parts: usize) -> Promise {
+        let session = self.session.clone();
+        future_to_promise(async move {
+            let objective: ObjectiveJs = serde_wasm_bindgen::from_value(objective).map_err(|e| js_err(format!("objective: {e}")))?;
+            let given = settings_json(&settings, "attribution")?;
+            let (samples, range, total) =
+                session.attribute_samples(&input, &objective.into(), &given, part, parts).await.map_err(js_err)?;
+            let out = Object::new();
+            set(&out, "grads", Float32Array::from(samples.grads.as_slice()));
+            set(&out, "values", Float32Array::from(samples.values.as_slice()));
+            set(&out, "start", range.start as u32);
+            set(&out, "end", range.end as u32);
+            set(&out, "total", total as u32);
+            Ok(out.into())
+        })
+    }
+
+    /// Counts loads and training chunks: when it changes, the weights did.
+    #[wasm_bindgen(js_name = weightsVersion)]
+    pub fn weights_version(&self) -> f64 {
+        self.session.weights_version() as f64
+    }
+
     /// Starts an occlusion of one image (`settings`: any keys of `settingsSchema('occlusion')`:
     /// window, stride, fill, class, logit); resolves to its state ({id, done: 0, total, ny, nx,
     /// base, ...}). Run it with `occlusionStep(id, max)`, drop it with `optimizeCancel(id)`.
+    /// `part` [k, n] (optional): this job evaluates the k-th of n runs of positions (its state's
+    /// `part` says which: [start, end]); part 0's job takes every part's grid with
+    /// `occlusionMerge`.
     #[wasm_bindgen(js_name = occlusionStart)]
-    pub fn occlusion_start(&self, input: Vec<f32>, settings: JsValue) -> Promise {
+    pub fn occlusion_start(&self, input: Vec<f32>, settings: JsValue, part: Option<Vec<u32>>) -> Promise {
         let session = self.session.clone();
         future_to_promise(async move {
             let given = settings_json(&settings, "occlusion")?;
-            let (id, p) = session.start_job("occlusion", Inputs { image: &input, ..Default::default() }, &given).await.map_err(js_err)?;
+            let part = match part.as_deref() {
+                None => None,
+                Some(&[k, n]) => Some((k as usize, n as usize)),
+                Some(other) => return Err(js_err(format!("part: expected [k, n], got {} numbers", other.len()))),
+            };
+            let (id, p) =
+                session.start_job("occlusion", Inputs { image: &input, part, ..Default::default() }, &given).await.map_err(js_err)?;
             let js = optimize::occlusion_js(&p);
             set(&js, "id", id);
             Ok(js.into())
@@ -583,6 +630,16 @@ impl Engine {
             set(&js, "id", id);
             Ok(js.into())
         })
+    }
+
+    /// Occlusion `id` (part 0 of a split one) takes every position's value (the parts' grids
+    /// in order); resolves to its state, with the map.
+    #[wasm_bindgen(js_name = occlusionMerge)]
+    pub fn occlusion_merge(&self, id: u32, grid: Vec<f32>) -> Result<JsValue, JsValue> {
+        let p = self.session.occlusion_merge(id, grid).map_err(js_err)?;
+        let js = optimize::occlusion_js(&p);
+        set(&js, "id", id);
+        Ok(js.into())
     }
 
     /// Memory now: `{wasmBytes, gpu: {allocations, bytesInUse, bytesReserved} | null}` (the wasm

@@ -59,6 +59,9 @@ pub(crate) fn occlusion_js(p: &Progress) -> Object {
         set(&out, "window", o.window as u32);
         set(&out, "stride", o.stride as u32);
         set(&out, "grid", Float32Array::from(o.grid.as_slice()));
+        if let Some((a, b)) = o.part {
+            set(&out, "part", shape_js(&[a, b]));
+        }
         if let Some(m) = &o.map {
             set(&out, "map", Float32Array::from(m.as_slice()));
         }

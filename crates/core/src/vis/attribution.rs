@@ -23,8 +23,10 @@ pub struct Attributor<'a> {
     pub fused: Option<&'a mut CpuTrainer>,
 }
 
-/// Images go through in batches of at most this many (SmoothGrad samples, IG steps).
-const BATCH: usize = 16;
+/// SmoothGrad's noisy copies and integrated gradients' path points go through in batches of this
+/// many, counted from the first: a part of the samples (a worker's share, [`part`]) is whole
+/// batches, so that its gradients are bit for bit those of one engine doing all of them.
+pub const SAMPLE_BATCH: usize = 8;
 
 impl<'a> Attributor<'a> {
     pub fn new(net: &'a Net, fused: Option<&'a mut CpuTrainer>) -> Attributor<'a> {
@@ -65,16 +67,15 @@ impl<'a> Attributor<'a> {
         Ok((r.next().unwrap_or_default(), r.next().unwrap_or_default()))
     }
 
-    /// The same for many images, in batches of [`BATCH`].
-    async fn input_grads_batched(&mut self, images: &[f32], objective: &Objective, rule: ReluRule) -> Result<(Vec<f32>, Vec<f32>), Error> {
+    /// The gradients of many images, in batches of [`SAMPLE_BATCH`].
+    async fn input_grads_batched(&mut self, images: &[f32], objective: &Objective, rule: ReluRule) -> Result<Vec<f32>, Error> {
         let size = self.image_size();
-        let (mut values, mut grads) = (vec![], vec![]);
-        for chunk in images.chunks(BATCH * size) {
-            let (v, g) = self.input_grads(chunk, chunk.len() / size, objective, rule).await?;
-            values.extend(v);
+        let mut grads = Vec::with_capacity(images.len());
+        for chunk in images.chunks(SAMPLE_BATCH * size) {
+            let (_, g) = self.input_grads(chunk, chunk.len() / size, objective, rule).await?;
             grads.extend(g);
         }
-        Ok((values, grads))
+        Ok(grads)
     }
 
     /// The net's last output (the probabilities, for a net ending in a softmax) for `n` images.
@@ -371,14 +372,155 @@ pub fn smoothgrad_noise(image: &[f32], level: f32, samples: usize, seed: u64) ->
     (0..samples * image.len()).map(|_| (rng.normal() * std) as f32).collect()
 }
 
+/// How many images a method differentiates and averages: SmoothGrad's noisy copies, integrated
+/// gradients' path points; 0 for the methods of one pass. Checks the settings those need.
+pub fn sample_count(s: &Settings, size: usize) -> Result<usize, Error> {
+    match s.method {
+        Method::SmoothGrad => match &s.noise_values {
+            Some(n) if n.is_empty() || n.len() % size != 0 => {
+                Err(Error::Input(format!("SmoothGrad noise has {} values, not a multiple of the image's {size}", n.len())))
+            }
+            Some(n) => Ok(n.len() / size),
+            None if s.samples == 0 || s.samples > 1000 => {
+                Err(Error::Input(format!("SmoothGrad needs 1 to 1000 samples, not {}", s.samples)))
+            }
+            None => Ok(s.samples),
+        },
+        Method::IntegratedGradients => {
+            if s.steps == 0 || s.steps > 1000 {
+                return Err(Error::Input(format!("integrated gradients needs 1 to 1000 steps, not {}", s.steps)));
+            }
+            baseline(s, size)?;
+            Ok(s.steps)
+        }
+        _ => Ok(0),
+    }
+}
+
+/// Part `k` of `n` of `total` samples: whole batches of [`SAMPLE_BATCH`], as even as they go.
+pub fn part(total: usize, k: usize, n: usize) -> std::ops::Range<usize> {
+    let batches = total.div_ceil(SAMPLE_BATCH);
+    let n = n.max(1);
+    let at = |k: usize| (batches * k.min(n) / n * SAMPLE_BATCH).min(total);
+    at(k)..at(k + 1)
+}
+
+fn baseline(s: &Settings, size: usize) -> Result<Vec<f32>, Error> {
+    match s.baseline.len() {
+        1 => Ok(vec![s.baseline[0]; size]),
+        n if n == size => Ok(s.baseline.clone()),
+        n => Err(Error::Input(format!("the baseline has {n} values; expected 1 or the image's {size}"))),
+    }
+}
+
+/// The images of samples `range` (SmoothGrad: the image plus its noise; integrated gradients:
+/// the points of the path from the baseline).
+fn sample_images(image: &[f32], s: &Settings, range: std::ops::Range<usize>) -> Result<Vec<f32>, Error> {
+    let size = image.len();
+    Ok(match s.method {
+        Method::SmoothGrad => {
+            let generated;
+            let noise = match &s.noise_values {
+                Some(n) => n,
+                None => {
+                    generated = smoothgrad_noise(image, s.noise, s.samples, s.seed);
+                    &generated
+                }
+            };
+            noise[range.start * size..range.end * size].chunks(size).flat_map(|n| n.iter().zip(image).map(|(n, x)| x + n)).collect()
+        }
+        Method::IntegratedGradients => {
+            let baseline = baseline(s, size)?;
+            let (alphas, _) = s.quadrature.points(s.steps);
+            alphas[range].iter().flat_map(|&a| baseline.iter().zip(image).map(move |(b, x)| b + (a as f32) * (x - b))).collect()
+        }
+        _ => vec![],
+    })
+}
+
+/// The input gradients of samples `range` (see [`sample_count`]), `range.len()` images one after
+/// another: a part of SmoothGrad or integrated gradients that another engine (a worker of the
+/// pool) computes; [`attribute_with`] puts the parts together. `range` starts at a batch
+/// boundary ([`part`]).
+pub async fn sample_grads(
+    at: &mut Attributor<'_>,
+    image: &[f32],
+    objective: &Objective,
+    s: &Settings,
+    range: std::ops::Range<usize>,
+) -> Result<Vec<f32>, Error> {
+    let size = at.image_size();
+    if image.len() != size {
+        at.net.input_tensor(image)?;
+    }
+    let total = sample_count(s, size)?;
+    if range.end > total || range.start > range.end || !range.start.is_multiple_of(SAMPLE_BATCH) {
+        return Err(Error::Input(format!("samples {}..{} are not whole batches of the {total} the method takes", range.start, range.end)));
+    }
+    let images = sample_images(image, s, range)?;
+    at.input_grads_batched(&images, objective, ReluRule::Gradient).await
+}
+
+/// The objective's values a sampling method reports beside its map: SmoothGrad's at the image;
+/// integrated gradients' at the image and at the baseline (for the completeness check). Part 0 of
+/// a pool computes them while the other parts compute their samples.
+pub async fn end_values(at: &mut Attributor<'_>, image: &[f32], objective: &Objective, s: &Settings) -> Result<Vec<f32>, Error> {
+    match s.method {
+        Method::IntegratedGradients => {
+            let ends: Vec<f32> = image.iter().chain(&baseline(s, image.len())?).copied().collect();
+            Ok(at.input_grads(&ends, 2, objective, ReluRule::Gradient).await?.0)
+        }
+        _ => Ok(at.input_grads(image, 1, objective, ReluRule::Gradient).await?.0),
+    }
+}
+
+/// A sampling method's work done by a pool of engines: every sample's gradient (the parts' in
+/// order: [`sample_grads`]) and [`end_values`].
+#[derive(Debug, Clone, Default)]
+pub struct Samples {
+    pub grads: Vec<f32>,
+    pub values: Vec<f32>,
+}
+
 /// Computes one attribution map for one image (CHW).
 pub async fn attribute(at: &mut Attributor<'_>, image: &[f32], objective: &Objective, s: &Settings) -> Result<Attribution, Error> {
+    attribute_with(at, image, objective, s, None).await
+}
+
+/// [`attribute`], with the samples' gradients and end values when a pool of engines computed
+/// them; the map is then bit for bit the one this engine makes alone.
+pub async fn attribute_with(
+    at: &mut Attributor<'_>,
+    image: &[f32],
+    objective: &Objective,
+    s: &Settings,
+    given: Option<Samples>,
+) -> Result<Attribution, Error> {
     let shape = at.net.spec.input_shape();
     let size = at.image_size();
     if image.len() != size {
         at.net.input_tensor(image)?;
     }
     let simple = |value: f32, map: Vec<f32>| Attribution { map, shape, value, layer_map: None, delta: None };
+    let samples = sample_count(s, size)?;
+    let ends = if s.method == Method::IntegratedGradients { 2 } else { 1 };
+    let (grads, values) = match given {
+        Some(g) if g.grads.len() != samples * size => {
+            return Err(Error::Input(format!(
+                "{} gradient values are not the {samples} samples of {size} the method takes",
+                g.grads.len()
+            )));
+        }
+        Some(g) if samples > 0 && g.values.len() != ends => {
+            return Err(Error::Input(format!("{} end values are not the {ends} the method takes", g.values.len())));
+        }
+        Some(g) => (g.grads, g.values),
+        None if samples > 0 => {
+            let grads = sample_grads(at, image, objective, s, 0..samples).await?;
+            (grads, end_values(at, image, objective, s).await?)
+        }
+        None => (vec![], vec![]),
+    };
     match s.method {
         Method::Gradient | Method::Deconvnet | Method::Guided | Method::GradientXInput => {
             let rule = match s.method {
@@ -393,49 +535,22 @@ pub async fn attribute(at: &mut Attributor<'_>, image: &[f32], objective: &Objec
             Ok(simple(v[0], g))
         }
         Method::SmoothGrad => {
-            let noise = match &s.noise_values {
-                Some(n) if n.is_empty() || n.len() % size != 0 => {
-                    return Err(Error::Input(format!("SmoothGrad noise has {} values, not a multiple of the image's {size}", n.len())));
-                }
-                Some(n) => n.clone(),
-                None => {
-                    if s.samples == 0 || s.samples > 1000 {
-                        return Err(Error::Input(format!("SmoothGrad needs 1 to 1000 samples, not {}", s.samples)));
-                    }
-                    smoothgrad_noise(image, s.noise, s.samples, s.seed)
-                }
-            };
-            let samples = noise.len() / size;
-            let noisy: Vec<f32> = noise.chunks(size).flat_map(|n| n.iter().zip(image).map(|(n, x)| x + n)).collect();
-            let (_, grads) = at.input_grads_batched(&noisy, objective, ReluRule::Gradient).await?;
             let mut map = vec![0f32; size];
             for g in grads.chunks(size) {
                 map.iter_mut().zip(g).for_each(|(m, g)| *m += g);
             }
             map.iter_mut().for_each(|m| *m /= samples as f32);
-            let (v, _) = at.input_grads(image, 1, objective, ReluRule::Gradient).await?;
-            Ok(simple(v[0], map))
+            Ok(simple(values[0], map))
         }
         Method::IntegratedGradients => {
-            if s.steps == 0 || s.steps > 1000 {
-                return Err(Error::Input(format!("integrated gradients needs 1 to 1000 steps, not {}", s.steps)));
-            }
-            let baseline: Vec<f32> = match s.baseline.len() {
-                1 => vec![s.baseline[0]; size],
-                n if n == size => s.baseline.clone(),
-                n => return Err(Error::Input(format!("the baseline has {n} values; expected 1 or the image's {size}"))),
-            };
-            let (alphas, weights) = s.quadrature.points(s.steps);
-            let path: Vec<f32> =
-                alphas.iter().flat_map(|&a| baseline.iter().zip(image).map(move |(b, x)| b + (a as f32) * (x - b))).collect();
-            let (_, grads) = at.input_grads_batched(&path, objective, ReluRule::Gradient).await?;
+            let baseline = baseline(s, size)?;
+            let (_, weights) = s.quadrature.points(s.steps);
             let mut sum = vec![0f64; size];
             for (g, w) in grads.chunks(size).zip(&weights) {
                 sum.iter_mut().zip(g).for_each(|(s, g)| *s += w * *g as f64);
             }
             let map: Vec<f32> = sum.iter().zip(image).zip(&baseline).map(|((s, x), b)| (s * (x - b) as f64) as f32).collect();
-            let ends: Vec<f32> = image.iter().chain(&baseline).copied().collect();
-            let (v, _) = at.input_grads(&ends, 2, objective, ReluRule::Gradient).await?;
+            let v = values;
             let total: f64 = map.iter().map(|&m| m as f64).sum();
             let delta = (total - (v[0] as f64 - v[1] as f64)) as f32;
             Ok(Attribution { map, shape, value: v[0], layer_map: None, delta: Some(delta) })

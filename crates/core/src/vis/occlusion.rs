@@ -132,8 +132,11 @@ pub struct Occlusion {
     pub nx: usize,
     /// The tracked class's output without a patch.
     pub base: f32,
-    /// The tracked class's output with the patch at each position, row-major; filled as chunks run.
+    /// The tracked class's output with the patch at each position of `range`, row-major; filled
+    /// as chunks run.
     pub grid: Vec<f32>,
+    /// The positions this job evaluates: all, or one part's (a worker of a pool: [`Occlusion::new`]).
+    pub range: std::ops::Range<usize>,
     /// On the fused CPU path: the unoccluded image's activations, for incremental passes.
     fast: Option<IncrementalForward>,
 }
@@ -149,8 +152,14 @@ fn positions(n: usize, window: usize, stride: usize) -> usize {
 }
 
 impl Occlusion {
-    /// Checks the settings and measures the unoccluded image.
-    pub async fn new(at: &mut Attributor<'_>, image: &[f32], settings: Settings) -> Result<Occlusion, Error> {
+    /// Checks the settings and measures the unoccluded image. `part` (k, n): this job evaluates
+    /// the k-th of n runs of consecutive positions (each position is evaluated alone, so the parts
+    /// are bit for bit what one job computes); [`Occlusion::merge`] puts them together.
+    pub async fn new(at: &mut Attributor<'_>, image: &[f32], settings: Settings, part: (usize, usize)) -> Result<Occlusion, Error> {
+        let (pk, pn) = part;
+        if pn == 0 || pk >= pn {
+            return Err(Error::Input(format!("part {pk} of {pn}: parts are numbered 0 to n - 1")));
+        }
         let shape = at.net.spec.input_shape();
         let [_, h, w] = shape;
         let classes = at.net.spec.classes();
@@ -173,7 +182,9 @@ impl Occlusion {
         let baseline = settings.fill.baseline(image, shape)?;
         let out = at.outputs_of(image, 1, tracked_layer(at, &settings)).await?;
         let (ny, nx) = (positions(h, settings.window, settings.stride), positions(w, settings.window, settings.stride));
+        let range = ny * nx * pk / pn..ny * nx * (pk + 1) / pn;
         Ok(Occlusion {
+            range,
             image: image.to_vec(),
             baseline,
             shape,
@@ -186,12 +197,30 @@ impl Occlusion {
         })
     }
 
+    /// Positions this job evaluates (all of them, unless it is a part).
     pub fn total(&self) -> usize {
-        self.ny * self.nx
+        self.range.len()
     }
 
     pub fn done(&self) -> usize {
         self.grid.len()
+    }
+
+    /// Whether this job covers every position (not a part, or the parts merged).
+    pub fn whole(&self) -> bool {
+        self.range == (0..self.ny * self.nx)
+    }
+
+    /// Every position's value, from the parts in order (part 0's job takes them): the job is then
+    /// whole and done, and its map is the one a single job makes.
+    pub fn merge(&mut self, grid: Vec<f32>) -> Result<(), Error> {
+        let n = self.ny * self.nx;
+        if grid.len() != n {
+            return Err(Error::Input(format!("{} values are not the {n} positions of this occlusion", grid.len())));
+        }
+        self.range = 0..n;
+        self.grid = grid;
+        Ok(())
     }
 
     /// The window at position `i` (row-major): rows and columns, clipped at the edge.
@@ -206,8 +235,8 @@ impl Occlusion {
     pub async fn run(&mut self, at: &mut Attributor<'_>, max: usize) -> Result<bool, Error> {
         let [c, h, w] = self.shape;
         let size = c * h * w;
-        let start = self.done();
-        let n = max.max(1).min(self.total() - start);
+        let start = self.range.start + self.done();
+        let n = max.max(1).min(self.total() - self.done());
         if n == 0 {
             return Ok(true);
         }
@@ -255,7 +284,7 @@ impl Occlusion {
         let [_, h, w] = self.shape;
         let mut sum = vec![0f64; h * w];
         let mut count = vec![0u32; h * w];
-        for (i, &v) in self.grid.iter().enumerate() {
+        for (i, &v) in self.range.clone().zip(&self.grid) {
             let (rows, cols) = self.window(i);
             for y in rows {
                 for x in cols.clone() {
