@@ -51,7 +51,8 @@ export declare class EngineClient extends EventTarget {
   load(spec: string | object, weights?: Uint8Array | null, seed?: number): Promise<unknown>;
   loadDataset(name: 'mnist' | 'mnist5k' | 'cifar10', base: string | URL, maxTrainSheets?: number): Promise<DatasetInfo>;
   forward(input: Float32Array): Promise<Float32Array>;
-  attribute(input: Float32Array, objective: unknown, settings?: Record<string, unknown>): Promise<unknown>;
+  /** On the CPU, SmoothGrad's and integrated gradients' samples split among `workers` engines (default: one per core, at most 8). */
+  attribute(input: Float32Array, objective: unknown, settings?: Record<string, unknown>, options?: { workers?: number }): Promise<unknown>;
   datasetView(kind: 'patches' | 'tsne' | 'landscape', settings: Record<string, unknown>,
     options?: { budgetMs?: number; onProgress?: (state: any) => void; signal?: AbortSignal | null }): Promise<any>;
   restart(options?: { backend?: string; weights?: Uint8Array }): Promise<unknown>;

@@ -10,6 +10,8 @@
 
 /** How long a request on WebGPU may go unanswered (`?gpuTimeout=ms` changes it, for tests). */
 const GPU_TIMEOUT_MS = 120_000;
+/** The largest model (bytes of weights) whose maps split among workers (each holds a copy). */
+const POOL_MAX_BYTES = 64 << 20;
 /** The attribution methods that average many gradients (their samples split among workers). */
 const SAMPLED = new Set(['smoothgrad', 'integrated-gradients']);
 /** Requests that wait on more than the GPU (the network, the CPU decoding a dataset). */
@@ -315,8 +317,20 @@ export class EngineClient extends EventTarget {
   async attribute(input, objective, settings = {}, { workers = defaultWorkers() } = {}) {
     const parts = this.#poolSize(workers);
     if (parts < 2 || !SAMPLED.has(settings.method)) return this.request('attribute', { input, objective, settings });
-    const clients = [this, ...await this.#prepareHelpers(parts - 1)];
-    const got = await Promise.all(clients.map((c, k) => c.request('attributeSamples', { input, objective, settings, part: [k, parts] })));
+    // The helpers' own failures (a worker that cannot start, runs out of memory or crashes) leave
+    // the map to this engine alone; this engine's (bad settings) are the caller's.
+    const helpers = this.#prepareHelpers(parts - 1);
+    const mine = this.request('attributeSamples', { input, objective, settings, part: [0, parts] });
+    const theirs = helpers.then((hs) => Promise.all(hs.map((h, i) => h.request('attributeSamples', { input, objective, settings, part: [i + 1, parts] }))));
+    theirs.catch(() => {});
+    const first = await mine;
+    let rest;
+    try {
+      rest = await theirs;
+    } catch {
+      return this.request('attribute', { input, objective, settings });
+    }
+    const got = [first, ...rest];
     const samples = new Float32Array(got.reduce((n, g) => n + g.grads.length, 0));
     let at = 0;
     for (const g of got) {
@@ -326,9 +340,14 @@ export class EngineClient extends EventTarget {
     return this.request('attribute', { input, objective, settings, samples, values: got[0].values }, [samples.buffer]);
   }
 
-  /** How many engines a job that splits runs on: `workers` on the CPU, one on WebGPU. */
+  /**
+   * How many engines a map that splits runs on: `workers` on the CPU, one on WebGPU, and one for a
+   * model of more than POOL_MAX_BYTES of weights (each helper holds a copy: VGG-11's 530 MB on
+   * 8 engines would not fit a tab).
+   */
   #poolSize(workers) {
-    return this.info?.backend === 'cpu' && this.lastLoad ? Math.max(1, Math.min(64, Math.floor(workers))) : 1;
+    if (this.info?.backend !== 'cpu' || !this.lastLoad || (this.summary?.params ?? 0) * 4 > POOL_MAX_BYTES) return 1;
+    return Math.max(1, Math.min(64, Math.floor(workers)));
   }
 
   /**
@@ -374,13 +393,26 @@ export class EngineClient extends EventTarget {
     let stop = false;
     const merged = () => {
       const grid = new Float32Array(first.ny * first.nx).fill(first.base);
-      for (const st of states) grid.set(st.grid, st.part[0]);
+      for (const st of states) grid.set(st.grid, st.part?.[0] ?? 0);
       const done = states.reduce((n, st) => n + st.done, 0);
       return { ...first, grid, done, total: first.ny * first.nx, part: undefined, workers: states.length };
     };
     try {
-      clients.push(...await helpers);
-      states.push(...await Promise.all(clients.slice(1).map((c, i) => c.request('occlusionStart', { input, settings, part: [i + 1, parts] }))));
+      let ready;
+      try {
+        ready = await helpers;
+      } catch {
+        // No helpers (a worker that cannot start): this engine does it alone.
+        this.request('optimizeCancel', { id: first.id }).catch(() => {});
+        stop = true;
+        return this.occlude(input, settings, { batch, chunkMs, onProgress, signal, workers: 1 });
+      }
+      if (signal?.aborted) return null;
+      clients.push(...ready);
+      const started = await Promise.allSettled(clients.slice(1).map((c, i) => c.request('occlusionStart', { input, settings, part: [i + 1, parts] })));
+      started.forEach((r, i) => { if (r.status === 'fulfilled') states[i + 1] = r.value; });
+      const failed = started.find((r) => r.status === 'rejected');
+      if (failed) throw failed.reason;
       onProgress(merged());
       const run = async (k) => {
         let n = batch;
@@ -401,14 +433,14 @@ export class EngineClient extends EventTarget {
       })));
       if (signal?.aborted) return null;
       const all = new Float32Array(first.ny * first.nx);
-      for (const st of states) all.set(st.grid, st.part[0]);
+      for (const st of states) all.set(st.grid, st.part?.[0] ?? 0);
       const state = await this.request('occlusionMerge', { id: first.id, grid: all }, [all.buffer]);
       const done = { ...state, workers: parts };
       onProgress(done);
       return done;
     } finally {
       stop = true;
-      states.forEach((st, k) => clients[k].request('optimizeCancel', { id: st.id }).catch(() => {}));
+      states.forEach((st, k) => { if (st && clients[k]) clients[k].request('optimizeCancel', { id: st.id }).catch(() => {}); });
     }
   }
 
@@ -622,6 +654,9 @@ export class EngineClient extends EventTarget {
    * the worker after a crash; resolves to { backend, webgpu, weightsAt }.
    */
   async replay({ backend = this.info?.backend ?? 'auto', weights } = {}) {
+    // A new engine counts its weights' versions from the start again: the pool's helpers reload.
+    this.heldFor = null;
+    this.#helpers.forEach((h) => { h.heldFor = null; });
     this.info = await this.#send('init', { backend });
     if (this.lastLoad) {
       const load = weights === undefined ? this.lastLoad : { ...this.lastLoad, weights };

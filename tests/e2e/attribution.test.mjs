@@ -279,6 +279,9 @@ test('the worker pool: SmoothGrad, integrated gradients and occlusion on 1, 2 an
         let parts = 0;
         const occ = await client.occlude(x.slice(), { window: 6, stride: 2, fill: 'gray', class: 3 }, { workers, batch: 7, onProgress: (s) => { parts = Math.max(parts, s.workers ?? 1); } });
         r.occlusion = { grid: bits(occ.grid), map: bits(occ.map), parts };
+        // One position (the patch as large as the image): one part has it, the others none.
+        const one = await client.occlude(x.slice(), { window: 32, stride: 2, fill: 'gray', class: 3 }, { workers });
+        r.one = { grid: bits(one.grid), map: bits(one.map) };
         out[workers] = r;
       }
       return out;
@@ -288,6 +291,7 @@ test('the worker pool: SmoothGrad, integrated gradients and occlusion on 1, 2 an
       assert.deepEqual(got[w].occlusion.grid, got[1].occlusion.grid, `occlusion grid on ${w} workers`);
       assert.deepEqual(got[w].occlusion.map, got[1].occlusion.map, `occlusion map on ${w} workers`);
       assert.equal(got[w].occlusion.parts, w, `occlusion ran on ${w} engines`);
+      assert.deepEqual(got[w].one, got[1].one, `one position on ${w} workers`);
     }
     console.log(`pool: IG (50 steps), SmoothGrad (20 samples) and occlusion (${got[1].occlusion.grid.length} positions) equal bit for bit on 1, 2 and 3 workers`);
   } finally {

@@ -133,6 +133,11 @@ fn occlusion_split_into_parts_equals_one_job_bit_for_bit() {
                 assert_eq!(bits(merged.map.as_ref().unwrap()), bits(whole.map.as_ref().unwrap()), "{name}: {parts} parts' map");
                 assert_eq!(merged.part, None);
             }
+            // One position (the patch as large as the image): part 0 has none, part 1 has it.
+            let one = json!({"window": net.spec.input_shape()[1], "stride": 2, "class": 2});
+            let (_, p0) = s.start_job("occlusion", Inputs { image: &x, part: Some((0, 2)), ..Default::default() }, &one).await.unwrap();
+            let (_, p1) = s.start_job("occlusion", Inputs { image: &x, part: Some((1, 2)), ..Default::default() }, &one).await.unwrap();
+            assert_eq!((p0.occlusion.unwrap().part, p1.occlusion.unwrap().part), (Some((0, 0)), Some((0, 1))));
             let (id, _) = run(Some((0, 2)), 8).await;
             let e = s.occlusion_merge(id, vec![0.5; 3]).unwrap_err().to_string();
             assert!(e.contains("3 values are not the"), "{e}");

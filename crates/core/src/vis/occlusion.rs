@@ -137,6 +137,8 @@ pub struct Occlusion {
     pub grid: Vec<f32>,
     /// The positions this job evaluates: all, or one part's (a worker of a pool: [`Occlusion::new`]).
     pub range: std::ops::Range<usize>,
+    /// Started as a part of several (until merged): its state says which positions it has.
+    pub split: bool,
     /// On the fused CPU path: the unoccluded image's activations, for incremental passes.
     fast: Option<IncrementalForward>,
 }
@@ -185,6 +187,7 @@ impl Occlusion {
         let range = ny * nx * pk / pn..ny * nx * (pk + 1) / pn;
         Ok(Occlusion {
             range,
+            split: pn > 1,
             image: image.to_vec(),
             baseline,
             shape,
@@ -208,7 +211,7 @@ impl Occlusion {
 
     /// Whether this job covers every position (not a part, or the parts merged).
     pub fn whole(&self) -> bool {
-        self.range == (0..self.ny * self.nx)
+        !self.split
     }
 
     /// Every position's value, from the parts in order (part 0's job takes them): the job is then
@@ -219,6 +222,7 @@ impl Occlusion {
             return Err(Error::Input(format!("{} values are not the {n} positions of this occlusion", grid.len())));
         }
         self.range = 0..n;
+        self.split = false;
         self.grid = grid;
         Ok(())
     }
