@@ -11,7 +11,7 @@ use convlens_core::rng::SplitMix64;
 use convlens_core::session::Session;
 use convlens_core::vis::landscape::{self, Landscape};
 use convlens_core::vis::patches;
-use convlens_core::{Net, NetSpec, data, weights};
+use convlens_core::{Net, NetSpec, data};
 use serde_json::json;
 use std::path::Path;
 
@@ -19,12 +19,8 @@ fn www() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../www")
 }
 
-/// The page's trained MNIST net.
-fn mnist() -> Net {
-    let spec = NetSpec::parse(&std::fs::read_to_string(www().join("nets/mnist.json")).unwrap()).unwrap();
-    let w = weights::load(&spec, &std::fs::read(www().join("nets/mnist.safetensors")).unwrap()).unwrap();
-    Net::with_weights(spec, w, &backend::cpu())
-}
+mod common;
+use common::mnist_net as mnist;
 
 fn session(net: Net, fused: bool) -> Session {
     let s = Session::new(Backend::Cpu, backend::cpu());

@@ -7,20 +7,11 @@ use convlens_core::grad::Objective;
 use convlens_core::jobs::{Budget, Inputs};
 use convlens_core::session::Session;
 use convlens_core::vis::attribution::{self, Samples};
-use convlens_core::{Net, NetSpec, weights};
+use convlens_core::{Net, NetSpec};
 use serde_json::json;
-use std::path::Path;
 
-fn www() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../www")
-}
-
-/// The page's trained MNIST net (the fused CPU path runs it).
-fn mnist() -> Net {
-    let spec = NetSpec::parse(&std::fs::read_to_string(www().join("nets/mnist.json")).unwrap()).unwrap();
-    let w = weights::load(&spec, &std::fs::read(www().join("nets/mnist.safetensors")).unwrap()).unwrap();
-    Net::with_weights(spec, w, &backend::cpu())
-}
+mod common;
+use common::mnist_net as mnist;
 
 /// A graph net with batchnorm (Burn's path on the CPU).
 fn graph() -> Net {

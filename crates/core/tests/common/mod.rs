@@ -22,3 +22,15 @@ pub fn rgb_chw(img: &image::RgbImage) -> Vec<f32> {
     }
     out
 }
+
+/// The repository's www/ folder (the page's nets and built-in data).
+pub fn www() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../www")
+}
+
+/// The page's trained MNIST net (www/nets/mnist.json and its weights), on the CPU.
+pub fn mnist_net() -> convlens_core::Net {
+    let spec = convlens_core::NetSpec::parse(&std::fs::read_to_string(www().join("nets/mnist.json")).unwrap()).unwrap();
+    let w = convlens_core::weights::load(&spec, &std::fs::read(www().join("nets/mnist.safetensors")).unwrap()).unwrap();
+    convlens_core::Net::with_weights(spec, w, &convlens_core::backend::cpu())
+}
