@@ -60,6 +60,11 @@ function mergeParts(states) {
   };
 }
 
+/** The next chunk's size: chunks of about `chunkMs` (long enough that messaging costs little, short enough to cancel). */
+function nextBatch(batch, ms, chunkMs) {
+  return Math.max(4, Math.min(4096, Math.round(batch * Math.min(4, chunkMs / ms))));
+}
+
 /** Where worker.js is (and pkg/ with the wasm engine beside it): this module's folder by default. */
 let engineBase = new URL('./', import.meta.url);
 /** Moves the worker and the wasm engine (a bundler that copies them elsewhere): workers started later use it. */
@@ -346,8 +351,12 @@ export class EngineClient extends EventTarget {
    * 8 engines would not fit a tab).
    */
   #poolSize(workers) {
-    if (this.info?.backend !== 'cpu' || !this.lastLoad || (this.summary?.params ?? 0) * 4 > POOL_MAX_BYTES) return 1;
-    return Math.max(1, Math.min(64, Math.floor(workers)));
+    return (this.summary?.params ?? 0) * 4 > POOL_MAX_BYTES ? 1 : this.#cpuParts(workers);
+  }
+
+  /** `workers` engines on the CPU (with a network loaded), else one. */
+  #cpuParts(workers) {
+    return this.info?.backend === 'cpu' && this.lastLoad ? Math.max(1, Math.min(64, Math.floor(workers))) : 1;
   }
 
   /**
@@ -371,7 +380,7 @@ export class EngineClient extends EventTarget {
       if (signal?.aborted) continue; // a chunk that was running when cancelled is not reported
       // Chunks of about `chunkMs`: long enough that messaging costs little, short enough to cancel.
       const ms = Math.max(1, performance.now() - t0);
-      batch = Math.max(4, Math.min(4096, Math.round(batch * Math.min(4, chunkMs / ms))));
+      batch = nextBatch(batch, ms, chunkMs);
       onProgress(state);
     }
     this.request('optimizeCancel', { id }).catch(() => {});
@@ -391,9 +400,14 @@ export class EngineClient extends EventTarget {
     const clients = [this];
     const states = [first];
     let stop = false;
-    const merged = () => {
-      const grid = new Float32Array(first.ny * first.nx).fill(first.base);
+    // Every part's positions in place; the others hold `fill`.
+    const assemble = (fill) => {
+      const grid = new Float32Array(first.ny * first.nx).fill(fill);
       for (const st of states) grid.set(st.grid, st.part?.[0] ?? 0);
+      return grid;
+    };
+    const merged = () => {
+      const grid = assemble(first.base);
       const done = states.reduce((n, st) => n + st.done, 0);
       return { ...first, grid, done, total: first.ny * first.nx, part: undefined, workers: states.length };
     };
@@ -422,8 +436,7 @@ export class EngineClient extends EventTarget {
           const next = await clients[k].request('occlusionStep', { id: states[k].id, max: n });
           if (stop || signal?.aborted) return; // a chunk that was running when cancelled is not reported
           states[k] = next;
-          const ms = Math.max(1, performance.now() - t0);
-          n = Math.max(4, Math.min(4096, Math.round(n * Math.min(4, chunkMs / ms))));
+          n = nextBatch(n, Math.max(1, performance.now() - t0), chunkMs);
           onProgress(merged());
         }
       };
@@ -432,8 +445,7 @@ export class EngineClient extends EventTarget {
         throw e;
       })));
       if (signal?.aborted) return null;
-      const all = new Float32Array(first.ny * first.nx);
-      for (const st of states) all.set(st.grid, st.part?.[0] ?? 0);
+      const all = assemble(0);
       const state = await this.request('occlusionMerge', { id: first.id, grid: all }, [all.buffer]);
       const done = { ...state, workers: parts };
       onProgress(done);
@@ -489,7 +501,7 @@ export class EngineClient extends EventTarget {
    */
   async datasetView(kind, settings, { budgetMs = 100, onProgress = () => {}, signal = null, workers = defaultWorkers() } = {}) {
     // On the CPU, a job that splits (the engine says so in its state) runs on `workers` engines.
-    const parts = this.info?.backend === 'cpu' && this.lastLoad ? Math.max(1, Math.min(64, Math.floor(workers))) : 1;
+    const parts = this.#cpuParts(workers);
     let state = await this.request('datasetStart', { kind, settings, ...(parts > 1 ? { part: [0, parts] } : {}) });
     if (state.landscape?.part) return this.#splitView(kind, settings, state, parts, { budgetMs, onProgress, signal });
     const { id } = state;
