@@ -53,8 +53,9 @@ export declare class EngineClient extends EventTarget {
   forward(input: Float32Array): Promise<Float32Array>;
   /** On the CPU, SmoothGrad's and integrated gradients' samples split among `workers` engines (default: one per core, at most 8). */
   attribute(input: Float32Array, objective: unknown, settings?: Record<string, unknown>, options?: { workers?: number }): Promise<unknown>;
+  /** On the CPU, patches and the loss surface split among `workers` engines (default: one per core, at most 8); t-SNE runs on one. */
   datasetView(kind: 'patches' | 'tsne' | 'landscape', settings: Record<string, unknown>,
-    options?: { budgetMs?: number; onProgress?: (state: any) => void; signal?: AbortSignal | null }): Promise<any>;
+    options?: { budgetMs?: number; onProgress?: (state: any) => void; signal?: AbortSignal | null; workers?: number }): Promise<any>;
   restart(options?: { backend?: string; weights?: Uint8Array }): Promise<unknown>;
   switchBackend(backend: 'cpu' | 'webgpu'): Promise<unknown>;
   terminate(): void;

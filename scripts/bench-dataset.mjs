@@ -7,7 +7,8 @@
 //   (the speed a user could have instead) on the same 50-dimensional points, in the same page;
 //   and 10,000 training digits (Barnes-Hut);
 // - maximally activating patches of the MNIST net's conv2 over the 60,000 training digits and of the
-//   CIFAR-10 net's last conv layer over its 5,000 images (4,000 train + 1,000 test);
+//   CIFAR-10 net's last conv layer over its 5,000 images (4,000 train + 1,000 test), on the page's
+//   worker pool and on one engine;
 // - the 2-D loss surface of the MNIST net, 51x51 on 256 test images, and its first 11x11.
 // Medians of BENCH_RUNS (default 3) for the short ones, one run for the long ones. Needs mnist/ and
 // cifar10/ in $CONVLENS_DATA_DIR (else ../shared/data). Raw numbers: target/bench-dataset.json.
@@ -135,8 +136,15 @@ async function browserFigures(browser, server, backend, full) {
       out.peers = await timePeers(page);
       console.log(`  tsne-js: ${out.peers.tsnejs.perIter.toFixed(3)} s/iteration, ~${out.peers.tsnejs.estimate1000.toFixed(0)} s for 1,000; umap-js ${out.peers.umap.toFixed(2)} s`);
     }
-    out.patchesMnist = await many(rep(), () => timeView(page, 'patches', { layer: 3, split: 'train', images: 60000 }));
-    console.log(`  ${backend}: patches, 60,000 digits ${out.patchesMnist.secs.toFixed(2)} s`);
+    // Patches: on the CPU the page's pool (one engine per core; the helpers' first search also
+    // loads the dataset there, a round the median leaves out), and one engine alone.
+    const mnistPatches = { layer: 3, split: 'train', images: 60000 };
+    out.patchesMnist = await many(rep(), () => timeView(page, 'patches', mnistPatches));
+    console.log(`  ${backend}: patches, 60,000 digits ${out.patchesMnist.secs.toFixed(2)} s on ${out.patchesMnist.workers} workers (rounds ${out.patchesMnist.runs.map((r) => r.toFixed(2)).join(', ')})`);
+    if (full && out.patchesMnist.workers > 1) {
+      out.patchesMnist1 = await many(rep(), () => timeView(page, 'patches', mnistPatches, 1));
+      console.log(`  ${backend}: patches, 60,000 digits on 1 worker ${out.patchesMnist1.secs.toFixed(2)} s`);
+    }
     // The page's default: one engine per core on the CPU (the worker pool); and one engine alone.
     const plane = { kind: 'plane', images: 256, points: full ? 51 : 11 };
     out.landscape = await timeView(page, 'landscape', plane);
@@ -146,13 +154,17 @@ async function browserFigures(browser, server, backend, full) {
       console.log(`  ${backend}: loss surface 51x51 on 1 worker ${out.landscape1.secs.toFixed(1)} s (11x11 first in ${out.landscape1.first?.toFixed(2)} s)`);
     }
     await page.evaluate(() => window.convlens.selectNet('cifar10'));
-    const cifar = async () => {
-      const a = await timeView(page, 'patches', { split: 'train', images: 5000 });
-      const b = await timeView(page, 'patches', { split: 'test', images: 5000 });
-      return { secs: a.secs + b.secs, total: a.total + b.total };
+    const cifar = async (workers) => {
+      const a = await timeView(page, 'patches', { split: 'train', images: 5000 }, workers);
+      const b = await timeView(page, 'patches', { split: 'test', images: 5000 }, workers);
+      return { secs: a.secs + b.secs, total: a.total + b.total, workers: a.workers };
     };
-    out.patchesCifar = await many(rep(), cifar);
-    console.log(`  ${backend}: patches, 5,000 CIFAR-10 images ${out.patchesCifar.secs.toFixed(2)} s`);
+    out.patchesCifar = await many(rep(), () => cifar());
+    console.log(`  ${backend}: patches, 5,000 CIFAR-10 images ${out.patchesCifar.secs.toFixed(2)} s on ${out.patchesCifar.workers} workers`);
+    if (full && out.patchesCifar.workers > 1) {
+      out.patchesCifar1 = await many(rep(), () => cifar(1));
+      console.log(`  ${backend}: patches, 5,000 CIFAR-10 images on 1 worker ${out.patchesCifar1.secs.toFixed(2)} s`);
+    }
   } finally {
     await page.close();
   }
@@ -199,8 +211,10 @@ const rows = [
   ['t-SNE 10,000 pts (target ≤ 30)', c.tsne10000.secs, null, results.native.tsne10000.secs],
   ['tsne-js, 2,000 pts, 1,000 it (estimated)', c.peers.tsnejs.estimate1000, null, null],
   ['umap-js, 2,000 pts', c.peers.umap, null, null],
-  ['patches, 60,000 MNIST (target ≤ 20)', c.patchesMnist.secs, results.webgpu?.patchesMnist?.secs, results.native.patchesMnist.secs],
-  ['patches, 5,000 CIFAR-10 (target ≤ 5)', c.patchesCifar.secs, results.webgpu?.patchesCifar?.secs, null],
+  [`patches, 60,000 MNIST (target ≤ 20), ${c.patchesMnist.workers} workers`, c.patchesMnist.secs, results.webgpu?.patchesMnist?.secs, results.native.patchesMnist.secs],
+  ...(c.patchesMnist1 ? [['patches, 60,000 MNIST, 1 worker', c.patchesMnist1.secs, null, null]] : []),
+  [`patches, 5,000 CIFAR-10 (target ≤ 5), ${c.patchesCifar.workers} workers`, c.patchesCifar.secs, results.webgpu?.patchesCifar?.secs, null],
+  ...(c.patchesCifar1 ? [['patches, 5,000 CIFAR-10, 1 worker', c.patchesCifar1.secs, null, null]] : []),
   [`loss surface 51x51 (target ≤ 60), ${c.landscape.workers} workers`, c.landscape.secs, null, results.native.landscape.secs],
   [`loss surface first 11x11 (target ≤ 5), ${c.landscape.workers} workers`, c.landscape.first, results.webgpu?.landscape?.first, null],
   ...(c.landscape1 ? [['loss surface 51x51, 1 worker', c.landscape1.secs, null, null], ['loss surface first 11x11, 1 worker', c.landscape1.first, null, null]] : []),
@@ -208,6 +222,9 @@ const rows = [
 console.log('| | browser CPU | browser WebGPU (SwiftShader) | native CLI |');
 console.log('|---|---|---|---|');
 for (const [name, a, b, n] of rows) console.log(`| ${name} | ${a?.toFixed(2) ?? '–'} | ${b?.toFixed(2) ?? '–'} | ${n?.toFixed(2) ?? '–'} |`);
+for (const k of ['patchesMnist', 'patchesCifar', 'landscape']) {
+  if (c[`${k}1`]) console.log(`${k}: ${c[k].workers} workers ${(c[`${k}1`].secs / c[k].secs).toFixed(2)}x faster than 1`);
+}
 console.log(`ConvLens t-SNE vs tsne-js: ${(c.peers.tsnejs.estimate1000 / c.tsne2000.secs).toFixed(0)}x faster (Barnes-Hut), `
   + `${(c.peers.tsnejs.estimate1000 / c.tsne2000exact.secs).toFixed(0)}x (exact); umap-js takes ${(c.peers.umap / c.tsne2000.secs).toFixed(2)}x ConvLens's time`);
 await mkdir(dirname(OUT), { recursive: true });

@@ -28,7 +28,7 @@ export function defaultWorkers() {
   return Math.max(1, Math.min(8, Math.floor(n)));
 }
 
-/** The parts of a split job's state put together: every point from the part that evaluated it. */
+/** The parts of a split loss surface's state put together: every point from the part that evaluated it. */
 function mergeParts(states) {
   const [first] = states;
   const loss = Float32Array.from(first.landscape.loss);
@@ -42,22 +42,23 @@ function mergeParts(states) {
       }
     }
   }
-  const sum = (f) => states.reduce((a, s) => a + f(s), 0);
   return {
-    ...first,
-    step: sum((s) => s.step),
-    total: sum((s) => s.total),
-    done: states.every((s) => s.done),
-    workers: states.length,
+    ...partsTogether(states),
     landscape: {
       ...first.landscape,
       loss,
       accuracy,
-      coarse: sum((s) => s.landscape.coarse),
+      coarse: states.reduce((a, s) => a + s.landscape.coarse, 0),
       coarseDone: states.every((s) => s.landscape.coarseDone),
       part: undefined,
     },
   };
+}
+
+/** What every split job's parts' states have together: part 0's, with the steps of all. */
+function partsTogether(states) {
+  const sum = (f) => states.reduce((a, s) => a + f(s), 0);
+  return { ...states[0], step: sum((s) => s.step), total: sum((s) => s.total), done: states.every((s) => s.done), workers: states.length };
 }
 
 /** The next chunk's size: chunks of about `chunkMs` (long enough that messaging costs little, short enough to cancel). */
@@ -462,18 +463,18 @@ export class EngineClient extends EventTarget {
   /**
    * `count` helper engines on the CPU, each a session on a helper worker, holding this client's
    * network with its current weights (sent again only when they changed: a new load, or
-   * training) and `images` ({data, shape, labels}), when given, as their dataset.
+   * training) and, `withData`, this client's dataset.
    */
-  #prepareHelpers(count, images = null) {
+  #prepareHelpers(count, withData = false) {
     // One at a time: two jobs starting together (the page's maps) would both set a helper up.
-    const job = (this.#preparing ?? Promise.resolve()).catch(() => {}).then(() => this.#prepareNow(count, images));
+    const job = (this.#preparing ?? Promise.resolve()).catch(() => {}).then(() => this.#prepareNow(count, withData));
     this.#preparing = job;
     return job;
   }
 
   #preparing = null;
 
-  async #prepareNow(count, images) {
+  async #prepareNow(count, withData) {
     const workers = this.#hub.helperWorkers(count);
     while (this.#helpers.length < count) this.#helpers.push(new EngineClient({ worker: workers[this.#helpers.length] }));
     const helpers = this.#helpers.slice(0, count);
@@ -490,8 +491,22 @@ export class EngineClient extends EventTarget {
         h.heldFor = { load: this.lastLoad, version };
       }));
     }
-    if (images) await Promise.all(helpers.map((h) => h.loadImages('part', images.data, images.shape, images.labels)));
+    if (withData) await Promise.all(helpers.map((h) => this.#lendData(h)));
     return helpers;
+  }
+
+  /**
+   * Gives helper `h` this client's dataset, unless it holds it already: a dataset from files is
+   * fetched again there (from the browser's cache) and decoded, images and points are copied.
+   */
+  async #lendData(h) {
+    const d = this.lastData;
+    if (!d || h.dataHeld === d) return;
+    h.dataHeld = null;
+    if (d.kind === 'dataset') await h.loadDataset(d.name, d.base, d.maxTrainSheets);
+    else if (d.kind === 'images') await h.loadImages(d.name, d.pixels, d.shape, d.labels, d.classes);
+    else if (d.kind === 'points') await h.loadPoints(d.points, d.labels);
+    h.dataHeld = d;
   }
 
   /**
@@ -501,9 +516,9 @@ export class EngineClient extends EventTarget {
    */
   async datasetView(kind, settings, { budgetMs = 100, onProgress = () => {}, signal = null, workers = defaultWorkers() } = {}) {
     // On the CPU, a job that splits (the engine says so in its state) runs on `workers` engines.
-    const parts = this.#cpuParts(workers);
+    const parts = this.#poolSize(workers);
     let state = await this.request('datasetStart', { kind, settings, ...(parts > 1 ? { part: [0, parts] } : {}) });
-    if (state.landscape?.part) return this.#splitView(kind, settings, state, parts, { budgetMs, onProgress, signal });
+    if (state.landscape?.part || state.patches?.part) return this.#splitView(kind, settings, state, parts, { budgetMs, onProgress, signal });
     const { id } = state;
     onProgress(state);
     try {
@@ -522,19 +537,36 @@ export class EngineClient extends EventTarget {
 
   /**
    * The rest of a split dataset view: `first` is part 0 here; parts 1.. run on helper engines
-   * with the same images; each reports as it goes, and `onProgress` gets the parts put together
-   * (bit for bit one engine's values).
+   * holding the same dataset; each reports as it goes, and `onProgress` gets the parts put
+   * together (bit for bit one engine's values): the loss surface's points each from the part
+   * that evaluated it, the patches' tops by the engine (`patchesMerge`).
    */
   async #splitView(kind, settings, first, parts, { budgetMs, onProgress, signal }) {
     const clients = [this];
     const states = [first];
     let stop = false;
+    const together = () => (kind === 'patches' ? this.#mergePatches(states) : mergeParts(states));
+    // Progress is put together beside the parts' steps, never holding one up (the patches' merge
+    // waits for this engine's current step): one at a time, the newest states each time.
+    let reporting = null;
+    let again = false;
+    const report = () => {
+      if (reporting) {
+        again = true;
+        return;
+      }
+      reporting = (async () => {
+        do {
+          again = false;
+          const now = await together();
+          if (!stop && !signal?.aborted) onProgress(now);
+        } while (again && !stop && !signal?.aborted);
+      })().catch(() => {}).finally(() => { reporting = null; });
+    };
     try {
-      const l = first.landscape;
-      const images = await this.images(l.split, 0, l.images);
-      clients.push(...await this.#prepareHelpers(parts - 1, images));
+      clients.push(...await this.#prepareHelpers(parts - 1, true));
       for (let k = 1; k < parts; k++) states.push(await clients[k].request('datasetStart', { kind, settings, part: [k, parts] }));
-      onProgress(mergeParts(states));
+      report();
       const run = async (k) => {
         while (!states[k].done) {
           if (stop || signal?.aborted) return;
@@ -542,18 +574,35 @@ export class EngineClient extends EventTarget {
           // A chunk that was running when the run was cancelled (or another part failed) is not reported.
           if (stop || signal?.aborted) return;
           states[k] = next;
-          onProgress(mergeParts(states));
+          report();
         }
       };
       await Promise.all(clients.map((_, k) => run(k).catch((e) => {
         stop = true;
         throw e;
       })));
-      return signal?.aborted ? null : mergeParts(states);
+      // The last report before the result, not after it.
+      stop = true;
+      await reporting;
+      return signal?.aborted ? null : together();
     } finally {
       stop = true;
       states.forEach((s, k) => clients[k].request('optimizeCancel', { id: s.id }).catch(() => {}));
     }
+  }
+
+  /** A split patches search's parts put together: each channel's top over all their images (the engine merges). */
+  async #mergePatches(states) {
+    const p = states[0].patches;
+    const per = p.shape[0] * p.top;
+    const cat = (key, Type) => {
+      const a = new Type(states.length * per);
+      states.forEach((s, i) => a.set(s.patches[key], i * per));
+      return a;
+    };
+    const args = { channels: p.shape[0], top: p.top, values: cat('values', Float32Array), images: cat('images', Int32Array), ys: cat('ys', Int32Array), xs: cat('xs', Int32Array) };
+    const lists = await this.request('patchesMerge', args, [args.values.buffer, args.images.buffer, args.ys.buffer, args.xs.buffer]);
+    return { ...partsTogether(states), patches: { ...p, ...lists, part: undefined } };
   }
 
   /** Patches' pictures: layer `layer`'s receptive field around units in a split's images: {data, shape}. */

@@ -242,6 +242,11 @@ const commands = {
   loadPoints({ points, labels }, s) {
     return { result: needEngine(s).loadPoints(points, labels) };
   },
+  /** A split patches search's tops put together (no session's state: the parts' lists in, one top out). */
+  patchesMerge({ channels, top, values, images, ys, xs }) {
+    const result = wasm.patchesMerge(channels, top, values, images, ys, xs);
+    return { result, transfer: [result.values.buffer, result.images.buffer, result.ys.buffer, result.xs.buffer] };
+  },
   toyPoints({ kind, seed }, s) {
     return { result: wasm.toyPoints(kind, seed) };
   },

@@ -1,6 +1,6 @@
 // The dataset page (dataset.html): top patches equal a brute-force search through the engine's own
 // forward pass and the native CLI's numbers, a linked unit opens highlighted, patch links name the
-// unit for the image page; t-SNE maps animate to a lower KL divergence; the loss surface's points
+// unit for the image page, and a search on the worker pool equals one engine's; t-SNE maps animate to a lower KL divergence; the loss surface's points
 // equal the loss of the net evaluated directly; CPU and WebGPU agree; bad settings get a message and
 // the engine stays; Tiny VGG and MobileNetV2 over the data directory's photos when it has them.
 import assert from 'node:assert/strict';
@@ -82,6 +82,15 @@ test('patches: the top 9 per channel equal a brute-force search and the CLI; a l
         const tie = ref[ch].filter((x) => Math.abs(x[0] - v) <= 1e-5 * Math.max(1, Math.abs(v))).length > 1;
         if (!tie) assert.equal(p.images[ch * 9 + r], img, `channel ${ch} rank ${r}`);
       }
+    }
+    // On the worker pool (1, 2 and 3 engines, each searching its own run of images, the tops put
+    // together by the engine): the same patches bit for bit.
+    const pooled = [];
+    for (const workers of [1, 2, 3]) pooled.push(await view(page, 'patches', { layer: 3, split: 'test', images: 1000, top: 9 }, { workers }));
+    assert.deepEqual(pooled.map((r) => [r.workers ?? 1, r.step, r.total, r.done]), [[1, 1000, 1000, true], [2, 1000, 1000, true], [3, 1000, 1000, true]]);
+    for (const r of pooled.slice(1)) {
+      for (const key of ['values', 'images', 'ys', 'xs']) assert.deepEqual(r.patches[key], pooled[0].patches[key], `${key} on ${r.workers} engines`);
+      assert.equal(r.patches.part, undefined);
     }
     // The native CLI on the same images.
     const cli = join(targetDir(), 'release', 'convlens');

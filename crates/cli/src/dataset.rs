@@ -217,7 +217,7 @@ pub async fn patches(a: PatchesArgs) -> Result<()> {
         vec![("layer", layer), ("split", a.split.map(Into::into)), ("images", a.images.map(Into::into)), ("top", a.top.map(Into::into))],
         &a.set.set,
     )?;
-    let (p, secs) = run(&s, "patches", &given, 256).await?;
+    let (p, secs) = run(&s, "patches", &given, 4).await?;
     let Some(DatasetProgress::Patches(pp)) = &p.dataset else { return Err("patches: no result".into()) };
     let (c, k) = (pp.shape[0], pp.top);
     out_dir(&a.out)?;

@@ -81,7 +81,7 @@ pub struct Inputs<'a> {
     pub fused_allowed: bool,
     /// Part `k` of `n` of a job split across engines (the page's worker pool): the job does only
     /// its share, and the parts' results put together equal one engine's bit for bit. Jobs that do
-    /// not split (all but the loss surface's line and plane) run whole and say so in their
+    /// not split (t-SNE, the seeds experiment, the optimizations) run whole and say so in their
     /// progress (`part` None).
     pub part: Option<(usize, usize)>,
 }
@@ -90,7 +90,8 @@ pub struct Inputs<'a> {
 pub const MAX_PARTS: usize = 64;
 
 /// How much a step call may do: about this many milliseconds (at least one step), or this many
-/// steps (occlusion: patch positions, evaluated as one batch).
+/// steps (occlusion: patch positions, evaluated as one batch; patches: blocks of images; t-SNE:
+/// images read, or iterations).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Budget {
     Ms(f64),
@@ -155,6 +156,8 @@ pub struct PatchesProgress {
     pub images: Vec<i32>,
     pub ys: Vec<i32>,
     pub xs: Vec<i32>,
+    /// A part's images (start, end) of the search, if it is split; the lists are that part's.
+    pub part: Option<(usize, usize)>,
 }
 
 /// A t-SNE map: where it is, the points, the KL divergence so far.
@@ -299,7 +302,10 @@ impl Job {
                 let (train, test) = inputs.data.ok_or_else(|| Error::Input(format!("{kind} needs a dataset: load one first")))?;
                 let data = if v.text("split") == "train" { train.clone() } else { test };
                 match kind {
-                    "patches" => Job::Patches(Patches::new(net, data, patches::Settings::from_values(&v, spec)?)?, None),
+                    "patches" => {
+                        let s = patches::Settings::from_values(&v, spec)?;
+                        Job::Patches(Patches::new(net, data, s, inputs.part.unwrap_or((0, 1)))?, None)
+                    }
                     "tsne" => Job::Tsne(Box::new(TsneRun::new(net, data, &v)?), None),
                     _ if v.text("kind") == "seeds" => {
                         let s = seeds::Settings::from_values(&v)?;
@@ -407,15 +413,8 @@ impl Job {
                     }
                 }
                 Job::Patches(p, own) => {
-                    let fused = own.as_mut().or(lent.as_deref_mut());
-                    let batch = match budget {
-                        Budget::Items(k) => k.max(1),
-                        Budget::Ms(_) => 64,
-                    };
-                    p.run(net, fused, batch).await?;
-                    if matches!(budget, Budget::Items(_)) {
-                        return Ok(());
-                    }
+                    // A block of images a step (Budget::Items: that many blocks).
+                    p.run(net, own.as_mut().or(lent.as_deref_mut())).await?;
                 }
                 Job::Tsne(t, own) => {
                     let fused = own.as_mut().or(lent.as_deref_mut());
@@ -507,34 +506,26 @@ impl Job {
                 };
             }
             Job::Patches(p, _) => {
-                let (c, k) = (p.shape[0], p.top.k);
-                let mut pp = PatchesProgress {
+                let (values, images, ys, xs) = p.top.lists();
+                let pp = PatchesProgress {
                     layer: p.settings.layer,
                     shape: p.shape,
-                    top: k,
+                    top: p.top.k,
                     patch: {
                         let (h, w) = p.field.patch_size(p.input[1], p.input[2]);
                         [p.input[0], h, w]
                     },
                     split: p.settings.split.clone(),
-                    values: vec![f32::NAN; c * k],
-                    images: vec![-1; c * k],
-                    ys: vec![-1; c * k],
-                    xs: vec![-1; c * k],
+                    values,
+                    images,
+                    ys,
+                    xs,
+                    part: p.split.then_some((p.range.start, p.range.end)),
                 };
-                for (ch, hits) in p.top.channels.iter().enumerate() {
-                    for (r, h) in hits.iter().enumerate() {
-                        let at = ch * k + r;
-                        pp.values[at] = h.value;
-                        pp.images[at] = h.image as i32;
-                        pp.ys[at] = h.y as i32;
-                        pp.xs[at] = h.x as i32;
-                    }
-                }
                 return Progress {
                     kind: "patches",
-                    step: p.next,
-                    total: p.total,
+                    step: p.next - p.range.start,
+                    total: p.range.len(),
                     done: p.done(),
                     history: vec![],
                     images: vec![],

@@ -94,6 +94,32 @@ fn top_patches_equal_a_brute_force_search() {
                         );
                     }
                 }
+                // Split across 2 and 3 engines (the page's worker pool), in other chunks: each part
+                // searches its own run of images; the tops put together are the whole's bit for bit.
+                for parts in [2, 3] {
+                    let (mut values, mut imgs, mut ys, mut xs) = (vec![], vec![], vec![], vec![]);
+                    let mut next = 0;
+                    for k in 0..parts {
+                        let inputs = Inputs { part: Some((k, parts)), ..Default::default() };
+                        let q = s.run_job("patches", inputs, &settings, Budget::Items(1 + k), &clock, &mut |_| {}).await.unwrap();
+                        let Some(DatasetProgress::Patches(part)) = q.dataset else { panic!("no patches") };
+                        let (a, b) = part.part.expect("a part says its images");
+                        assert_eq!((a, q.step, q.total), (next, b - a, b - a), "part {k} of {parts}");
+                        assert!(a % patches::BLOCK == 0, "parts of whole blocks");
+                        next = b;
+                        values.extend(part.values);
+                        imgs.extend(part.images);
+                        ys.extend(part.ys);
+                        xs.extend(part.xs);
+                    }
+                    assert_eq!(next, n, "the parts cover every image");
+                    assert!(patches::merge_lists(c, 9, &values[1..], &imgs, &ys, &xs).is_err(), "a list cut short is refused");
+                    let (v, i, y, x) = patches::merge_lists(c, 9, &values, &imgs, &ys, &xs).unwrap();
+                    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                    assert_eq!(bits(&v), bits(&pp.values), "layer {layer}, {parts} parts (fused {fused})");
+                    assert_eq!((i, y, x), (pp.images.clone(), pp.ys.clone(), pp.xs.clone()), "layer {layer}, {parts} parts");
+                }
+                assert_eq!(pp.part, None, "a whole search is no part");
                 // The crops are the images' pixels in the unit's field, zero outside.
                 let (crops, shape) = s.patch_crops("test", layer, &pp.images[..9], &pp.ys[..9], &pp.xs[..9]).unwrap();
                 let field = patches::receptive_fields(&net.spec)[layer];

@@ -33,6 +33,9 @@ fn progress_js(id: u32, p: &Progress) -> Object {
             set(&v, "images", Int32Array::from(pp.images.as_slice()));
             set(&v, "ys", Int32Array::from(pp.ys.as_slice()));
             set(&v, "xs", Int32Array::from(pp.xs.as_slice()));
+            if let Some((a, b)) = pp.part {
+                set(&v, "part", shape_js(&[a, b]));
+            }
             set(&o, "patches", v);
         }
         Some(DatasetProgress::Tsne(t)) => {
@@ -90,12 +93,34 @@ fn progress_js(id: u32, p: &Progress) -> Object {
     o
 }
 
+/// The tops of a split patches search put together: `values`, `images`, `ys`, `xs` are the
+/// parts' lists one after another (`[parts, channels, top]`, as each part's state has them);
+/// returns {values, images, ys, xs} (`[channels, top]`), one search's over all their images.
+#[wasm_bindgen(js_name = patchesMerge)]
+pub fn patches_merge(
+    channels: usize,
+    top: usize,
+    values: Vec<f32>,
+    images: Vec<i32>,
+    ys: Vec<i32>,
+    xs: Vec<i32>,
+) -> Result<Object, JsValue> {
+    let (values, images, ys, xs) = convlens_core::vis::patches::merge_lists(channels, top, &values, &images, &ys, &xs).map_err(js_err)?;
+    let o = Object::new();
+    set(&o, "values", Float32Array::from(values.as_slice()));
+    set(&o, "images", Int32Array::from(images.as_slice()));
+    set(&o, "ys", Int32Array::from(ys.as_slice()));
+    set(&o, "xs", Int32Array::from(xs.as_slice()));
+    Ok(o)
+}
+
 #[wasm_bindgen]
 impl Engine {
     /// Starts a dataset view on the current network and dataset: `kind` is patches, tsne or
     /// landscape; `settings` any keys of `settingsSchema(kind)`; `part` [k, n] (optional): part k
-    /// of a job split across n engines (the loss surface's line and plane split; its state then
-    /// has `landscape.part`; other jobs run whole). Resolves to its state with its `id`.
+    /// of a job split across n engines (the loss surface's line and plane split, its state then
+    /// has `landscape.part`; patches split their images, `patches.part` [start, end], put
+    /// together with `patchesMerge`; t-SNE runs whole). Resolves to its state with its `id`.
     #[wasm_bindgen(js_name = datasetStart)]
     pub fn dataset_start(&self, kind: String, settings: JsValue, part: Option<Vec<u32>>) -> Promise {
         let session = self.session.clone();

@@ -10,9 +10,13 @@
 //! - A crop is the field's square in the network's input, zero-padded where it leaves the image
 //!   (as the toolbox shows it), so every patch of a layer has one size; along an axis where the
 //!   field spans the whole image or more (deep layers), the crop is the whole image.
-//! - The images go through the network in batches (the fused CPU path where it runs, else Burn);
-//!   each channel keeps its top `k` as (value, image, y, x), ties going to the earlier image and,
+//! - The images go through the network in blocks of [`BLOCK`] (the fused CPU path where it runs,
+//!   else Burn), always the same blocks of the split however the search is chunked or split (a
+//!   GEMM's rounding can depend on a row's place in its batch); each channel keeps its top `k` as (value, image, y, x), ties going to the earlier image and,
 //!   within an image, to the first position in row-major order.
+//! - A search splits into parts (the page's worker pool): part k of n searches its own run of
+//!   whole blocks, and [`Top::absorb`] puts the parts' tops together. The order is total (value, then
+//!   image) and each image is in one part, so the result is one search's, bit for bit.
 
 use std::rc::Rc;
 
@@ -232,6 +236,76 @@ impl Top {
             }
         }
     }
+
+    /// Offers every hit of `other` (a search of other images): the top of both searches.
+    pub fn absorb(&mut self, other: &Top) {
+        for (ch, hits) in other.channels.iter().enumerate() {
+            for &h in hits {
+                self.offer(ch, h);
+            }
+        }
+    }
+
+    /// The lists as `[channels, k]` arrays, best first: values, images, ys, xs (image -1 and value
+    /// NaN where a channel has fewer hits).
+    pub fn lists(&self) -> (Vec<f32>, Vec<i32>, Vec<i32>, Vec<i32>) {
+        let (c, k) = (self.channels.len(), self.k);
+        let (mut values, mut images, mut ys, mut xs) = (vec![f32::NAN; c * k], vec![-1; c * k], vec![-1; c * k], vec![-1; c * k]);
+        for (ch, hits) in self.channels.iter().enumerate() {
+            for (r, h) in hits.iter().enumerate() {
+                let at = ch * k + r;
+                values[at] = h.value;
+                images[at] = h.image as i32;
+                ys[at] = h.y as i32;
+                xs[at] = h.x as i32;
+            }
+        }
+        (values, images, ys, xs)
+    }
+
+    /// The top of `[channels, k]` arrays as [`Top::lists`] gives them (a part's state, back from
+    /// the page); entries with image -1 are none.
+    pub fn from_lists(channels: usize, k: usize, values: &[f32], images: &[i32], ys: &[i32], xs: &[i32]) -> Result<Top, Error> {
+        let n = channels * k;
+        if k == 0 || [values.len(), images.len(), ys.len(), xs.len()] != [n; 4] {
+            return Err(Error::Input(format!("patches: expected {channels} channels x {k} hits in each list")));
+        }
+        let mut top = Top::new(channels, k);
+        for at in 0..n {
+            if images[at] < 0 {
+                continue;
+            }
+            if ys[at] < 0 || xs[at] < 0 || values[at].is_nan() {
+                return Err(Error::Input(format!("patches: hit {at} has no unit or value")));
+            }
+            let hit = Hit { value: values[at], image: images[at] as usize, y: ys[at] as usize, x: xs[at] as usize };
+            top.offer(at / k, hit);
+        }
+        Ok(top)
+    }
+}
+
+/// The tops of several parts (`[parts, channels, k]` arrays each, the parts' images disjoint)
+/// put together: one search's top over all their images, as `[channels, k]` arrays.
+pub fn merge_lists(
+    channels: usize,
+    k: usize,
+    values: &[f32],
+    images: &[i32],
+    ys: &[i32],
+    xs: &[i32],
+) -> Result<(Vec<f32>, Vec<i32>, Vec<i32>, Vec<i32>), Error> {
+    let per = channels * k;
+    if per == 0 || !values.len().is_multiple_of(per) {
+        return Err(Error::Input(format!("patches merge: the lists are not whole parts of {channels} channels x {k} hits")));
+    }
+    let mut top = Top::new(channels, k);
+    for p in 0..values.len() / per {
+        let r = p * per..(p + 1) * per;
+        let get = |a: &[i32]| a.get(r.clone()).map(<[i32]>::to_vec).unwrap_or_default();
+        top.absorb(&Top::from_lists(channels, k, &values[r.clone()], &get(images), &get(ys), &get(xs))?);
+    }
+    Ok(top.lists())
 }
 
 /// Layer `layer`'s output for `n` inputs `x` (CHW each), flat: on the fused CPU path (`fused`,
@@ -251,15 +325,22 @@ pub async fn layer_output(net: &Net, fused: Option<&mut CpuTrainer>, x: Vec<f32>
     }
 }
 
+/// Images per block: a step searches one.
+pub const BLOCK: usize = 64;
+
 /// A search in progress, or done.
 #[derive(Debug, Clone)]
 pub struct Patches {
     pub settings: Settings,
     pub data: Rc<Dataset>,
-    /// Images searched so far (from the start of the split).
+    /// The images this search (or part of one) covers, of the split's first `settings.images`.
+    pub range: std::ops::Range<usize>,
+    /// The next image to search (`range.start..=range.end`).
     pub next: usize,
-    /// How many it searches.
+    /// How many the whole search covers (all parts).
     pub total: usize,
+    /// Whether this is one part of a split search.
+    pub split: bool,
     pub top: Top,
     pub field: ReceptiveField,
     /// The layer's output shape.
@@ -269,7 +350,8 @@ pub struct Patches {
 }
 
 impl Patches {
-    pub fn new(net: &Net, data: Rc<Dataset>, settings: Settings) -> Result<Patches, Error> {
+    /// Part `k` of `n` (`(0, 1)`: the whole search) of a search with `settings`.
+    pub fn new(net: &Net, data: Rc<Dataset>, settings: Settings, (k, n): (usize, usize)) -> Result<Patches, Error> {
         data.check_input(net.spec.input_shape())?;
         let layer = net.spec.layers.get(settings.layer).ok_or_else(|| Error::Input(format!("there is no layer {}", settings.layer)))?;
         if settings.layer == 0 {
@@ -281,17 +363,27 @@ impl Patches {
             return Err(Error::Input(format!("the {} split has no images", settings.split)));
         }
         let field = receptive_fields(&net.spec)[settings.layer];
-        Ok(Patches { top: Top::new(shape[0], settings.top), field, shape, input: net.spec.input_shape(), next: 0, total, data, settings })
+        let block = Self::block_for(net);
+        let blocks = total.div_ceil(block);
+        let range = (blocks * k / n * block).min(total)..(blocks * (k + 1) / n * block).min(total);
+        let top = Top::new(shape[0], settings.top);
+        Ok(Patches { top, field, shape, input: net.spec.input_shape(), next: range.start, range, total, split: n > 1, data, settings })
     }
 
     pub fn done(&self) -> bool {
-        self.next >= self.total
+        self.next >= self.range.end
     }
 
-    /// Searches the next `batch` images: their layer output on the fused CPU path (`fused`) or
+    /// The block size for `net`: [`BLOCK`] images, fewer where a batch of them would not fit.
+    fn block_for(net: &Net) -> usize {
+        BLOCK.min(Limits::here().max_batch(&net.spec)).max(1)
+    }
+
+    /// Searches the next block of images: their layer output on the fused CPU path (`fused`) or
     /// through Burn.
-    pub async fn run(&mut self, net: &Net, fused: Option<&mut CpuTrainer>, batch: usize) -> Result<(), Error> {
-        let n = batch.clamp(1, Limits::here().max_batch(&net.spec)).min(self.total - self.next);
+    pub async fn run(&mut self, net: &Net, fused: Option<&mut CpuTrainer>) -> Result<(), Error> {
+        let block = Self::block_for(net);
+        let n = ((self.next / block + 1) * block).min(self.range.end) - self.next.min(self.range.end);
         if n == 0 {
             return Ok(());
         }
