@@ -24,6 +24,11 @@ impl Rect {
     fn len(&self) -> usize {
         (self.y1 - self.y0) * (self.x1 - self.x0)
     }
+
+    /// The smallest rectangle holding both.
+    pub fn union(self, o: Rect) -> Rect {
+        Rect { y0: self.y0.min(o.y0), y1: self.y1.max(o.y1), x0: self.x0.min(o.x0), x1: self.x1.max(o.x1) }
+    }
 }
 
 /// The outputs of a window layer (kernel `k`, stride `s`, padding `pad`, output `ho` x `wo`)
@@ -65,14 +70,16 @@ impl IncrementalForward {
             }
         }
         written[0] = Some(patch);
-        let mut region = patch;
         for i in 1..=last {
             let layer = &self.spec.layers[i];
+            // What changed in its inputs (a graph's add or concat: the rectangle holding each
+            // input's change); a layer none of whose inputs changed keeps its output.
+            let Some(region) = layer.inputs.iter().filter_map(|&j| written[j]).reduce(Rect::union) else { continue };
             let (below, rest) = self.work.split_at_mut(i);
+            let xs: Vec<&[f32]> = layer.inputs.iter().map(|&j| &below[j][..]).collect();
             let io =
-                OccludeIo { layer, x: &below[i - 1], out: &mut rest[0], w: &weights[i], region, cols: &mut self.cols, tmp: &mut self.tmp };
-            region = layer.kind.ops().fused(layer).expect("checked by cpu_train::supported()").occlude(io);
-            written[i] = Some(region);
+                OccludeIo { layer, x: xs[0], xs: &xs, out: &mut rest[0], w: &weights[i], region, cols: &mut self.cols, tmp: &mut self.tmp };
+            written[i] = Some(layer.kind.ops().fused(layer).expect("checked by cpu_train::supported()").occlude(io));
         }
         let scores = self.work[last].clone();
         // Put every changed value back.

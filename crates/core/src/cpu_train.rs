@@ -235,11 +235,16 @@ pub struct CpuTrainer {
     grads: Vec<Vec<Vec<f32>>>,
     slots: Vec<Vec<(Vec<f32>, Vec<f32>)>>,
     decay: Vec<Vec<bool>>,
+    /// Whether each parameter is trained (batchnorm's running statistics are not: a training
+    /// step's forward pass moves them, [`Fused::after_step`]).
+    trainable: Vec<Vec<bool>>,
     config: TrainConfig,
     pub steps: u64,
     /// Training steps taken (never reset: dropout's masks follow it).
     pub trained: u64,
     bufs: Vec<Buf>,
+    /// Gradients of a branch point's readers, before they are summed ([`CpuTrainer::backward`]).
+    scratch: Vec<Vec<f32>>,
 }
 
 impl CpuTrainer {
@@ -247,13 +252,16 @@ impl CpuTrainer {
     pub fn new(net: &Net, weights: Vec<Vec<Vec<f32>>>, config: TrainConfig) -> CpuTrainer {
         let spec = net.spec.clone();
         let decay = spec.layers.iter().map(|l| l.params().iter().map(|p| p.decay).collect()).collect();
+        let trainable = spec.layers.iter().map(|l| l.params().iter().map(|p| p.trainable).collect()).collect();
         CpuTrainer {
             grads: weights.iter().map(|l| l.iter().map(|p| vec![0.0; p.len()]).collect()).collect(),
             slots: weights.iter().map(|l| l.iter().map(|_| (vec![], vec![])).collect()).collect(),
             bufs: vec![Buf::default(); spec.layers.len()],
+            scratch: vec![],
             spec,
             weights,
             decay,
+            trainable,
             config,
             steps: 0,
             trained: 0,
@@ -304,32 +312,91 @@ impl CpuTrainer {
             let [co, ho, wo] = layer.out_shape;
             let buf = &mut rest[0];
             buf.out.resize(co * n * ho * wo, 0.0);
-            let io = FusedForward { layer, n, x: &before[i - 1].out, buf, w: &self.weights[i], train: train.map(|step| (seed, step)) };
+            let xs: Vec<&[f32]> = layer.inputs.iter().map(|&j| &before[j].out[..]).collect();
+            let io = FusedForward { layer, n, x: xs[0], xs: &xs, buf, w: &self.weights[i], train: train.map(|step| (seed, step)) };
             fused(layer).forward(io);
         }
     }
 
-    /// Backward pass from layer `from`'s output gradient (in `bufs[from].grad`), filling every
-    /// layer's `grad` and `grads`; the input's gradient only if `input_grad`.
+    /// Backward pass from layer `from`'s output gradient (in `bufs[from].grad`), filling the
+    /// `grad` of every layer below it and `grads`; the input's gradient only if `input_grad`.
+    /// A layer whose output feeds several (a graph's branch point) gets the sum of their
+    /// gradients; layers `from` does not depend on get zeros.
     #[inline(never)]
     fn backward(&mut self, n: usize, from: usize, input_grad: bool, rule: ReluRule) {
+        let layers = &self.spec.layers;
+        // Which layers reach `from`, and how many times each output is read on the way.
+        let mut reach = vec![false; from + 1];
+        reach[from] = true;
+        let mut readers = vec![0usize; from + 1];
         for i in (1..=from).rev() {
+            if reach[i] {
+                for &j in &layers[i].inputs {
+                    reach[j] = true;
+                    readers[j] += 1;
+                }
+            }
+        }
+        for j in 0..from {
+            let b = &mut self.bufs[j];
+            b.grad.clear();
+            b.grad.resize(b.out.len(), 0.0);
+        }
+        let mut scratch = std::mem::take(&mut self.scratch);
+        for i in (1..=from).rev() {
+            let layer = &layers[i];
+            if !reach[i] {
+                self.grads[i].iter_mut().for_each(|g| g.fill(0.0));
+                continue;
+            }
             let (before, rest) = self.bufs.split_at_mut(i);
-            let below = &mut before[i - 1];
-            let layer = &self.spec.layers[i];
-            below.grad.resize(below.out.len(), 0.0);
+            // A gradient read once goes straight into the layer's `grad`; the others into
+            // scratch, summed below.
+            let ins = &layer.inputs;
+            let direct = |p: usize| readers[ins[p]] == 1;
+            let sizes: Vec<usize> = ins.iter().map(|&j| before[j].out.len()).collect();
+            let mut slots: Vec<Option<&mut [f32]>> = (0..ins.len()).map(|_| None).collect();
+            for (j, b) in before.iter_mut().enumerate() {
+                if let Some(p) = ins.iter().position(|&x| x == j)
+                    && direct(p)
+                {
+                    slots[p] = Some(&mut b.grad[..]);
+                }
+            }
+            if scratch.len() < ins.len() {
+                scratch.resize(ins.len(), vec![]);
+            }
+            let mut dxs: Vec<&mut [f32]> = Vec::with_capacity(ins.len());
+            for ((slot, sc), size) in slots.into_iter().zip(scratch.iter_mut()).zip(sizes) {
+                dxs.push(match slot {
+                    Some(d) => d,
+                    None => {
+                        sc.clear();
+                        sc.resize(size, 0.0);
+                        &mut sc[..]
+                    }
+                });
+            }
+            let mut dxs = dxs.into_iter();
             let io = FusedBackward {
                 layer,
                 n,
                 buf: &mut rest[0],
-                dx: &mut below.grad,
-                need_dx: i > 1 || input_grad,
+                dx: dxs.next().expect("a layer above the input reads one"),
+                dx_rest: dxs.collect(),
+                need_dx: ins.iter().any(|&j| j > 0 || input_grad),
                 w: &self.weights[i],
                 dw: &mut self.grads[i],
                 rule,
             };
             fused(layer).backward(io);
+            for (p, &j) in ins.iter().enumerate() {
+                if !direct(p) {
+                    self.bufs[j].grad.iter_mut().zip(&scratch[p]).for_each(|(g, s)| *g += s);
+                }
+            }
         }
+        self.scratch = scratch;
     }
 
     /// One step: forward, softmax cross-entropy, backward, update. Returns (loss, correct) and
@@ -371,9 +438,15 @@ impl CpuTrainer {
         let c = self.config;
         for (li, layer) in self.weights.iter_mut().enumerate() {
             for (pi, w) in layer.iter_mut().enumerate() {
+                if !self.trainable[li][pi] {
+                    continue;
+                }
                 let (a, b) = &mut self.slots[li][pi];
                 update(&c, self.steps, self.decay[li][pi], w, &self.grads[li][pi], a, b);
             }
+        }
+        for (i, layer) in self.spec.layers[..=last].iter().enumerate().skip(1) {
+            fused(layer).after_step(layer, &self.bufs[i], &mut self.weights[i]);
         }
         stats.forward_ms += t1 - t0;
         stats.backward_ms += clock() - t1;
@@ -488,11 +561,6 @@ impl CpuTrainer {
         let size = c * p;
         let (mut one, mut g) = (vec![0f32; size], vec![0f32; size]);
         let mut values = Vec::with_capacity(n);
-        for i in 0..target {
-            let len = self.bufs[i].out.len();
-            self.bufs[i].grad.clear();
-            self.bufs[i].grad.resize(len, 0.0);
-        }
         let buf = &mut self.bufs[target];
         buf.grad.resize(buf.out.len(), 0.0);
         for b in 0..n {
@@ -532,13 +600,8 @@ impl CpuTrainer {
         }
         let mut g = vec![0f32; acts[target].len()];
         let value = seed(&self.spec, objective, &acts[target], &mut g);
-        let seed = g;
-        for i in 0..=target {
-            let len = self.bufs[i].out.len();
-            self.bufs[i].grad.clear();
-            self.bufs[i].grad.resize(len, 0.0);
-        }
-        self.bufs[target].grad.copy_from_slice(&seed);
+        self.bufs[target].grad.clear();
+        self.bufs[target].grad.extend_from_slice(&g);
         self.backward(1, target, true, rule);
         let mut layers = Vec::with_capacity(nl);
         for (i, layer) in self.spec.layers.iter().enumerate() {

@@ -101,13 +101,18 @@ pub trait Fused {
     /// Incremental occlusion (`cpu_occlude.rs`, one image, CHW): the outputs inside the returned
     /// rectangle, which holds every output that reads an input inside `io.region`.
     fn occlude(&self, io: OccludeIo) -> crate::cpu_occlude::Rect;
+    /// After a training step: whatever the step's forward pass moved besides the trained
+    /// parameters (batchnorm's running statistics, from `buf`) goes into `w`.
+    fn after_step(&self, _layer: &Layer, _buf: &Buf, _w: &mut [Vec<f32>]) {}
 }
 
-/// A fused forward pass: the input `x` (the layer below's output), the layer's buffers and weights.
+/// A fused forward pass: the input `x` (the output of the layer's first input), every input
+/// `xs` (a graph's add and concat read several), the layer's buffers and weights.
 pub struct FusedForward<'a> {
     pub layer: &'a Layer,
     pub n: usize,
     pub x: &'a [f32],
+    pub xs: &'a [&'a [f32]],
     pub buf: &'a mut Buf,
     pub w: &'a [Vec<f32>],
     /// A training step's (seed, step), or None in evaluation.
@@ -115,12 +120,15 @@ pub struct FusedForward<'a> {
 }
 
 /// A fused backward pass: `buf.grad` holds d loss / d output; `dx` (already sized) gets the
-/// input's gradient when `need_dx`; `dw` the parameters' gradients.
+/// first input's gradient when `need_dx`, `dx_rest` the other inputs' (a graph's add and concat);
+/// each is written, not added to (the trainer sums where a layer's output feeds several);
+/// `dw` the parameters' gradients.
 pub struct FusedBackward<'a> {
     pub layer: &'a Layer,
     pub n: usize,
     pub buf: &'a mut Buf,
     pub dx: &'a mut [f32],
+    pub dx_rest: Vec<&'a mut [f32]>,
     pub need_dx: bool,
     pub w: &'a [Vec<f32>],
     pub dw: &'a mut [Vec<f32>],
@@ -131,6 +139,8 @@ pub struct FusedBackward<'a> {
 pub struct OccludeIo<'a> {
     pub layer: &'a Layer,
     pub x: &'a [f32],
+    /// Every input (a graph's add and concat read several); `x` is the first.
+    pub xs: &'a [&'a [f32]],
     pub out: &'a mut [f32],
     pub w: &'a [Vec<f32>],
     pub region: crate::cpu_occlude::Rect,
