@@ -17,12 +17,19 @@ use crate::spec::{Activation, Layer, LayerKind, NetSpec, PoolMode};
 use crate::train::{ChunkStats, Method, TrainConfig, argmax};
 use crate::vis::layers::{LayerProbe, Probe, Values, WeightProbe};
 
-/// Whether a spec can train on this path: a chain (each layer reads the previous one) of layers
-/// that have a fused part (`layers::Fused`: conv without groups or TensorFlow's odd padding, pool,
-/// fc, activations, dropout) up to the scores. Graphs, depthwise convolutions and batchnorm go
-/// through Burn.
+/// Whether a spec runs on this path: every layer up to the scores has a fused part
+/// (`layers::Fused`: conv but dilated ones, pool, global pool, fc,
+/// activations but hard swish, dropout, batchnorm, scale, flatten, add, concat), in a chain or a graph
+/// (add and concat read several layers; a layer read by several gets their gradients summed).
+/// The others (dilated convolutions, reshape, mul, pad) go through Burn.
 pub fn supported(spec: &NetSpec) -> bool {
-    spec.layers[..=spec.score_layer()].iter().all(|l| (l.index == 0 || l.inputs == [l.index - 1]) && l.kind.ops().fused(l).is_some())
+    spec.layers[..=spec.score_layer()].iter().all(|l| (l.index == 0 || !l.inputs.is_empty()) && l.kind.ops().fused(l).is_some())
+}
+
+/// Whether the layers after `from` (up to the scores) read nothing before it, so that a forward
+/// pass can start from layer `from`'s output ([`CpuTrainer::layer_output_from`]).
+pub fn starts_past(spec: &NetSpec, from: usize) -> bool {
+    spec.layers[..=spec.score_layer()].iter().skip(from + 1).all(|l| l.inputs.iter().all(|&j| j >= from))
 }
 
 /// The one rule for which path runs, for every front end (the page's facade, the CLI): the fused
@@ -356,11 +363,17 @@ impl CpuTrainer {
             let direct = |p: usize| readers[ins[p]] == 1;
             let sizes: Vec<usize> = ins.iter().map(|&j| before[j].out.len()).collect();
             let mut slots: Vec<Option<&mut [f32]>> = (0..ins.len()).map(|_| None).collect();
+            let mut xs: Vec<&[f32]> = vec![&[]; ins.len()];
             for (j, b) in before.iter_mut().enumerate() {
+                let Buf { out, grad, .. } = b;
+                let out: &Vec<f32> = out;
+                for (p, _) in ins.iter().enumerate().filter(|&(_, &x)| x == j) {
+                    xs[p] = out;
+                }
                 if let Some(p) = ins.iter().position(|&x| x == j)
                     && direct(p)
                 {
-                    slots[p] = Some(&mut b.grad[..]);
+                    slots[p] = Some(&mut grad[..]);
                 }
             }
             if scratch.len() < ins.len() {
@@ -381,6 +394,7 @@ impl CpuTrainer {
             let io = FusedBackward {
                 layer,
                 n,
+                xs: &xs,
                 buf: &mut rest[0],
                 dx: dxs.next().expect("a layer above the input reads one"),
                 dx_rest: dxs.collect(),
@@ -488,6 +502,9 @@ impl CpuTrainer {
         }
         if from > layer.min(last) {
             return Err(Error::Input(format!("layer {layer} comes before layer {from}")));
+        }
+        if !starts_past(&self.spec, from) {
+            return Err(Error::Input(format!("a layer after layer {from} reads one before it: the pass cannot start there")));
         }
         let at = layer.min(last);
         let [c, hh, ww] = self.spec.layers[at].out_shape;

@@ -1,6 +1,6 @@
 //! The worker pool's parts: SmoothGrad and integrated gradients split by whole batches of samples,
 //! occlusion by runs of positions. The parts put together give, bit for bit, what one engine
-//! computes alone — on the fused CPU path (the MNIST net) and on Burn's (a batchnorm graph net).
+//! computes alone — on the fused CPU path (the MNIST net, a graph net) and on Burn's (the graph net).
 
 use convlens_core::backend::{self, Backend};
 use convlens_core::grad::Objective;
@@ -13,7 +13,8 @@ use serde_json::json;
 mod common;
 use common::mnist_net as mnist;
 
-/// A graph net with batchnorm (Burn's path on the CPU).
+/// A graph net with batchnorm, relu6, a depthwise conv and an add (on the fused CPU path, and on
+/// Burn's with the fused path turned off).
 fn graph() -> Net {
     let spec = NetSpec::parse(
         r#"{"layers":[{"type":"input","width":20,"height":20,"depth":3},
@@ -36,8 +37,12 @@ fn bits(v: &[f32]) -> Vec<u32> {
 #[test]
 fn sampled_attributions_split_into_parts_equal_one_engine_bit_for_bit() {
     pollster::block_on(async {
-        for (name, net) in [("mnist (fused path)", mnist()), ("graph (Burn's path)", graph())] {
+        for (name, net, fused) in
+            [("mnist (fused path)", mnist(), true), ("graph (fused path)", graph(), true), ("graph (Burn's path)", graph(), false)]
+        {
             let s = Session::new(Backend::Cpu, backend::cpu());
+            let s = if fused { s } else { s.without_fused_path() };
+            assert_eq!(s.fused_path(&net), fused, "{name}");
             s.load(net.clone());
             let size: usize = net.spec.input_shape().iter().product();
             let x = image(size);
@@ -89,8 +94,12 @@ fn sampled_attributions_split_into_parts_equal_one_engine_bit_for_bit() {
 #[test]
 fn occlusion_split_into_parts_equals_one_job_bit_for_bit() {
     pollster::block_on(async {
-        for (name, net) in [("mnist (fused path)", mnist()), ("graph (Burn's path)", graph())] {
+        for (name, net, fused) in
+            [("mnist (fused path)", mnist(), true), ("graph (fused path)", graph(), true), ("graph (Burn's path)", graph(), false)]
+        {
             let s = Session::new(Backend::Cpu, backend::cpu());
+            let s = if fused { s } else { s.without_fused_path() };
+            assert_eq!(s.fused_path(&net), fused, "{name}");
             s.load(net.clone());
             let x = image(net.spec.input_shape().iter().product());
             let settings = json!({"window": 5, "stride": 2, "class": 2});

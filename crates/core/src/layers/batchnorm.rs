@@ -6,7 +6,9 @@
 
 use burn::tensor::Tensor;
 
-use super::{Kind, Mode, Parse, Source, param};
+use super::{Fused, FusedBackward, FusedForward, Kind, Mode, OccludeIo, Parse, Source, param};
+use crate::cpu_occlude::Rect;
+use crate::cpu_train::Buf;
 use crate::net::ParamTensor;
 use crate::rng::SplitMix64;
 use crate::spec::{Fields, Layer, ParamSpec, Shape3, SpecError};
@@ -68,5 +70,107 @@ impl Kind for BatchNorm {
             }
         };
         (x - m) / (v + self.eps).sqrt() * g + b
+    }
+    fn fused(&self, _: &Layer) -> Option<&dyn Fused> {
+        Some(self)
+    }
+}
+
+/// On the fused path (`[C, N, H, W]`: each channel's values are one run): the forward pass keeps
+/// the normalized input x̂ in `buf.cols` (the weight's gradient and a training step's input
+/// gradient need it), a training step's batch mean and variance in `buf.dcols` and whether it
+/// trained in `buf.arg`.
+impl Fused for BatchNorm {
+    fn forward(&self, io: FusedForward) {
+        let c = io.layer.in_shape[0];
+        let (buf, w) = (io.buf, io.w);
+        let m = io.x.len() / c;
+        buf.cols.resize(io.x.len(), 0.0);
+        buf.dcols.resize(2 * c, 0.0);
+        buf.arg.clear();
+        buf.arg.push(io.train.is_some() as u32);
+        for ch in 0..c {
+            let x = &io.x[ch * m..(ch + 1) * m];
+            let (mean, var) = if io.train.is_some() {
+                let mean = (x.iter().map(|&v| v as f64).sum::<f64>() / m as f64) as f32;
+                let var = (x.iter().map(|&v| ((v - mean) as f64).powi(2)).sum::<f64>() / m as f64) as f32;
+                buf.dcols[ch] = mean;
+                buf.dcols[c + ch] = var;
+                (mean, var)
+            } else {
+                (w[2][ch], w[3][ch])
+            };
+            let s = (var + self.eps as f32).sqrt();
+            let (g, b) = (w[0][ch], w[1][ch]);
+            let xhat = &mut buf.cols[ch * m..(ch + 1) * m];
+            let out = &mut buf.out[ch * m..(ch + 1) * m];
+            for ((o, h), &v) in out.iter_mut().zip(xhat.iter_mut()).zip(x) {
+                *h = (v - mean) / s;
+                *o = *h * g + b;
+            }
+        }
+    }
+    fn backward(&self, io: FusedBackward) {
+        let c = io.layer.in_shape[0];
+        let buf = io.buf;
+        let m = buf.grad.len() / c;
+        let train = buf.arg.first() == Some(&1);
+        for ch in 0..c {
+            let dy = &buf.grad[ch * m..(ch + 1) * m];
+            let xhat = &buf.cols[ch * m..(ch + 1) * m];
+            let (mut db, mut dg) = (0f64, 0f64);
+            for (&d, &h) in dy.iter().zip(xhat) {
+                db += d as f64;
+                dg += (d * h) as f64;
+            }
+            io.dw[0][ch] = dg as f32;
+            io.dw[1][ch] = db as f32;
+            let var = if train { buf.dcols[c + ch] } else { io.w[3][ch] };
+            let k = io.w[0][ch] / (var + self.eps as f32).sqrt();
+            // In evaluation the output depends on the running statistics too (the layer view
+            // shows those gradients, as Burn's autodiff gives them).
+            (io.dw[2][ch], io.dw[3][ch]) =
+                if train { (0.0, 0.0) } else { (-(db as f32) * k, -0.5 * (dg as f32) * io.w[0][ch] / (var + self.eps as f32)) };
+            if !io.need_dx {
+                continue;
+            }
+            let dx = &mut io.dx[ch * m..(ch + 1) * m];
+            if train {
+                // The batch's mean and variance depend on every input of the channel.
+                let (mb, mg) = ((db / m as f64) as f32, (dg / m as f64) as f32);
+                for ((o, &d), &h) in dx.iter_mut().zip(dy).zip(xhat) {
+                    *o = k * (d - mb - h * mg);
+                }
+            } else {
+                dx.iter_mut().zip(dy).for_each(|(o, &d)| *o = d * k);
+            }
+        }
+    }
+    fn occlude(&self, io: OccludeIo) -> Rect {
+        let ([c, h, w], r) = (io.layer.out_shape, io.region);
+        for ch in 0..c {
+            let s = (io.w[3][ch] + self.eps as f32).sqrt();
+            let (mean, g, b) = (io.w[2][ch], io.w[0][ch], io.w[1][ch]);
+            for y in r.y0..r.y1 {
+                let row = (ch * h + y) * w + r.x0..(ch * h + y) * w + r.x1;
+                io.out[row.clone()].iter_mut().zip(&io.x[row]).for_each(|(o, &v)| *o = (v - mean) / s * g + b);
+            }
+        }
+        r
+    }
+    /// The running statistics move by the momentum toward the step's batch statistics (the
+    /// variance's estimate unbiased), as PyTorch's BatchNorm2d and the Burn path do.
+    fn after_step(&self, layer: &Layer, buf: &Buf, w: &mut [Vec<f32>]) {
+        if buf.arg.first() != Some(&1) {
+            return;
+        }
+        let c = layer.in_shape[0];
+        let m = buf.out.len() / c;
+        let unbiased = if m > 1 { m as f64 / (m as f64 - 1.0) } else { 1.0 };
+        let (keep, moved, moved_var) = ((1.0 - self.momentum) as f32, self.momentum as f32, (self.momentum * unbiased) as f32);
+        for ch in 0..c {
+            w[2][ch] = w[2][ch] * keep + buf.dcols[ch] * moved;
+            w[3][ch] = w[3][ch] * keep + buf.dcols[c + ch] * moved_var;
+        }
     }
 }

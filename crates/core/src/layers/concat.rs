@@ -3,7 +3,8 @@
 
 use burn::tensor::Tensor;
 
-use super::{Kind, Mode, Parse, Source};
+use super::{Fused, FusedBackward, FusedForward, Kind, Mode, OccludeIo, Parse, Source};
+use crate::cpu_occlude::{Rect, copy_region};
 use crate::net::ParamTensor;
 use crate::spec::{Fields, Layer, Shape3, SpecError};
 
@@ -38,5 +39,38 @@ impl Kind for Concat {
     }
     fn forward(&self, _: &Layer, _: &[ParamTensor], inputs: &[Tensor<4>], _: bool, _: &mut Mode) -> Tensor<4> {
         Tensor::cat(inputs.to_vec(), 1)
+    }
+    fn fused(&self, _: &Layer) -> Option<&dyn Fused> {
+        Some(self)
+    }
+}
+
+/// The fused path keeps activations channel-major (`[C, N, H, W]`), so stacking channels is
+/// laying the inputs one after another, and each input's gradient is its run of the output's.
+impl Fused for Concat {
+    fn forward(&self, io: FusedForward) {
+        let mut at = 0;
+        for x in io.xs {
+            io.buf.out[at..at + x.len()].copy_from_slice(x);
+            at += x.len();
+        }
+    }
+    fn backward(&self, io: FusedBackward) {
+        let g = &io.buf.grad;
+        let mut at = io.dx.len();
+        io.dx.copy_from_slice(&g[..at]);
+        for d in io.dx_rest {
+            d.copy_from_slice(&g[at..at + d.len()]);
+            at += d.len();
+        }
+    }
+    fn occlude(&self, io: OccludeIo) -> Rect {
+        let [_, h, w] = io.layer.out_shape;
+        let mut at = 0;
+        for x in io.xs {
+            copy_region(x, &mut io.out[at..at + x.len()], x.len() / (h * w), h, w, io.region);
+            at += x.len();
+        }
+        io.region
     }
 }

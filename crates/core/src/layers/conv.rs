@@ -2,6 +2,12 @@
 //! it equals the channels) and TensorFlow's `"padding": "same"` (the odd zero row and column at
 //! the bottom and right) and `dilation` (the kernel's taps `dilation` apart; ONNX's and PyTorch's).
 //! Weight (out, in / groups, k, k), as PyTorch's Conv2d.
+//!
+//! On the fused CPU path a convolution is one GEMM per group over the batch's im2col (groups of
+//! one channel, depthwise convolutions, are a direct kernel instead: each output plane sums k²
+//! shifted, scaled rows of one input plane, which vectorizes along the row); TensorFlow's odd
+//! bottom/right padding needs nothing there (positions past the input read zeros). Dilated
+//! convolutions go through Burn.
 
 use burn::tensor::Tensor;
 use burn::tensor::module::conv2d;
@@ -10,7 +16,7 @@ use burn::tensor::ops::{ConvOptions, PadMode};
 use super::act::{Activation, apply};
 use super::{Fused, FusedBackward, FusedForward, Kind, Mode, OccludeIo, Parse, Source, param, Window};
 use crate::cpu_occlude::{Rect, affected, conv_region};
-use super::act::activate;
+use super::act::{activate, activation_back};
 use crate::cpu_train::{col2im, im2col, matmul, weight_grads};
 use crate::net::ParamTensor;
 use crate::spec::{Fields, Layer, ParamSpec, Shape3, SpecError, describe_value};
@@ -133,20 +139,136 @@ impl Kind for Conv {
         apply(conv2d(x, params[0].d4(), bias, opts), if act { self.activation } else { None })
     }
     fn fused(&self, _: &Layer) -> Option<&dyn Fused> {
-        (self.groups == 1 && self.pad_end == 0 && self.dilation == 1).then_some(self as &dyn Fused)
+        (self.dilation == 1).then_some(self as &dyn Fused)
     }
 }
 
-/// One GEMM over the whole batch: `out[Cout, N*Ho*Wo] = W[Cout, K] x im2col(x)[K, N*Ho*Wo]`.
+/// The output columns `ox` of a row whose input column `ox * s + kx - pad` lies in `[0, w)`,
+/// within `[x0, x1)`.
+fn inside(kx: usize, s: usize, pad: usize, w: usize, x0: usize, x1: usize) -> (usize, usize) {
+    let lo = pad.saturating_sub(kx).div_ceil(s).max(x0);
+    let hi = if w + pad > kx { ((w + pad - kx - 1) / s + 1).min(x1) } else { 0 };
+    (lo, hi.max(lo))
+}
+
+/// Adds to `dst` (one output plane, `wo` wide) the depthwise convolution of one input plane `src`
+/// (`h` x `w`) with the `k` x `k` kernel `wk`, at the outputs inside `r`.
+#[allow(clippy::too_many_arguments)]
+fn depthwise_plane(src: &[f32], [h, w]: [usize; 2], wk: &[f32], k: usize, s: usize, pad: usize, wo: usize, r: Rect, dst: &mut [f32]) {
+    for oy in r.y0..r.y1 {
+        let drow = &mut dst[oy * wo..][..wo];
+        for ky in 0..k {
+            let iy = (oy * s + ky) as isize - pad as isize;
+            if iy < 0 || iy >= h as isize {
+                continue;
+            }
+            let srow = &src[iy as usize * w..][..w];
+            for kx in 0..k {
+                let wv = wk[ky * k + kx];
+                let (lo, hi) = inside(kx, s, pad, w, r.x0, r.x1);
+                if s == 1 {
+                    let x0 = lo + kx - pad;
+                    drow[lo..hi].iter_mut().zip(&srow[x0..x0 + hi - lo]).for_each(|(d, v)| *d += wv * v);
+                } else {
+                    for ox in lo..hi {
+                        drow[ox] += wv * srow[ox * s + kx - pad];
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The adjoints of [`depthwise_plane`] over a whole output plane: `dwk` += Σ g·x per tap, and
+/// `dx` (when given) += w·g.
+#[allow(clippy::too_many_arguments)]
+fn depthwise_plane_back(
+    src: &[f32],
+    [h, w]: [usize; 2],
+    wk: &[f32],
+    k: usize,
+    s: usize,
+    pad: usize,
+    [ho, wo]: [usize; 2],
+    g: &[f32],
+    dwk: &mut [f32],
+    mut dx: Option<&mut [f32]>,
+) {
+    for oy in 0..ho {
+        let grow = &g[oy * wo..][..wo];
+        for ky in 0..k {
+            let iy = (oy * s + ky) as isize - pad as isize;
+            if iy < 0 || iy >= h as isize {
+                continue;
+            }
+            let iy = iy as usize;
+            let srow = &src[iy * w..][..w];
+            for kx in 0..k {
+                let (lo, hi) = inside(kx, s, pad, w, 0, wo);
+                if hi == lo {
+                    continue;
+                }
+                let wv = wk[ky * k + kx];
+                if s == 1 {
+                    let x0 = lo + kx - pad;
+                    dwk[ky * k + kx] += grow[lo..hi].iter().zip(&srow[x0..x0 + hi - lo]).map(|(g, v)| g * v).sum::<f32>();
+                    if let Some(dx) = dx.as_deref_mut() {
+                        dx[iy * w + x0..iy * w + x0 + hi - lo].iter_mut().zip(&grow[lo..hi]).for_each(|(d, g)| *d += wv * g);
+                    }
+                } else {
+                    let mut acc = 0f32;
+                    for ox in lo..hi {
+                        let ix = ox * s + kx - pad;
+                        acc += grow[ox] * srow[ix];
+                        if let Some(dx) = dx.as_deref_mut() {
+                            dx[iy * w + ix] += wv * grow[ox];
+                        }
+                    }
+                    dwk[ky * k + kx] += acc;
+                }
+            }
+        }
+    }
+}
+
+impl Conv {
+    /// Whether each group has one input channel (a depthwise convolution, or one with a channel
+    /// multiplier): the direct kernel.
+    fn depthwise(&self, l: &Layer) -> bool {
+        self.groups > 1 && l.in_shape[0] == self.groups
+    }
+}
+
+/// One GEMM per group over the whole batch: `out[Cout/g, N*Ho*Wo] = W[Cout/g, K] x
+/// im2col(x)[K, N*Ho*Wo]` (the groups' im2col kept side by side in `cols`); a depthwise
+/// convolution directly.
 impl Fused for Conv {
     fn forward(&self, io: FusedForward) {
         let ([ci, hi, wi], [co, ho, wo]) = (io.layer.in_shape, io.layer.out_shape);
         let (buf, w, n) = (io.buf, io.w, io.n);
-        let k = ci * self.size * self.size;
+        let (g, kk) = (self.groups, self.size * self.size);
+        let (cpg, opg) = (ci / g, co / g);
         let np = n * ho * wo;
-        buf.cols.resize(k * np, 0.0);
-        im2col(io.x, [ci, n, hi, wi], self.size, self.stride, self.pad, [ho, wo], &mut buf.cols);
-        matmul(co, np, k, &mut buf.out, (&w[0], 1, k as isize), (&buf.cols, 1, np as isize));
+        if self.depthwise(io.layer) {
+            let whole = Rect { y0: 0, y1: ho, x0: 0, x1: wo };
+            for oc in 0..co {
+                let wk = &w[0][oc * kk..][..kk];
+                for b in 0..n {
+                    let dst = &mut buf.out[(oc * n + b) * ho * wo..][..ho * wo];
+                    dst.fill(0.0);
+                    let src = &io.x[((oc / opg) * n + b) * hi * wi..][..hi * wi];
+                    depthwise_plane(src, [hi, wi], wk, self.size, self.stride, self.pad, wo, whole, dst);
+                }
+            }
+        } else {
+            let k = cpg * kk;
+            buf.cols.resize(g * k * np, 0.0);
+            for gi in 0..g {
+                let cols = &mut buf.cols[gi * k * np..][..k * np];
+                im2col(&io.x[gi * cpg * n * hi * wi..][..cpg * n * hi * wi], [cpg, n, hi, wi], self.size, self.stride, self.pad, [ho, wo], cols);
+                matmul(opg, np, k, &mut buf.out[gi * opg * np..][..opg * np], (&w[0][gi * opg * k..], 1, k as isize), (cols, 1, np as isize));
+            }
+        }
         if let Some(bias) = w.get(1) {
             for (row, &b) in buf.out.chunks_mut(np).zip(bias) {
                 row.iter_mut().for_each(|v| *v += b);
@@ -157,36 +279,97 @@ impl Fused for Conv {
     fn backward(&self, io: FusedBackward) {
         let ([ci, hi, wi], [co, ho, wo]) = (io.layer.in_shape, io.layer.out_shape);
         let (buf, n) = (io.buf, io.n);
-        let k = ci * self.size * self.size;
+        let (g, kk) = (self.groups, self.size * self.size);
+        let (cpg, opg) = (ci / g, co / g);
+        let k = cpg * kk;
         let np = n * ho * wo;
-        weight_grads(buf, self.activation, io.rule, io.dw, co, k, np);
+        if g == 1 {
+            weight_grads(buf, self.activation, io.rule, io.dw, co, k, np);
+            if io.need_dx {
+                // dcols[K, NP] = W^T[K, Cout] x gz[Cout, NP], then col2im.
+                buf.dcols.resize(k * np, 0.0);
+                matmul(k, np, co, &mut buf.dcols, (&io.w[0], k as isize, 1), (&buf.gz, 1, np as isize));
+                io.dx.iter_mut().for_each(|v| *v = 0.0);
+                col2im(&mut buf.dcols, [ci, n, hi, wi], self.size, self.stride, self.pad, [ho, wo], io.dx);
+            }
+            return;
+        }
+        buf.gz.clear();
+        buf.gz.extend_from_slice(&buf.grad);
+        activation_back(self.activation, io.rule, &buf.out, &mut buf.gz);
+        if let Some(db) = io.dw.get_mut(1) {
+            for (d, row) in db.iter_mut().zip(buf.gz.chunks(np)) {
+                *d = row.iter().sum();
+            }
+        }
         if io.need_dx {
-            // dcols[K, NP] = W^T[K, Cout] x gz[Cout, NP], then col2im.
-            buf.dcols.resize(k * np, 0.0);
-            matmul(k, np, co, &mut buf.dcols, (&io.w[0], k as isize, 1), (&buf.gz, 1, np as isize));
             io.dx.iter_mut().for_each(|v| *v = 0.0);
-            col2im(&mut buf.dcols, [ci, n, hi, wi], self.size, self.stride, self.pad, [ho, wo], io.dx);
+        }
+        if self.depthwise(io.layer) {
+            io.dw[0].fill(0.0);
+            for oc in 0..co {
+                let ic = oc / opg;
+                let (wk, dwk) = (&io.w[0][oc * kk..][..kk], &mut io.dw[0][oc * kk..][..kk]);
+                for b in 0..n {
+                    let src = &io.xs[0][(ic * n + b) * hi * wi..][..hi * wi];
+                    let gp = &buf.gz[(oc * n + b) * ho * wo..][..ho * wo];
+                    let dx = io.need_dx.then(|| &mut io.dx[(ic * n + b) * hi * wi..][..hi * wi]);
+                    depthwise_plane_back(src, [hi, wi], wk, self.size, self.stride, self.pad, [ho, wo], gp, dwk, dx);
+                }
+            }
+            return;
+        }
+        buf.dcols.resize(k * np, 0.0);
+        for gi in 0..g {
+            let (cols, gz) = (&buf.cols[gi * k * np..][..k * np], &buf.gz[gi * opg * np..][..opg * np]);
+            matmul(opg, k, np, &mut io.dw[0][gi * opg * k..][..opg * k], (gz, 1, np as isize), (cols, np as isize, 1));
+            if io.need_dx {
+                matmul(k, np, opg, &mut buf.dcols, (&io.w[0][gi * opg * k..], k as isize, 1), (gz, 1, np as isize));
+                let dx = &mut io.dx[gi * cpg * n * hi * wi..][..cpg * n * hi * wi];
+                col2im(&mut buf.dcols, [cpg, n, hi, wi], self.size, self.stride, self.pad, [ho, wo], dx);
+            }
         }
     }
     fn occlude(&self, io: OccludeIo) -> Rect {
         let ([ci, hi, wi], [co, ho, wo]) = (io.layer.in_shape, io.layer.out_shape);
         let r = affected(io.region, self.size, self.stride, self.pad, ho, wo);
-        conv_region(
-            io.x,
-            [ci, hi, wi],
-            &io.w[0],
-            io.w.get(1).map(Vec::as_slice),
-            co,
-            self.size,
-            self.stride,
-            self.pad,
-            [ho, wo],
-            r,
-            self.activation,
-            io.out,
-            io.cols,
-            io.tmp,
-        );
+        let (g, kk) = (self.groups, self.size * self.size);
+        let (cpg, opg) = (ci / g, co / g);
+        if self.depthwise(io.layer) {
+            for oc in 0..co {
+                let plane = &mut io.out[oc * ho * wo..][..ho * wo];
+                for oy in r.y0..r.y1 {
+                    plane[oy * wo + r.x0..oy * wo + r.x1].fill(0.0);
+                }
+                let src = &io.x[(oc / opg) * hi * wi..][..hi * wi];
+                depthwise_plane(src, [hi, wi], &io.w[0][oc * kk..][..kk], self.size, self.stride, self.pad, wo, r, plane);
+                let b = io.w.get(1).map_or(0.0, |b| b[oc]);
+                for oy in r.y0..r.y1 {
+                    let row = &mut plane[oy * wo + r.x0..oy * wo + r.x1];
+                    row.iter_mut().for_each(|v| *v += b);
+                    activate(self.activation, row);
+                }
+            }
+            return r;
+        }
+        for gi in 0..g {
+            conv_region(
+                &io.x[gi * cpg * hi * wi..][..cpg * hi * wi],
+                [cpg, hi, wi],
+                &io.w[0][gi * opg * cpg * kk..][..opg * cpg * kk],
+                io.w.get(1).map(|b| &b[gi * opg..(gi + 1) * opg]),
+                opg,
+                self.size,
+                self.stride,
+                self.pad,
+                [ho, wo],
+                r,
+                self.activation,
+                &mut io.out[gi * opg * ho * wo..][..opg * ho * wo],
+                io.cols,
+                io.tmp,
+            );
+        }
         r
     }
 }

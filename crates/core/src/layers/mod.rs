@@ -126,6 +126,8 @@ pub struct FusedForward<'a> {
 pub struct FusedBackward<'a> {
     pub layer: &'a Layer,
     pub n: usize,
+    /// The inputs, as the forward pass read them.
+    pub xs: &'a [&'a [f32]],
     pub buf: &'a mut Buf,
     pub dx: &'a mut [f32],
     pub dx_rest: Vec<&'a mut [f32]>,

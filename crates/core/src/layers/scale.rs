@@ -7,7 +7,8 @@
 use burn::tensor::Tensor;
 use serde_json::Value;
 
-use super::{Kind, Mode, Parse, Source, host_tensor};
+use super::{Fused, FusedBackward, FusedForward, Kind, Mode, OccludeIo, Parse, Source, host_tensor};
+use crate::cpu_occlude::Rect;
 use crate::net::ParamTensor;
 use crate::spec::{Fields, Layer, Shape3, SpecError, describe_value};
 
@@ -59,5 +60,48 @@ impl Kind for Scale {
             [o] => x + (*o as f32),
             o => x + per_channel(o),
         }
+    }
+    fn fused(&self, _: &Layer) -> Option<&dyn Fused> {
+        Some(self)
+    }
+}
+
+impl Scale {
+    /// Channel `c`'s scale and offset, as f32 (as Burn multiplies and adds them).
+    fn at(&self, c: usize) -> (f32, f32) {
+        let pick = |v: &[f64]| (if v.len() == 1 { v[0] } else { v[c] }) as f32;
+        (pick(&self.scale), pick(&self.offset))
+    }
+}
+
+/// `x * scale + offset` per channel; the input's gradient is the output's times the scale.
+impl Fused for Scale {
+    fn forward(&self, io: FusedForward) {
+        let m = io.buf.out.len() / io.layer.in_shape[0];
+        for (c, (o, x)) in io.buf.out.chunks_mut(m).zip(io.x.chunks(m)).enumerate() {
+            let (s, b) = self.at(c);
+            o.iter_mut().zip(x).for_each(|(o, x)| *o = x * s + b);
+        }
+    }
+    fn backward(&self, io: FusedBackward) {
+        if !io.need_dx {
+            return;
+        }
+        let m = io.buf.grad.len() / io.layer.in_shape[0];
+        for (c, (d, g)) in io.dx.chunks_mut(m).zip(io.buf.grad.chunks(m)).enumerate() {
+            let (s, _) = self.at(c);
+            d.iter_mut().zip(g).for_each(|(d, g)| *d = g * s);
+        }
+    }
+    fn occlude(&self, io: OccludeIo) -> Rect {
+        let ([c, h, w], r) = (io.layer.out_shape, io.region);
+        for ch in 0..c {
+            let (s, b) = self.at(ch);
+            for y in r.y0..r.y1 {
+                let row = (ch * h + y) * w + r.x0..(ch * h + y) * w + r.x1;
+                io.out[row.clone()].iter_mut().zip(&io.x[row]).for_each(|(o, x)| *o = x * s + b);
+            }
+        }
+        r
     }
 }

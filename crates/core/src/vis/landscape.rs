@@ -214,7 +214,14 @@ impl FirstLayer {
         let Some(l) = spec.layers.get(1) else { return Ok(None) };
         let affine = matches!(l.kind, crate::layers::LayerKind::Conv(_) | crate::layers::LayerKind::Fc(_));
         let size = l.out_shape.iter().product::<usize>();
-        if !affine || l.inputs != [0] || spec.score_layer() < 2 || !crate::cpu_train::supported(spec) || 3 * n * size > FIRST_LAYER_VALUES {
+        let past = crate::cpu_train::starts_past(spec, 1);
+        if !affine
+            || l.inputs != [0]
+            || spec.score_layer() < 2
+            || !crate::cpu_train::supported(spec)
+            || !past
+            || 3 * n * size > FIRST_LAYER_VALUES
+        {
             return Ok(None);
         }
         // The same net with layer 1's activation off: its layer-1 output is the pre-activation.
