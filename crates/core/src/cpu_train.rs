@@ -123,12 +123,14 @@ fn seed(spec: &NetSpec, objective: &Objective, out: &[f32], seed: &mut [f32]) ->
 }
 
 /// A conv or fc layer's backward, the part both share: the pre-activation gradient `gz` (from the
-/// output gradient), the weight gradient `dW[m, k] = gz[m, n] x cols^T[n, k]` and the bias
-/// gradient (the row sums of `gz`).
+/// output gradient) and, when `need_dw`, the weight gradient `dW[m, k] = gz[m, n] x cols^T[n, k]`
+/// and the bias gradient (the row sums of `gz`).
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn weight_grads(
     buf: &mut Buf,
     activation: Option<Activation>,
     rule: ReluRule,
+    need_dw: bool,
     g: &mut [Vec<f32>],
     m: usize,
     k: usize,
@@ -137,9 +139,17 @@ pub(crate) fn weight_grads(
     buf.gz.clear();
     buf.gz.extend_from_slice(&buf.grad);
     activation_back(activation, rule, &buf.out, &mut buf.gz);
+    if !need_dw {
+        return;
+    }
     matmul(m, k, n, &mut g[0], (&buf.gz, 1, n as isize), (&buf.cols, n as isize, 1));
+    bias_grads(&buf.gz, n, g);
+}
+
+/// The bias gradient (when the layer has a bias): the row sums of `gz` (`n` columns).
+pub(crate) fn bias_grads(gz: &[f32], n: usize, g: &mut [Vec<f32>]) {
     if let Some(db) = g.get_mut(1) {
-        for (d, row) in db.iter_mut().zip(buf.gz.chunks(n)) {
+        for (d, row) in db.iter_mut().zip(gz.chunks(n)) {
             *d = row.iter().sum();
         }
     }
@@ -326,11 +336,12 @@ impl CpuTrainer {
     }
 
     /// Backward pass from layer `from`'s output gradient (in `bufs[from].grad`), filling the
-    /// `grad` of every layer below it and `grads`; the input's gradient only if `input_grad`.
+    /// `grad` of every layer below it and, if `weights`, `grads`; the input's gradient only if
+    /// `input_grad`.
     /// A layer whose output feeds several (a graph's branch point) gets the sum of their
     /// gradients; layers `from` does not depend on get zeros.
     #[inline(never)]
-    fn backward(&mut self, n: usize, from: usize, input_grad: bool, rule: ReluRule) {
+    fn backward(&mut self, n: usize, from: usize, input_grad: bool, weights: bool, rule: ReluRule) {
         let layers = &self.spec.layers;
         // Which layers reach `from`, and how many times each output is read on the way.
         let mut reach = vec![false; from + 1];
@@ -399,6 +410,7 @@ impl CpuTrainer {
                 dx: dxs.next().expect("a layer above the input reads one"),
                 dx_rest: dxs.collect(),
                 need_dx: ins.iter().any(|&j| j > 0 || input_grad),
+                need_dw: weights,
                 w: &self.weights[i],
                 dw: &mut self.grads[i],
                 rule,
@@ -447,7 +459,7 @@ impl CpuTrainer {
             }
         }
         let t1 = clock();
-        self.backward(n, last, false, ReluRule::Gradient);
+        self.backward(n, last, false, true, ReluRule::Gradient);
         self.steps += 1;
         let c = self.config;
         for (li, layer) in self.weights.iter_mut().enumerate() {
@@ -589,7 +601,7 @@ impl CpuTrainer {
                 buf.grad[(ch * n + b) * p..(ch * n + b + 1) * p].copy_from_slice(&g[ch * p..(ch + 1) * p]);
             }
         }
-        self.backward(n, target, true, rule);
+        self.backward(n, target, true, false, rule);
         let [d, hh, ww] = self.spec.input_shape();
         let q = hh * ww;
         let src = &self.bufs[0].grad;
@@ -619,7 +631,7 @@ impl CpuTrainer {
         let value = seed(&self.spec, objective, &acts[target], &mut g);
         self.bufs[target].grad.clear();
         self.bufs[target].grad.extend_from_slice(&g);
-        self.backward(1, target, true, rule);
+        self.backward(1, target, true, true, rule);
         let mut layers = Vec::with_capacity(nl);
         for (i, layer) in self.spec.layers.iter().enumerate() {
             let shape = layer.out_shape.to_vec();

@@ -40,14 +40,15 @@ const SPECS: [&str; 8] = [
       {"type":"add","name":"s","inputs":["d","k","a"]},{"type":"batchnorm"},{"type":"globalpool","mode":"max"},
       {"type":"flatten"},{"type":"fc","units":3}]}"#,
     // MobileNet's block: 'same' padding with the odd zero row (stride 2), a depthwise conv with
-    // relu6, one with a channel multiplier of 2 and stride 2, a grouped 1x1 and 3x3 conv. (A clip
+    // relu6, one with a channel multiplier of 2, stride 2 and 'same' padding (zero at the top,
+    // one at the bottom), a grouped 1x1 and 3x3 conv. (A clip
     // below zero before the depthwise conv: relu6 there would make all-zero patches, whose output
     // sits exactly on relu6's kink, where Burn's clamp passes the gradient and PyTorch's and this
     // path's do not.)
     r#"{"layers":[{"type":"input","width":8,"height":8,"depth":4},
       {"type":"conv","size":3,"filters":4,"stride":2,"padding":"same","bias":false},{"type":"batchnorm"},{"type":"clip","min":-1,"max":6},
       {"type":"conv","size":3,"filters":4,"groups":4,"pad":1,"activation":"relu6"},
-      {"type":"conv","size":3,"filters":8,"groups":4,"stride":2,"pad":1},
+      {"type":"conv","size":3,"filters":8,"groups":4,"stride":2,"padding":"same"},
       {"type":"conv","size":1,"filters":6,"groups":2,"activation":"relu"},{"type":"conv","size":3,"filters":4,"groups":2,"pad":1},
       {"type":"globalpool"},{"type":"fc","units":3}]}"#,
     // A flatten of a spatial map (a transpose on this path) before the scores.

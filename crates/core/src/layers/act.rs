@@ -124,12 +124,30 @@ impl Kind for Activation {
 
 impl Fused for Activation {
     fn forward(&self, io: FusedForward) {
-        io.buf.out.copy_from_slice(io.x);
-        activate(Some(*self), &mut io.buf.out);
+        // ReLU and ReLU6 (MobileNet has 35 such layers) in one pass; the others copy, then apply.
+        match self {
+            Activation::Relu => io.buf.out.iter_mut().zip(io.x).for_each(|(o, &x)| *o = if x > 0.0 { x } else { 0.0 }),
+            Activation::Relu6 => {
+                io.buf.out.iter_mut().zip(io.x).for_each(|(o, &x)| *o = if x > 0.0 { if x < 6.0 { x } else { 6.0 } } else { 0.0 })
+            }
+            _ => {
+                io.buf.out.copy_from_slice(io.x);
+                activate(Some(*self), &mut io.buf.out);
+            }
+        }
     }
     fn backward(&self, io: FusedBackward) {
-        io.dx.copy_from_slice(&io.buf.grad);
-        activation_back(Some(*self), io.rule, &io.buf.out, io.dx);
+        let (y, g) = (&io.buf.out, &io.buf.grad);
+        match (self, io.rule) {
+            (Activation::Relu, ReluRule::Gradient) => io.dx.iter_mut().zip(g).zip(y).for_each(|((d, &g), &y)| *d = if y > 0.0 { g } else { 0.0 }),
+            (Activation::Relu6, ReluRule::Gradient) => {
+                io.dx.iter_mut().zip(g).zip(y).for_each(|((d, &g), &y)| *d = if y > 0.0 && y < 6.0 { g } else { 0.0 })
+            }
+            _ => {
+                io.dx.copy_from_slice(g);
+                activation_back(Some(*self), io.rule, y, io.dx);
+            }
+        }
     }
     fn occlude(&self, io: OccludeIo) -> Rect {
         let [c, h, w] = io.layer.out_shape;

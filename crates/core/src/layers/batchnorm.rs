@@ -123,14 +123,16 @@ impl Fused for BatchNorm {
                 db += d as f64;
                 dg += (d * h) as f64;
             }
-            io.dw[0][ch] = dg as f32;
-            io.dw[1][ch] = db as f32;
             let var = if train { buf.dcols[c + ch] } else { io.w[3][ch] };
             let k = io.w[0][ch] / (var + self.eps as f32).sqrt();
-            // In evaluation the output depends on the running statistics too (the layer view
-            // shows those gradients, as Burn's autodiff gives them).
-            (io.dw[2][ch], io.dw[3][ch]) =
-                if train { (0.0, 0.0) } else { (-(db as f32) * k, -0.5 * (dg as f32) * io.w[0][ch] / (var + self.eps as f32)) };
+            if io.need_dw {
+                io.dw[0][ch] = dg as f32;
+                io.dw[1][ch] = db as f32;
+                // In evaluation the output depends on the running statistics too (the layer view
+                // shows those gradients, as Burn's autodiff gives them).
+                (io.dw[2][ch], io.dw[3][ch]) =
+                    if train { (0.0, 0.0) } else { (-(db as f32) * k, -0.5 * (dg as f32) * io.w[0][ch] / (var + self.eps as f32)) };
+            }
             if !io.need_dx {
                 continue;
             }

@@ -17,7 +17,7 @@ use super::act::{Activation, apply};
 use super::{Fused, FusedBackward, FusedForward, Kind, Mode, OccludeIo, Parse, Source, param, Window};
 use crate::cpu_occlude::{Rect, affected, conv_region};
 use super::act::{activate, activation_back};
-use crate::cpu_train::{col2im, im2col, matmul, weight_grads};
+use crate::cpu_train::{bias_grads, col2im, im2col, matmul};
 use crate::net::ParamTensor;
 use crate::spec::{Fields, Layer, ParamSpec, Shape3, SpecError, describe_value};
 
@@ -152,7 +152,7 @@ fn inside(kx: usize, s: usize, pad: usize, w: usize, x0: usize, x1: usize) -> (u
 }
 
 /// Adds to `dst` (one output plane, `wo` wide) the depthwise convolution of one input plane `src`
-/// (`h` x `w`) with the `k` x `k` kernel `wk`, at the outputs inside `r`.
+/// (`h` x `w`) with the `k` x `k` kernel `wk`, at the outputs inside `r` (incremental occlusion).
 #[allow(clippy::too_many_arguments)]
 fn depthwise_plane(src: &[f32], [h, w]: [usize; 2], wk: &[f32], k: usize, s: usize, pad: usize, wo: usize, r: Rect, dst: &mut [f32]) {
     for oy in r.y0..r.y1 {
@@ -179,56 +179,156 @@ fn depthwise_plane(src: &[f32], [h, w]: [usize; 2], wk: &[f32], k: usize, s: usi
     }
 }
 
-/// The adjoints of [`depthwise_plane`] over a whole output plane: `dwk` += Σ g·x per tap, and
-/// `dx` (when given) += w·g.
+/// A depthwise convolution's input plane zero-padded and split into `s` column phases (`ph` rows
+/// of `pws` values each, phase by phase), so that what a tap reads along a row of outputs is one
+/// contiguous run: output `ox` of tap `kx` reads padded column `ox * s + kx`, which is in phase
+/// `kx % s` at `ox + kx / s`. The kernel then is k² branch-free runs per output row, which
+/// vectorize (the bounds-checked row walk it replaced ran at a tenth of a 1x1 GEMM's speed).
+struct Phased {
+    s: usize,
+    ph: usize,
+    pws: usize,
+    pad: usize,
+    w: usize,
+}
+
+impl Phased {
+    fn new(k: usize, s: usize, pad: usize, [h, w]: [usize; 2], [ho, wo]: [usize; 2]) -> Phased {
+        let ph = (h + pad).max((ho - 1) * s + k);
+        let pw = (w + pad).max((wo - 1) * s + k);
+        Phased { s, ph, pws: pw.div_ceil(s), pad, w }
+    }
+
+    fn len(&self) -> usize {
+        self.s * self.ph * self.pws
+    }
+
+    /// Where padded row `r`, column `c` is.
+    fn at(&self, r: usize, c: usize) -> usize {
+        ((c % self.s) * self.ph + r) * self.pws + c / self.s
+    }
+
+    /// For each phase `q`: the first column `x0` of a plane row in it, and where that lands in
+    /// the phase's padded row.
+    fn phases(&self) -> impl Iterator<Item = (usize, usize, usize)> + '_ {
+        (0..self.s).map(move |q| {
+            let x0 = (q + self.s - self.pad % self.s) % self.s;
+            (q, x0, (x0 + self.pad) / self.s)
+        })
+    }
+
+    /// `src` (`h` x `w`) into `dst`, zeros around.
+    fn fill(&self, src: &[f32], dst: &mut Vec<f32>) {
+        dst.clear();
+        dst.resize(self.len(), 0.0);
+        for (y, row) in src.chunks(self.w).enumerate() {
+            for (q, x0, j0) in self.phases() {
+                let at = (q * self.ph + y + self.pad) * self.pws + j0;
+                for (d, &v) in dst[at..].iter_mut().zip(row.iter().skip(x0).step_by(self.s)) {
+                    *d = v;
+                }
+            }
+        }
+    }
+
+    /// Adds the values of padded `src` that lie inside the plane into `dst` (`h` x `w`).
+    fn add_inside(&self, src: &[f32], dst: &mut [f32]) {
+        for (y, row) in dst.chunks_mut(self.w).enumerate() {
+            for (q, x0, j0) in self.phases() {
+                let at = (q * self.ph + y + self.pad) * self.pws + j0;
+                for (d, &v) in row.iter_mut().skip(x0).step_by(self.s).zip(&src[at..]) {
+                    *d += v;
+                }
+            }
+        }
+    }
+}
+
+/// One output plane (`ho` x `wo`, overwritten) of a depthwise convolution of the input plane `src`
+/// (`h` x `w`) with the `k` x `k` kernel `wk`; `pbuf` is scratch.
 #[allow(clippy::too_many_arguments)]
-fn depthwise_plane_back(
+fn depthwise_forward(src: &[f32], hw: [usize; 2], wk: &[f32], k: usize, s: usize, pad: usize, [ho, wo]: [usize; 2], out: &mut [f32], pbuf: &mut Vec<f32>) {
+    let p = Phased::new(k, s, pad, hw, [ho, wo]);
+    p.fill(src, pbuf);
+    for oy in 0..ho {
+        let o = &mut out[oy * wo..][..wo];
+        let tap = |ky: usize, kx: usize| &pbuf[p.at(oy * s + ky, kx)..][..wo];
+        if k == 3 {
+            // The 3x3 kernel (MobileNet's) in one pass over the row, in the order of the loop below.
+            let (a0, a1, a2, b0, b1, b2, c0, c1, c2) = (tap(0, 0), tap(0, 1), tap(0, 2), tap(1, 0), tap(1, 1), tap(1, 2), tap(2, 0), tap(2, 1), tap(2, 2));
+            let w = &wk[..9];
+            for i in 0..wo {
+                o[i] = w[0] * a0[i] + w[1] * a1[i] + w[2] * a2[i] + w[3] * b0[i] + w[4] * b1[i] + w[5] * b2[i] + w[6] * c0[i] + w[7] * c1[i] + w[8] * c2[i];
+            }
+        } else {
+            o.fill(0.0);
+            for ky in 0..k {
+                for kx in 0..k {
+                    let wv = wk[ky * k + kx];
+                    o.iter_mut().zip(tap(ky, kx)).for_each(|(o, v)| *o += wv * v);
+                }
+            }
+        }
+    }
+}
+
+/// The adjoints of [`depthwise_forward`] for one plane pair, given the output's gradient `g`:
+/// `dwk` += Σ g·x per tap, `dx` (`h` x `w`) += the input's gradient. `pbuf`, `dbuf` and `acc` are
+/// scratch.
+#[allow(clippy::too_many_arguments)]
+fn depthwise_backward(
     src: &[f32],
-    [h, w]: [usize; 2],
+    hw: [usize; 2],
     wk: &[f32],
     k: usize,
     s: usize,
     pad: usize,
     [ho, wo]: [usize; 2],
     g: &[f32],
-    dwk: &mut [f32],
-    mut dx: Option<&mut [f32]>,
+    dwk: Option<&mut [f32]>,
+    dx: Option<&mut [f32]>,
+    [pbuf, dbuf, acc]: [&mut Vec<f32>; 3],
 ) {
-    for oy in 0..ho {
-        let grow = &g[oy * wo..][..wo];
-        for ky in 0..k {
-            let iy = (oy * s + ky) as isize - pad as isize;
-            if iy < 0 || iy >= h as isize {
-                continue;
-            }
-            let iy = iy as usize;
-            let srow = &src[iy * w..][..w];
-            for kx in 0..k {
-                let (lo, hi) = inside(kx, s, pad, w, 0, wo);
-                if hi == lo {
-                    continue;
-                }
-                let wv = wk[ky * k + kx];
-                if s == 1 {
-                    let x0 = lo + kx - pad;
-                    dwk[ky * k + kx] += grow[lo..hi].iter().zip(&srow[x0..x0 + hi - lo]).map(|(g, v)| g * v).sum::<f32>();
-                    if let Some(dx) = dx.as_deref_mut() {
-                        dx[iy * w + x0..iy * w + x0 + hi - lo].iter_mut().zip(&grow[lo..hi]).for_each(|(d, g)| *d += wv * g);
-                    }
-                } else {
-                    let mut acc = 0f32;
-                    for ox in lo..hi {
-                        let ix = ox * s + kx - pad;
-                        acc += grow[ox] * srow[ix];
-                        if let Some(dx) = dx.as_deref_mut() {
-                            dx[iy * w + ix] += wv * grow[ox];
-                        }
-                    }
-                    dwk[ky * k + kx] += acc;
+    let p = Phased::new(k, s, pad, hw, [ho, wo]);
+    if let Some(dwk) = dwk {
+        p.fill(src, pbuf);
+        acc.clear();
+        acc.resize(k * k * wo, 0.0);
+        for oy in 0..ho {
+            let grow = &g[oy * wo..][..wo];
+            for ky in 0..k {
+                for kx in 0..k {
+                    let (t, at) = (ky * k + kx, p.at(oy * s + ky, kx));
+                    acc[t * wo..][..wo].iter_mut().zip(grow).zip(&pbuf[at..][..wo]).for_each(|((a, g), v)| *a += g * v);
                 }
             }
         }
+        for (d, run) in dwk.iter_mut().zip(acc.chunks(wo)) {
+            *d += run.iter().sum::<f32>();
+        }
     }
+    let Some(dx) = dx else { return };
+    if s == 1 && pad < k {
+        // With stride 1 the input's gradient is itself a depthwise convolution: of the output's
+        // gradient, with the kernel turned 180° and padded by k - 1 - pad (one pass per value).
+        let flipped: Vec<f32> = wk.iter().rev().copied().collect();
+        dbuf.resize(hw[0] * hw[1], 0.0);
+        depthwise_forward(g, [ho, wo], &flipped, k, 1, k - 1 - pad, hw, dbuf, pbuf);
+        dx.iter_mut().zip(dbuf.iter()).for_each(|(d, v)| *d += v);
+        return;
+    }
+    dbuf.clear();
+    dbuf.resize(p.len(), 0.0);
+    for oy in 0..ho {
+        let grow = &g[oy * wo..][..wo];
+        for ky in 0..k {
+            for kx in 0..k {
+                let (wv, at) = (wk[ky * k + kx], p.at(oy * s + ky, kx));
+                dbuf[at..][..wo].iter_mut().zip(grow).for_each(|(d, g)| *d += wv * g);
+            }
+        }
+    }
+    p.add_inside(dbuf, dx);
 }
 
 impl Conv {
@@ -236,6 +336,12 @@ impl Conv {
     /// multiplier): the direct kernel.
     fn depthwise(&self, l: &Layer) -> bool {
         self.groups > 1 && l.in_shape[0] == self.groups
+    }
+
+    /// Whether it is a 1x1 convolution with stride 1 and no padding: the input (`[C, N*H*W]` on
+    /// the fused path) is its own im2col.
+    fn pointwise(&self) -> bool {
+        self.size == 1 && self.stride == 1 && self.pad == 0 && self.pad_end == 0
     }
 }
 
@@ -250,22 +356,27 @@ impl Fused for Conv {
         let (cpg, opg) = (ci / g, co / g);
         let np = n * ho * wo;
         if self.depthwise(io.layer) {
-            let whole = Rect { y0: 0, y1: ho, x0: 0, x1: wo };
             for oc in 0..co {
                 let wk = &w[0][oc * kk..][..kk];
                 for b in 0..n {
                     let dst = &mut buf.out[(oc * n + b) * ho * wo..][..ho * wo];
-                    dst.fill(0.0);
                     let src = &io.x[((oc / opg) * n + b) * hi * wi..][..hi * wi];
-                    depthwise_plane(src, [hi, wi], wk, self.size, self.stride, self.pad, wo, whole, dst);
+                    depthwise_forward(src, [hi, wi], wk, self.size, self.stride, self.pad, [ho, wo], dst, &mut buf.cols);
                 }
             }
         } else {
             let k = cpg * kk;
-            buf.cols.resize(g * k * np, 0.0);
+            let pointwise = self.pointwise();
+            buf.cols.resize(if pointwise { 0 } else { g * k * np }, 0.0);
             for gi in 0..g {
-                let cols = &mut buf.cols[gi * k * np..][..k * np];
-                im2col(&io.x[gi * cpg * n * hi * wi..][..cpg * n * hi * wi], [cpg, n, hi, wi], self.size, self.stride, self.pad, [ho, wo], cols);
+                let x = &io.x[gi * cpg * n * hi * wi..][..cpg * n * hi * wi];
+                let cols = if pointwise {
+                    x
+                } else {
+                    let cols = &mut buf.cols[gi * k * np..][..k * np];
+                    im2col(x, [cpg, n, hi, wi], self.size, self.stride, self.pad, [ho, wo], cols);
+                    cols
+                };
                 matmul(opg, np, k, &mut buf.out[gi * opg * np..][..opg * np], (&w[0][gi * opg * k..], 1, k as isize), (cols, 1, np as isize));
             }
         }
@@ -283,50 +394,56 @@ impl Fused for Conv {
         let (cpg, opg) = (ci / g, co / g);
         let k = cpg * kk;
         let np = n * ho * wo;
-        if g == 1 {
-            weight_grads(buf, self.activation, io.rule, io.dw, co, k, np);
-            if io.need_dx {
-                // dcols[K, NP] = W^T[K, Cout] x gz[Cout, NP], then col2im.
-                buf.dcols.resize(k * np, 0.0);
-                matmul(k, np, co, &mut buf.dcols, (&io.w[0], k as isize, 1), (&buf.gz, 1, np as isize));
-                io.dx.iter_mut().for_each(|v| *v = 0.0);
-                col2im(&mut buf.dcols, [ci, n, hi, wi], self.size, self.stride, self.pad, [ho, wo], io.dx);
-            }
-            return;
-        }
         buf.gz.clear();
         buf.gz.extend_from_slice(&buf.grad);
         activation_back(self.activation, io.rule, &buf.out, &mut buf.gz);
-        if let Some(db) = io.dw.get_mut(1) {
-            for (d, row) in db.iter_mut().zip(buf.gz.chunks(np)) {
-                *d = row.iter().sum();
-            }
-        }
-        if io.need_dx {
-            io.dx.iter_mut().for_each(|v| *v = 0.0);
+        if io.need_dw {
+            bias_grads(&buf.gz, np, io.dw);
         }
         if self.depthwise(io.layer) {
-            io.dw[0].fill(0.0);
+            if io.need_dw {
+                io.dw[0].fill(0.0);
+            }
+            if io.need_dx {
+                io.dx.fill(0.0);
+            }
+            let mut acc = vec![];
             for oc in 0..co {
                 let ic = oc / opg;
-                let (wk, dwk) = (&io.w[0][oc * kk..][..kk], &mut io.dw[0][oc * kk..][..kk]);
+                let wk = &io.w[0][oc * kk..][..kk];
                 for b in 0..n {
                     let src = &io.xs[0][(ic * n + b) * hi * wi..][..hi * wi];
                     let gp = &buf.gz[(oc * n + b) * ho * wo..][..ho * wo];
+                    let dwk = io.need_dw.then(|| &mut io.dw[0][oc * kk..][..kk]);
                     let dx = io.need_dx.then(|| &mut io.dx[(ic * n + b) * hi * wi..][..hi * wi]);
-                    depthwise_plane_back(src, [hi, wi], wk, self.size, self.stride, self.pad, [ho, wo], gp, dwk, dx);
+                    let scratch = [&mut buf.cols, &mut buf.dcols, &mut acc];
+                    depthwise_backward(src, [hi, wi], wk, self.size, self.stride, self.pad, [ho, wo], gp, dwk, dx, scratch);
                 }
             }
             return;
         }
-        buf.dcols.resize(k * np, 0.0);
+        // Per group: dW = gz x cols^T; dx from dcols = W^T x gz by col2im (a 1x1 convolution's
+        // cols are its input, and its dcols its input's gradient).
+        let pointwise = self.pointwise();
+        if !pointwise && io.need_dx {
+            buf.dcols.resize(k * np, 0.0);
+        }
         for gi in 0..g {
-            let (cols, gz) = (&buf.cols[gi * k * np..][..k * np], &buf.gz[gi * opg * np..][..opg * np]);
-            matmul(opg, k, np, &mut io.dw[0][gi * opg * k..][..opg * k], (gz, 1, np as isize), (cols, np as isize, 1));
+            let gz = &buf.gz[gi * opg * np..][..opg * np];
+            let cols = if pointwise { &io.xs[0][gi * cpg * np..][..cpg * np] } else { &buf.cols[gi * k * np..][..k * np] };
+            if io.need_dw {
+                matmul(opg, k, np, &mut io.dw[0][gi * opg * k..][..opg * k], (gz, 1, np as isize), (cols, np as isize, 1));
+            }
             if io.need_dx {
-                matmul(k, np, opg, &mut buf.dcols, (&io.w[0][gi * opg * k..], k as isize, 1), (gz, 1, np as isize));
                 let dx = &mut io.dx[gi * cpg * n * hi * wi..][..cpg * n * hi * wi];
-                col2im(&mut buf.dcols, [cpg, n, hi, wi], self.size, self.stride, self.pad, [ho, wo], dx);
+                let wg = (&io.w[0][gi * opg * k..], k as isize, 1);
+                if pointwise {
+                    matmul(k, np, opg, dx, wg, (gz, 1, np as isize));
+                } else {
+                    matmul(k, np, opg, &mut buf.dcols, wg, (gz, 1, np as isize));
+                    dx.fill(0.0);
+                    col2im(&mut buf.dcols, [cpg, n, hi, wi], self.size, self.stride, self.pad, [ho, wo], dx);
+                }
             }
         }
     }

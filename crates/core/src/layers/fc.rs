@@ -102,7 +102,7 @@ impl Fused for Fc {
         let inp = ci * hi * wi;
         let p = hi * wi;
         // x^T is kept as cols [in, N].
-        weight_grads(buf, self.activation, io.rule, io.dw, co, inp, n);
+        weight_grads(buf, self.activation, io.rule, io.need_dw, io.dw, co, inp, n);
         if io.need_dx {
             // dx^T[in, N] = W^T[in, out] x gz[out, N]
             buf.dcols.resize(inp * n, 0.0);

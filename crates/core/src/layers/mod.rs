@@ -132,6 +132,9 @@ pub struct FusedBackward<'a> {
     pub dx: &'a mut [f32],
     pub dx_rest: Vec<&'a mut [f32]>,
     pub need_dx: bool,
+    /// Whether `dw` is wanted (an input-gradient map needs none: only training and the layer
+    /// view do).
+    pub need_dw: bool,
     pub w: &'a [Vec<f32>],
     pub dw: &'a mut [Vec<f32>],
     pub rule: ReluRule,
