@@ -54,6 +54,18 @@ fn fused(l: &Layer) -> &dyn Fused {
 /// `dst[m x n] = lhs[m x k] * rhs[k x n]`, each given by (pointer, column stride, row stride).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn matmul(m: usize, n: usize, k: usize, dst: &mut [f32], lhs: (&[f32], isize, isize), rhs: (&[f32], isize, isize)) {
+    gemm_into(m, n, k, dst, lhs, rhs, false);
+}
+
+/// `dst[m x n] += lhs[m x k] * rhs[k x n]` (a convolution adds its products to its bias this way,
+/// saving a pass over its output; the sum is the same, bit for bit).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn matmul_add(m: usize, n: usize, k: usize, dst: &mut [f32], lhs: (&[f32], isize, isize), rhs: (&[f32], isize, isize)) {
+    gemm_into(m, n, k, dst, lhs, rhs, true);
+}
+
+#[allow(clippy::too_many_arguments)]
+fn gemm_into(m: usize, n: usize, k: usize, dst: &mut [f32], lhs: (&[f32], isize, isize), rhs: (&[f32], isize, isize), add: bool) {
     debug_assert!(dst.len() >= m * n);
     // SAFETY: the callers pass slices whose extents cover every index the strides reach.
     unsafe {
@@ -64,14 +76,14 @@ pub(crate) fn matmul(m: usize, n: usize, k: usize, dst: &mut [f32], lhs: (&[f32]
             dst.as_mut_ptr(),
             1,
             n as isize,
-            false,
+            add,
             lhs.0.as_ptr(),
             lhs.1,
             lhs.2,
             rhs.0.as_ptr(),
             rhs.1,
             rhs.2,
-            0.0f32,
+            if add { 1.0f32 } else { 0.0f32 },
             1.0f32,
             false,
             false,

@@ -17,7 +17,7 @@ use super::act::{Activation, apply};
 use super::{Fused, FusedBackward, FusedForward, Kind, Mode, OccludeIo, Parse, Source, param, Window};
 use crate::cpu_occlude::{Rect, affected, conv_region};
 use super::act::{activate, activation_back};
-use crate::cpu_train::{bias_grads, col2im, im2col, matmul};
+use crate::cpu_train::{bias_grads, col2im, im2col, matmul, matmul_add};
 use crate::net::ParamTensor;
 use crate::spec::{Fields, Layer, ParamSpec, Shape3, SpecError, describe_value};
 
@@ -368,6 +368,12 @@ impl Fused for Conv {
             let k = cpg * kk;
             let pointwise = self.pointwise();
             buf.cols.resize(if pointwise { 0 } else { g * k * np }, 0.0);
+            // The bias first, the products added to it.
+            if let Some(bias) = w.get(1) {
+                for (row, &b) in buf.out.chunks_mut(np).zip(bias) {
+                    row.fill(b);
+                }
+            }
             for gi in 0..g {
                 let x = &io.x[gi * cpg * n * hi * wi..][..cpg * n * hi * wi];
                 let cols = if pointwise {
@@ -377,8 +383,11 @@ impl Fused for Conv {
                     im2col(x, [cpg, n, hi, wi], self.size, self.stride, self.pad, [ho, wo], cols);
                     cols
                 };
-                matmul(opg, np, k, &mut buf.out[gi * opg * np..][..opg * np], (&w[0][gi * opg * k..], 1, k as isize), (cols, 1, np as isize));
+                let (out, wg) = (&mut buf.out[gi * opg * np..][..opg * np], (&w[0][gi * opg * k..], 1, k as isize));
+                if w.len() > 1 { matmul_add(opg, np, k, out, wg, (cols, 1, np as isize)) } else { matmul(opg, np, k, out, wg, (cols, 1, np as isize)) }
             }
+            activate(self.activation, &mut buf.out);
+            return;
         }
         if let Some(bias) = w.get(1) {
             for (row, &b) in buf.out.chunks_mut(np).zip(bias) {
