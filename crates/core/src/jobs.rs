@@ -48,12 +48,15 @@ pub fn schema(technique: &str) -> Result<Schema, Error> {
 /// A job in progress (one per running view: the size of its largest variant does not matter).
 #[allow(clippy::large_enum_variant)]
 pub enum Job {
-    Visualize(ClassVis),
+    /// Class and neuron visualization: its gradients on the fused CPU path where it applies (as
+    /// occlusion below), else through Burn.
+    Visualize(ClassVis, Option<CpuTrainer>),
     /// One inversion per layer, stepped in turn.
     Invert(Vec<inversion::Inversion>),
     Dream(deepdream::Dream),
     Style(style::Style),
-    Attack(Attack),
+    /// Adversarial examples: on the fused CPU path where it applies, as class visualization.
+    Attack(Attack, Option<CpuTrainer>),
     /// Runs on the fused CPU path where it applies: on the caller's state while that still holds
     /// the weights the job started with (lent to each step), else on its own copy, made once.
     Occlusion(Occlusion, Option<CpuTrainer>),
@@ -253,7 +256,7 @@ impl Job {
         Ok(match kind {
             "visualize" => {
                 let s = class_vis::Settings::from_values(&v, inputs.objective.unwrap_or(Objective::Class(0)))?;
-                Job::Visualize(ClassVis::new(net, s)?)
+                Job::Visualize(ClassVis::new(net, s)?, None)
             }
             "invert" => {
                 let layers = v.layers("layers", spec)?.unwrap_or_default();
@@ -287,10 +290,10 @@ impl Job {
             "attack" | "fooling" => {
                 Objective::Class(v.int("target")).check(net)?;
                 if kind == "fooling" {
-                    Job::Attack(Attack::fooling_from_values(c * h * w, &v))
+                    Job::Attack(Attack::fooling_from_values(c * h * w, &v), None)
                 } else {
                     net.input_tensor(inputs.image)?;
-                    Job::Attack(Attack::from_values(inputs.image, &v))
+                    Job::Attack(Attack::from_values(inputs.image, &v), None)
                 }
             }
             "occlusion" => {
@@ -328,11 +331,11 @@ impl Job {
 
     pub fn done(&self) -> bool {
         match self {
-            Job::Visualize(v) => v.done(),
+            Job::Visualize(v, _) => v.done(),
             Job::Invert(list) => list.iter().all(|l| l.done()),
             Job::Dream(d) => d.done(),
             Job::Style(s) => s.done(),
-            Job::Attack(a) => a.done(),
+            Job::Attack(a, _) => a.done(),
             Job::Occlusion(o, _) => o.done() == o.total(),
             Job::Patches(p, _) => p.done(),
             Job::Tsne(t, _) => t.done(),
@@ -344,7 +347,9 @@ impl Job {
     /// Whether a step wants the fused CPU path's state lent (see [`Job::step`]).
     pub fn wants_fused(&self) -> bool {
         match self {
-            Job::Occlusion(_, None) | Job::Patches(_, None) | Job::Landscape(_, None) => true,
+            Job::Occlusion(_, None) | Job::Patches(_, None) | Job::Landscape(_, None) | Job::Visualize(_, None) | Job::Attack(_, None) => {
+                true
+            }
             Job::Tsne(t, None) => t.reading(),
             _ => false,
         }
@@ -354,7 +359,12 @@ impl Job {
     /// on), where the path applies on `backend`: when the caller's state no longer holds `net`'s
     /// weights (training went on).
     pub async fn own_fused(&mut self, net: &Net, backend: Backend) -> Result<(), Error> {
-        if let Job::Occlusion(_, own @ None) | Job::Patches(_, own @ None) | Job::Tsne(_, own @ None) | Job::Landscape(_, own @ None) = self
+        if let Job::Occlusion(_, own @ None)
+        | Job::Patches(_, own @ None)
+        | Job::Tsne(_, own @ None)
+        | Job::Landscape(_, own @ None)
+        | Job::Visualize(_, own @ None)
+        | Job::Attack(_, own @ None) = self
         {
             *own = cpu_train::for_net(net, backend, TrainConfig::default()).await?;
         }
@@ -375,8 +385,8 @@ impl Job {
         let mut n = 0;
         loop {
             match self {
-                Job::Visualize(v) => {
-                    v.step(net).await?;
+                Job::Visualize(v, own) => {
+                    v.step(net, own.as_mut().or(lent.as_deref_mut())).await?;
                 }
                 Job::Invert(list) => {
                     // The inversion furthest behind takes the next step.
@@ -391,8 +401,8 @@ impl Job {
                 Job::Style(s) => {
                     s.step().await?;
                 }
-                Job::Attack(a) => {
-                    let mut at = Attributor::new(net, None);
+                Job::Attack(a, own) => {
+                    let mut at = Attributor::new(net, own.as_mut().or(lent.as_deref_mut()));
                     a.step(&mut at).await?;
                 }
                 Job::Occlusion(o, own) => {
@@ -453,7 +463,7 @@ impl Job {
         let shape = net.spec.input_shape();
         let one = |h: &[f32]| h.iter().map(|&v| vec![v]).collect::<Vec<_>>();
         let (kind, step, total, history, images): (&'static str, usize, usize, Vec<Vec<f32>>, Vec<Preview>) = match self {
-            Job::Visualize(v) => ("visualize", v.history.len(), v.settings.steps, one(&v.history), vec![preview(v.current(), shape)]),
+            Job::Visualize(v, _) => ("visualize", v.history.len(), v.settings.steps, one(&v.history), vec![preview(v.current(), shape)]),
             Job::Invert(list) => {
                 let history =
                     (0..list[0].history.len()).map(|i| list.iter().filter_map(|inv| inv.history.get(i).map(|h| h[1])).collect()).collect();
@@ -478,7 +488,7 @@ impl Job {
                 s.history.iter().map(|h| h.to_vec()).collect(),
                 vec![preview(s.current(), s.shape())],
             ),
-            Job::Attack(a) => {
+            Job::Attack(a, _) => {
                 ("attack", a.history.len(), a.steps, one(&a.history), vec![preview(a.original.clone(), shape), preview(a.x.clone(), shape)])
             }
             Job::Occlusion(o, _) => {

@@ -5,6 +5,7 @@
 
 mod common;
 
+use convlens_core::cpu_train::CpuTrainer;
 use convlens_core::grad::Objective;
 use convlens_core::rng::SplitMix64;
 use convlens_core::vis::class_vis::{ClassVis, Settings};
@@ -149,17 +150,27 @@ fn deepdream_loss_gradient_and_octaves() {
 #[test]
 fn class_visualization_objective_rises() {
     let net = net();
+    // Through Burn, and on the fused CPU path (as the session runs it on the CPU): the same climb.
+    let weights = pollster::block_on(net.read_weights()).unwrap();
     for preset in ["lucid", "yosinski", "simonyan"] {
-        let mut s = Settings::preset(preset, Objective::Class(1)).unwrap();
-        s.steps = 40;
-        s.jitter = s.jitter.min(2);
-        let mut run = ClassVis::new(&net, s).unwrap();
-        while !run.done() {
-            pollster::block_on(run.step(&net)).unwrap();
+        let mut histories = vec![];
+        for on_fused in [false, true] {
+            let mut s = Settings::preset(preset, Objective::Class(1)).unwrap();
+            s.steps = 40;
+            s.jitter = s.jitter.min(2);
+            let mut run = ClassVis::new(&net, s).unwrap();
+            let mut fused = on_fused.then(|| CpuTrainer::new(&net, weights.clone(), Default::default()));
+            while !run.done() {
+                pollster::block_on(run.step(&net, fused.as_mut())).unwrap();
+            }
+            let (first, last) = (run.history[0], run.history[39]);
+            assert!(last > first + 0.1, "{preset} (fused {on_fused}): the class score rose from {first} to {last}");
+            assert!(run.current().iter().all(|v| (0.0..=1.0).contains(v)));
+            histories.push(run.history);
         }
-        let (first, last) = (run.history[0], run.history[39]);
-        assert!(last > first + 0.1, "{preset}: the class score rose from {first} to {last}");
-        assert!(run.current().iter().all(|v| (0.0..=1.0).contains(v)));
+        for (i, (a, b)) in histories[0].iter().zip(&histories[1]).take(10).enumerate() {
+            assert!((a - b).abs() <= 1e-3 * a.abs().max(1.0), "{preset} step {i}: Burn {a} vs fused {b}");
+        }
     }
     let mut s = Settings::preset("yosinski", Objective::Channel { layer: 3, channel: 2 }).unwrap();
     s.steps = 20;
@@ -167,7 +178,7 @@ fn class_visualization_objective_rises() {
     s.contrib_pct = 20.0;
     let mut run = ClassVis::new(&net, s).unwrap();
     while !run.done() {
-        pollster::block_on(run.step(&net)).unwrap();
+        pollster::block_on(run.step(&net, None)).unwrap();
     }
     assert!(run.history[19] > run.history[0], "a channel's mean rose: {:?}", run.history);
     assert!(ClassVis::new(&net, Settings::preset("lucid", Objective::Class(3)).unwrap()).is_err());
@@ -233,8 +244,10 @@ fn mobilenet_class_visualization_and_fooling_image() {
     let mut s = Settings::preset("lucid", Objective::Class(89)).unwrap();
     s.steps = 48;
     let mut run = ClassVis::new(&net, s).unwrap();
+    // On the fused CPU path, as the page and the CLI run it.
+    let mut fused = CpuTrainer::new(&net, pollster::block_on(net.read_weights()).unwrap(), Default::default());
     while !run.done() {
-        pollster::block_on(run.step(&net)).unwrap();
+        pollster::block_on(run.step(&net, Some(&mut fused))).unwrap();
     }
     let mut at = convlens_core::vis::attribution::Attributor::new(&net, None);
     let p = pollster::block_on(at.outputs(&run.current(), 1)).unwrap();

@@ -164,8 +164,10 @@ impl ClassVis {
         self.history.len() >= self.settings.steps
     }
 
-    /// One step of gradient ascent; returns the objective's value before it.
-    pub async fn step(&mut self, net: &Net) -> Result<f32, Error> {
+    /// One step of gradient ascent; returns the objective's value before it. The gradient comes
+    /// from the fused CPU path (`fused`, holding `net`'s weights) where it reaches the objective,
+    /// else through Burn.
+    pub async fn step(&mut self, net: &Net, fused: Option<&mut crate::cpu_train::CpuTrainer>) -> Result<f32, Error> {
         let s = &self.settings;
         let shape = self.image.shape;
         let [_, h, w] = shape;
@@ -178,7 +180,14 @@ impl ClassVis {
         if warped {
             x = image_param::warp(&x, shape, scale, angle);
         }
-        let (value, mut g) = objective_grad(net, &x, &s.objective, ReluRule::Gradient).await?;
+        let on_fused = match fused {
+            Some(f) => f.input_grads(net, &x, 1, &s.objective, ReluRule::Gradient)?.map(|(v, g)| (v[0], g)),
+            None => None,
+        };
+        let (value, mut g) = match on_fused {
+            Some(r) => r,
+            None => objective_grad(net, &x, &s.objective, ReluRule::Gradient).await?,
+        };
         if !value.is_finite() {
             return Err(Error::Input(format!("the objective became {value} at step {}; lower the learning rate", self.history.len())));
         }
