@@ -87,7 +87,7 @@ async function browserRuns(browser, url) {
       }, { url: `/${relative(ROOT, ONNX_DIR)}/${name}.onnx`, image: image(name), input: r.input, mean: r.mean, std: r.std, top: r.top[0], runs: RUNS });
       out[name] = res;
       const m = (k) => median(res.times[k]);
-      console.log(`${name.padEnd(14)} browser: ConvLens cpu forward ${m('convlensForward').toFixed(1)} ms, gradient ${m('convlensGradient').toFixed(1)} ms; onnxruntime-web wasm forward ${m('ortForward').toFixed(1)} ms (${(m('convlensForward') / m('ortForward')).toFixed(2)}x)`);
+      console.log(`${name.padEnd(14)} browser: ConvLens cpu forward ${m('convlensForward').toFixed(1)} ms, gradient ${m('convlensGradient').toFixed(1)} ms; onnxruntime-web wasm forward ${m('ortForward').toFixed(1)} ms (${(m('convlensForward') / m('ortForward')).toFixed(2)}x); gradient / forward ${(m('convlensGradient') / m('convlensForward')).toFixed(2)}`);
     }
   } finally {
     await page.close();

@@ -326,6 +326,7 @@ export class EngineClient extends EventTarget {
     // The helpers' own failures (a worker that cannot start, runs out of memory or crashes) leave
     // the map to this engine alone; this engine's (bad settings) are the caller's.
     const helpers = this.#prepareHelpers(parts - 1);
+    await helpers.asked;
     const mine = this.request('attributeSamples', { input, objective, settings, part: [0, parts] });
     const theirs = helpers.then((hs) => Promise.all(hs.map((h, i) => h.request('attributeSamples', { input, objective, settings, part: [i + 1, parts] }))));
     theirs.catch(() => {});
@@ -467,22 +468,31 @@ export class EngineClient extends EventTarget {
    */
   #prepareHelpers(count, withData = false) {
     // One at a time: two jobs starting together (the page's maps) would both set a helper up.
-    const job = (this.#preparing ?? Promise.resolve()).catch(() => {}).then(() => this.#prepareNow(count, withData));
+    let asked;
+    const done = new Promise((resolve) => { asked = resolve; });
+    const job = (this.#preparing ?? Promise.resolve()).catch(() => {}).then(() => this.#prepareNow(count, withData, asked));
+    job.finally(asked).catch(() => {});
     this.#preparing = job;
+    // Resolves once this engine has answered what the helpers need from it (the weights' version,
+    // the weights): a job should send this engine its own part only then, or the helpers wait for
+    // that part (a step on the fused path does not yield to the worker's other messages).
+    job.asked = done;
     return job;
   }
 
   #preparing = null;
 
-  async #prepareNow(count, withData) {
+  async #prepareNow(count, withData, asked) {
     const workers = this.#hub.helperWorkers(count);
     while (this.#helpers.length < count) this.#helpers.push(new EngineClient({ worker: workers[this.#helpers.length] }));
     const helpers = this.#helpers.slice(0, count);
     helpers.forEach((h) => h.setPaused(this.paused));
     const version = await this.request('weightsVersion', {});
     const stale = helpers.filter((h) => h.info?.backend !== 'cpu' || h.heldFor?.load !== this.lastLoad || h.heldFor?.version !== version);
+    if (!stale.length) asked();
     if (stale.length) {
       const weights = await this.request('exportWeights', {});
+      asked();
       const { spec, seed } = this.lastLoad;
       await Promise.all(stale.map(async (h) => {
         h.heldFor = null;
