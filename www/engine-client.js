@@ -489,10 +489,9 @@ export class EngineClient extends EventTarget {
     helpers.forEach((h) => h.setPaused(this.paused));
     const version = await this.request('weightsVersion', {});
     const stale = helpers.filter((h) => h.info?.backend !== 'cpu' || h.heldFor?.load !== this.lastLoad || h.heldFor?.version !== version);
-    if (!stale.length) asked();
+    const weights = stale.length ? await this.request('exportWeights', {}) : null;
+    asked();
     if (stale.length) {
-      const weights = await this.request('exportWeights', {});
-      asked();
       const { spec, seed } = this.lastLoad;
       await Promise.all(stale.map(async (h) => {
         h.heldFor = null;

@@ -148,14 +148,19 @@ pub(crate) fn weight_grads(
     k: usize,
     n: usize,
 ) {
-    buf.gz.clear();
-    buf.gz.extend_from_slice(&buf.grad);
-    activation_back(activation, rule, &buf.out, &mut buf.gz);
+    pre_activation_grads(buf, activation, rule);
     if !need_dw {
         return;
     }
     matmul(m, k, n, &mut g[0], (&buf.gz, 1, n as isize), (&buf.cols, n as isize, 1));
     bias_grads(&buf.gz, n, g);
+}
+
+/// `buf.gz`: the gradient at a conv or fc layer's pre-activation, from the output's (`buf.grad`).
+pub(crate) fn pre_activation_grads(buf: &mut Buf, activation: Option<Activation>, rule: ReluRule) {
+    buf.gz.clear();
+    buf.gz.extend_from_slice(&buf.grad);
+    activation_back(activation, rule, &buf.out, &mut buf.gz);
 }
 
 /// The bias gradient (when the layer has a bias): the row sums of `gz` (`n` columns).

@@ -16,8 +16,8 @@ use burn::tensor::ops::{ConvOptions, PadMode};
 use super::act::{Activation, apply};
 use super::{Fused, FusedBackward, FusedForward, Kind, Mode, OccludeIo, Parse, Source, param, Window};
 use crate::cpu_occlude::{Rect, affected, conv_region};
-use super::act::{activate, activation_back};
-use crate::cpu_train::{bias_grads, col2im, im2col, matmul, matmul_add};
+use super::act::activate;
+use crate::cpu_train::{bias_grads, col2im, im2col, matmul, matmul_add, pre_activation_grads};
 use crate::net::ParamTensor;
 use crate::spec::{Fields, Layer, ParamSpec, Shape3, SpecError, describe_value};
 
@@ -403,9 +403,7 @@ impl Fused for Conv {
         let (cpg, opg) = (ci / g, co / g);
         let k = cpg * kk;
         let np = n * ho * wo;
-        buf.gz.clear();
-        buf.gz.extend_from_slice(&buf.grad);
-        activation_back(self.activation, io.rule, &buf.out, &mut buf.gz);
+        pre_activation_grads(buf, self.activation, io.rule);
         if io.need_dw {
             bias_grads(&buf.gz, np, io.dw);
         }
