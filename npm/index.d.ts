@@ -51,6 +51,12 @@ export declare class EngineClient extends EventTarget {
   load(spec: string | object, weights?: Uint8Array | null, seed?: number): Promise<unknown>;
   loadDataset(name: 'mnist' | 'mnist5k' | 'cifar10', base: string | URL, maxTrainSheets?: number): Promise<DatasetInfo>;
   forward(input: Float32Array): Promise<Float32Array>;
+  /** Every layer's output for one image: views into one buffer. */
+  activations(input: Float32Array): Promise<Float32Array[]>;
+  /** Every layer's activations, gradients and weights (docs/ENGINE_API.md's Probe); the weights, kept from the probe that sent them while unchanged, are read-only. */
+  probe(input: Float32Array, objective: unknown): Promise<any>;
+  /** Gives a probe's or activations' result back once nothing reads it: the next call of its kind reuses its buffer (its arrays become empty). */
+  release(result: unknown): void;
   /** On the CPU, SmoothGrad's and integrated gradients' samples split among `workers` engines (default: one per core, at most 8). */
   attribute(input: Float32Array, objective: unknown, settings?: Record<string, unknown>, options?: { workers?: number }): Promise<unknown>;
   /** On the CPU, patches and the loss surface split among `workers` engines (default: one per core, at most 8); t-SNE runs on one. */

@@ -4,7 +4,11 @@
 // Per net and engine it measures
 //   train     training throughput, examples/s: SGD, batch 20, lr 0.001, momentum 0.9, L2 0.001;
 //   forward   one image's class probabilities, read back to JS, ms;
-//   readback  one image's forward with every layer's output read back into JS arrays, ms.
+//   readback  one image's forward with every layer's output read back into JS arrays, ms;
+//   frame     ConvLens only: the layer view's frame, one image's activations, gradients (of class 0)
+//             and weights of every layer read back (the weights only when they changed), ms.
+// ConvLens gives each result back (client.release) once the next one is there, as its layer view
+// does: the next call writes into that buffer rather than into fresh memory.
 // Engines alternate round-robin (BENCH_RUNS rounds, the starting engine rotating) so that the noise of a
 // shared machine hits them all alike; the tables quote medians of the rounds, with ratios to ConvNetJS.
 // Raw numbers go to target/bench.json (or $BENCH_OUT). Env: BENCH_RUNS (rounds, default 5),
@@ -38,7 +42,7 @@ const ENGINES = [
   { name: 'TF.js webgpu', kind: 'tfjs', backend: 'webgpu' },
   { name: 'TF.js wasm', kind: 'tfjs', backend: 'wasm' }, // no Conv2DBackpropFilter kernel: training n/a
 ];
-const METRICS = ['train', 'forward', 'readback'];
+const METRICS = ['train', 'forward', 'readback', 'frame'];
 export const TFJS = '/node_modules/@tensorflow';
 export const TFJS_SCRIPTS = {
   cpu: [], webgl: [],
@@ -177,6 +181,14 @@ function installConvlens() {
   const hasForward = typeof client.forward === 'function';
   const hasActivations = typeof client.activations === 'function';
   const probe = (input) => client.probe(input.slice(), { kind: 'class', index: 0 });
+  // Gives the previous result back once the next is there (what the layer view does).
+  const kept = {};
+  const recycled = (kind, call) => async (input) => {
+    const r = await call(input);
+    if (kept[kind] && client.release) client.release(kept[kind]);
+    kept[kind] = r;
+    return r;
+  };
   const e = window.__engine = {
     notes: [
       ...(hasForward ? [] : ['ConvLens forward: no client.forward() in this build; timed client.probe(input, class 0) instead (forward + backward of every layer, all read back)']),
@@ -190,7 +202,8 @@ function installConvlens() {
     // Copies, in case the client transfers (detaches) the buffers it is given; microseconds.
     train: (images, labels) => client.train(images.slice(), labels.slice(), e.sgd),
     forward: hasForward ? (input) => client.forward(input.slice()) : probe,
-    readback: hasActivations ? (input) => client.activations(input.slice()) : probe,
+    readback: recycled('readback', hasActivations ? (input) => client.activations(input.slice()) : probe),
+    frame: recycled('frame', probe),
   };
 }
 
@@ -297,7 +310,8 @@ async function setupNet({ load, n, per, classes, sgd }) {
   window.__data = window.__bench.data(n, per, classes, 12345);
   const { images, labels, one } = window.__data;
   const unsupported = {};
-  const warm = { train: () => e.train(images.slice(0, 2 * sgd.batchSize * per), labels.slice(0, 2 * sgd.batchSize)), forward: () => e.forward(one), readback: () => e.readback(one) };
+  const warm = { train: () => e.train(images.slice(0, 2 * sgd.batchSize * per), labels.slice(0, 2 * sgd.batchSize)), forward: () => e.forward(one), readback: () => e.readback(one),
+    frame: async () => { if (!e.frame) throw new Error('not measured for this engine'); return e.frame(one); } };
   for (const [metric, fn] of Object.entries(warm)) {
     try {
       await fn();
@@ -390,7 +404,7 @@ function printTable(net, res) {
   const shape = `${net.input.h}x${net.input.w}x${net.input.d}`;
   const line = (cells) => cells.map(([s, w, left]) => (left ? s.padEnd(w) : s.padStart(w))).join(' ');
   console.log(`\n${net.title} (input ${shape}, ${res.params?.toLocaleString('en-US') ?? '?'} params), medians of ${RUNS} rounds`);
-  console.log(line([['engine', 16, true], ['train ex/s', 11], ['vs CNJS', 8], ['forward ms', 11], ['vs CNJS', 8], ['readback ms', 12], ['vs CNJS', 8]]));
+  console.log(line([['engine', 16, true], ['train ex/s', 11], ['vs CNJS', 8], ['forward ms', 11], ['vs CNJS', 8], ['readback ms', 12], ['vs CNJS', 8], ['frame ms', 9]]));
   for (const [name, r] of Object.entries(res.engines)) {
     const m = r.median;
     console.log(line([
@@ -398,6 +412,7 @@ function printTable(net, res) {
       [fmt(m.train, 1), 11], [ratio(m.train, base.train), 8],
       [fmt(m.forward, m.forward < 10 ? 3 : 1), 11], [ratio(m.forward, base.forward), 8],
       [fmt(m.readback, m.readback < 10 ? 3 : 1), 12], [ratio(m.readback, base.readback), 8],
+      [m.frame == null ? '' : fmt(m.frame, 3), 9],
     ]));
   }
 }
@@ -460,12 +475,12 @@ async function main() {
         try {
           await page.bringToFront();
           const info = await withTimeout(page.evaluate(setupNet, { load, n: net.trainN, per, classes, sgd: SGD }), CALL_TIMEOUT_MS, `${engine.name}: ${net.key} setup`);
-          res.engines[engine.name] = { params: info.params, pools: info.pools, unsupported: info.unsupported, check: info.check, train: [], forward: [], readback: [], median: {} };
+          res.engines[engine.name] = { params: info.params, pools: info.pools, unsupported: info.unsupported, check: info.check, train: [], forward: [], readback: [], frame: [], median: {} };
           const c = info.check;
           if (c.probs !== undefined && (c.probs !== classes || Math.abs(c.probsSum - 1) > 1e-3)) {
             throw new Error(`forward returned ${c.probs} values summing to ${c.probsSum}, not ${classes} probabilities`);
           }
-          for (const [metric, why] of Object.entries(info.unsupported)) console.log(`  ${engine.name}: ${metric} n/a (${why})`);
+          for (const [metric, why] of Object.entries(info.unsupported)) if (metric !== 'frame') console.log(`  ${engine.name}: ${metric} n/a (${why})`);
         } catch (err) {
           drop(engine, err);
         }
@@ -518,6 +533,7 @@ async function main() {
           // per-round medians of the per-call times, then their median (each round weighs the same)
           forward: median(r.forward.map(median)),
           readback: median(r.readback.map(median)),
+          frame: median(r.frame.map(median)),
         };
       }
     }
@@ -530,11 +546,12 @@ async function main() {
   console.log(`\nSGD batch ${SGD.batchSize}, lr ${SGD.learningRate}, momentum ${SGD.momentum}, L2 ${SGD.l2}; ${report.browser}, ${report.cpus} CPUs.`);
   console.log('train: examples/s (vs CNJS = rate / ConvNetJS rate, higher is faster); forward: one image\'s class');
   console.log('probabilities read back to JS; readback: one forward with every layer\'s output read back into JS');
-  console.log('arrays (both ms per image, vs CNJS = time / ConvNetJS time, lower is faster). n/a: not supported.');
+  console.log('arrays (both ms per image, vs CNJS = time / ConvNetJS time, lower is faster); frame: the layer view\'s');
+  console.log('activations, gradients and weights of every layer read back (ConvLens only). n/a: not supported.');
   for (const net of nets) if (report.nets[net.key]) printTable(net, report.nets[net.key]);
   for (const [net, res] of Object.entries(report.nets)) {
     for (const [name, r] of Object.entries(res.engines)) {
-      for (const [metric, why] of Object.entries(r.unsupported)) note(`${net}: ${name} ${metric} n/a: ${why}`);
+      for (const [metric, why] of Object.entries(r.unsupported)) if (metric !== 'frame') note(`${net}: ${name} ${metric} n/a: ${why}`);
     }
   }
   for (const [name, why] of Object.entries(report.failed)) note(`${name} failed: ${why}`);

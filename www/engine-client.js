@@ -251,6 +251,7 @@ export class EngineClient extends EventTarget {
   }
 
   #send(cmd, args = {}, transfer = []) {
+    if (cmd === 'init') this.#probeWeights = null; // a new engine counts its weights' versions afresh
     const timeout = this.info?.backend === 'webgpu' && !NO_TIMEOUT.has(cmd) ? this.gpuTimeoutMs : 0;
     return this.#hub.send(this.session, cmd, args, transfer, timeout);
   }
@@ -631,8 +632,30 @@ export class EngineClient extends EventTarget {
     return info;
   }
 
-  probe(input, objective) {
-    return this.request('probe', { input, objective });
+  /** The weights of the last probe that sent them ({version, layers: [[Float32Array]]}); null after an init. */
+  #probeWeights = null;
+
+  /**
+   * Every layer's activations, gradients and weights for one image, and the weights' gradients.
+   * The arrays are views into one buffer; the weights are sent only when they changed since the
+   * last probe (else the ones kept from it are filled in: treat them as read-only).
+   */
+  async probe(input, objective) {
+    const held = this.#probeWeights;
+    const into = this.#takeSpare('probe');
+    const probe = await this.request('probe', { input, objective, held: held?.version ?? null, into }, into ? [into] : []);
+    const sent = probe.layers.every((l) => l.weights.every((w) => w.data !== null));
+    if (sent) {
+      this.#probeWeights = { version: probe.weightsVersion, layers: probe.layers.map((l) => l.weights.map((w) => w.data)) };
+      return probe;
+    }
+    // Not sent: the engine still has the version held, unless an init came between.
+    if (held !== this.#probeWeights || held.version !== probe.weightsVersion) {
+      this.#probeWeights = null;
+      return this.probe(input, objective);
+    }
+    probe.layers.forEach((l, i) => l.weights.forEach((w, j) => { w.data = held.layers[i][j]; }));
+    return probe;
   }
 
   /** SGD over N examples (images: Float32Array of N*C*H*W, labels: Uint32Array); resolves to the mean loss. */
@@ -698,9 +721,30 @@ export class EngineClient extends EventTarget {
     return this.request('forwardBatch', { inputs, layer });
   }
 
-  /** Every layer's output for one image (forward only). */
+  /** Every layer's output for one image (forward only): views into one buffer. */
   activations(input) {
-    return this.request('activations', { input });
+    const into = this.#takeSpare('activations');
+    return this.request('activations', { input, into }, into ? [into] : []);
+  }
+
+  /** Buffers given back by `release`, by command. */
+  #spare = new Map();
+
+  #takeSpare(cmd) {
+    const b = this.#spare.get(cmd) ?? null;
+    this.#spare.delete(cmd);
+    return b;
+  }
+
+  /**
+   * Gives the result of a `probe` or `activations` back once nothing reads it any more: the next
+   * call of the same kind writes into its buffer (a fresh buffer costs far more than the copy
+   * into one in use) and its arrays become empty. A probe's weights are kept, not reused.
+   */
+  release(result) {
+    const kind = Array.isArray(result) ? 'activations' : 'probe';
+    const a = kind === 'activations' ? result[0] : result?.layers?.[0]?.act;
+    if (a instanceof Float32Array && a.buffer.byteLength > 0) this.#spare.set(kind, a.buffer);
   }
 
   /** The network spec stored in a ConvLens safetensors file (throws if corrupt or absent). */

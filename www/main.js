@@ -122,14 +122,18 @@ async function probeAndDraw() {
   const predicted = predictedClass(probe);
   if (state.autoObjective && objective.kind === 'class' && predicted !== null && objective.index !== predicted) {
     objective = { kind: 'class', index: predicted };
+    client.release(probe);
     t0 = performance.now();
     probe = await client.probe(state.input, objective);
   }
   // An objective picked while this probe ran stays (the coalesced refresh draws it next).
   const kept = !state.autoObjective && state.objective !== asked;
+  const shown = state.probe;
   Object.assign(state, { probe, predicted, probeMs: performance.now() - t0, seq: state.seq + 1 });
   if (!kept) state.objective = objective;
   layersView.update(probe, state);
+  // Nothing reads the frame drawn before (the views draw at once): the next probe reuses its buffer.
+  if (shown && shown !== probe) client.release(shown);
   objectiveView.update(state);
   drawInputInfo();
   setStatus();

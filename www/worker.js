@@ -25,19 +25,19 @@ function owned(a) {
   return a.byteOffset === 0 && a.byteLength === a.buffer.byteLength ? a : a.slice();
 }
 
-/** Makes every Float32Array of a probe own its buffer and returns the buffers to transfer. */
+/** The buffers of a probe's arrays to transfer (they are views into one or two buffers of their own). */
 function probeTransfers(probe) {
   const list = [];
-  const take = (obj, key) => {
-    if (obj[key] instanceof Float32Array) list.push((obj[key] = owned(obj[key])).buffer);
+  const take = (a) => {
+    if (a instanceof Float32Array) list.push(a.buffer);
   };
-  take(probe, 'probs');
+  take(probe.probs);
   for (const layer of probe.layers) {
-    take(layer, 'act');
-    take(layer, 'grad');
+    take(layer.act);
+    take(layer.grad);
     for (const w of layer.weights ?? []) {
-      take(w, 'data');
-      take(w, 'grad');
+      take(w.data);
+      take(w.grad);
     }
   }
   return [...new Set(list)];
@@ -93,9 +93,9 @@ const commands = {
     const text = typeof spec === 'string' ? spec : JSON.stringify(spec);
     return { result: needEngine(s).load(text, weights, seed) };
   },
-  async probe({ input, objective }, s) {
+  async probe({ input, objective, held = null, into = null }, s) {
     const data = input instanceof Float32Array ? input : Float32Array.from(input);
-    const result = await needEngine(s).probe(data, objective);
+    const result = await needEngine(s).probe(data, objective, held ?? undefined, into ? new Float32Array(into) : undefined);
     return { result, transfer: probeTransfers(result) };
   },
   /** A TF.js layers model: model.json's text and its shards ({path: Uint8Array}). */
@@ -277,9 +277,9 @@ const commands = {
     const result = await needEngine(s).forwardBatch(inputs, layer);
     return { result, transfer: [result.buffer] };
   },
-  async activations({ input }, s) {
-    const result = await needEngine(s).activations(input);
-    return { result, transfer: result.map((a) => a.buffer) };
+  async activations({ input, into = null }, s) {
+    const result = await needEngine(s).activations(input, into ? new Float32Array(into) : undefined);
+    return { result, transfer: [...new Set(result.map((a) => a.buffer))] };
   },
   /** Times `n` forwards of one image inside the worker (for npm run bench): ms per forward. */
   async benchForward({ input, n = 100 }, s) {

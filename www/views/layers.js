@@ -220,6 +220,7 @@ export function createLayersPanel(root, ctx) {
   let objective = null;
   let state = null;
   let seq = 0;
+  let shown = null; // the probe drawn last
   const view = createLayersView(box, { onObjective: (o) => { objective = o; start(); } });
   view.build(ctx.state.summary);
 
@@ -238,8 +239,14 @@ export function createLayersPanel(root, ctx) {
       for (let j = 1; j < probs.length; j++) if (probs[j] > probs[predicted]) predicted = j;
       const o = objective ?? { kind: 'class', index: predicted };
       const probe = await ctx.client.probe(image, o);
-      if (mine !== seq) return null;
+      if (mine !== seq) {
+        ctx.client.release(probe);
+        return null;
+      }
       view.update(probe, { objective: o, predicted, seq: mine });
+      // The frame drawn before is not read again: the next probe reuses its buffer.
+      if (shown) ctx.client.release(shown);
+      shown = probe;
       info.textContent = `predicted ${ctx.className(predicted)} (${(100 * probs[predicted]).toFixed(1)}%); gradients of ${describe(o)}. Click a unit or a channel's number to explain it instead.`;
       // Each layer's activation and gradient sums: what a test compares with the page's.
       const sum = (v) => v.reduce((a, x) => a + x, 0);

@@ -563,8 +563,13 @@ impl CpuTrainer {
 
     /// Every layer's output for one image (CHW), layers 0 up to the scores.
     pub fn layer_outputs(&mut self, image: &[f32]) -> Vec<Vec<f32>> {
+        self.layer_outputs_with(image, |outs| outs.iter().map(|o| o.to_vec()).collect())
+    }
+
+    /// [`CpuTrainer::layer_outputs`] lent to `f` as this path's own buffers (no copies).
+    pub fn layer_outputs_with<R>(&mut self, image: &[f32], f: impl FnOnce(&[&[f32]]) -> R) -> R {
         self.forward(image, 1, None);
-        (0..=self.spec.score_layer()).map(|i| self.bufs[i].out.clone()).collect()
+        f(&self.bufs[..=self.spec.score_layer()].iter().map(|b| b.out.as_slice()).collect::<Vec<_>>())
     }
 
     /// The layer view of one image, as [`crate::vis::layers::probe`] computes it through Burn:

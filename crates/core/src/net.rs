@@ -233,6 +233,13 @@ impl Net {
 
     /// Turns a flat CHW image into a batch of one, checking its size.
     pub fn input_tensor(&self, image: &[f32]) -> Result<Tensor<4>, Error> {
+        self.check_input(image)?;
+        let [d, h, w] = self.spec.input_shape();
+        Ok(Tensor::from_data(TensorData::new(image.to_vec(), [1, d, h, w]), &self.device))
+    }
+
+    /// Checks one image against the input shape, and that its values are finite.
+    pub fn check_input(&self, image: &[f32]) -> Result<(), Error> {
         let [d, h, w] = self.spec.input_shape();
         if image.len() != d * h * w {
             return Err(Error::Input(format!(
@@ -244,7 +251,7 @@ impl Net {
         if let Some(i) = image.iter().position(|v| !v.is_finite()) {
             return Err(Error::Input(format!("the image has a non-finite value ({}) at index {i}", image[i])));
         }
-        Ok(Tensor::from_data(TensorData::new(image.to_vec(), [1, d, h, w]), &self.device))
+        Ok(())
     }
 
     /// Layer `index`'s forward pass on a batch, in inference mode (dropout off, batchnorm with

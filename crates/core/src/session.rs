@@ -780,11 +780,34 @@ impl Session {
         self.infer(input, last).await
     }
 
-    /// Every layer's output for one image (forward only), in one read-back.
+    /// Every layer's output for one image (forward only), in one read-back: on the fused CPU
+    /// path when it runs here (the same numbers, tests/cpu_train.rs), else Burn.
     pub async fn activations(&self, input: &[f32]) -> Result<Vec<Vec<f32>>, Error> {
+        self.activations_with(input, |layers| layers.iter().map(|l| l.to_vec()).collect()).await
+    }
+
+    /// [`Session::activations`] handed to `f` as slices, without copies of their own: on the
+    /// fused path they are its buffers (the wasm adapter copies them straight into one JS array).
+    pub async fn activations_with<R>(&self, input: &[f32], f: impl FnOnce(&[&[f32]]) -> R) -> Result<R, Error> {
         let net = self.net()?;
+        net.check_input(input)?;
+        let last = net.spec.score_layer();
+        let above = net.spec.layers.len() - 1 - last; // a final softmax
+        let generation = self.generation();
+        if let Some(mut fused) = self.take_fused(&net).await? {
+            let r = fused.layer_outputs_with(input, |outs| {
+                let mut probs = outs[last].to_vec();
+                crate::cpu_train::softmax_in_place(&mut probs);
+                let mut all = outs.to_vec();
+                all.extend(std::iter::repeat_n(probs.as_slice(), above));
+                f(&all)
+            });
+            self.put_fused(generation, Some(fused));
+            return Ok(r);
+        }
         let x = net.input_tensor(input)?;
-        crate::read_all(net.forward_all(x).into_iter().map(|t| t.flatten::<1>(0, 3)).collect()).await
+        let outs = crate::read_all(net.forward_all(x).into_iter().map(|t| t.flatten::<1>(0, 3)).collect()).await?;
+        Ok(f(&outs.iter().map(Vec::as_slice).collect::<Vec<_>>()))
     }
 
     /// Activations, gradients and weights of every layer for one image: on the fused CPU path

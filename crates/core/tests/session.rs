@@ -104,6 +104,39 @@ fn occlusion_is_a_job_and_matches_both_paths() {
 }
 
 #[test]
+fn activations_match_on_both_paths_and_the_probe() {
+    pollster::block_on(async {
+        let mut all = vec![];
+        for backend in [Backend::Cpu, Backend::Gpu] {
+            // Backend::Gpu on a CPU device: Burn alone (no fused path).
+            let s = session(backend);
+            let net = s.net().unwrap();
+            assert_eq!(s.fused_path(&net), backend == Backend::Cpu);
+            let img = image(&s);
+            let acts = s.activations(&img).await.unwrap();
+            assert_eq!(acts.len(), net.spec.layers.len());
+            for (a, l) in acts.iter().zip(&net.spec.layers) {
+                assert_eq!(a.len(), l.out_shape.iter().product::<usize>(), "{}", l.name);
+            }
+            // The same numbers as the layer view's probe on this path, the softmax included.
+            let probe = s.probe(&img, &Objective::Class(3)).await.unwrap();
+            for (a, l) in acts.iter().zip(&probe.layers) {
+                assert_eq!(a, &l.act.data);
+            }
+            let sum: f32 = acts.last().unwrap().iter().sum();
+            assert!((sum - 1.0).abs() < 1e-5, "the softmax sums to {sum}");
+            // A wrong image is named and changes nothing.
+            assert!(s.activations(&img[1..]).await.unwrap_err().to_string().contains("values"));
+            all.push(acts);
+        }
+        for (a, b) in all[0].iter().zip(&all[1]) {
+            let d = a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+            assert!(d < 1e-5, "fused and Burn activations differ by {d}");
+        }
+    });
+}
+
+#[test]
 fn an_occlusion_keeps_its_weights_while_training_goes_on() {
     pollster::block_on(async {
         let settings = json!({"window": 4, "stride": 2, "fill": "black", "class": 3});

@@ -236,30 +236,66 @@ fn shape_js(shape: &[usize]) -> Array {
     shape.iter().map(|&d| JsValue::from(d as u32)).collect()
 }
 
-/// `{data, min, max}`-style fields of a tensor, under the given key names.
-fn put_values(obj: &Object, data_key: &str, min_key: &str, max_key: &str, v: &Values) {
-    set(obj, data_key, Float32Array::from(v.data.as_slice()));
-    set(obj, min_key, v.min);
-    set(obj, max_key, v.max);
+/// Copies `parts` into ONE Float32Array and returns a view into it per part: one buffer to
+/// transfer instead of one per tensor (a probe has dozens). `into`: a buffer given back by the
+/// caller (`EngineClient.release`), used when large enough: a fresh JS buffer costs ~30 times
+/// the copy into one already in use (its pages are new), which made half of a small net's frame.
+fn pack(parts: &[&[f32]], into: Option<Float32Array>) -> Vec<Float32Array> {
+    let total: usize = parts.iter().map(|p| p.len()).sum();
+    let buf = into.filter(|b| b.length() as usize >= total).unwrap_or_else(|| Float32Array::new_with_length(total as u32));
+    let mut off = 0u32;
+    parts
+        .iter()
+        .map(|p| {
+            let end = off + p.len() as u32;
+            let view = buf.subarray(off, end);
+            view.copy_from(p);
+            off = end;
+            view
+        })
+        .collect()
 }
 
-fn probe_js(p: &layers::Probe) -> Object {
+/// The layer view's probe as JS: every array a view into one buffer (the weights' values, when
+/// sent, into a second one, which the client keeps while the weights stay the same).
+/// `with_weights` false: each weight's `data` is null (the caller holds `weightsVersion`'s).
+fn probe_js(p: &layers::Probe, version: u64, with_weights: bool, into: Option<Float32Array>) -> Object {
+    let mut parts: Vec<&[f32]> = vec![];
+    let mut weights: Vec<&[f32]> = vec![];
+    if let Some(probs) = &p.probs {
+        parts.push(probs);
+    }
+    for l in &p.layers {
+        parts.extend([l.act.data.as_slice(), l.grad.data.as_slice()]);
+        for w in &l.weights {
+            parts.push(&w.grad.data);
+            weights.push(&w.value.data);
+        }
+    }
+    let mut views = pack(&parts, into).into_iter();
+    let mut weight_views = if with_weights { pack(&weights, None) } else { vec![] }.into_iter();
     let out = Object::new();
     set(&out, "objective", p.objective);
-    set(&out, "probs", p.probs.as_ref().map(|v| JsValue::from(Float32Array::from(v.as_slice()))).unwrap_or(JsValue::NULL));
+    set(&out, "weightsVersion", version as f64);
+    set(&out, "probs", if p.probs.is_some() { views.next().map(JsValue::from) } else { None }.unwrap_or(JsValue::NULL));
     let layers_js = Array::new();
     for l in &p.layers {
         let o = Object::new();
         set(&o, "shape", shape_js(&l.act.shape));
-        put_values(&o, "act", "actMin", "actMax", &l.act);
-        put_values(&o, "grad", "gradMin", "gradMax", &l.grad);
+        let put = |obj: &Object, keys: [&str; 3], v: &Values, view: Option<Float32Array>| {
+            set(obj, keys[0], view.map(JsValue::from).unwrap_or(JsValue::NULL));
+            set(obj, keys[1], v.min);
+            set(obj, keys[2], v.max);
+        };
+        put(&o, ["act", "actMin", "actMax"], &l.act, views.next());
+        put(&o, ["grad", "gradMin", "gradMax"], &l.grad, views.next());
         let ws = Array::new();
         for w in &l.weights {
             let wo = Object::new();
             set(&wo, "name", w.name.as_str());
             set(&wo, "shape", shape_js(&w.value.shape));
-            put_values(&wo, "data", "min", "max", &w.value);
-            put_values(&wo, "grad", "gradMin", "gradMax", &w.grad);
+            put(&wo, ["grad", "gradMin", "gradMax"], &w.grad, views.next());
+            put(&wo, ["data", "min", "max"], &w.value, weight_views.next());
             ws.push(&wo);
         }
         set(&o, "weights", ws);
@@ -357,14 +393,21 @@ impl Engine {
         })
     }
 
-    /// Activations, gradients and weights of every layer for one image (Promise<Probe>).
-    pub fn probe(&self, input: Vec<f32>, objective: JsValue) -> Promise {
+    /// Activations, gradients and weights of every layer for one image (Promise<Probe>), every
+    /// array a view into one buffer (`into`'s when large enough; the weights' values into a
+    /// second). `held`: the `weightsVersion` of the weights the caller already has; while the
+    /// weights are still those, each weight's `data` is null.
+    pub fn probe(&self, input: Vec<f32>, objective: JsValue, held: Option<f64>, into: Option<Float32Array>) -> Promise {
         let session = self.session.clone();
         future_to_promise(async move {
             let objective: ObjectiveJs = serde_wasm_bindgen::from_value(objective)
                 .map_err(|e| js_err(format!("objective: {e}; expected {{kind:'class', index}}, {{kind:'prob', index}}, {{kind:'neuron', layer, index}}, {{kind:'channel', layer, channel}} or {{kind:'loss', label}}")))?;
+            let before = session.weights_version();
             let p = session.probe(&input, &objective.into()).await.map_err(js_err)?;
-            Ok(probe_js(&p).into())
+            let version = session.weights_version();
+            // Weights that changed while it ran (a training chunk between its steps) are sent.
+            let unchanged = version == before && held == Some(version as f64);
+            Ok(probe_js(&p, version, !unchanged, into).into())
         })
     }
 
@@ -520,12 +563,13 @@ impl Engine {
         })
     }
 
-    /// Every layer's output for one image (forward only), in one read-back.
-    pub fn activations(&self, input: Vec<f32>) -> Promise {
+    /// Every layer's output for one image (forward only), in one read-back: views into one buffer
+    /// (`into`'s when large enough).
+    pub fn activations(&self, input: Vec<f32>, into: Option<Float32Array>) -> Promise {
         let session = self.session.clone();
         future_to_promise(async move {
-            let values = session.activations(&input).await.map_err(js_err)?;
-            Ok(values.iter().map(|v| JsValue::from(Float32Array::from(v.as_slice()))).collect::<Array>().into())
+            let views = session.activations_with(&input, |parts| pack(parts, into)).await.map_err(js_err)?;
+            Ok(views.into_iter().map(JsValue::from).collect::<Array>().into())
         })
     }
 
