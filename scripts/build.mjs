@@ -5,7 +5,7 @@ import { copyFileSync, existsSync, mkdirSync, readFileSync, statSync } from 'nod
 import { homedir } from 'node:os';
 import { delimiter, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { gzipSync } from 'node:zlib';
+import zlib, { brotliCompressSync, gzipSync } from 'node:zlib';
 
 export const ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)));
 const CARGO_BIN = join(homedir(), '.cargo', 'bin');
@@ -98,19 +98,60 @@ async function ensureWasmBindgen() {
 
 const mtime = (p) => (existsSync(p) ? statSync(p).mtimeMs : -Infinity);
 
+// Two engines from crates/wasm: the CPU-only one (no burn-wgpu/cubecl: a quarter of the size) for
+// sessions on the CPU, which every browser can run and every pool helper uses, and the full one
+// (CPU and WebGPU) for sessions on WebGPU. www/worker.js loads the one a session needs.
+export const ENGINES = [
+  { name: 'convlens_cpu', features: ['--no-default-features'], what: 'CPU only' },
+  { name: 'convlens_wasm', features: [], what: 'CPU and WebGPU' },
+];
+
+/** cargo build of one engine; resolves to the path of the .wasm it made (its own per feature set). */
+function cargoWasm(features) {
+  const args = ['build', '-p', 'convlens-wasm', '--target', 'wasm32-unknown-unknown', '--profile', 'wasm', ...features, '--message-format=json-render-diagnostics'];
+  console.log(`$ cargo ${args.join(' ')}`);
+  return new Promise((ok, fail) => {
+    const child = spawn('cargo', args, { cwd: ROOT, env: ENV, stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (d) => { out += d; });
+    child.on('error', fail);
+    child.on('exit', (code) => {
+      if (code !== 0) return fail(new Error(`cargo build of the wasm engine exited with ${code}`));
+      const wasm = out.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l))
+        .filter((m) => m.reason === 'compiler-artifact' && m.target?.name === 'convlens_wasm')
+        .flatMap((m) => m.filenames).find((f) => f.endsWith('.wasm'));
+      return wasm ? ok(wasm) : fail(new Error('cargo made no convlens_wasm .wasm'));
+    });
+  });
+}
+
+/** Compressed sizes of a file's bytes: gzip -9, and with `brotli` brotli at quality 11 (what a static
+ * server sends precompressed; ~40 s for the full engine, so only `npm run size` asks for it). */
+export function compressedSizes(bytes, { brotli = false } = {}) {
+  const quality = { params: { [zlib.constants.BROTLI_PARAM_QUALITY]: 11, [zlib.constants.BROTLI_PARAM_SIZE_HINT]: bytes.length } };
+  return {
+    raw: bytes.length,
+    gzip: gzipSync(bytes, { level: 9 }).length,
+    brotli: brotli ? brotliCompressSync(bytes, quality).length : null,
+  };
+}
+
 async function buildWasm(bindgen) {
-  await run('cargo', ['build', '-p', 'convlens-wasm', '--target', 'wasm32-unknown-unknown', '--profile', 'wasm']);
-  const input = join(targetDir(), 'wasm32-unknown-unknown', 'wasm', 'convlens_wasm.wasm');
-  const output = join(PKG, 'convlens_wasm_bg.wasm');
-  if (mtime(output) > mtime(input) && existsSync(join(PKG, 'convlens_wasm.js'))) {
-    console.log('www/pkg is up to date');
-  } else {
-    // Dropping the name and producers sections takes the file from about 24 MiB to 17.7 MiB.
-    await run(bindgen, ['--target', 'web', '--remove-name-section', '--remove-producers-section', '--out-dir', PKG, input]);
+  for (const engine of ENGINES) {
+    // The .wasm cargo reports is a hard link to this feature set's own artifact: its time is that
+    // build's, though both builds put it at the same path.
+    const input = await cargoWasm(engine.features);
+    const output = join(PKG, `${engine.name}_bg.wasm`);
+    if (mtime(output) > mtime(input) && existsSync(join(PKG, `${engine.name}.js`))) {
+      console.log(`www/pkg/${engine.name} is up to date`);
+    } else {
+      // Dropping the name and producers sections takes the full engine from about 32 MiB to 20 MiB.
+      await run(bindgen, ['--target', 'web', '--remove-name-section', '--remove-producers-section', '--out-dir', PKG, '--out-name', engine.name, input]);
+    }
+    const size = compressedSizes(readFileSync(output));
+    const mib = (n) => `${(n / 1048576).toFixed(2)} MiB`;
+    console.log(`www/pkg/${engine.name}_bg.wasm (${engine.what}): ${mib(size.raw)}, gzip ${mib(size.gzip)}`);
   }
-  const bytes = readFileSync(output);
-  const mib = (n) => `${(n / 1048576).toFixed(2)} MiB`;
-  console.log(`www/pkg/convlens_wasm_bg.wasm: ${mib(bytes.length)}, gzipped ${mib(gzipSync(bytes, { level: 9 }).length)}`);
 }
 
 /** Installs node_modules (uPlot for the page, playwright-core for the e2e tests) if missing. */

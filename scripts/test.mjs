@@ -52,6 +52,8 @@ try {
   });
   await step('cargo fmt --check', () => run('cargo', ['fmt', '--all', '--check']));
   await step('cargo clippy -D warnings', () => run('cargo', ['clippy', '--release', '--workspace', '--all-targets', '--', '-D', 'warnings']));
+  // The CPU-only engine build (crates/wasm without its webgpu feature) too.
+  await step('cargo clippy -D warnings (the CPU-only engine)', () => run('cargo', ['clippy', '--release', '-p', 'convlens-wasm', '--no-default-features', '--', '-D', 'warnings']));
   // The ONNX import tests' models, made with PyTorch (installed once, outside the clone).
   await onnxFixtures();
   process.env.CONVLENS_ONNX_FIXTURES = ONNX_DIR;

@@ -3,22 +3,53 @@
 // with its own network, dataset and jobs), each an Engine of its own, by the request's `session`.
 import { cachedFetch } from './data-cache.js';
 
+/**
+ * The two builds of the engine (scripts/build.mjs): the CPU-only one, a quarter of the size, for
+ * sessions on the CPU, and the full one (CPU and WebGPU) for sessions on WebGPU. Each is loaded
+ * when a session first needs it; a CPU session uses the full one when this worker has it already.
+ */
+const BUILDS = { cpu: './pkg/convlens_cpu.js', full: './pkg/convlens_wasm.js' };
+const builds = new Map(); // 'cpu' | 'full' -> Promise<module>
+/** The first build loaded: its module functions (schemas, dataset files, merges) serve every session. */
 let wasm = null;
 /** session key -> Engine */
 const engines = new Map();
 /** dataset key -> the decoding in progress (see loadDataset) */
 const decoding = new Map();
 
-const loaded = (async () => {
-  try {
-    wasm = await import('./pkg/convlens_wasm.js');
-  } catch (e) {
-    throw new Error(`cannot load the wasm engine (www/pkg/convlens_wasm.js); run \`npm run build\` first. (${e.message || e})`);
+function loadBuild(kind) {
+  if (!builds.has(kind)) {
+    const p = (async () => {
+      let m;
+      try {
+        m = await import(BUILDS[kind]);
+      } catch (e) {
+        throw new Error(`cannot load the wasm engine (www/${BUILDS[kind].slice(2)}); run \`npm run build\` first. (${e.message || e})`);
+      }
+      await m.default();
+      m.installPanicHook((message) => postMessage({ type: 'panic', message: String(message) }));
+      wasm ??= m;
+      return m;
+    })();
+    p.catch(() => builds.delete(kind)); // reported to the request; a later one tries again
+    builds.set(kind, p);
   }
-  await wasm.default();
-  wasm.installPanicHook((message) => postMessage({ type: 'panic', message: String(message) }));
-})();
-loaded.catch(() => {}); // reported to each request instead
+  return builds.get(kind);
+}
+
+/** The build for a session on `backend`: 'cpu' or 'full'. */
+function buildFor(backend) {
+  return backend === 'cpu' && !builds.has('full') ? 'cpu' : 'full';
+}
+
+/** Whether this browser gives a WebGPU adapter (as the engine's webgpuAvailable, before any build is loaded). */
+async function webgpuAvailable() {
+  try {
+    return Boolean(await navigator.gpu?.requestAdapter());
+  } catch {
+    return false;
+  }
+}
 
 /** A Float32Array that owns its whole buffer (copied if it is a view into something larger). */
 function owned(a) {
@@ -69,19 +100,23 @@ function needEngine(session) {
 // server is still registered for device") — several elements of a page start together.
 let creating = Promise.resolve();
 function createEngine(backend) {
-  const next = creating.then(() => wasm.Engine.create(backend));
+  const next = creating.then(async () => {
+    const build = buildFor(backend);
+    const engine = await (await loadBuild(build)).Engine.create(backend);
+    return { engine, build };
+  });
   creating = next.catch(() => {});
   return next;
 }
 
 const commands = {
   async init({ backend = 'auto' }, s) {
-    const webgpu = Boolean(await wasm.webgpuAvailable());
+    const webgpu = await webgpuAvailable();
     const want = backend === 'auto' ? (webgpu ? 'webgpu' : 'cpu') : backend;
-    const next = await createEngine(want);
+    const { engine: next, build } = await createEngine(want);
     engines.get(s)?.free?.();
     engines.set(s, next);
-    return { result: { backend: next.backend(), webgpu } };
+    return { result: { backend: next.backend(), webgpu, build } };
   },
   /** Drops a session's engine (an element removed from its page). */
   release(_, s) {
@@ -320,7 +355,8 @@ const commands = {
 
 self.onmessage = async ({ data: { id, cmd, args, session = 'main' } }) => {
   try {
-    await loaded;
+    // Module functions need a build: the CPU one unless a session loaded one already.
+    if (cmd !== 'init' && !wasm) await loadBuild('cpu');
     const handler = Object.hasOwn(commands, cmd) ? commands[cmd] : null;
     if (!handler) throw new Error(`unknown command '${cmd}'`);
     const { result, transfer = [] } = await handler(args ?? {}, session);

@@ -10,6 +10,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use convlens_core::backend::{self, Backend};
+#[cfg(feature = "webgpu")]
 use convlens_core::burn::tensor::Device;
 use convlens_core::data::{self, Dataset};
 use convlens_core::jobs::{self, Budget, Inputs};
@@ -25,6 +26,7 @@ use wasm_bindgen_futures::future_to_promise;
 
 thread_local! {
     static PANIC_CALLBACK: RefCell<Option<js_sys::Function>> = const { RefCell::new(None) };
+    #[cfg(feature = "webgpu")]
     static GPU_DEVICE: RefCell<Option<Device>> = const { RefCell::new(None) };
     /// Decoded datasets by the worker's key (name, source, sheets), shared by its sessions (the
     /// elements of one page) while any of them holds one: weak, so the last to let go frees it.
@@ -312,6 +314,9 @@ impl Engine {
         let which = Backend::parse(&backend).ok_or_else(|| js_err(format!("unknown backend '{backend}'; expected 'webgpu' or 'cpu'")))?;
         let device = match which {
             Backend::Cpu => backend::cpu(),
+            #[cfg(not(feature = "webgpu"))]
+            Backend::Gpu => return Err(js_err("this engine is the CPU-only build (convlens_cpu): WebGPU runs in the full one")),
+            #[cfg(feature = "webgpu")]
             Backend::Gpu => {
                 if let Some(d) = GPU_DEVICE.with(|g| g.borrow().clone()) {
                     d
