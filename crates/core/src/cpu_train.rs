@@ -256,6 +256,9 @@ pub struct Buf {
     pub dcols: Vec<f32>,
     /// Max pool: the winning input position of each output (index within the input plane).
     pub arg: Vec<u32>,
+    /// Conv by Winograd's F(2x2, 3x3) (inference): the transformed weights, input tiles and
+    /// products (`crate::layers::conv::winograd`).
+    pub wino: Vec<f32>,
 }
 
 /// Images per forward pass when only outputs are wanted ([`CpuTrainer::layer_output`]).

@@ -9,7 +9,7 @@ use convlens_core::rng::SplitMix64;
 use convlens_core::spec::NetSpec;
 use convlens_core::train::{self, Method, Optimizer, TrainConfig};
 
-const SPECS: [&str; 8] = [
+const SPECS: [&str; 9] = [
     convlens_core::spec::MNIST_SPEC,
     // Stride 2 with padding, average pooling with padding, sigmoid and tanh, a dropout, a bare act layer.
     r#"{"layers":[{"type":"input","width":9,"height":9,"depth":2},
@@ -51,6 +51,15 @@ const SPECS: [&str; 8] = [
       {"type":"conv","size":3,"filters":8,"groups":4,"stride":2,"padding":"same"},
       {"type":"conv","size":1,"filters":6,"groups":2,"activation":"relu"},{"type":"conv","size":3,"filters":4,"groups":2,"pad":1},
       {"type":"globalpool"},{"type":"fc","units":3}]}"#,
+    // ResNet's 3x3 convolutions: 16 channels in and out, stride 1, padding 1, on maps of odd
+    // sizes (9x7, then 4x3), which an inference forward runs by Winograd's F(2x2, 3x3); a
+    // residual add over a batchnorm.
+    r#"{"layers":[{"type":"input","width":9,"height":7,"depth":3},
+      {"type":"conv","name":"a","size":3,"filters":16,"pad":1,"activation":"relu"},
+      {"type":"conv","name":"b","size":3,"filters":16,"pad":1,"activation":"relu"},
+      {"type":"conv","name":"c","size":3,"filters":16,"pad":1,"bias":false},{"type":"batchnorm","name":"bn"},
+      {"type":"add","inputs":["a","bn"]},{"type":"relu"},{"type":"pool","size":2,"stride":2},
+      {"type":"conv","size":3,"filters":20,"pad":1,"activation":"relu"},{"type":"globalpool"},{"type":"fc","units":4},{"type":"softmax"}]}"#,
     // A flatten of a spatial map (a transpose on this path) before the scores.
     r#"{"layers":[{"type":"input","width":5,"height":5,"depth":2},{"type":"conv","size":3,"filters":3,"activation":"relu"},
       {"type":"flatten"},{"type":"fc","units":4,"activation":"relu"},{"type":"fc","units":3},{"type":"softmax"}]}"#,
@@ -156,6 +165,7 @@ fn every_layer_output_matches_burn() {
 #[test]
 fn the_fused_probe_matches_burns_layer_view() {
     use convlens_core::Objective;
+    use convlens_core::grad::ReluRule;
     use convlens_core::vis::layers;
     let device = convlens_core::backend::cpu();
     for (si, text) in SPECS.iter().enumerate() {
@@ -173,6 +183,13 @@ fn the_fused_probe_matches_burns_layer_view() {
         for objective in objectives {
             let want = pollster::block_on(layers::probe(&net, &x, &objective)).unwrap();
             let got = fast.probe(&net, &x, &objective).unwrap().expect("at or below the scores");
+            // A gradient map alone (no weights' gradients: a backward after an inference forward
+            // that needs no im2col) is the probe's input gradient.
+            let (values, map) = fast.input_grads(&net, &x, 1, &objective, ReluRule::Gradient).unwrap().expect("at or below the scores");
+            assert!(close(values[0], got.objective, 1e-5), "spec {si}, {objective:?}: input_grads' value");
+            for (k, (u, v)) in map.iter().zip(&got.layers[0].grad.data).enumerate() {
+                assert!(close(*u, *v, 1e-5), "spec {si}, {objective:?}: input gradient [{k}]: {u} vs the probe's {v}");
+            }
             let what = format!("spec {si}, {objective:?}");
             assert!(close(got.objective, want.objective, 1e-5), "{what}: objective {} vs {}", got.objective, want.objective);
             assert_eq!(got.probs.is_some(), want.probs.is_some());

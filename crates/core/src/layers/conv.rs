@@ -6,8 +6,12 @@
 //! On the fused CPU path a convolution is one GEMM per group over the batch's im2col (groups of
 //! one channel, depthwise convolutions, are a direct kernel instead: each output plane sums k²
 //! shifted, scaled rows of one input plane, which vectorizes along the row); TensorFlow's odd
-//! bottom/right padding needs nothing there (positions past the input read zeros). Dilated
-//! convolutions go through Burn.
+//! bottom/right padding needs nothing there (positions past the input read zeros). In inference
+//! (a forward with no training step: the layer view, attributions, occlusion's full pass) a 3x3
+//! 'same' convolution of stride 1 with at least 16 channels in and out runs as Winograd's
+//! F(2x2, 3x3) instead — 16 GEMMs over 4x4 input tiles, 2.25 times fewer multiplies (ResNet's and
+//! VGG's 3x3 convolutions are most of their time); its outputs differ from the GEMM's by rounding
+//! (~1e-6 relative). Dilated convolutions go through Burn.
 
 use burn::tensor::Tensor;
 use burn::tensor::module::conv2d;
@@ -343,6 +347,115 @@ impl Conv {
     fn pointwise(&self) -> bool {
         self.size == 1 && self.stride == 1 && self.pad == 0 && self.pad_end == 0
     }
+
+    /// Whether an inference forward runs by Winograd's F(2x2, 3x3) ([`winograd`]): a 3x3 'same'
+    /// convolution of stride 1, ungrouped, with channels enough for its GEMMs to pay.
+    fn winograd(&self, l: &Layer) -> bool {
+        let ([ci, hi, wi], [co, ho, wo]) = (l.in_shape, l.out_shape);
+        self.size == 3 && self.stride == 1 && self.pad == 1 && self.pad_end == 0 && self.groups == 1 && ci >= 16 && co >= 16 && (ho, wo) == (hi, wi)
+    }
+}
+
+/// A 3x3 convolution of stride 1 and padding 1 by Winograd's F(2x2, 3x3) (Lavin & Gray 2016):
+/// `x` is `[ci][n][h*w]`, `w` the weights `[co][ci][3][3]`, `out` `[co][n][h*w]` (the bias added,
+/// no activation). Each 4x4 input tile `d` (stride 2) becomes `B^T d B`, each 3x3 kernel `g`
+/// becomes `G g G^T`; their products summed over the input channels are 16 GEMMs
+/// (`[co x ci] x [ci x tiles]`), and `A^T m A` of each tile's 16 sums is its 2x2 outputs.
+/// `scratch` holds the transformed weights, tiles and products.
+pub(crate) fn winograd(x: &[f32], w: &[f32], bias: Option<&[f32]>, [ci, n, h, wd]: [usize; 4], co: usize, out: &mut [f32], scratch: &mut Vec<f32>) {
+    let (th, tw) = (h.div_ceil(2), wd.div_ceil(2));
+    let tiles = n * th * tw;
+    let (su, sv, sm) = (16 * co * ci, 16 * ci * tiles, 16 * co * tiles);
+    scratch.resize(su + sv + sm, 0.0);
+    let (u, rest) = scratch.split_at_mut(su);
+    let (v, m) = rest.split_at_mut(sv);
+    // The kernels: U[xi][o][c] = (G g G^T)[xi].
+    for o in 0..co {
+        for c in 0..ci {
+            let g = &w[(o * ci + c) * 9..][..9];
+            let mut t = [[0f32; 3]; 4]; // G g
+            for j in 0..3 {
+                let (g0, g1, g2) = (g[j], g[3 + j], g[6 + j]);
+                t[0][j] = g0;
+                t[1][j] = 0.5 * (g0 + g1 + g2);
+                t[2][j] = 0.5 * (g0 - g1 + g2);
+                t[3][j] = g2;
+            }
+            for (i, r) in t.iter().enumerate() {
+                let row = [r[0], 0.5 * (r[0] + r[1] + r[2]), 0.5 * (r[0] - r[1] + r[2]), r[2]];
+                for (j, &val) in row.iter().enumerate() {
+                    u[((i * 4 + j) * co + o) * ci + c] = val;
+                }
+            }
+        }
+    }
+    // The input tiles: V[xi][c][tile] = (B^T d B)[xi], from a zero-padded copy of each plane.
+    let (ph, pw) = (2 * th + 2, 2 * tw + 2);
+    let mut padded = vec![0f32; ph * pw];
+    for c in 0..ci {
+        for b in 0..n {
+            let plane = &x[(c * n + b) * h * wd..][..h * wd];
+            for y in 0..h {
+                padded[(y + 1) * pw + 1..][..wd].copy_from_slice(&plane[y * wd..][..wd]);
+            }
+            for ty in 0..th {
+                for tx in 0..tw {
+                    let t = (b * th + ty) * tw + tx;
+                    let d = |r: usize, q: usize| padded[(2 * ty + r) * pw + 2 * tx + q];
+                    let mut r = [[0f32; 4]; 4]; // B^T d
+                    for q in 0..4 {
+                        let (d0, d1, d2, d3) = (d(0, q), d(1, q), d(2, q), d(3, q));
+                        r[0][q] = d0 - d2;
+                        r[1][q] = d1 + d2;
+                        r[2][q] = d2 - d1;
+                        r[3][q] = d1 - d3;
+                    }
+                    for (i, ri) in r.iter().enumerate() {
+                        let row = [ri[0] - ri[2], ri[1] + ri[2], ri[2] - ri[1], ri[1] - ri[3]];
+                        for (j, &val) in row.iter().enumerate() {
+                            v[((i * 4 + j) * ci + c) * tiles + t] = val;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    for xi in 0..16 {
+        let (dst, lhs, rhs) = (&mut m[xi * co * tiles..][..co * tiles], &u[xi * co * ci..], &v[xi * ci * tiles..]);
+        matmul(co, tiles, ci, dst, (lhs, 1, ci as isize), (rhs, 1, tiles as isize));
+    }
+    // The outputs: A^T m A of each tile, cropped at the bottom and right edges.
+    for o in 0..co {
+        let b0 = bias.map_or(0.0, |b| b[o]);
+        for b in 0..n {
+            let dst = &mut out[(o * n + b) * h * wd..][..h * wd];
+            for ty in 0..th {
+                for tx in 0..tw {
+                    let t = (b * th + ty) * tw + tx;
+                    let mm = |i: usize, j: usize| m[((i * 4 + j) * co + o) * tiles + t];
+                    let mut s = [[0f32; 4]; 2]; // A^T m
+                    for q in 0..4 {
+                        let (m0, m1, m2, m3) = (mm(0, q), mm(1, q), mm(2, q), mm(3, q));
+                        s[0][q] = m0 + m1 + m2;
+                        s[1][q] = m1 - m2 - m3;
+                    }
+                    for (a, sa) in s.iter().enumerate() {
+                        let y = 2 * ty + a;
+                        if y >= h {
+                            continue;
+                        }
+                        let pair = [sa[0] + sa[1] + sa[2], sa[1] - sa[2] - sa[3]];
+                        for (e, &val) in pair.iter().enumerate() {
+                            let xx = 2 * tx + e;
+                            if xx < wd {
+                                dst[y * wd + xx] = val + b0;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// One GEMM per group over the whole batch: `out[Cout/g, N*Ho*Wo] = W[Cout/g, K] x
@@ -364,6 +477,11 @@ impl Fused for Conv {
                     depthwise_forward(src, [hi, wi], wk, self.size, self.stride, self.pad, [ho, wo], dst, &mut buf.cols);
                 }
             }
+        } else if io.train.is_none() && self.winograd(io.layer) {
+            buf.cols.clear(); // no im2col: a backward after it makes one (see there)
+            winograd(io.x, &w[0], w.get(1).map(|b| &b[..]), [ci, n, hi, wi], co, &mut buf.out, &mut buf.wino);
+            activate(self.activation, &mut buf.out);
+            return;
         } else {
             let k = cpg * kk;
             let pointwise = self.pointwise();
@@ -435,10 +553,18 @@ impl Fused for Conv {
         if !pointwise && io.need_dx {
             buf.dcols.resize(k * np, 0.0);
         }
+        if !pointwise && io.need_dw && buf.cols.len() != g * k * np {
+            // The forward ran by Winograd (inference): the weights' gradient needs the im2col.
+            buf.cols.resize(g * k * np, 0.0);
+            for gi in 0..g {
+                let x = &io.xs[0][gi * cpg * n * hi * wi..][..cpg * n * hi * wi];
+                im2col(x, [cpg, n, hi, wi], self.size, self.stride, self.pad, [ho, wo], &mut buf.cols[gi * k * np..][..k * np]);
+            }
+        }
         for gi in 0..g {
             let gz = &buf.gz[gi * opg * np..][..opg * np];
-            let cols = if pointwise { &io.xs[0][gi * cpg * np..][..cpg * np] } else { &buf.cols[gi * k * np..][..k * np] };
             if io.need_dw {
+                let cols = if pointwise { &io.xs[0][gi * cpg * np..][..cpg * np] } else { &buf.cols[gi * k * np..][..k * np] };
                 matmul(opg, k, np, &mut io.dw[0][gi * opg * k..][..opg * k], (gz, 1, np as isize), (cols, np as isize, 1));
             }
             if io.need_dx {
