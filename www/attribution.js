@@ -9,6 +9,7 @@ import { createBackendView } from './views/backend.js';
 import { createBanner } from './views/banner.js';
 import { createDrawInput, fitToInput } from './views/draw-input.js';
 import { drawImage, drawPlane, grayMap, makeCanvas, pixelAt, zoomFor } from './views/draw.js';
+import { loadSquare } from './views/image-io.js';
 import { el, fmt } from './views/dom.js';
 import { createMapCard, createOcclusionView, METHODS } from './views/attribution-maps.js';
 import { parseTarget } from './views/attr-panel.js';
@@ -98,22 +99,9 @@ const drawInput = createDrawInput($('draw'), {
   onError: (e) => report('Could not use that image', e),
 });
 
-async function decodeRgb(url, { depth, height, width }) {
-  const blob = await fetch(url).then((r) => {
-    if (!r.ok) throw new Error(`cannot fetch ${url}: HTTP ${r.status}`);
-    return r.blob();
-  });
-  const bitmap = await createImageBitmap(blob);
-  const c = el('canvas', { width, height });
-  const g = c.getContext('2d');
-  g.fillRect(0, 0, width, height); // transparency composited on black, as the CLI does
-  g.drawImage(bitmap, 0, 0, width, height);
-  const px = g.getImageData(0, 0, width, height).data;
-  const out = new Float32Array(depth * height * width);
-  for (let p = 0; p < height * width; p++) {
-    for (let k = 0; k < depth; k++) out[k * height * width + p] = depth === 1 ? (px[p * 4] + px[p * 4 + 1] + px[p * 4 + 2]) / 765 : px[p * 4 + k] / 255;
-  }
-  return out;
+/** A photo as the net's input: the centre crop of the input's shape, scaled (the page's other views do the same). */
+function decodeRgb(url, { depth, height, width }) {
+  return loadSquare(url, [height, width], depth);
 }
 
 async function loadSamples(name) {
@@ -185,17 +173,7 @@ upload.onchange = async () => {
   upload.value = '';
   if (!f) return;
   try {
-    const bitmap = await createImageBitmap(f);
-    const { depth, height, width } = state.summary.input;
-    const s = Math.min(bitmap.width, bitmap.height);
-    const c = el('canvas', { width, height });
-    const g = c.getContext('2d');
-    g.imageSmoothingQuality = 'high';
-    g.fillRect(0, 0, width, height); // transparency composited on black, as the CLI does
-    g.drawImage(bitmap, (bitmap.width - s) / 2, (bitmap.height - s) / 2, s, s, 0, 0, width, height);
-    const px = g.getImageData(0, 0, width, height).data;
-    const data = new Float32Array(depth * height * width);
-    for (let p = 0; p < height * width; p++) for (let k = 0; k < depth; k++) data[k * height * width + p] = px[p * 4 + k] / 255;
+    const data = await decodeRgb(f, state.summary.input);
     setInput(data, f.name);
   } catch (e) { report(`${f.name} is not an image this browser can decode`, e); }
 };
