@@ -9,7 +9,7 @@ use convlens_core::rng::SplitMix64;
 use convlens_core::spec::NetSpec;
 use convlens_core::train::{self, Method, Optimizer, TrainConfig};
 
-const SPECS: [&str; 9] = [
+const SPECS: [&str; 10] = [
     convlens_core::spec::MNIST_SPEC,
     // Stride 2 with padding, average pooling with padding, sigmoid and tanh, a dropout, a bare act layer.
     r#"{"layers":[{"type":"input","width":9,"height":9,"depth":2},
@@ -60,6 +60,15 @@ const SPECS: [&str; 9] = [
       {"type":"conv","name":"c","size":3,"filters":16,"pad":1,"bias":false},{"type":"batchnorm","name":"bn"},
       {"type":"add","inputs":["a","bn"]},{"type":"relu"},{"type":"pool","size":2,"stride":2},
       {"type":"conv","size":3,"filters":20,"pad":1,"activation":"relu"},{"type":"globalpool"},{"type":"fc","units":4},{"type":"softmax"}]}"#,
+    // SqueezeNet's pooling: ceil mode, whose last window hangs over the map's edge (max 3x3
+    // stride 2 on 10x10: 5x5; average 2x2 stride 2 on 5x5, padding counted but none there, and not
+    // counted: 3x3).
+    r#"{"layers":[{"type":"input","width":12,"height":12,"depth":3},{"type":"conv","size":3,"filters":4,"activation":"relu"},
+      {"type":"pool","name":"p","size":3,"stride":2,"ceil":true},{"type":"conv","name":"s","size":1,"filters":5,"activation":"relu"},
+      {"type":"pool","name":"a1","size":2,"stride":2,"mode":"avg","ceil":true,"count_pad":true},
+      {"type":"conv","name":"e","size":1,"filters":4,"inputs":["p"]},{"type":"pool","name":"a2","size":2,"stride":2,"mode":"avg","ceil":true},
+      {"type":"pool","name":"m","size":2,"stride":2,"ceil":true,"inputs":["s"]},
+      {"type":"concat","inputs":["a1","a2","m"]},{"type":"globalpool"},{"type":"fc","units":3},{"type":"softmax"}]}"#,
     // A flatten of a spatial map (a transpose on this path) before the scores.
     r#"{"layers":[{"type":"input","width":5,"height":5,"depth":2},{"type":"conv","size":3,"filters":3,"activation":"relu"},
       {"type":"flatten"},{"type":"fc","units":4,"activation":"relu"},{"type":"fc","units":3},{"type":"softmax"}]}"#,

@@ -10,8 +10,10 @@
 //! (`npm run onnx-fixtures`, which `npm test` runs) into target/onnx-fixtures (or
 //! $CONVLENS_ONNX_FIXTURES): these tests are ignored without them, and `npm test` runs them.
 
+use convlens_core::cpu_train::{self, CpuTrainer};
 use convlens_core::grad::{self, Objective, ReluRule};
 use convlens_core::net::Net;
+use convlens_core::train::TrainConfig;
 use convlens_core::{Error, onnx, weights};
 use serde_json::Value;
 use std::path::PathBuf;
@@ -109,6 +111,22 @@ fn check(name: &str) {
             "{name}: {what} of class {top} within {e:.2e} of PyTorch's (the reference moves by {unstable:.1e} under 1e-6 moves of the image)"
         );
         assert!(e < bound, "{name}: the {what} differs from PyTorch's by {e:.2e} (allowed {bound:.1e})");
+    }
+    // The fused CPU path (what the pages and the CLI run on the CPU) against the same references.
+    if cpu_train::supported(&spec) {
+        let w = pollster::block_on(net.read_weights()).unwrap();
+        let mut fast = CpuTrainer::new(&net, w, TrainConfig::default());
+        let got = fast.layer_output(&images, images.len() / per, score).unwrap();
+        let e = rel_err(&got, &logits[..got.len()]);
+        println!("{name}: the fused path's logits within {e:.2e} of PyTorch's");
+        assert!(e < 1e-4, "{name}: the fused path's logits differ from PyTorch's by {e:.2e}");
+        let unstable = r["instability"]["grad"].as_f64().unwrap();
+        let (_, g) = fast.input_grads(&net, &images[..per], 1, &Objective::Class(top), ReluRule::Gradient).unwrap().expect("the scores");
+        let e = rel_err(&g, &grad);
+        println!("{name}: the fused path's gradient within {e:.2e} of PyTorch's");
+        assert!(e < (2.0 * unstable).max(1e-4), "{name}: the fused path's gradient differs from PyTorch's by {e:.2e}");
+    } else {
+        println!("{name}: not on the fused CPU path (Burn's only)");
     }
 }
 

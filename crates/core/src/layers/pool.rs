@@ -112,7 +112,9 @@ impl Kind for Pool {
         }
     }
     fn fused(&self, _: &Layer) -> Option<&dyn Fused> {
-        (!(self.ceil || (self.count_pad && self.mode == PoolMode::Avg && self.pad > 0))).then_some(self as &dyn Fused)
+        // The fused kernels clip every window to the map: ceil mode's last window, which hangs over
+        // its edge, averages over what it covers (PyTorch's rule when no padding is counted).
+        (!(self.count_pad && self.mode == PoolMode::Avg && self.pad > 0)).then_some(self as &dyn Fused)
     }
 }
 
