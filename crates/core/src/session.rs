@@ -796,10 +796,15 @@ impl Session {
         let generation = self.generation();
         if let Some(mut fused) = self.take_fused(&net).await? {
             let r = fused.layer_outputs_with(input, |outs| {
-                let mut probs = outs[last].to_vec();
-                crate::cpu_train::softmax_in_place(&mut probs);
+                // The layers past the scores (a final softmax) are the scores' softmax, as in
+                // CpuTrainer::probe_with; none for a net that ends at its scores.
+                let probs = (above > 0).then(|| {
+                    let mut p = outs[last].to_vec();
+                    crate::cpu_train::softmax_in_place(&mut p);
+                    p
+                });
                 let mut all = outs.to_vec();
-                all.extend(std::iter::repeat_n(probs.as_slice(), above));
+                all.extend(probs.iter().flat_map(|p| std::iter::repeat_n(p.as_slice(), above)));
                 f(&all)
             });
             self.put_fused(generation, Some(fused));

@@ -133,6 +133,16 @@ fn activations_match_on_both_paths_and_the_probe() {
             let d = a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
             assert!(d < 1e-5, "fused and Burn activations differ by {d}");
         }
+        // A net that ends at its scores: one output per layer, the last the scores themselves.
+        let s = Session::new(Backend::Cpu, backend::cpu());
+        let spec = r#"{"layers":[{"type":"input","width":4,"height":4,"depth":1},{"type":"conv","size":3,"filters":2,"activation":"relu"},{"type":"fc","units":3}]}"#;
+        s.load(Net::init(NetSpec::parse(spec).unwrap(), 1, &backend::cpu()));
+        assert!(s.fused_path(&s.net().unwrap()));
+        let img: Vec<f32> = (0..16).map(|i| i as f32 / 16.0).collect();
+        let acts = s.activations(&img).await.unwrap();
+        let probe = s.probe(&img, &Objective::Class(1)).await.unwrap();
+        assert_eq!(acts.len(), 3);
+        assert_eq!(acts[2], probe.layers[2].act.data, "the scores, not their softmax");
     });
 }
 
