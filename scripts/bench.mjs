@@ -2,7 +2,8 @@
 // and TensorFlow.js 4.22 (backends cpu, webgl, webgpu, wasm), all in ONE headless Chromium, on two nets:
 // the ConvNetJS MNIST net (www/nets/mnist.json) and the ConvNetJS CIFAR-10 net (www/nets/cifar10.json).
 // Per net and engine it measures
-//   train     training throughput, examples/s: SGD, batch 20, lr 0.001, momentum 0.9, L2 0.001;
+//   train     training throughput, examples/s: SGD, batch 20, lr 0.001, momentum 0.9, L2 0.001
+//             ('ConvLens cpu ×2': on two workers, data-parallel; 'ConvLens cpu': one);
 //   forward   one image's class probabilities, read back to JS, ms;
 //   readback  one image's forward with every layer's output read back into JS arrays, ms;
 //   frame     ConvLens only: the layer view's frame, one image's activations, gradients (of class 0)
@@ -35,7 +36,9 @@ const CALLS = { budgetMs: 300, minSamples: 3, maxSamples: 40 };
 const BASE = 'ConvNetJS 0.3.0';
 const ENGINES = [
   { name: BASE, kind: 'convnetjs' },
-  { name: 'ConvLens cpu', kind: 'convlens', backend: 'cpu' },
+  { name: 'ConvLens cpu', kind: 'convlens', backend: 'cpu', workers: 1 },
+  // Data-parallel training on two workers (the same weights as one's): training only.
+  { name: 'ConvLens cpu ×2', kind: 'convlens', backend: 'cpu', workers: 2, only: ['train'] },
   { name: 'ConvLens webgpu', kind: 'convlens', backend: 'webgpu' },
   { name: 'TF.js cpu', kind: 'tfjs', backend: 'cpu' },
   { name: 'TF.js webgl', kind: 'tfjs', backend: 'webgl' },
@@ -197,6 +200,8 @@ function installConvlens() {
     async load({ specText, sgd }) {
       e.sgd = sgd;
       const s = await client.load(specText, null, 1);
+      // Data-parallel training's pool (with ?workers=2), ready before the first timed step.
+      if (client.shareTraining) e.workers = 1 + await client.shareTraining();
       return { params: s.params, pools: s.layers.filter((l) => l.type === 'pool').map((l) => l.shape) };
     },
     // Copies, in case the client transfers (detaches) the buffers it is given; microseconds.
@@ -373,7 +378,7 @@ function withTimeout(promise, ms, what) {
 async function openEngine(browser, server, engine) {
   let page;
   if (engine.kind === 'convlens') {
-    page = await openPage(browser, server.url, `?backend=${engine.backend}`);
+    page = await openPage(browser, server.url, `?backend=${engine.backend}${engine.workers ? `&workers=${engine.workers}` : ''}`);
     const got = await page.evaluate(() => window.convlens.client.info?.backend);
     if (got !== engine.backend) throw new Error(`the page runs ConvLens on '${got}', not '${engine.backend}'`);
     await page.evaluate(`(${installConvlens})()`);
@@ -506,7 +511,7 @@ async function main() {
           const page = pages.get(engine.name);
           const r = res.engines[engine.name];
           if (!page) continue;
-          const metrics = METRICS.filter((m) => !r.unsupported[m]);
+          const metrics = METRICS.filter((m) => !r.unsupported[m] && (!engine.only || engine.only.includes(m)));
           try {
             await page.bringToFront();
             const out = await withTimeout(page.evaluate(measureRound, { metrics, calls: CALLS }), CALL_TIMEOUT_MS, `${engine.name}: ${net.key} round ${round + 1}`);

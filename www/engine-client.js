@@ -251,7 +251,10 @@ export class EngineClient extends EventTarget {
   }
 
   #send(cmd, args = {}, transfer = []) {
-    if (cmd === 'init') this.#probeWeights = null; // a new engine counts its weights' versions afresh
+    if (cmd === 'init') {
+      this.#probeWeights = null; // a new engine counts its weights' versions afresh
+      this.#endTrainPool(false); // and has no training pool
+    }
     const timeout = this.info?.backend === 'webgpu' && !NO_TIMEOUT.has(cmd) ? this.gpuTimeoutMs : 0;
     return this.#hub.send(this.session, cmd, args, transfer, timeout);
   }
@@ -658,9 +661,91 @@ export class EngineClient extends EventTarget {
     return probe;
   }
 
-  /** SGD over N examples (images: Float32Array of N*C*H*W, labels: Uint32Array); resolves to the mean loss. */
-  train(images, labels, config) {
+  /**
+   * SGD over N examples (images: Float32Array of N*C*H*W, labels: Uint32Array); resolves to the mean
+   * loss. Its steps' shards are shared with `workers` engines where they are cut (see `shareTraining`).
+   */
+  train(images, labels, config, { workers = defaultWorkers() } = {}) {
+    this.shareTraining({ workers }).catch(() => {});
     return this.request('train', { images, labels, config });
+  }
+
+  /** Data-parallel training's pool while it is set up or serves: {spec, seed, count, alive, ready, stop, serving}. */
+  #trainPool = null;
+
+  /** How many engines share the training steps now: 1 + the helpers of a pool that serves. */
+  get trainingWorkers() {
+    return 1 + (this.#trainPool?.serving ? this.#trainPool.count : 0);
+  }
+
+  /**
+   * Data-parallel training: on the CPU, where the engine cuts a training step's batch into shards
+   * (a net on the fused path, batches of 20 or more; docs/ENGINE_API.md), up to `workers` - 1
+   * helper engines compute shards, worker to worker over MessagePorts (the page is not in the
+   * loop). The weights come out the same bit for bit with any number. The pool is set up in the
+   * background (training meanwhile runs on this engine alone) and kept while the network and the
+   * number fit; a helper that crashes ends it (its shards come back here). Resolves to how many
+   * helpers serve once it is ready.
+   */
+  async shareTraining({ workers = defaultWorkers() } = {}) {
+    const parts = this.#poolSize(workers);
+    const want = parts < 2 ? 0 : Math.min(parts, await this.request('trainShardCount', {})) - 1;
+    // The helpers need the network's spec (the weights come with each step): a pool lasts while
+    // the spec does (exported or reloaded weights change nothing there).
+    const now = this.#trainPool;
+    if (now?.alive && now.spec === this.lastLoad?.spec && now.count === want) return now.ready;
+    this.#endTrainPool(true);
+    if (want < 1) return 0;
+    const pool = { spec: this.lastLoad.spec, seed: this.lastLoad.seed, count: want, alive: true, stop: null };
+    this.#trainPool = pool;
+    pool.ready = this.#startTrainPool(pool).catch((e) => {
+      if (this.#trainPool === pool) this.#endTrainPool(true);
+      throw e;
+    });
+    return pool.ready;
+  }
+
+  async #startTrainPool(pool) {
+    const workers = this.#hub.helperWorkers(pool.count);
+    while (this.#helpers.length < pool.count) this.#helpers.push(new EngineClient({ worker: workers[this.#helpers.length] }));
+    const helpers = this.#helpers.slice(0, pool.count);
+    // Each holds the network (its weights come with every step's shards).
+    await Promise.all(helpers.map(async (h) => {
+      if (h.info?.backend !== 'cpu') await h.init('cpu');
+      if (h.lastLoad?.spec !== pool.spec) {
+        h.heldFor = null; // split jobs send it the weights when they need them
+        await h.load(pool.spec, null, pool.seed);
+      }
+    }));
+    if (!pool.alive) return 0;
+    const channels = helpers.map(() => new MessageChannel());
+    await Promise.all(helpers.map((h, i) => h.request('trainServe', { port: channels[i].port2 }, [channels[i].port2])));
+    const end = () => {
+      if (this.#trainPool === pool) this.#endTrainPool(true);
+    };
+    helpers.forEach((h) => {
+      h.addEventListener('panic', end);
+      h.addEventListener('restarted', end);
+    });
+    pool.stop = () => helpers.forEach((h) => {
+      h.removeEventListener('panic', end);
+      h.removeEventListener('restarted', end);
+    });
+    if (!pool.alive) return 0;
+    const ports = channels.map((c) => c.port1);
+    await this.#send('trainPool', { ports }, ports);
+    pool.serving = pool.alive;
+    return pool.count;
+  }
+
+  /** Ends the training pool; `tell`: the engine too (it computes every shard itself again). */
+  #endTrainPool(tell) {
+    const pool = this.#trainPool;
+    this.#trainPool = null;
+    if (!pool) return;
+    pool.alive = false;
+    pool.stop?.();
+    if (tell) this.#hub.send(this.session, 'trainPool', { ports: [] }).catch(() => {});
   }
 
   /** Changes any trainer settings ({method, learningRate, momentum, batchSize, l1, l2, ...}); resolves to all of them. */
@@ -686,8 +771,12 @@ export class EngineClient extends EventTarget {
     return this.request('toyPoints', { kind, seed });
   }
 
-  /** Trains `steps` minibatches of the loaded dataset; resolves to the chunk's stats. */
-  trainSteps(steps) {
+  /**
+   * Trains `steps` minibatches of the loaded dataset; resolves to the chunk's stats. The steps' shards
+   * are shared with `workers` engines where they are cut (see `shareTraining`).
+   */
+  trainSteps(steps, { workers = defaultWorkers() } = {}) {
+    this.shareTraining({ workers }).catch(() => {});
     return this.request('trainSteps', { steps });
   }
 
@@ -816,6 +905,7 @@ export class EngineClient extends EventTarget {
 
   /** Ends this client: its own worker stops; in a shared worker its session is released. */
   terminate() {
+    this.#endTrainPool(false);
     this.#helpers.forEach((h) => h.terminate());
     this.#helpers = [];
     if (this.#own) this.#hub.terminate();

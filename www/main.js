@@ -44,7 +44,7 @@ const state = {
   from: null, exact: false,
   // The input as the URL gives it ({split, index}), or null for a drawn or uploaded image.
   inputRef: null,
-  started: false, urlBackend: null,
+  started: false, urlBackend: null, urlEngine: {},
 };
 
 const client = new EngineClient();
@@ -558,6 +558,8 @@ async function start() {
     want = 'auto';
   }
   if (want !== 'auto') state.urlBackend = want;
+  // The engine's own parameters (engine-client.js reads them from the address bar) stay in it.
+  for (const k of ['workers', 'gpuTimeout']) if (params.has(k)) state.urlEngine[k] = params.get(k);
   const presetName = PRESETS[params.get('preset')] ? params.get('preset') : DEFAULT_PRESET;
   // A link names its network (a preset, or a spec and a seed); without one, the autosave.
   const linked = params.has('fresh') || params.has('preset') || params.has('spec') || params.has('model');
@@ -715,6 +717,7 @@ function trainerChanges() {
 function pageParams({ share = false } = {}) {
   const q = new URLSearchParams();
   if (state.urlBackend) q.set('backend', state.urlBackend);
+  if (!share) for (const [k, v] of Object.entries(state.urlEngine)) q.set(k, v);
   const from = state.from;
   if (from && (state.exact || share)) {
     if (from.preset) q.set('preset', from.preset);

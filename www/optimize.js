@@ -233,7 +233,7 @@ function writeState() {
   if (!shownKey || !state.net) return;
   const u = new URL(location.href);
   // A linked model's address stays while it is the net shown.
-  const keep = ['backend', ...(state.net === 'user' ? ['model', 'labels'] : [])].map((k) => [k, u.searchParams.get(k)]).filter(([, v]) => v);
+  const keep = ['backend', 'workers', 'gpuTimeout', ...(state.net === 'user' ? ['model', 'labels'] : [])].map((k) => [k, u.searchParams.get(k)]).filter(([, v]) => v);
   u.search = '';
   for (const [k, v] of keep) u.searchParams.set(k, v);
   for (const [k, v] of pageState()) u.searchParams.set(k, String(v));

@@ -34,7 +34,7 @@ export class TrainingLoop extends EventTarget {
       examples: 0, epoch: 0, steps: 0,
       recentLoss: [], recentCorrect: [], recentBatch: [],
       loss: null, trainAcc: null, valAcc: null, valCount: 0,
-      forwardMs: null, backwardMs: null, examplesPerSec: null,
+      forwardMs: null, backwardMs: null, examplesPerSec: null, workers: 1,
       history: { examples: [], loss: [], trainAcc: [], valAcc: [] },
     };
     this.val = { next: 0, results: [], lastAt: 0, testSize: 0 };
@@ -123,8 +123,11 @@ export class TrainingLoop extends EventTarget {
     s.loss = s.recentLoss.reduce((a, b) => a + b, 0) / s.recentLoss.length;
     s.trainAcc = s.recentCorrect.reduce((a, b) => a + b, 0) / s.recentBatch.reduce((a, b) => a + b, 0);
     const ema = (old, v) => (old === null ? v : 0.8 * old + 0.2 * v);
-    s.forwardMs = ema(s.forwardMs, r.forwardMs / r.examples);
-    s.backwardMs = ema(s.backwardMs, (r.backwardMs + r.syncMs) / r.examples);
+    // The times are this engine's, for the examples the pool's workers did not compute.
+    const here = Math.max(1, r.examples - (r.pooled ?? 0));
+    s.forwardMs = ema(s.forwardMs, r.forwardMs / here);
+    s.backwardMs = ema(s.backwardMs, (r.backwardMs + r.syncMs) / here);
+    s.workers = r.pooled > 0 ? this.#client.trainingWorkers : 1;
     s.examplesPerSec = ema(s.examplesPerSec, r.examples / (wall / 1000));
     const h = s.history;
     h.examples.push(s.examples);

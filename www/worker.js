@@ -16,6 +16,23 @@ let wasm = null;
 const engines = new Map();
 /** dataset key -> the decoding in progress (see loadDataset) */
 const decoding = new Map();
+/**
+ * How long a pool worker may take to answer a training step's shards before this engine computes
+ * them itself (a worker busy with a long job of its own, or one that went away unnoticed).
+ */
+const SHARD_TIMEOUT_MS = 10_000;
+/** session key -> its data-parallel training pool ({close}; see trainPool) */
+const pools = new Map();
+/** session key -> the port it answers training shards on, as a pool worker (see trainServe) */
+const serving = new Map();
+
+/** Ends a session's training pool and its pool worker's port. */
+function closePools(s) {
+  pools.get(s)?.close();
+  pools.delete(s);
+  serving.get(s)?.close();
+  serving.delete(s);
+}
 
 function loadBuild(kind) {
   if (!builds.has(kind)) {
@@ -114,12 +131,14 @@ const commands = {
     const webgpu = await webgpuAvailable();
     const want = backend === 'auto' ? (webgpu ? 'webgpu' : 'cpu') : backend;
     const { engine: next, build } = await createEngine(want);
+    closePools(s);
     engines.get(s)?.free?.();
     engines.set(s, next);
     return { result: { backend: next.backend(), webgpu, build } };
   },
   /** Drops a session's engine (an element removed from its page). */
   release(_, s) {
+    closePools(s);
     engines.get(s)?.free?.();
     engines.delete(s);
     return { result: engines.size };
@@ -288,6 +307,85 @@ const commands = {
   async trainSteps({ steps }, s) {
     const result = await needEngine(s).trainSteps(steps);
     return { result, transfer: [result.losses.buffer, result.correct.buffer] };
+  },
+  /**
+   * Data-parallel training: the training steps' shards go to pool workers through `ports` (one
+   * MessagePort to each, whose other end went to its `trainServe`), worker to worker; none: this
+   * engine alone. A worker that fails or goes away (its pool closed) leaves its shards to this
+   * engine: the weights are the same either way.
+   */
+  trainPool({ ports = [] }, s) {
+    const engine = needEngine(s);
+    pools.get(s)?.close();
+    pools.delete(s);
+    if (!ports.length) {
+      engine.setTrainPool(null, 0);
+      return { result: 0 };
+    }
+    const pending = new Map();
+    let next = 1;
+    let closed = false;
+    const fail = (error) => {
+      for (const p of pending.values()) p.reject(error);
+      pending.clear();
+    };
+    for (const port of ports) {
+      port.onmessage = ({ data }) => {
+        const p = pending.get(data?.id);
+        if (!p) return;
+        pending.delete(data.id);
+        clearTimeout(p.timer);
+        if (data.ok) p.resolve(data.result);
+        else p.reject(new Error(data.error));
+      };
+      port.onmessageerror = () => fail(new Error('a pool worker sent a message that cannot be read'));
+    }
+    // Every task is answered: by its worker, else (a closed pool, no answer in time) with an
+    // error, and the engine computes those shards itself (a chunk in flight keeps this function).
+    const run = (worker, task) => new Promise((resolve, reject) => {
+      if (closed) {
+        reject(new Error('the training pool was closed'));
+        return;
+      }
+      const id = next++;
+      const timer = setTimeout(() => {
+        pending.delete(id);
+        reject(new Error(`pool worker ${worker} did not answer in ${SHARD_TIMEOUT_MS / 1000} s`));
+      }, SHARD_TIMEOUT_MS);
+      pending.set(id, { resolve, reject, timer });
+      ports[worker].postMessage({ id, task }, [task.weights.buffer, task.images.buffer, task.labels.buffer]);
+    });
+    pools.set(s, {
+      close() {
+        closed = true;
+        for (const p of pending.values()) clearTimeout(p.timer);
+        engine.setTrainPool(null, 0);
+        ports.forEach((p) => p.close());
+        fail(new Error('the training pool was closed'));
+      },
+    });
+    engine.setTrainPool(run, ports.length);
+    return { result: ports.length };
+  },
+  /** As a pool worker: answers the training shards another worker's engine sends on `port` (this session's network). */
+  trainServe({ port }, s) {
+    needEngine(s);
+    serving.get(s)?.close();
+    serving.set(s, port);
+    port.onmessage = async ({ data }) => {
+      const { id, task } = data ?? {};
+      try {
+        const result = await needEngine(s).trainShards(task);
+        port.postMessage({ id, ok: true, result }, [result.grads.buffer]);
+      } catch (e) {
+        port.postMessage({ id, ok: false, error: e?.message || String(e) });
+      }
+    };
+    return { result: true };
+  },
+  /** How many shards a training step has now (how many workers it can use). */
+  trainShardCount(_, s) {
+    return { result: needEngine(s).trainShardCount() };
   },
   async checkLastStep(_, s) {
     return { result: await needEngine(s).checkLastStep() };

@@ -76,6 +76,64 @@ test('a net with batchnorm and dropout trains in the worker, repeats from its se
   }
 });
 
+test('data-parallel training: on 2 workers the MNIST net and a net with dropout get the same weights as on 1, bit for bit, also when the helper crashes', { timeout: 240_000 }, async () => {
+  const page = await openPage(ctx.browser, ctx.server.url, '?backend=cpu&fresh');
+  try {
+    const r = await page.evaluate(async () => {
+      const { client, state } = window.convlens;
+      const dropout = JSON.stringify({ name: 'dropout', layers: [
+        { type: 'input', width: 24, height: 24, depth: 1 },
+        { type: 'conv', size: 5, filters: 8, pad: 2, activation: 'relu' }, { type: 'pool', size: 2 },
+        { type: 'dropout', rate: 0.25 }, { type: 'fc', units: 10 }, { type: 'softmax' }] });
+      const run = async (spec, workers, crash = false) => {
+        await client.load(spec, null, 1);
+        await client.loadDataset('mnist5k', new URL('/www/data/', location.href));
+        await client.setTrainer({ method: 'momentum', learningRate: 0.01, momentum: 0.9, batchSize: 30, l1: 0, l2: 0.001 });
+        const helpers = await client.shareTraining({ workers });
+        const losses = [];
+        let pooled = 0;
+        let crashed = null;
+        for (let i = 0; i < 6; i++) {
+          // The helper's engine panics while a chunk runs: its worker restarts, and the steps go on
+          // here until the pool is set up again.
+          if (crash && i === 3) crashed = client.worker.helperWorkers(1)[0].send('s1', 'debugPanic').catch((e) => e.message);
+          const s = await client.trainSteps(10, { workers });
+          losses.push(...s.losses);
+          pooled += s.pooled;
+        }
+        return { helpers, pooled, losses, crashed: await crashed, weights: await client.exportWeights() };
+      };
+      const out = [];
+      const same = (a, b) => a.length === b.length && a.every((v, i) => v === b[i]);
+      for (const spec of [state.spec, dropout]) {
+        const one = await run(spec, 1);
+        const two = await run(spec, 2);
+        out.push({ helpers: [one.helpers, two.helpers], pooled: [one.pooled, two.pooled], sameLosses: same(one.losses, two.losses), same: same(one.weights, two.weights), bytes: one.weights.length });
+      }
+      const one = await run(state.spec, 1);
+      const crashed = await run(state.spec, 2, true);
+      out.push({ crashed: crashed.crashed, pooled: crashed.pooled, sameLosses: same(one.losses, crashed.losses), same: same(one.weights, crashed.weights) });
+      return out;
+    });
+    for (const [k, net] of ['MNIST net', 'dropout net'].entries()) {
+      const x = r[k];
+      console.log(`${net}: 60 steps of batch 30 (3 shards); helpers ${x.helpers.join(' / ')}, examples computed there ${x.pooled.join(' / ')}; weights (${x.bytes} bytes) equal: ${x.same}`);
+      assert.deepEqual(x.helpers, [0, 1], `${net}: one helper on 2 workers`);
+      assert.equal(x.pooled[0], 0, `${net}: no helper on 1 worker`);
+      assert.equal(x.pooled[1], 600, `${net}: the helper computed one of the 3 shards (10 examples) of each of the 60 steps`);
+      assert.ok(x.sameLosses, `${net}: the same losses`);
+      assert.ok(x.same, `${net}: the same weights, bit for bit`);
+    }
+    const c = r[2];
+    console.log(`MNIST net, the helper crashing after 30 steps (${c.crashed}): ${c.pooled} examples computed there; weights equal: ${c.same}`);
+    assert.match(String(c.crashed), /panic/, 'the helper panicked');
+    assert.ok(c.pooled > 0 && c.pooled < 600, `the helper computed part of the steps (${c.pooled} examples)`);
+    assert.ok(c.sameLosses && c.same, 'the same losses and weights as on one worker');
+  } finally {
+    await page.close();
+  }
+});
+
 test('the live panel: train, pause, step, change the trainer while running; divergence is reported', { timeout: 180_000 }, async () => {
   const page = await openPage(ctx.browser, ctx.server.url, '?backend=cpu&fresh');
   try {

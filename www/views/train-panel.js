@@ -112,7 +112,8 @@ export function createTrainPanel(root, { onRun, onPause, onStep, onReset, onData
       text('stat-loss', s.loss === null ? '–' : s.loss.toFixed(4));
       text('stat-train-acc', pct(s.trainAcc));
       text('stat-val-acc', s.valAcc === null ? '–' : `${pct(s.valAcc)} of ${countText(s.valCount)}`);
-      text('stat-rate', s.examplesPerSec === null ? '–' : countText(Math.round(s.examplesPerSec)));
+      const on = s.workers > 1 ? ` on ${s.workers} workers` : '';
+      text('stat-rate', s.examplesPerSec === null ? '–' : `${countText(Math.round(s.examplesPerSec))}${on}`);
       text('stat-fwd', fmt(s.forwardMs));
       text('stat-bwd', fmt(s.backwardMs));
       const h = s.history;

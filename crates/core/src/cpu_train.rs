@@ -11,8 +11,9 @@
 use crate::Error;
 use crate::grad::{Objective, ReluRule};
 use crate::layers::act::activation_back;
-use crate::layers::{Fused, FusedBackward, FusedForward};
+use crate::layers::{Fused, FusedBackward, FusedForward, TrainStep};
 use crate::net::Net;
+use crate::shards::{self, ShardOut, ShardPool, ShardTask};
 use crate::spec::{Activation, Layer, LayerKind, NetSpec, PoolMode};
 use crate::train::{ChunkStats, Method, TrainConfig, argmax};
 use crate::vis::layers::{LayerProbe, Probe, Values, WeightProbe};
@@ -282,6 +283,10 @@ pub struct CpuTrainer {
     bufs: Vec<Buf>,
     /// Gradients of a branch point's readers, before they are summed ([`CpuTrainer::backward`]).
     scratch: Vec<Vec<f32>>,
+    /// The sum of a step's shards' weight gradients ([`crate::shards`]), as `grads`.
+    acc: Vec<Vec<Vec<f32>>>,
+    /// [`shards::fingerprint`] of the net.
+    net: u64,
 }
 
 impl CpuTrainer {
@@ -295,6 +300,8 @@ impl CpuTrainer {
             slots: weights.iter().map(|l| l.iter().map(|_| (vec![], vec![])).collect()).collect(),
             bufs: vec![Buf::default(); spec.layers.len()],
             scratch: vec![],
+            acc: vec![],
+            net: shards::fingerprint(&spec),
             spec,
             weights,
             decay,
@@ -323,10 +330,10 @@ impl CpuTrainer {
         Net::with_weights(self.spec.clone(), self.weights.clone(), &net.device)
     }
 
-    /// Forward pass of a batch (NCHW images), every layer's output kept in `bufs`; `train`: the
-    /// training step's number (dropout drops), else evaluation.
+    /// Forward pass of a batch (NCHW images), every layer's output kept in `bufs`; `train`: a
+    /// training step's pass (dropout drops), else evaluation.
     #[inline(never)]
-    fn forward(&mut self, images: &[f32], n: usize, train: Option<u64>) {
+    fn forward(&mut self, images: &[f32], n: usize, train: Option<TrainStep>) {
         let [c0, h0, w0] = self.spec.input_shape();
         let p0 = h0 * w0;
         let input = &mut self.bufs[0].out;
@@ -340,9 +347,8 @@ impl CpuTrainer {
     }
 
     /// The forward pass from layer `from`'s output (already in `bufs[from].out`) to the scores.
-    fn forward_from(&mut self, from: usize, n: usize, train: Option<u64>) {
+    fn forward_from(&mut self, from: usize, n: usize, train: Option<TrainStep>) {
         let last = self.spec.score_layer();
-        let seed = self.config.seed;
         for i in from + 1..=last {
             let (before, rest) = self.bufs.split_at_mut(i);
             let layer = &self.spec.layers[i];
@@ -350,7 +356,7 @@ impl CpuTrainer {
             let buf = &mut rest[0];
             buf.out.resize(co * n * ho * wo, 0.0);
             let xs: Vec<&[f32]> = layer.inputs.iter().map(|&j| &before[j].out[..]).collect();
-            let io = FusedForward { layer, n, x: xs[0], xs: &xs, buf, w: &self.weights[i], train: train.map(|step| (seed, step)) };
+            let io = FusedForward { layer, n, x: xs[0], xs: &xs, buf, w: &self.weights[i], train };
             fused(layer).forward(io);
         }
     }
@@ -445,13 +451,132 @@ impl CpuTrainer {
         self.scratch = scratch;
     }
 
-    /// One step: forward, softmax cross-entropy, backward, update. Returns (loss, correct) and
-    /// adds the forward and backward times to `stats`.
-    fn step(&mut self, images: &[f32], labels: &[usize], clock: &dyn Fn() -> f64, stats: &mut ChunkStats) -> (f32, u32) {
+    /// One step: the batch's gradient (its shards' summed, [`crate::shards`]: on `pool`'s
+    /// workers and here), then the update. Returns (mean loss, correct) and adds this engine's
+    /// forward and backward times to `stats`.
+    async fn step(
+        &mut self,
+        images: &[f32],
+        labels: &[usize],
+        clock: &dyn Fn() -> f64,
+        stats: &mut ChunkStats,
+        pool: Option<&dyn ShardPool>,
+    ) -> (f32, u32) {
+        let n = labels.len();
+        let per = images.len() / n;
+        let plan = shards::plan(&self.spec, n);
+        let train = TrainStep { seed: self.config.seed, step: self.trained, first: 0 };
+        self.trained += 1;
+        let (mut loss, mut correct) = (0f64, 0u32);
+        if plan.len() == 1 {
+            (loss, correct) = self.shard_pass(images, labels, n, train, clock, stats);
+        } else {
+            // Groups of consecutive shards: the first here, the others on the pool's workers.
+            let workers = pool.map_or(0, |p| p.workers()).min(plan.len() - 1);
+            let groups = shards::split(plan.len(), workers + 1);
+            let mut sent = Vec::with_capacity(workers);
+            if let Some(pool) = pool.filter(|_| workers > 0) {
+                let weights: Vec<f32> = self.weights.iter().flatten().flatten().copied().collect();
+                for (w, g) in groups[1..].iter().enumerate() {
+                    let part = plan[g.clone()].to_vec();
+                    let (a, b) = (part[0].start, part[part.len() - 1].end);
+                    let task = ShardTask {
+                        net: self.net,
+                        weights: weights.clone(),
+                        images: images[a * per..b * per].to_vec(),
+                        labels: labels[a..b].to_vec(),
+                        shards: part,
+                        batch: n,
+                        seed: train.seed,
+                        step: train.step,
+                    };
+                    sent.push((g.clone(), pool.run(w, task)));
+                }
+            }
+            let params: usize = self.grads.iter().flatten().map(Vec::len).sum();
+            let local = |me: &mut Self, k: usize, stats: &mut ChunkStats| {
+                let r = plan[k].clone();
+                let pass = TrainStep { first: r.start, ..train };
+                let (l, c) = me.shard_pass(&images[r.start * per..r.end * per], &labels[r.clone()], n, pass, clock, stats);
+                me.add_grads(k == 0, None);
+                (l, c)
+            };
+            for k in groups[0].clone() {
+                let (l, c) = local(self, k, stats);
+                loss += l;
+                correct += c;
+            }
+            for (g, pending) in sent {
+                match pending.await {
+                    Ok(out) if out.fits(g.len(), params) => {
+                        stats.pooled += plan[g.clone()].iter().map(|r| r.len()).sum::<usize>();
+                        for (j, _) in g.enumerate() {
+                            self.add_grads(false, Some(&out.grads[j * params..(j + 1) * params]));
+                            loss += out.losses[j];
+                            correct += out.correct[j];
+                        }
+                    }
+                    // A worker that failed: its shards are computed here (the same numbers).
+                    _ => {
+                        for k in g {
+                            let (l, c) = local(self, k, stats);
+                            loss += l;
+                            correct += c;
+                        }
+                    }
+                }
+            }
+            std::mem::swap(&mut self.grads, &mut self.acc);
+        }
+        let t1 = clock();
+        self.steps += 1;
+        let c = self.config;
+        for (li, layer) in self.weights.iter_mut().enumerate() {
+            for (pi, w) in layer.iter_mut().enumerate() {
+                if !self.trainable[li][pi] {
+                    continue;
+                }
+                let (a, b) = &mut self.slots[li][pi];
+                update(&c, self.steps, self.decay[li][pi], w, &self.grads[li][pi], a, b);
+            }
+        }
+        let last = self.spec.score_layer();
+        for (i, layer) in self.spec.layers[..=last].iter().enumerate().skip(1) {
+            fused(layer).after_step(layer, &self.bufs[i], &mut self.weights[i]);
+        }
+        stats.backward_ms += clock() - t1;
+        ((loss / n as f64) as f32, correct)
+    }
+
+    /// Adds a shard's weight gradients (`flat`, else `grads`) to the step's sum; `first` (shard 0,
+    /// always computed here) starts it.
+    fn add_grads(&mut self, first: bool, flat: Option<&[f32]>) {
+        match flat {
+            _ if first => self.acc.clone_from(&self.grads),
+            Some(flat) => self.acc.iter_mut().flatten().flatten().zip(flat).for_each(|(a, &g)| *a += g),
+            None => self.acc.iter_mut().flatten().zip(self.grads.iter().flatten()).for_each(|(a, g)| {
+                a.iter_mut().zip(g).for_each(|(a, &g)| *a += g);
+            }),
+        }
+    }
+
+    /// One shard of a training step (`images`, `labels`: its examples, from example `pass.first`
+    /// of the step's batch of `batch`): forward, the gradient of the batch's mean softmax
+    /// cross-entropy (so the shards' gradients add up to the batch's), backward, the weight
+    /// gradients left in `grads`. Returns the sum of its examples' losses and how many it
+    /// classified correctly; adds its times to `stats`.
+    fn shard_pass(
+        &mut self,
+        images: &[f32],
+        labels: &[usize],
+        batch: usize,
+        pass: TrainStep,
+        clock: &dyn Fn() -> f64,
+        stats: &mut ChunkStats,
+    ) -> (f64, u32) {
         let n = labels.len();
         let t0 = clock();
-        self.forward(images, n, Some(self.trained));
-        self.trained += 1;
+        self.forward(images, n, Some(pass));
         let last = self.spec.score_layer();
         let k = self.spec.classes();
         let [c, h, w] = self.spec.layers[last].out_shape;
@@ -474,29 +599,61 @@ impl CpuTrainer {
                 for q in 0..p {
                     let j = ch * p + q;
                     let prob = (z[j] - max).exp() / sum;
-                    buf.grad[(ch * n + b) * p + q] = (prob - (j == labels[b]) as u8 as f32) / n as f32;
+                    buf.grad[(ch * n + b) * p + q] = (prob - (j == labels[b]) as u8 as f32) / batch as f32;
                 }
             }
         }
         let t1 = clock();
         self.backward(n, last, false, true, ReluRule::Gradient);
-        self.steps += 1;
-        let c = self.config;
-        for (li, layer) in self.weights.iter_mut().enumerate() {
-            for (pi, w) in layer.iter_mut().enumerate() {
-                if !self.trainable[li][pi] {
-                    continue;
-                }
-                let (a, b) = &mut self.slots[li][pi];
-                update(&c, self.steps, self.decay[li][pi], w, &self.grads[li][pi], a, b);
-            }
-        }
-        for (i, layer) in self.spec.layers[..=last].iter().enumerate().skip(1) {
-            fused(layer).after_step(layer, &self.bufs[i], &mut self.weights[i]);
-        }
         stats.forward_ms += t1 - t0;
         stats.backward_ms += clock() - t1;
-        ((loss / n as f64) as f32, correct)
+        (loss, correct)
+    }
+
+    /// A pool worker's part of a training step ([`crate::shards`]): each of `task`'s shards'
+    /// weight gradients at `task`'s weights (which become this trainer's), its loss and score.
+    pub fn shard_grads(&mut self, task: &ShardTask) -> Result<ShardOut, Error> {
+        if task.net != self.net {
+            return Err(Error::Input("a training shard for another network than this engine's".into()));
+        }
+        let params: usize = self.weights.iter().flatten().map(Vec::len).sum();
+        if task.weights.len() != params {
+            return Err(Error::Input(format!("a training shard has {} weights; the network has {params}", task.weights.len())));
+        }
+        let per: usize = self.spec.input_shape().iter().product();
+        let first = task.shards.first().map_or(0, |r| r.start);
+        let mut at = first;
+        for r in &task.shards {
+            if r.start != at || r.end <= r.start || r.end > task.batch {
+                return Err(Error::Input(format!("a training shard's examples {r:?} do not follow {at} in a batch of {}", task.batch)));
+            }
+            at = r.end;
+        }
+        if task.shards.is_empty() || task.labels.len() != at - first || task.images.len() != task.labels.len() * per {
+            return Err(Error::Input(format!(
+                "a training shard of {} labels and {} image values does not match its examples",
+                task.labels.len(),
+                task.images.len()
+            )));
+        }
+        let classes = self.spec.classes();
+        if let Some(&bad) = task.labels.iter().find(|&&l| l >= classes) {
+            return Err(Error::Input(format!("label {bad} is out of range; the network has {classes} classes")));
+        }
+        let mut values = task.weights.iter();
+        self.weights.iter_mut().flatten().flatten().for_each(|w| *w = *values.next().expect("counted above"));
+        let mut out = ShardOut { grads: Vec::with_capacity(task.shards.len() * params), ..Default::default() };
+        let mut stats = ChunkStats::default();
+        for r in &task.shards {
+            let pass = TrainStep { seed: task.seed, step: task.step, first: r.start };
+            let (a, b) = (r.start - first, r.end - first);
+            let (loss, correct) =
+                self.shard_pass(&task.images[a * per..b * per], &task.labels[a..b], task.batch, pass, &|| 0.0, &mut stats);
+            out.grads.extend(self.grads.iter().flatten().flatten());
+            out.losses.push(loss);
+            out.correct.push(correct);
+        }
+        Ok(out)
     }
 
     /// Layer `layer`'s output for a batch of `n` images (NCHW in and out), as
@@ -703,6 +860,22 @@ impl CpuTrainer {
     /// taken, whatever its loss; the caller judges the losses (see `crate::session`). Returns the
     /// statistics and the state before the chunk's last step.
     pub fn train_chunk(&mut self, batches: &[(Vec<f32>, Vec<usize>)], clock: &dyn Fn() -> f64) -> Result<(ChunkStats, Saved), Error> {
+        // Without a pool nothing waits: the future is ready when first polled.
+        let mut chunk = std::pin::pin!(self.train_chunk_with(batches, clock, None));
+        match chunk.as_mut().poll(&mut std::task::Context::from_waker(std::task::Waker::noop())) {
+            std::task::Poll::Ready(r) => r,
+            std::task::Poll::Pending => unreachable!("a chunk without a pool waits for nothing"),
+        }
+    }
+
+    /// [`CpuTrainer::train_chunk`] with each step's shards ([`crate::shards`]) shared with
+    /// `pool`'s workers: the same numbers, bit for bit.
+    pub async fn train_chunk_with(
+        &mut self,
+        batches: &[(Vec<f32>, Vec<usize>)],
+        clock: &dyn Fn() -> f64,
+        pool: Option<&dyn ShardPool>,
+    ) -> Result<(ChunkStats, Saved), Error> {
         self.config.validate()?;
         let [d, h, w] = self.spec.input_shape();
         let classes = self.spec.classes();
@@ -728,7 +901,7 @@ impl CpuTrainer {
             if k + 1 == batches.len() {
                 before_last = Some(self.save());
             }
-            let (loss, correct) = self.step(x, y, clock, &mut stats);
+            let (loss, correct) = self.step(x, y, clock, &mut stats, pool).await;
             stats.losses.push(loss);
             stats.correct.push(correct);
             stats.examples += y.len();

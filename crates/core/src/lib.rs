@@ -19,6 +19,7 @@ pub mod oplist;
 pub mod rng;
 pub mod session;
 pub mod settings;
+pub mod shards;
 pub mod spec;
 pub mod tfjs;
 pub mod tflite;

@@ -156,7 +156,7 @@ pub struct Net {
     pub device: Device,
 }
 
-pub use crate::layers::dropout::dropout_mask;
+pub use crate::layers::dropout::{dropout_mask, dropout_mask_from};
 pub use crate::layers::{Mode, TrainPass};
 
 impl Net {

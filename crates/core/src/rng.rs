@@ -5,13 +5,19 @@
 #[derive(Clone, Debug)]
 pub struct SplitMix64(pub u64);
 
+const GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
+
 impl SplitMix64 {
     pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        self.0 = self.0.wrapping_add(GAMMA);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         z ^ (z >> 31)
+    }
+    /// Skips `k` values (as `k` calls of `next_u64` or `uniform` would).
+    pub fn skip(&mut self, k: u64) {
+        self.0 = self.0.wrapping_add(GAMMA.wrapping_mul(k));
     }
     /// Uniform in (0, 1).
     pub fn uniform(&mut self) -> f64 {

@@ -22,6 +22,7 @@ use crate::cpu_train::{self, CpuTrainer};
 use crate::data::{Dataset, Sampler};
 use crate::divergence;
 use crate::jobs::{Budget, Inputs, Job, Progress};
+use crate::shards::{self, ShardOut, ShardPool, ShardTask};
 use crate::spec::{LayerKind, Limits};
 use crate::train::{self, ChunkStats, Optimizer, TrainConfig};
 use crate::vis::adversarial;
@@ -187,6 +188,11 @@ struct State {
     /// `None` while a step runs.
     jobs: BTreeMap<u32, Option<Slot>>,
     next_job: u32,
+    /// Workers that share the training steps' shards ([`crate::shards`]).
+    pool: Option<Rc<dyn ShardPool>>,
+    /// As a pool's worker: the fused path's buffers for the shards it is sent (the generation
+    /// they are for).
+    shard_trainer: Option<(u64, CpuTrainer)>,
 }
 
 impl State {
@@ -220,6 +226,8 @@ enum Saved {
 }
 
 /// What trains the current network: the fused CPU path or Burn's autodiff with its optimizer.
+// One per session or job, moved a few times per chunk: its size does not matter.
+#[allow(clippy::large_enum_variant)]
 enum Trainer {
     Fused(CpuTrainer),
     Burn(Optimizer),
@@ -249,16 +257,18 @@ impl Trainer {
         true
     }
 
-    /// One step per batch (not judged); the statistics and the state before the last step.
+    /// One step per batch (not judged); the statistics and the state before the last step. On
+    /// the fused path the steps' shards are shared with `pool`'s workers.
     async fn chunk(
         &mut self,
         net: &mut Net,
         batches: &[(Vec<f32>, Vec<usize>)],
         clock: &dyn Fn() -> f64,
+        pool: Option<&dyn ShardPool>,
     ) -> Result<(ChunkStats, Saved), Error> {
         match self {
             Trainer::Fused(f) => {
-                let (stats, saved) = f.train_chunk(batches, clock)?;
+                let (stats, saved) = f.train_chunk_with(batches, clock, pool).await?;
                 *net = f.to_net(net);
                 Ok((stats, Saved::Fused(saved)))
             }
@@ -316,6 +326,7 @@ impl Session {
         s.version += 1;
         s.opt = None;
         s.fused = None;
+        s.shard_trainer = None;
         s.jobs.clear();
         s.examples = 0;
         s.watch = Watch::default();
@@ -436,10 +447,11 @@ impl Session {
     /// chunk is kept.
     async fn run_chunk(&self, batches: Vec<(Vec<f32>, Vec<usize>)>, clock: &dyn Fn() -> f64) -> Result<ChunkStats, Error> {
         let mut model = self.net()?;
+        let pool = self.state.borrow().pool.clone();
         let generation = self.generation();
         let mut trainer = self.take_trainer(&model).await?;
         let start = trainer.save(&model);
-        let (stats, before_last) = match trainer.chunk(&mut model, &batches, clock).await {
+        let (stats, before_last) = match trainer.chunk(&mut model, &batches, clock, pool.as_deref()).await {
             Ok(r) => r,
             Err(e) => {
                 self.put_trainer(generation, trainer, None)?;
@@ -486,7 +498,7 @@ impl Session {
         } else {
             trainer.restore(&mut model, start);
             if keep > 0 {
-                match trainer.chunk(&mut model, &batches[..keep], clock).await {
+                match trainer.chunk(&mut model, &batches[..keep], clock, pool.as_deref()).await {
                     Ok((again, _)) => again.examples,
                     Err(e) => {
                         self.put_trainer(generation, trainer, Some(model))?;
@@ -513,11 +525,12 @@ impl Session {
     pub async fn check_last_step(&self, clock: &dyn Fn() -> f64) -> Result<(), Error> {
         let Some((saved, batch)) = self.state.borrow_mut().watch.unjudged.take() else { return Ok(()) };
         let mut model = self.net()?;
+        let pool = self.state.borrow().pool.clone();
         let generation = self.generation();
         let mut trainer = self.take_trainer(&model).await?;
         let here = trainer.save(&model);
         let mut trial = model.clone();
-        let r = trainer.chunk(&mut trial, std::slice::from_ref(&batch), clock).await;
+        let r = trainer.chunk(&mut trial, std::slice::from_ref(&batch), clock, pool.as_deref()).await;
         trainer.restore(&mut trial, here);
         let loss = match r {
             Ok((stats, _)) => stats.losses[0],
@@ -569,6 +582,44 @@ impl Session {
             .collect();
         let stats = self.run_chunk(batches, clock).await?;
         Ok(stats.losses.iter().map(|&l| l as f64).sum::<f64>() / stats.losses.len().max(1) as f64)
+    }
+
+    /// Workers to share the training steps' shards with ([`crate::shards`]; None: this engine
+    /// alone). The numbers are the same either way.
+    pub fn set_shard_pool(&self, pool: Option<Rc<dyn ShardPool>>) {
+        self.state.borrow_mut().pool = pool;
+    }
+
+    /// How many shards a training step of the current net and batch size has ([`shards::plan`]):
+    /// how many workers it can use. 1 when the net does not train on the fused path here.
+    pub fn shard_count(&self) -> usize {
+        let s = self.state.borrow();
+        match &s.net {
+            Some(net) if self.fused_path(net) => shards::plan(&net.spec, s.config.batch_size).len(),
+            _ => 1,
+        }
+    }
+
+    /// As a pool's worker: the weight gradients of `task`'s shards of another engine's training
+    /// step (the same net, loaded here; the weights come with the task). The session's own
+    /// weights and training state are not touched.
+    pub async fn train_shards(&self, task: &ShardTask) -> Result<ShardOut, Error> {
+        let net = self.net()?;
+        if !self.fused_path(&net) {
+            return Err(Error::Input("this engine cannot train shards: its network does not run on the fused CPU path".into()));
+        }
+        let generation = self.generation();
+        let held = self.state.borrow_mut().shard_trainer.take().filter(|(g, _)| *g == generation);
+        let mut trainer = match held {
+            Some((_, t)) => t,
+            None => CpuTrainer::new(&net, net.read_weights().await?, self.trainer()),
+        };
+        let out = trainer.shard_grads(task);
+        let mut s = self.state.borrow_mut();
+        if s.generation == generation {
+            s.shard_trainer = Some((generation, trainer));
+        }
+        out
     }
 
     // ---- data --------------------------------------------------------------------------------

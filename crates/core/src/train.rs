@@ -321,6 +321,9 @@ pub struct ChunkStats {
     pub sync_ms: f64,
     /// Whether every weight after the chunk is finite.
     pub weights_finite: bool,
+    /// Examples of its steps computed by pool workers (data-parallel training, [`crate::shards`]);
+    /// the forward and backward times are this engine's, for the others.
+    pub pooled: usize,
 }
 
 /// Runs one step per batch, committing each update, and reads the losses and scores back once at

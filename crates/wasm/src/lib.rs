@@ -5,6 +5,7 @@
 
 mod dataset;
 mod optimize;
+mod shards;
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -485,7 +486,8 @@ impl Engine {
 
     /// Runs `steps` training steps on the loaded dataset (random augmented minibatches, a new
     /// shuffle each epoch), then reads back once. Resolves to `{losses, correct, examples,
-    /// batchSize, forwardMs, backwardMs, syncMs, epoch, totalExamples}`. On an error nothing of
+    /// batchSize, forwardMs, backwardMs, syncMs, pooled, epoch, totalExamples}` (`pooled`: examples
+    /// computed by pool workers, `setTrainPool`; the times are for the others). On an error nothing of
     /// the chunk is kept.
     #[wasm_bindgen(js_name = trainSteps)]
     pub fn train_steps(&self, steps: u32) -> Promise {
@@ -500,9 +502,39 @@ impl Engine {
             set(&out, "forwardMs", r.stats.forward_ms);
             set(&out, "backwardMs", r.stats.backward_ms);
             set(&out, "syncMs", r.stats.sync_ms);
+            set(&out, "pooled", r.stats.pooled as u32);
             set(&out, "epoch", r.epoch as u32);
             set(&out, "totalExamples", r.total_examples as f64);
             Ok(out.into())
+        })
+    }
+
+    /// Shares the training steps' shards with pool workers (data-parallel training,
+    /// docs/ENGINE_API.md): `run(worker, task)` posts `task` to pool worker `worker` (0 to
+    /// `workers` - 1) and returns a promise of its answer (`trainShards` there). Null: this engine
+    /// alone. The weights come out the same either way.
+    #[wasm_bindgen(js_name = setTrainPool)]
+    pub fn set_train_pool(&self, run: Option<js_sys::Function>, workers: u32) {
+        let pool = run.filter(|_| workers > 0).map(|run| Rc::new(shards::JsPool { run, workers: workers as usize }) as Rc<_>);
+        self.session.set_shard_pool(pool);
+    }
+
+    /// How many shards a training step of the current net and batch size has (how many workers
+    /// it can use; 1 when it is not cut).
+    #[wasm_bindgen(js_name = trainShardCount)]
+    pub fn train_shard_count(&self) -> u32 {
+        self.session.shard_count() as u32
+    }
+
+    /// As a pool worker: a task another engine's `setTrainPool` function sent; resolves to its
+    /// shards' gradients, losses and scores.
+    #[wasm_bindgen(js_name = trainShards)]
+    pub fn train_shards(&self, task: JsValue) -> Promise {
+        let session = self.session.clone();
+        future_to_promise(async move {
+            let task = shards::task_from_js(&task).map_err(js_err)?;
+            let out = session.train_shards(&task).await.map_err(js_err)?;
+            Ok(shards::out_js(&out))
         })
     }
 

@@ -162,6 +162,9 @@ impl Fused for BatchNorm {
     }
     /// The running statistics move by the momentum toward the step's batch statistics (the
     /// variance's estimate unbiased), as PyTorch's BatchNorm2d and the Burn path do.
+    fn batch_statistics(&self) -> bool {
+        true
+    }
     fn after_step(&self, layer: &Layer, buf: &Buf, w: &mut [Vec<f32>]) {
         if buf.arg.first() != Some(&1) {
             return;

@@ -21,11 +21,18 @@ pub struct Dropout {
 /// layer), so a run repeats exactly and both training paths (Burn and the fused CPU path) drop
 /// the same units. `scripts/make_layer_fixtures.py` draws the same masks.
 pub fn dropout_mask(seed: u64, step: u64, layer: usize, rate: f64, n: usize, size: usize) -> Vec<f32> {
+    dropout_mask_from(seed, step, layer, rate, 0, n * size)
+}
+
+/// Values `from..from + count` of [`dropout_mask`]'s stream (a shard of the step's batch,
+/// [`crate::shards`]: its examples drop what they would in the whole batch).
+pub fn dropout_mask_from(seed: u64, step: u64, layer: usize, rate: f64, from: usize, count: usize) -> Vec<f32> {
     let mut rng = SplitMix64(seed);
     let mut rng = SplitMix64(rng.next_u64() ^ step);
     let mut rng = SplitMix64(rng.next_u64() ^ layer as u64);
+    rng.skip(from as u64);
     let keep = (1.0 / (1.0 - rate)) as f32;
-    (0..n * size).map(|_| if rng.uniform() < rate { 0.0 } else { keep }).collect()
+    (0..count).map(|_| if rng.uniform() < rate { 0.0 } else { keep }).collect()
 }
 
 impl Parse for Dropout {
@@ -67,10 +74,10 @@ impl Fused for Dropout {
         let buf = io.buf;
         buf.out.copy_from_slice(io.x);
         buf.cols.clear();
-        if let Some((seed, step)) = io.train.filter(|_| self.rate > 0.0) {
+        if let Some(t) = io.train.filter(|_| self.rate > 0.0) {
             let [c, h, w] = io.layer.in_shape;
             let (n, p) = (io.n, h * w);
-            let mask = dropout_mask(seed, step, io.layer.index, self.rate, n, c * p);
+            let mask = dropout_mask_from(t.seed, t.step, io.layer.index, self.rate, t.first * c * p, n * c * p);
             buf.cols.resize(mask.len(), 0.0);
             for b in 0..n {
                 for ch in 0..c {

@@ -104,6 +104,11 @@ pub trait Fused {
     /// After a training step: whatever the step's forward pass moved besides the trained
     /// parameters (batchnorm's running statistics, from `buf`) goes into `w`.
     fn after_step(&self, _layer: &Layer, _buf: &Buf, _w: &mut [Vec<f32>]) {}
+    /// Whether its training forward reads the whole batch at once (batchnorm's statistics): then
+    /// a step's batch is never cut into shards ([`crate::shards`]).
+    fn batch_statistics(&self) -> bool {
+        false
+    }
 }
 
 /// A fused forward pass: the input `x` (the output of the layer's first input), every input
@@ -115,8 +120,18 @@ pub struct FusedForward<'a> {
     pub xs: &'a [&'a [f32]],
     pub buf: &'a mut Buf,
     pub w: &'a [Vec<f32>],
-    /// A training step's (seed, step), or None in evaluation.
-    pub train: Option<(u64, u64)>,
+    /// A training step's pass, or None in evaluation.
+    pub train: Option<TrainStep>,
+}
+
+/// A training step's forward pass on the fused path: the trainer's seed and the step's number
+/// (dropout's masks), and the index of the pass's first example in the step's batch (a shard's,
+/// [`crate::shards`]; 0 for the whole batch).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TrainStep {
+    pub seed: u64,
+    pub step: u64,
+    pub first: usize,
 }
 
 /// A fused backward pass: `buf.grad` holds d loss / d output; `dx` (already sized) gets the

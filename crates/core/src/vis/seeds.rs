@@ -100,6 +100,8 @@ pub fn widen(spec: &NetSpec, width: f64) -> Result<NetSpec, Error> {
 }
 
 /// One net being trained: on the fused CPU path, or through Burn.
+// One per session or job, moved a few times per chunk: its size does not matter.
+#[allow(clippy::large_enum_variant)]
 enum Trainer {
     Fused(CpuTrainer),
     Burn(Optimizer),
