@@ -25,6 +25,15 @@ const SHARD_TIMEOUT_MS = 10_000;
 const pools = new Map();
 /** session key -> the port it answers training shards on, as a pool worker (see trainServe) */
 const serving = new Map();
+/**
+ * session key -> the training command running there. A session's other commands wait for it, so
+ * that a chunk changes the session's state at once even while it waits for its pool workers (an
+ * autosave's export, a probe, see the weights from before it or after it, never a mixture).
+ */
+const training = new Map();
+const TRAINING = new Set(['train', 'trainSteps', 'checkLastStep']);
+/** Commands that never wait for a chunk (the pool's own: ending a pool must reach a chunk waiting on it). */
+const ANYTIME = new Set(['trainPool', 'trainShardCount', 'trainServe']);
 
 /** Ends a session's training pool and its pool worker's port. */
 function closePools(s) {
@@ -457,7 +466,18 @@ self.onmessage = async ({ data: { id, cmd, args, session = 'main' } }) => {
     if (cmd !== 'init' && !wasm) await loadBuild('cpu');
     const handler = Object.hasOwn(commands, cmd) ? commands[cmd] : null;
     if (!handler) throw new Error(`unknown command '${cmd}'`);
-    const { result, transfer = [] } = await handler(args ?? {}, session);
+    if (!ANYTIME.has(cmd)) {
+      // Nothing awaits between this check and `training.set` below: the next command starts alone.
+      while (training.has(session)) await training.get(session).catch(() => {});
+    }
+    const running = Promise.resolve(handler(args ?? {}, session));
+    if (TRAINING.has(cmd)) {
+      training.set(session, running);
+      running.catch(() => {}).finally(() => {
+        if (training.get(session) === running) training.delete(session);
+      });
+    }
+    const { result, transfer = [] } = await running;
     postMessage({ id, ok: true, result }, transfer);
   } catch (e) {
     // A divergence carries the learning rate to suggest.
