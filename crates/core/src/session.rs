@@ -190,9 +190,8 @@ struct State {
     next_job: u32,
     /// Workers that share the training steps' shards ([`crate::shards`]).
     pool: Option<Rc<dyn ShardPool>>,
-    /// As a pool's worker: the fused path's buffers for the shards it is sent (the generation
-    /// they are for).
-    shard_trainer: Option<(u64, CpuTrainer)>,
+    /// As a pool's worker: the fused path's buffers for the shards it is sent (a load drops them).
+    shard_trainer: Option<CpuTrainer>,
 }
 
 impl State {
@@ -609,15 +608,15 @@ impl Session {
             return Err(Error::Input("this engine cannot train shards: its network does not run on the fused CPU path".into()));
         }
         let generation = self.generation();
-        let held = self.state.borrow_mut().shard_trainer.take().filter(|(g, _)| *g == generation);
+        let held = self.state.borrow_mut().shard_trainer.take();
         let mut trainer = match held {
-            Some((_, t)) => t,
+            Some(t) => t,
             None => CpuTrainer::new(&net, net.read_weights().await?, self.trainer()),
         };
         let out = trainer.shard_grads(task);
         let mut s = self.state.borrow_mut();
         if s.generation == generation {
-            s.shard_trainer = Some((generation, trainer));
+            s.shard_trainer = Some(trainer);
         }
         out
     }
