@@ -425,7 +425,7 @@ function printTable(net, res) {
 async function main() {
   if (process.env.BENCH_SKIP_BUILD === '1') console.log('BENCH_SKIP_BUILD=1: using the prebuilt www/pkg');
   else await build();
-  if (!existsSync(join(ROOT, 'www', 'pkg', 'convlens_wasm.js'))) throw new Error('www/pkg is missing: run npm run build');
+  if (!existsSync(join(ROOT, 'www', 'pkg', 'convlens_webgpu.js'))) throw new Error('www/pkg is missing: run npm run build');
   if (!existsSync(join(ROOT, 'node_modules', '@tensorflow', 'tfjs-backend-wasm'))) await run('npm', ['install', '--no-audit', '--no-fund']);
 
   const pick = (list, env, key) => {

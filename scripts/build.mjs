@@ -98,14 +98,14 @@ async function ensureWasmBindgen() {
 
 const mtime = (p) => (existsSync(p) ? statSync(p).mtimeMs : -Infinity);
 
-// Two engines from crates/wasm: the CPU-only one (no burn-wgpu/cubecl: a quarter of the size) for
-// sessions on the CPU, which every browser can run and every pool helper uses, and the full one
-// (CPU and WebGPU) for sessions on WebGPU. www/worker.js loads the one a session needs.
+// Two engines from crates/wasm: the CPU one (burn-flex, no burn-wgpu/cubecl) for sessions on the
+// CPU, which every browser can run and every pool helper uses, and the WebGPU one (burn-wgpu and
+// cubecl, no burn-flex) for sessions on WebGPU. www/worker.js loads the one a session needs.
 export const ENGINES = [
-  // Each its own cargo profile (Cargo.toml says why): the full engine's whole-program LTO at "z"
-  // would cost the CPU-only one ~4% of its training speed.
-  { name: 'convlens_cpu', features: ['--no-default-features'], profile: 'wasm-cpu', what: 'CPU only' },
-  { name: 'convlens_wasm', features: [], profile: 'wasm', what: 'CPU and WebGPU' },
+  // Each its own cargo profile (Cargo.toml says why): the WebGPU engine's whole-program LTO at "z"
+  // would cost the CPU one ~4% of its training speed.
+  { name: 'convlens_cpu', features: ['--no-default-features', '--features', 'cpu'], profile: 'wasm-cpu', what: 'CPU' },
+  { name: 'convlens_webgpu', features: ['--no-default-features', '--features', 'webgpu'], profile: 'wasm', what: 'WebGPU' },
 ];
 
 /** cargo build of one engine; resolves to the path of the .wasm it made (its own per feature set). */
@@ -128,7 +128,7 @@ function cargoWasm(features, profile) {
 }
 
 /** Compressed sizes of a file's bytes: gzip -9, and with `brotli` brotli at quality 11 (what a static
- * server sends precompressed; ~40 s for the full engine, so only `npm run size` asks for it). */
+ * server sends precompressed; ~40 s for the WebGPU engine, so only `npm run size` asks for it). */
 export function compressedSizes(bytes, { brotli = false } = {}) {
   const quality = { params: { [zlib.constants.BROTLI_PARAM_QUALITY]: 11, [zlib.constants.BROTLI_PARAM_SIZE_HINT]: bytes.length } };
   return {
@@ -147,7 +147,7 @@ async function buildWasm(bindgen) {
     if (mtime(output) > mtime(input) && existsSync(join(PKG, `${engine.name}.js`))) {
       console.log(`www/pkg/${engine.name} is up to date`);
     } else {
-      // Dropping the name and producers sections takes the full engine from about 32 MiB to 20 MiB.
+      // Dropping the name and producers sections takes the WebGPU engine from about 24 MiB to 12 MiB.
       await run(bindgen, ['--target', 'web', '--remove-name-section', '--remove-producers-section', '--out-dir', PKG, '--out-name', engine.name, input]);
     }
     const size = compressedSizes(readFileSync(output));

@@ -29,7 +29,7 @@ export async function buildDist({ out = join(ROOT, 'dist'), dataUrl = null } = {
     '}',
     '',
   ].join('\n'));
-  for (const f of ['convlens_wasm_bg.wasm', 'convlens_cpu_bg.wasm']) {
+  for (const f of ['convlens_webgpu_bg.wasm', 'convlens_cpu_bg.wasm']) {
     if (!existsSync(join(out, 'www', 'pkg', f))) throw new Error(`the wasm engine ${f} is missing from dist/www/pkg`);
   }
   console.log(`dist: ${out}${dataUrl ? ` (data from ${dataUrl})` : ' (data from data/ beside the pages)'}`);

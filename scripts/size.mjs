@@ -1,6 +1,6 @@
 // npm run size: what the engines weigh on the wire — each www/pkg/*_bg.wasm raw, gzip -9 and brotli
-// (quality 11), and its JS glue. The CPU-only engine is what a session on the CPU and every pool
-// helper loads; the full one (CPU and WebGPU) is loaded only for sessions on WebGPU.
+// (quality 11), and its JS glue. The CPU engine is what a session on the CPU and every pool helper
+// loads; the WebGPU one is loaded only for sessions on WebGPU.
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { compressedSizes, ENGINES, ROOT } from './build.mjs';

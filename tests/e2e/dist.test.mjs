@@ -37,7 +37,7 @@ const PAGES = ['index.html', 'dataset.html', 'optimize.html?net=mnist', 'attribu
 
 for (const backend of ['cpu', 'webgpu']) {
   test(`dist/ under ${PREFIX} with a strict CSP: every page and the lecture page's views start on ${backend}, same origin only`, { timeout: 900_000 }, async () => {
-    assert.ok(existsSync(join(dist, 'www', 'pkg', 'convlens_wasm_bg.wasm')));
+    assert.ok(existsSync(join(dist, 'www', 'pkg', 'convlens_webgpu_bg.wasm')));
     assert.ok(existsSync(join(dist, 'www', 'pkg', 'convlens_cpu_bg.wasm')));
     const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
     const origin = new URL(server.url).origin;

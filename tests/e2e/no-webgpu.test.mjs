@@ -38,7 +38,7 @@ test('without WebGPU only the CPU-only engine is downloaded', { timeout: 120_000
     });
     const wasm = urls.filter((u) => u.endsWith('.wasm'));
     assert.ok(wasm.some((u) => u.endsWith('/pkg/convlens_cpu_bg.wasm')), `the CPU-only engine was fetched (${wasm})`);
-    assert.ok(!wasm.some((u) => u.endsWith('/pkg/convlens_wasm_bg.wasm')), `the full engine was not (${wasm})`);
+    assert.ok(!wasm.some((u) => u.endsWith('/pkg/convlens_webgpu_bg.wasm')), `the WebGPU engine was not (${wasm})`);
   } finally {
     await page.close();
   }

@@ -59,7 +59,7 @@ after(async () => {
 test('the packed tarball installs and a page that imports it runs a view', { timeout: 300_000 }, async () => {
   const pkg = JSON.parse(readFileSync(join(scratch, 'node_modules', 'convlens', 'package.json'), 'utf8'));
   assert.equal(pkg.types, './index.d.ts');
-  for (const f of ['index.js', 'index.d.ts', 'www/convlens-view.js', 'www/worker.js', 'www/pkg/convlens_wasm_bg.wasm', 'www/pkg/convlens_cpu_bg.wasm']) {
+  for (const f of ['index.js', 'index.d.ts', 'www/convlens-view.js', 'www/worker.js', 'www/pkg/convlens_webgpu_bg.wasm', 'www/pkg/convlens_cpu_bg.wasm']) {
     assert.ok(existsSync(join(scratch, 'node_modules', 'convlens', f)), f);
   }
   const page = await browser.newPage();

@@ -16,8 +16,8 @@ for (const backend of BACKENDS) {
     try {
       assert.equal(await bannerText(page), null, 'no error banner');
       assert.equal(await page.textContent('#backend-badge'), NAMES[backend]);
-      // The CPU-only engine build on the CPU, the full one (CPU and WebGPU) on WebGPU.
-      assert.equal(await page.evaluate(() => window.convlens.client.info.build), backend === 'cpu' ? 'cpu' : 'full');
+      // The CPU engine build on the CPU, the WebGPU one on WebGPU.
+      assert.equal(await page.evaluate(() => window.convlens.client.info.build), backend === 'cpu' ? 'cpu' : 'webgpu');
       const { panels, layers, classes, objective, seq } = await page.evaluate(() => ({
         panels: document.querySelectorAll('.layer-panel').length,
         layers: window.convlens.state.summary.layers.length,

@@ -1,5 +1,6 @@
 //! Which Burn device runs the engine: the CPU (burn-flex) or the GPU (burn-wgpu: WebGPU in the
-//! browser, Vulkan/Metal natively). One binary holds both; the choice is made at run time.
+//! browser, Vulkan/Metal natively). The CLI and the tests hold both and choose at run time; the
+//! browser's two engine builds hold one each (crates/wasm's features `cpu` and `webgpu`).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -28,7 +29,10 @@ impl Backend {
     }
 }
 
-/// The CPU device.
+/// The CPU device. Only in builds with the CPU backend (feature `flex`): the browser's WebGPU
+/// engine has none, so host work that any session does (PCA, the loss surface's first layer) is
+/// plain Rust on host buffers, not Burn on this device.
+#[cfg(feature = "flex")]
 pub fn cpu() -> Device {
     Device::flex()
 }
@@ -59,9 +63,12 @@ static GPU_BUFFER_LIMIT: AtomicU64 = AtomicU64::new(0);
 /// Larger weights are stored in blocks ([`crate::net::ParamTensor::Rows`]) and larger reads
 /// are split ([`crate::read_all`]).
 pub fn buffer_limit(device: &Device) -> Option<usize> {
+    #[cfg(feature = "flex")]
     if device.clone().without_autodiff() == cpu() {
         return None;
     }
+    #[cfg(not(feature = "flex"))]
+    let _ = device;
     gpu_buffer_limit()
 }
 

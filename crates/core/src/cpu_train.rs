@@ -292,7 +292,12 @@ pub struct CpuTrainer {
 impl CpuTrainer {
     /// From a net's current weights (read back by the caller: `net.read_weights()`).
     pub fn new(net: &Net, weights: Vec<Vec<Vec<f32>>>, config: TrainConfig) -> CpuTrainer {
-        let spec = net.spec.clone();
+        CpuTrainer::from_spec(net.spec.clone(), weights, config)
+    }
+
+    /// For `spec` with `weights` (one `Vec<f32>` per entry of each layer's params, sized as the
+    /// spec says), on no device: the host is where it runs.
+    pub fn from_spec(spec: NetSpec, weights: Vec<Vec<Vec<f32>>>, config: TrainConfig) -> CpuTrainer {
         let decay = spec.layers.iter().map(|l| l.params().iter().map(|p| p.decay).collect()).collect();
         let trainable = spec.layers.iter().map(|l| l.params().iter().map(|p| p.trainable).collect()).collect();
         CpuTrainer {

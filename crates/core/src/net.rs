@@ -162,13 +162,15 @@ pub use crate::layers::{Mode, TrainPass};
 impl Net {
     /// A network with deterministic random weights from `seed`.
     pub fn init(spec: NetSpec, seed: u64, device: &Device) -> Net {
+        let weights = Net::init_weights(&spec, seed);
+        Net::with_weights(spec, weights, device)
+    }
+
+    /// The weights [`Net::init`] gives, on the host: one `Vec<f32>` per entry of each layer's
+    /// [`Layer::params`].
+    pub fn init_weights(spec: &NetSpec, seed: u64) -> Vec<Vec<Vec<f32>>> {
         let mut rng = SplitMix64(seed);
-        let params = spec
-            .layers
-            .iter()
-            .map(|l| l.params().iter().map(|p| ParamTensor::from_vec(l.kind.ops().init(l, p, &mut rng), &p.shape, device)).collect())
-            .collect();
-        Net { spec, params, device: device.clone() }
+        spec.layers.iter().map(|l| l.params().iter().map(|p| l.kind.ops().init(l, p, &mut rng)).collect()).collect()
     }
 
     /// A network with the given weights, one `Vec<f32>` per entry of each layer's

@@ -192,7 +192,7 @@ fn mnist_map_is_as_trustworthy_as_sklearns() {
     assert!((sum0 - m["digit0_pixel_sum"].as_f64().unwrap()).abs() < 1e-3, "digit 0's pixels: {sum0}");
     let n = 2000;
     let t0 = std::time::Instant::now();
-    let p = pollster::block_on(convlens_core::vis::pca::pca(&x, n, 784, 50, 0)).unwrap();
+    let p = convlens_core::vis::pca::pca(&x, n, 784, 50, 0).unwrap();
     let t_pca = t0.elapsed().as_secs_f64();
     let sk_ratio = m["pca_explained_variance_ratio_sum"].as_f64().unwrap();
     let ours: f64 = p.explained.iter().map(|&v| v as f64).sum();

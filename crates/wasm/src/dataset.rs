@@ -203,12 +203,10 @@ impl Engine {
 }
 
 /// The first `k` principal components of `n` codes of `dim` values (row-major): the engine's PCA
-/// (a randomized SVD on Burn tensors, as t-SNE reduces its codes). Resolves to a Float32Array
-/// `[n, k']` (k' = min(k, n, dim)). The dataset benchmark gives the same points to other t-SNEs.
+/// (a randomized SVD on the host, as t-SNE reduces its codes): a Float32Array `[n, k']`
+/// (k' = min(k, n, dim)). The dataset benchmark gives the same points to other t-SNEs.
 #[wasm_bindgen]
-pub fn pca(codes: Vec<f32>, n: u32, dim: u32, k: u32) -> Promise {
-    future_to_promise(async move {
-        let p = convlens_core::vis::pca::pca(&codes, n as usize, dim as usize, k as usize, 0).await.map_err(js_err)?;
-        Ok(Float32Array::from(p.scores.as_slice()).into())
-    })
+pub fn pca(codes: Vec<f32>, n: u32, dim: u32, k: u32) -> Result<Float32Array, JsValue> {
+    let p = convlens_core::vis::pca::pca(&codes, n as usize, dim as usize, k as usize, 0).map_err(js_err)?;
+    Ok(Float32Array::from(p.scores.as_slice()))
 }

@@ -107,7 +107,9 @@ pub fn embedded_spec(bytes: &[u8]) -> Result<String, JsValue> {
 /// model.json with its .bin shards, a .tflite, a ConvLens .safetensors or spec .json with its
 /// weights, and a .txt of class names), with the input normalization (`mean`/`std`, else the
 /// file's own): `{spec, weights (safetensors, what `load` takes), info}` (crates/core: import.rs).
-/// Every size and op is checked before anything is built.
+/// Every size and op is checked before anything is built. In the CPU build only: the importers
+/// (onnx-ir among them) would add a sixth to the WebGPU build, and the worker opens files there.
+#[cfg(feature = "cpu")]
 #[wasm_bindgen(js_name = importModel)]
 pub fn import_model(files: js_sys::Array, mean: Option<Vec<f64>>, std: Option<Vec<f64>>) -> Result<JsValue, JsValue> {
     let normalize = match (mean, std) {
@@ -314,9 +316,20 @@ impl Engine {
     pub async fn create(backend: String) -> Result<Engine, JsValue> {
         let which = Backend::parse(&backend).ok_or_else(|| js_err(format!("unknown backend '{backend}'; expected 'webgpu' or 'cpu'")))?;
         let device = match which {
+            #[cfg(feature = "cpu")]
             Backend::Cpu => backend::cpu(),
+            #[cfg(not(feature = "cpu"))]
+            Backend::Cpu => {
+                return Err(js_err(
+                    "this engine is the WebGPU build (convlens_webgpu): sessions on the CPU run in the CPU build (convlens_cpu)",
+                ));
+            }
             #[cfg(not(feature = "webgpu"))]
-            Backend::Gpu => return Err(js_err("this engine is the CPU-only build (convlens_cpu): WebGPU runs in the full one")),
+            Backend::Gpu => {
+                return Err(js_err(
+                    "this engine is the CPU build (convlens_cpu): sessions on WebGPU run in the WebGPU build (convlens_webgpu)",
+                ));
+            }
             #[cfg(feature = "webgpu")]
             Backend::Gpu => {
                 if let Some(d) = GPU_DEVICE.with(|g| g.borrow().clone()) {

@@ -232,8 +232,7 @@ impl FirstLayer {
         let mut z: [Vec<f32>; 3] = [zero.clone(), zero.clone(), zero];
         for (zk, w) in z.iter_mut().zip(parts) {
             let Some(w) = w else { continue };
-            let moved = Net::with_weights(linear.clone(), w.clone(), &crate::backend::cpu());
-            let mut f = CpuTrainer::new(&moved, w.clone(), crate::train::TrainConfig::default());
+            let mut f = CpuTrainer::from_spec(linear.clone(), w.clone(), crate::train::TrainConfig::default());
             *zk = f.layer_output(images, n, 1)?;
         }
         Ok(Some(FirstLayer { z, activation: l.kind.ops().activation() }))
@@ -264,8 +263,7 @@ impl Landscape {
         let p = settings.points;
         let (axis, origin, d1, d2, order, coarse) = match settings.slice {
             Slice::Line => {
-                let init = Net::init(spec.clone(), settings.init_seed, &crate::backend::cpu());
-                let theta0 = host_weights(&init)?;
+                let theta0 = Net::init_weights(spec, settings.init_seed);
                 let d1 = combine(&weights, &theta0, -1.0, None, 0.0);
                 let axis: Vec<f64> = (0..p).map(|i| settings.from + (settings.to - settings.from) * i as f64 / (p - 1) as f64).collect();
                 (axis, theta0, d1, None, (0..p).collect(), p)
@@ -401,14 +399,6 @@ fn evaluate_past_first(
     });
     f.weights = kept;
     Ok(loss_and_accuracy(&scores?, labels, classes))
-}
-
-/// The initial weights, read from the CPU device (synchronous there).
-fn host_weights(net: &Net) -> Result<Weights, Error> {
-    net.params
-        .iter()
-        .map(|lp| lp.iter().map(|p| p.flat().into_data().try_to_vec::<f32>().map_err(|e| Error::Backend(format!("{e:?}")))).collect())
-        .collect()
 }
 
 /// Mean cross-entropy and accuracy of the network with weights `w` on `images`: on the fused CPU

@@ -1,15 +1,16 @@
-//! Principal component analysis of a layer's codes on Burn tensors (the CPU device): a randomized
-//! SVD (Halko, Martinsson & Tropp 2011, as scikit-learn's `PCA(svd_solver="randomized")`) with
-//! power iterations (Gram-Schmidt between them), and Burn's SVD of the small projected matrix.
-//! t-SNE reduces the codes to 50 dimensions with it first, and starts from the first two.
+//! Principal component analysis of a layer's codes, on the host: a randomized SVD (Halko,
+//! Martinsson & Tropp 2011, as scikit-learn's `PCA(svd_solver="randomized")`) with power
+//! iterations (Gram-Schmidt between them), the small projected matrix's SVD from the eigenvectors
+//! of its Gram matrix (cyclic Jacobi, in f64). t-SNE reduces the codes to 50 dimensions with it
+//! first, and starts from the first two.
 //!
-//! It runs on the CPU device whatever the session's backend: the codes are on the host already
-//! (t-SNE runs there), and Burn's SVD reads its matrix back synchronously, which WebGPU in the
-//! browser cannot do.
-
-use burn::tensor::{Tensor, TensorData};
+//! Written here, on the fused path's GEMM, rather than on Burn tensors: the codes are on the host
+//! already (t-SNE runs there) whatever the session's backend, and the WebGPU engine has no CPU
+//! device (nor Burn's SVD, which reads its matrix back synchronously, a GPU's in the browser
+//! cannot be). The matrices the SVD sees are tiny (k + 10 rows).
 
 use crate::Error;
+use crate::cpu_train::matmul;
 use crate::rng::SplitMix64;
 
 /// The codes projected on their first principal components.
@@ -26,22 +27,28 @@ pub struct Pca {
 /// The first `k` principal components of the `n` codes of `dim` values in `x` (row-major). With
 /// `dim <= k` the centred codes come back as they are (nothing to reduce). Signs follow
 /// scikit-learn's `svd_flip` on the components (each component's largest entry positive).
-pub async fn pca(x: &[f32], n: usize, dim: usize, k: usize, seed: u64) -> Result<Pca, Error> {
+pub fn pca(x: &[f32], n: usize, dim: usize, k: usize, seed: u64) -> Result<Pca, Error> {
     if n == 0 || dim == 0 || x.len() != n * dim {
         return Err(Error::Input(format!("PCA: {} values are not {n} codes of {dim}", x.len())));
     }
     if let Some(i) = x.iter().position(|v| !v.is_finite()) {
         return Err(Error::Input(format!("PCA: code {} has a non-finite value ({})", i / dim, x[i])));
     }
-    let dev = crate::backend::cpu();
-    let xt = Tensor::<2>::from_data(TensorData::new(x.to_vec(), [n, dim]), &dev);
-    let xc = xt.clone() - xt.mean_dim(0);
-    let total: f64 = crate::read(xc.clone().powi_scalar(2).sum()).await?[0] as f64;
+    // Centred codes; the means in f64.
+    let mut mean = vec![0f64; dim];
+    for row in x.chunks(dim) {
+        mean.iter_mut().zip(row).for_each(|(m, v)| *m += *v as f64);
+    }
+    mean.iter_mut().for_each(|m| *m /= n as f64);
+    let xc: Vec<f32> = x.chunks(dim).flat_map(|row| row.iter().zip(&mean).map(|(v, m)| (*v as f64 - m) as f32)).collect();
+    let mut var = vec![0f64; dim];
+    for row in xc.chunks(dim) {
+        var.iter_mut().zip(row).for_each(|(s, v)| *s += (*v as f64) * (*v as f64));
+    }
+    let total: f64 = var.iter().sum::<f64>().max(1e-30);
     let k = k.min(n).min(dim);
     if dim <= k {
-        let scores = crate::read(xc.clone()).await?;
-        let var: Vec<f32> = crate::read(xc.powi_scalar(2).sum_dim(0)).await?;
-        return Ok(Pca { k: dim, scores, explained: var.iter().map(|v| (*v as f64 / total.max(1e-30)) as f32).collect() });
+        return Ok(Pca { k: dim, scores: xc, explained: var.iter().map(|v| (v / total) as f32).collect() });
     }
     // Range finder: Q spans X Ω, sharpened by power iterations (sklearn: 7 when k < 10% of the
     // smaller side, else 4).
@@ -49,36 +56,99 @@ pub async fn pca(x: &[f32], n: usize, dim: usize, k: usize, seed: u64) -> Result
     let iters = if (k as f64) < 0.1 * n.min(dim) as f64 { 7 } else { 4 };
     let mut rng = SplitMix64(seed ^ 0x5043_4131);
     let omega: Vec<f32> = (0..dim * l).map(|_| rng.normal() as f32).collect();
-    let omega = Tensor::<2>::from_data(TensorData::new(omega, [dim, l]), &dev);
-    let mut q = orth(xc.clone().matmul(omega), n, l, &dev).await?;
+    let (di, li) = (dim as isize, l as isize);
+    // (slice, column stride, row stride) of X (n x dim) and of its transpose.
+    let xm = (xc.as_slice(), 1, di);
+    let xt = (xc.as_slice(), di, 1);
+    let mut q = vec![0f32; n * l];
+    matmul(n, l, dim, &mut q, xm, (&omega, 1, li));
+    gram_schmidt(&mut q, n, l);
+    let mut z = vec![0f32; dim * l];
     for _ in 0..iters {
-        let z = orth(xc.clone().transpose().matmul(q), dim, l, &dev).await?;
-        q = orth(xc.clone().matmul(z), n, l, &dev).await?;
+        matmul(dim, l, n, &mut z, xt, (&q, 1, li));
+        gram_schmidt(&mut z, dim, l);
+        matmul(n, l, dim, &mut q, xm, (&z, 1, li));
+        gram_schmidt(&mut q, n, l);
     }
-    // B = Qᵀ X is l x dim; its right singular vectors are X's.
-    let b = q.transpose().matmul(xc.clone());
-    let (_, s, vt) = burn::linalg::svd::<2, 1>(b, 60);
-    let mut vt_host = crate::read(vt.slice([0..k, 0..dim])).await?;
-    let s = crate::read(s).await?;
-    for row in vt_host.chunks_mut(dim) {
-        let big = row.iter().copied().fold(0f32, |m, v| if v.abs() > m.abs() { v } else { m });
-        if big < 0.0 {
-            row.iter_mut().for_each(|v| *v = -*v);
+    // B = Qᵀ X is l x dim; its right singular vectors are X's: B Bᵀ = U Σ² Uᵀ, Vᵀ = Σ⁻¹ Uᵀ B.
+    let mut b = vec![0f32; l * dim];
+    matmul(l, dim, n, &mut b, (&q, li, 1), xm);
+    let mut gram = vec![0f64; l * l];
+    for i in 0..l {
+        for j in 0..=i {
+            let d: f64 = b[i * dim..(i + 1) * dim].iter().zip(&b[j * dim..(j + 1) * dim]).map(|(u, v)| *u as f64 * *v as f64).sum();
+            gram[i * l + j] = d;
+            gram[j * l + i] = d;
         }
     }
-    let v = Tensor::<2>::from_data(TensorData::new(vt_host, [k, dim]), &dev);
-    let scores = crate::read(xc.matmul(v.transpose())).await?;
-    let explained = s.iter().take(k).map(|s| ((*s as f64).powi(2) / total.max(1e-30)) as f32).collect();
+    let (eig, u) = eigh(gram, l);
+    let s: Vec<f64> = eig.iter().map(|e| e.max(0.0).sqrt()).collect();
+    let mut vt = vec![0f32; k * dim];
+    for (c, row) in vt.chunks_mut(dim).enumerate() {
+        // A component with no variance (rank-deficient codes) stays zero.
+        if s[c] <= 1e-12 * s[0] || s[c] == 0.0 {
+            continue;
+        }
+        let mut acc = vec![0f64; dim];
+        for (j, bj) in b.chunks(dim).enumerate() {
+            let w = u[c][j];
+            acc.iter_mut().zip(bj).for_each(|(a, v)| *a += w * *v as f64);
+        }
+        let big = acc.iter().copied().fold(0f64, |m, v| if v.abs() > m.abs() { v } else { m });
+        let scale = if big < 0.0 { -1.0 / s[c] } else { 1.0 / s[c] };
+        row.iter_mut().zip(&acc).for_each(|(r, a)| *r = (a * scale) as f32);
+    }
+    let mut scores = vec![0f32; n * k];
+    matmul(n, k, dim, &mut scores, xm, (&vt, di, 1));
+    let explained = s.iter().take(k).map(|s| (s * s / total) as f32).collect();
     Ok(Pca { k, scores, explained })
 }
 
-/// An orthonormal basis of the columns of `t` (`rows` x `l`). The QRs of these tall, thin
-/// matrices are modified Gram-Schmidt on the host (n·l² work): Burn's Householder QR forms an
-/// n x n Q, thousands of times slower at n = 10,000.
-async fn orth(t: Tensor<2>, rows: usize, l: usize, dev: &burn::tensor::Device) -> Result<Tensor<2>, Error> {
-    let mut m = crate::read(t).await?;
-    gram_schmidt(&mut m, rows, l);
-    Ok(Tensor::<2>::from_data(TensorData::new(m, [rows, l]), dev))
+/// Eigenvalues (largest first) and unit eigenvectors (`[i]` for the i-th value) of the symmetric
+/// `l` x `l` matrix `a` (row-major): cyclic Jacobi rotations until the off-diagonal part is
+/// negligible (quadratic convergence: a handful of sweeps at these sizes).
+fn eigh(mut a: Vec<f64>, l: usize) -> (Vec<f64>, Vec<Vec<f64>>) {
+    let mut v = vec![0f64; l * l];
+    (0..l).for_each(|i| v[i * l + i] = 1.0);
+    for _ in 0..64 {
+        let off: f64 = (0..l).flat_map(|i| (0..i).map(move |j| (i, j))).map(|(i, j)| a[i * l + j] * a[i * l + j]).sum();
+        let diag: f64 = (0..l).map(|i| a[i * l + i] * a[i * l + i]).sum();
+        if off <= 1e-30 * diag || off == 0.0 {
+            break;
+        }
+        for p in 0..l {
+            for q in p + 1..l {
+                let apq = a[p * l + q];
+                if apq == 0.0 {
+                    continue;
+                }
+                let theta = (a[q * l + q] - a[p * l + p]) / (2.0 * apq);
+                let t = theta.signum() / (theta.abs() + (theta * theta + 1.0).sqrt());
+                let c = 1.0 / (t * t + 1.0).sqrt();
+                let s = t * c;
+                for r in 0..l {
+                    let (x, y) = (a[r * l + p], a[r * l + q]);
+                    a[r * l + p] = c * x - s * y;
+                    a[r * l + q] = s * x + c * y;
+                }
+                for r in 0..l {
+                    let (x, y) = (a[p * l + r], a[q * l + r]);
+                    a[p * l + r] = c * x - s * y;
+                    a[q * l + r] = s * x + c * y;
+                }
+                for r in 0..l {
+                    let (x, y) = (v[r * l + p], v[r * l + q]);
+                    v[r * l + p] = c * x - s * y;
+                    v[r * l + q] = s * x + c * y;
+                }
+            }
+        }
+    }
+    let mut order: Vec<usize> = (0..l).collect();
+    order.sort_by(|&i, &j| a[j * l + j].total_cmp(&a[i * l + i]));
+    let values = order.iter().map(|&i| a[i * l + i]).collect();
+    let vectors = order.iter().map(|&i| (0..l).map(|r| v[r * l + i]).collect()).collect();
+    (values, vectors)
 }
 
 /// Orthonormalizes the `cols` columns of the row-major `rows` x `cols` matrix `m` in place

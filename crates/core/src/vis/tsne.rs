@@ -957,7 +957,7 @@ impl TsneRun {
                 }
             }
             Stage::Pca => {
-                let p = crate::vis::pca::pca(&self.codes, self.n, self.dim, self.settings.pca, self.settings.seed).await?;
+                let p = crate::vis::pca::pca(&self.codes, self.n, self.dim, self.settings.pca, self.settings.seed)?;
                 self.explained = p.explained.iter().sum();
                 let pca2: Vec<f32> = if p.k >= 2 {
                     p.scores.chunks(p.k).flat_map(|r| [r[0], r[1]]).collect()
