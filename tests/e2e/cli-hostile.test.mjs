@@ -32,7 +32,7 @@ function png(w, h, rgba) {
   return Buffer.concat([Buffer.from([137, 80, 78, 71, 13, 10, 26, 10]), chunk('IHDR', ihdr), chunk('IDAT', deflateSync(Buffer.concat(rows))), chunk('IEND', Buffer.alloc(0))]);
 }
 
-test('the CLI: a closed pipe, a negative number, a net too large to allocate, a transparent image', () => {
+test('the CLI: a closed pipe, a negative number, a net too large to allocate, a transparent image, image files read as the pages read them', () => {
   assert.ok(existsSync(CLI), `${CLI} missing: build it with \`cargo build --release --workspace\``);
   const piped = spawnSync('sh', ['-c', `"${CLI}" info --model www/nets/cifar10.json | head -1`], { cwd: ROOT, encoding: 'utf8' });
   assert.equal(piped.stderr, '', 'no panic on the broken pipe');
@@ -79,6 +79,24 @@ test('the CLI: a closed pipe, a negative number, a net too large to allocate, a 
     assert.equal(probe.status, 0, probe.stderr);
     const input = readNpy(join(out, '0_input_act.npy')).data;
     assert.deepEqual([input[0], input[11], input[12], input[23]], [0, 0, 1, 1]);
+
+    // An image file is read as the pages' loadSquare reads it: scaled to cover the input (not
+    // cropped at its own size) and centre-cropped; gray is the mean of R, G and B (not luma).
+    const probeOf = (name, pixel, size = 48) => {
+      const file = join(dir, name);
+      writeFileSync(file, png(size, size, pixel));
+      const o = join(dir, `${name}-probe`);
+      const r = spawnSync(CLI, ['probe', '--model', 'www/nets/mnist.json', '--image', file, '--out', o], { cwd: ROOT, encoding: 'utf8' });
+      assert.equal(r.status, 0, r.stderr);
+      return readNpy(join(o, '0_input_act.npy')).data;
+    };
+    const halved = probeOf('edge.png', (x) => (x < 12 ? [0, 0, 0, 255] : [255, 255, 255, 255]));
+    assert.equal(halved.length, 24 * 24);
+    assert.deepEqual([halved[2], halved[3], halved[9], halved[23]], [0, 0, 1, 1], 'the 48-pixel image is halved, its black edge kept');
+    const small = probeOf('small.png', (x) => (x < 6 ? [0, 0, 0, 255] : [255, 255, 255, 255]), 12);
+    assert.deepEqual([small[0], small[1], small[20], small[23]], [0, 0, 1, 1], 'a 12-pixel image is doubled');
+    const red = probeOf('red.png', () => [255, 0, 0, 255], 24);
+    assert.ok(Math.abs(red[0] - 1 / 3) < 1e-6, `pure red in a gray net: ${red[0]} (the mean of R, G and B)`);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -56,7 +56,7 @@ enum Command {
     Probe {
         #[command(flatten)]
         model: ModelArgs,
-        /// Image: .npy (float32, CHW) or PNG/JPEG/BMP (scaled to [0,1], center-cropped to the input size).
+        /// Image: .npy (float32, CHW) or PNG/JPEG/BMP (values in [0,1], scaled to cover the input and centre-cropped, as the pages read it).
         #[arg(long)]
         image: PathBuf,
         /// Objective: class:K, neuron:LAYER:INDEX, channel:LAYER:C or loss:LABEL.
@@ -123,7 +123,7 @@ enum Command {
     Attribute {
         #[command(flatten)]
         model: ModelArgs,
-        /// Image: .npy (float32, CHW) or PNG/JPEG/BMP (scaled to [0,1], center-cropped).
+        /// Image: .npy (float32, CHW) or PNG/JPEG/BMP (values in [0,1], scaled to cover the input and centre-cropped, as the pages read it).
         #[arg(long)]
         image: PathBuf,
         /// gradient (the default), deconvnet, guided, gradient-x-input, smoothgrad,
@@ -186,7 +186,7 @@ enum Command {
     Occlude {
         #[command(flatten)]
         model: ModelArgs,
-        /// Image: .npy (float32, CHW) or PNG/JPEG/BMP (scaled to [0,1], center-cropped).
+        /// Image: .npy (float32, CHW) or PNG/JPEG/BMP (values in [0,1], scaled to cover the input and centre-cropped, as the pages read it).
         #[arg(long)]
         image: PathBuf,
         /// The class to track (default: the predicted one).
@@ -373,7 +373,8 @@ async fn load_with(m: &ModelArgs, warn_random: bool) -> Result<Net> {
     convlens_core::build(&spec_text, weight_bytes.as_deref(), m.seed(), &device).map_err(|e| e.to_string())
 }
 
-/// Loads an image as the network's input: CHW floats.
+/// Loads an image as the network's input: CHW floats; a .npy as it is (its shape checked), an
+/// image file scaled to cover the input and centre-cropped, as the pages read one.
 fn load_image(path: &Path, spec: &NetSpec) -> Result<Vec<f32>> {
     let [d, h, w] = spec.input_shape();
     if path.extension().is_some_and(|e| e == "npy") {
@@ -398,36 +399,10 @@ fn load_image(path: &Path, spec: &NetSpec) -> Result<Vec<f32>> {
         }
         return Ok(data);
     }
-    let img = open_image(path)?;
-    let (iw, ih) = (img.width() as usize, img.height() as usize);
-    if iw < w || ih < h {
-        return Err(format!("{} is {iw}x{ih}; the network's input is {w}x{h}", path.display()));
+    if d != 1 && d != 3 {
+        return Err(format!("images can feed 1- or 3-channel inputs; this network's input has {d}; use .npy"));
     }
-    let (ox, oy) = ((iw - w) / 2, (ih - h) / 2);
-    let mut out = vec![0f32; d * h * w];
-    match d {
-        1 => {
-            let g = img.to_luma8();
-            for y in 0..h {
-                for x in 0..w {
-                    out[y * w + x] = g.get_pixel((ox + x) as u32, (oy + y) as u32)[0] as f32 / 255.0;
-                }
-            }
-        }
-        3 => {
-            let rgb = img.to_rgb8();
-            for y in 0..h {
-                for x in 0..w {
-                    let p = rgb.get_pixel((ox + x) as u32, (oy + y) as u32);
-                    for c in 0..3 {
-                        out[c * h * w + y * w + x] = p[c] as f32 / 255.0;
-                    }
-                }
-            }
-        }
-        _ => return Err(format!("images can feed 1- or 3-channel inputs; this network's input has {d}; use .npy")),
-    }
-    Ok(out)
+    Ok(optimize::load_fitted(open_image(path)?, h, w, d))
 }
 
 fn median(v: &mut [f64]) -> f64 {

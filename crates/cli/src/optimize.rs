@@ -141,7 +141,7 @@ pub async fn visualize(a: VisualizeArgs) -> Result<()> {
 /// An image file scaled (short side to `size`, or as it is with `None`) and centre-cropped to a
 /// square of `size`, as CHW in [0, 1] with `channels` channels (1 = gray).
 pub fn load_square(path: &Path, size: usize, channels: usize) -> Result<Vec<f32>> {
-    load_square_of(crate::open_image(path)?, size, channels)
+    Ok(load_fitted(crate::open_image(path)?, size, size, channels))
 }
 
 /// The image inside plain white margins (a scanned painting's border, as starry.jpg has).
@@ -167,36 +167,31 @@ fn trim_white(img: image::DynamicImage) -> image::DynamicImage {
     img.crop_imm(x0, y0, x1 - x0 + 1, y1 - y0 + 1)
 }
 
-fn load_square_of(img: image::DynamicImage, size: usize, channels: usize) -> Result<Vec<f32>> {
-    let (w, h) = (img.width(), img.height());
-    let s = size as f32 / w.min(h) as f32;
-    let (nw, nh) = (((w as f32 * s).round() as u32).max(size as u32), ((h as f32 * s).round() as u32).max(size as u32));
-    let img = img.resize_exact(nw, nh, image::imageops::FilterType::Triangle);
-    let (ox, oy) = ((nw - size as u32) / 2, (nh - size as u32) / 2);
+/// `img` scaled to cover `h` x `w` (its short side to the input's, for a square input) and
+/// centre-cropped, as CHW in [0, 1] with `channels` channels (1: the mean of R, G and B): the
+/// pages' `loadSquare` (www/views/image-io.js), so the CLI and a page read a file alike. An image
+/// of the input's size is taken as it is.
+pub fn load_fitted(img: image::DynamicImage, h: usize, w: usize, channels: usize) -> Vec<f32> {
+    let (iw, ih) = (img.width(), img.height());
+    let s = (w as f64 / iw as f64).max(h as f64 / ih as f64);
+    let (nw, nh) = (((iw as f64 * s).round() as u32).max(w as u32), ((ih as f64 * s).round() as u32).max(h as u32));
+    let img = if (nw, nh) == (iw, ih) { img } else { img.resize_exact(nw, nh, image::imageops::FilterType::Triangle) };
+    let (ox, oy) = ((nw - w as u32) / 2, (nh - h as u32) / 2);
     let rgb = img.to_rgb8();
-    let mut out = vec![0f32; channels * size * size];
-    for y in 0..size {
-        for x in 0..size {
+    let mut out = vec![0f32; channels * h * w];
+    for y in 0..h {
+        for x in 0..w {
             let p = rgb.get_pixel(ox + x as u32, oy + y as u32);
             if channels == 1 {
-                out[y * size + x] = (p[0] as f32 + p[1] as f32 + p[2] as f32) / (3.0 * 255.0);
+                out[y * w + x] = (p[0] as f32 + p[1] as f32 + p[2] as f32) / (3.0 * 255.0);
             } else {
                 for c in 0..3 {
-                    out[(c * size + y) * size + x] = p[c] as f32 / 255.0;
+                    out[(c * h + y) * w + x] = p[c] as f32 / 255.0;
                 }
             }
         }
     }
-    Ok(out)
-}
-
-/// The net's input image from a file: .npy as it is, else scaled and centre-cropped.
-fn input_image(path: &Path, net: &Net) -> Result<Vec<f32>> {
-    let [c, h, w] = net.spec.input_shape();
-    if path.extension().is_some_and(|e| e == "npy") || h != w {
-        return crate::load_image(path, &net.spec);
-    }
-    load_square(path, h, c)
+    out
 }
 
 fn report(what: &str, steps: usize, t0: std::time::Instant) {
@@ -243,7 +238,7 @@ pub struct InvertArgs {
 
 pub async fn invert(a: InvertArgs) -> Result<()> {
     let net = load(&a.model).await?;
-    let image = input_image(&a.image, &net)?;
+    let image = crate::load_image(&a.image, &net.spec)?;
     let shape = net.spec.input_shape();
     let given = settings_of(
         "invert",
@@ -395,7 +390,7 @@ pub async fn style(a: StyleArgs) -> Result<()> {
     let [c, h, _] = net.spec.input_shape();
     let size = a.size.unwrap_or(h);
     let content = load_square(&a.content, size, c)?;
-    let style_img = load_square_of(trim_white(crate::open_image(&a.style)?), size, c)?;
+    let style_img = load_fitted(trim_white(crate::open_image(&a.style)?), size, size, c);
     if net.spec.layers.iter().all(|l| l.name != "op16") && (a.content_layer.is_none() || a.style_layers.is_empty()) {
         return Err("this network has no MobileNetV2 layer names; give --content-layer and --style-layers".into());
     }
@@ -496,7 +491,7 @@ pub async fn adversarial(a: AdversarialArgs) -> Result<()> {
     let s = session(net.clone(), &a.model)?;
     let (original, result) = match a.method.as_str() {
         "fgsm" => {
-            let image = input_image(a.image.as_ref().ok_or("fgsm needs --image")?, &net)?;
+            let image = crate::load_image(a.image.as_ref().ok_or("fgsm needs --image")?, &net.spec)?;
             let label = match a.class {
                 Some(k) => k as usize,
                 None => top(&net, &image).await?.0,
@@ -510,7 +505,7 @@ pub async fn adversarial(a: AdversarialArgs) -> Result<()> {
             let target = a.class.ok_or("give the target class as --class")?;
             let given = settings_of("attack", flags(Some(target)), &a.set.set)?;
             let image = match a.method.as_str() {
-                "towards" => input_image(a.image.as_ref().ok_or("towards needs --image")?, &net)?,
+                "towards" => crate::load_image(a.image.as_ref().ok_or("towards needs --image")?, &net.spec)?,
                 _ => vec![],
             };
             let kind = if a.method == "fooling" { "fooling" } else { "attack" };
