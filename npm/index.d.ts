@@ -42,12 +42,13 @@ export interface DatasetInfo { name: string; shape: [number, number, number]; cl
 export declare class EngineClient extends EventTarget {
   constructor(options?: { worker?: EngineWorker | null });
   readonly session: string;
-  info: { backend: 'cpu' | 'webgpu'; webgpu: boolean } | null;
+  /** The last init's backend, WebGPU availability and engine build. */
+  info: { backend: 'cpu' | 'webgpu'; webgpu: boolean; build: 'cpu' | 'webgpu' } | null;
   summary: unknown;
   readonly paused: boolean;
   setPaused(paused: boolean): void;
   request(cmd: string, args?: Record<string, unknown>, transfer?: Transferable[]): Promise<any>;
-  init(backend?: 'cpu' | 'webgpu' | 'auto'): Promise<{ backend: 'cpu' | 'webgpu'; webgpu: boolean }>;
+  init(backend?: 'cpu' | 'webgpu' | 'auto'): Promise<{ backend: 'cpu' | 'webgpu'; webgpu: boolean; build: 'cpu' | 'webgpu' }>;
   load(spec: string | object, weights?: Uint8Array | null, seed?: number): Promise<unknown>;
   loadDataset(name: 'mnist' | 'mnist5k' | 'cifar10', base: string | URL, maxTrainSheets?: number): Promise<DatasetInfo>;
   forward(input: Float32Array): Promise<Float32Array>;

@@ -1,7 +1,7 @@
 // Builds ConvLens: the wasm engine into www/pkg/ (and, separately, the native CLI used by the tests).
 // Idempotent: each step is skipped when its output is already up to date.  `node scripts/build.mjs`
 import { spawn, spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { delimiter, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -139,6 +139,11 @@ export function compressedSizes(bytes, { brotli = false } = {}) {
 }
 
 async function buildWasm(bindgen) {
+  // The full engine's files from before the builds were split (convlens_wasm*): dist/ and the npm
+  // package copy all of www/, so a checkout built before then would ship them.
+  for (const f of existsSync(PKG) ? readdirSync(PKG, { withFileTypes: true }) : []) {
+    if (f.isFile() && f.name.startsWith('convlens_wasm')) rmSync(join(PKG, f.name));
+  }
   for (const engine of ENGINES) {
     // The .wasm cargo reports (target/wasm32-unknown-unknown/<profile>/) is a hard link to this
     // build's own artifact: its time is that build's.

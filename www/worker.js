@@ -63,9 +63,9 @@ function loadBuild(kind) {
   return builds.get(kind);
 }
 
-/** The build for a session on `backend` ('cpu' or 'webgpu'): the build of that name. */
+/** The build for a session on `backend`: the WebGPU one for the names the engine takes for the GPU, else the CPU one. */
 function buildFor(backend) {
-  return backend === 'webgpu' ? 'webgpu' : 'cpu';
+  return ['webgpu', 'gpu', 'wgpu', 'vulkan'].includes(backend) ? 'webgpu' : 'cpu';
 }
 
 /** Whether this browser gives a WebGPU adapter (as the engine's webgpuAvailable, before any build is loaded). */

@@ -82,9 +82,9 @@ test('the CLI: a closed pipe, a negative number, a net too large to allocate, a 
 
     // An image file is read as the pages' loadSquare reads it: scaled to cover the input (not
     // cropped at its own size) and centre-cropped; gray is the mean of R, G and B (not luma).
-    const probeOf = (name, pixel, size = 48) => {
+    const probeOf = (name, pixel, size = 48, height = size) => {
       const file = join(dir, name);
-      writeFileSync(file, png(size, size, pixel));
+      writeFileSync(file, png(size, height, pixel));
       const o = join(dir, `${name}-probe`);
       const r = spawnSync(CLI, ['probe', '--model', 'www/nets/mnist.json', '--image', file, '--out', o], { cwd: ROOT, encoding: 'utf8' });
       assert.equal(r.status, 0, r.stderr);
@@ -97,6 +97,9 @@ test('the CLI: a closed pipe, a negative number, a net too large to allocate, a 
     assert.deepEqual([small[0], small[1], small[20], small[23]], [0, 0, 1, 1], 'a 12-pixel image is doubled');
     const red = probeOf('red.png', () => [255, 0, 0, 255], 24);
     assert.ok(Math.abs(red[0] - 1 / 3) < 1e-6, `pure red in a gray net: ${red[0]} (the mean of R, G and B)`);
+    // A long thin image is cropped to its box before it is scaled (not scaled whole to 24 x 96,000).
+    const thin = probeOf('thin.png', () => [255, 255, 255, 255], 1, 4000);
+    assert.ok(thin.length === 24 * 24 && thin.every((v) => v === 1), 'a 1 x 4000 white image is a white input');
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

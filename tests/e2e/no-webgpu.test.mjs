@@ -22,7 +22,7 @@ test('without a WebGPU adapter the page runs on the CPU and the switch explains 
   }
 });
 
-test('without WebGPU only the CPU-only engine is downloaded', { timeout: 120_000 }, async () => {
+test('without WebGPU only the CPU engine is downloaded', { timeout: 120_000 }, async () => {
   const page = await ctx.browser.newPage();
   const urls = [];
   page.on('request', (r) => urls.push(new URL(r.url()).pathname));
@@ -31,13 +31,13 @@ test('without WebGPU only the CPU-only engine is downloaded', { timeout: 120_000
     await page.waitForFunction(() => window.convlens?.ready);
     await page.evaluate(() => window.convlens.ready);
     assert.equal(await page.evaluate(() => window.convlens.client.info.build), 'cpu');
-    // A pool job: its helpers start engines of their own, on the CPU-only build too.
+    // A pool job: its helpers start engines of their own, on the CPU build too.
     await page.evaluate(async () => {
       const { client, state } = window.convlens;
       await client.attribute(state.input, { kind: 'class', index: 1 }, { method: 'smoothgrad', samples: 8 }, { workers: 2 });
     });
     const wasm = urls.filter((u) => u.endsWith('.wasm'));
-    assert.ok(wasm.some((u) => u.endsWith('/pkg/convlens_cpu_bg.wasm')), `the CPU-only engine was fetched (${wasm})`);
+    assert.ok(wasm.some((u) => u.endsWith('/pkg/convlens_cpu_bg.wasm')), `the CPU engine was fetched (${wasm})`);
     assert.ok(!wasm.some((u) => u.endsWith('/pkg/convlens_webgpu_bg.wasm')), `the WebGPU engine was not (${wasm})`);
   } finally {
     await page.close();

@@ -167,21 +167,27 @@ fn trim_white(img: image::DynamicImage) -> image::DynamicImage {
     img.crop_imm(x0, y0, x1 - x0 + 1, y1 - y0 + 1)
 }
 
-/// `img` scaled to cover `h` x `w` (its short side to the input's, for a square input) and
-/// centre-cropped, as CHW in [0, 1] with `channels` channels (1: the mean of R, G and B): the
-/// pages' `loadSquare` (www/views/image-io.js), so the CLI and a page read a file alike. An image
-/// of the input's size is taken as it is.
+/// `img`'s largest centred box of the input's shape, scaled to `h` x `w` (for a square input: the
+/// short side scaled to the input's, centre-cropped), as CHW in [0, 1] with `channels` channels
+/// (1: the mean of R, G and B): the pages' `loadSquare` (www/views/image-io.js), so the CLI and a
+/// page read a file alike. Cropped before it is scaled, so a long thin image costs no more than
+/// its box; an image of the input's size is taken as it is.
 pub fn load_fitted(img: image::DynamicImage, h: usize, w: usize, channels: usize) -> Vec<f32> {
-    let (iw, ih) = (img.width(), img.height());
-    let s = (w as f64 / iw as f64).max(h as f64 / ih as f64);
-    let (nw, nh) = (((iw as f64 * s).round() as u32).max(w as u32), ((ih as f64 * s).round() as u32).max(h as u32));
-    let img = if (nw, nh) == (iw, ih) { img } else { img.resize_exact(nw, nh, image::imageops::FilterType::Triangle) };
-    let (ox, oy) = ((nw - w as u32) / 2, (nh - h as u32) / 2);
+    let (iw, ih) = (img.width() as u64, img.height() as u64);
+    let (bw, bh) = if iw * h as u64 > ih * w as u64 {
+        (((ih * w as u64) as f64 / h as f64).round().max(1.0) as u64, ih)
+    } else {
+        (iw, ((iw * h as u64) as f64 / w as f64).round().max(1.0) as u64)
+    };
+    let (bw, bh) = (bw.min(iw) as u32, bh.min(ih) as u32);
+    let boxed = img.crop_imm(((iw as u32) - bw) / 2, ((ih as u32) - bh) / 2, bw, bh);
+    let (w32, h32) = (w as u32, h as u32);
+    let img = if (bw, bh) == (w32, h32) { boxed } else { boxed.resize_exact(w32, h32, image::imageops::FilterType::Triangle) };
     let rgb = img.to_rgb8();
     let mut out = vec![0f32; channels * h * w];
     for y in 0..h {
         for x in 0..w {
-            let p = rgb.get_pixel(ox + x as u32, oy + y as u32);
+            let p = rgb.get_pixel(x as u32, y as u32);
             if channels == 1 {
                 out[y * w + x] = (p[0] as f32 + p[1] as f32 + p[2] as f32) / (3.0 * 255.0);
             } else {

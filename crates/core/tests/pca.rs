@@ -96,6 +96,14 @@ fn pca_keeps_few_dimensions_and_refuses_bad_codes() {
     assert_eq!(p.k, 3);
     let total: f32 = p.explained.iter().sum();
     assert!((total - 1.0).abs() < 1e-5, "the centred codes keep all the variance: {total}");
+    // Fewer codes than components: k becomes n, and the centred codes' rank is n - 1.
+    let x = codes(8, 30, 30, 3);
+    let p = pca(&x, 8, 30, 20, 0).unwrap();
+    assert_eq!(p.k, 8);
+    let total: f32 = p.explained.iter().sum();
+    assert!((total - 1.0).abs() < 1e-4, "8 codes: {total} of the variance");
+    assert!(p.explained[7] < 1e-6, "the 8th component of 8 centred codes: {}", p.explained[7]);
+    assert!(p.scores.iter().all(|v| v.is_finite()));
     // Constant codes: no variance, finite zeros.
     let flat = vec![2.5f32; 40 * 10];
     let p = pca(&flat, 40, 10, 4, 0).unwrap();

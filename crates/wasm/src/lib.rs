@@ -108,7 +108,8 @@ pub fn embedded_spec(bytes: &[u8]) -> Result<String, JsValue> {
 /// weights, and a .txt of class names), with the input normalization (`mean`/`std`, else the
 /// file's own): `{spec, weights (safetensors, what `load` takes), info}` (crates/core: import.rs).
 /// Every size and op is checked before anything is built. In the CPU build only: the importers
-/// (onnx-ir among them) would add a sixth to the WebGPU build, and the worker opens files there.
+/// (onnx-ir among them) would add a sixth to the WebGPU build; www/worker.js opens every model's
+/// files in the CPU build, whatever the session's backend.
 #[cfg(feature = "cpu")]
 #[wasm_bindgen(js_name = importModel)]
 pub fn import_model(files: js_sys::Array, mean: Option<Vec<f64>>, std: Option<Vec<f64>>) -> Result<JsValue, JsValue> {
