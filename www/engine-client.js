@@ -486,10 +486,15 @@ export class EngineClient extends EventTarget {
 
   #preparing = null;
 
-  async #prepareNow(count, withData, asked) {
+  /** This client's first `count` helper sessions, one on each of the hub's first `count` helper workers. */
+  #helperClients(count) {
     const workers = this.#hub.helperWorkers(count);
     while (this.#helpers.length < count) this.#helpers.push(new EngineClient({ worker: workers[this.#helpers.length] }));
-    const helpers = this.#helpers.slice(0, count);
+    return this.#helpers.slice(0, count);
+  }
+
+  async #prepareNow(count, withData, asked) {
+    const helpers = this.#helperClients(count);
     helpers.forEach((h) => h.setPaused(this.paused));
     const version = await this.request('weightsVersion', {});
     const stale = helpers.filter((h) => h.info?.backend !== 'cpu' || h.heldFor?.load !== this.lastLoad || h.heldFor?.version !== version);
@@ -666,8 +671,11 @@ export class EngineClient extends EventTarget {
    * loss. Its steps' shards are shared with `workers` engines where they are cut (see `shareTraining`).
    */
   train(images, labels, config, { workers = defaultWorkers() } = {}) {
+    const run = this.request('train', { images, labels, config });
+    // Asked after the command, so that the pool is sized by this call's batch size (the engine
+    // answers trainShardCount while the chunk runs, with its config applied).
     this.shareTraining({ workers }).catch(() => {});
-    return this.request('train', { images, labels, config });
+    return run;
   }
 
   /** Data-parallel training's pool while it is set up or serves: {spec, seed, count, alive, ready, stop, serving}. */
@@ -706,9 +714,7 @@ export class EngineClient extends EventTarget {
   }
 
   async #startTrainPool(pool) {
-    const workers = this.#hub.helperWorkers(pool.count);
-    while (this.#helpers.length < pool.count) this.#helpers.push(new EngineClient({ worker: workers[this.#helpers.length] }));
-    const helpers = this.#helpers.slice(0, pool.count);
+    const helpers = this.#helperClients(pool.count);
     // Each holds the network (its weights come with every step's shards).
     await Promise.all(helpers.map(async (h) => {
       if (h.info?.backend !== 'cpu') await h.init('cpu');

@@ -133,24 +133,13 @@ fn folder(dir: &Path, spec: &NetSpec) -> Result<Dataset> {
     if paths.is_empty() {
         return Err(format!("{} has no PNG, JPEG or BMP images", dir.display()));
     }
+    if c != 1 && c != 3 {
+        return Err(format!("images can feed 1- or 3-channel inputs; this network's input has {c}"));
+    }
     let mut pixels = Vec::with_capacity(paths.len() * c * h * w);
     for p in &paths {
-        let img = crate::open_image(p)?;
-        let side = img.width().min(img.height());
-        let img = img.crop_imm((img.width() - side) / 2, (img.height() - side) / 2, side, side).resize_exact(
-            w as u32,
-            h as u32,
-            image::imageops::FilterType::Triangle,
-        );
-        let rgb = img.to_rgb8();
-        for ch in 0..c {
-            for y in 0..h {
-                for x in 0..w {
-                    let px = rgb.get_pixel(x as u32, y as u32);
-                    pixels.push(if c == 3 { px[ch] as f32 / 255.0 } else { (px[0] as f32 + px[1] as f32 + px[2] as f32) / 765.0 });
-                }
-            }
-        }
+        // As a page reads a picked image (and `--image`): the centred box, scaled.
+        pixels.extend(crate::optimize::load_fitted(crate::open_image(p)?, h, w, c));
     }
     let classes = spec.class_names.clone().unwrap_or_default();
     data::images([c, h, w], pixels, vec![], classes).map_err(|e| format!("{}: {e}", dir.display()))
