@@ -138,8 +138,8 @@ pub async fn visualize(a: VisualizeArgs) -> Result<()> {
     Ok(())
 }
 
-/// An image file scaled (short side to `size`, or as it is with `None`) and centre-cropped to a
-/// square of `size`, as CHW in [0, 1] with `channels` channels (1 = gray).
+/// An image file as a square of `size` ([`load_fitted`]: short side scaled to `size`,
+/// centre-cropped), as CHW in [0, 1] with `channels` channels (1 = gray).
 pub fn load_square(path: &Path, size: usize, channels: usize) -> Result<Vec<f32>> {
     Ok(load_fitted(crate::open_image(path)?, size, size, channels))
 }
